@@ -1,0 +1,50 @@
+# Hookline: the commands people and CI run. Each target says what it does in `make help`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+
+.PHONY: help stack-up stack-down stack-status test lint fmt check build run kind-up kind-down bench chaos
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+stack-up: ## Install what is missing and start PostgreSQL, Kafka and a Kubernetes control plane on loopback
+	@dev/stack.sh up
+
+stack-down: ## Stop exactly the processes stack-up started
+	@dev/stack.sh down
+
+stack-status: ## Say which parts of the local stack are running
+	@dev/stack.sh status
+
+fmt: ## Format the Rust code
+	$(CARGO) fmt --all
+
+lint: ## rustfmt check, clippy with warnings as errors, shellcheck on every script
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	@dev/shellcheck.sh
+
+check: ## Type-check everything quickly
+	$(CARGO) check --workspace --all-targets
+
+build: ## Build the release binaries
+	$(CARGO) build --workspace --release --locked
+
+test: stack-up lint ## Start the local stack if needed, lint, then run every test against it
+	source .stack/env && $(CARGO) test --workspace --locked
+
+run: ## The whole system on this machine (not yet: see README)
+	@echo "make run is not built yet: see README.md (issue: end to end on this machine)" >&2; exit 2
+
+kind-up: ## The whole system on a kind cluster (not yet: see README)
+	@echo "make kind-up is not built yet: see README.md (issue: packaging)" >&2; exit 2
+
+kind-down: ## Remove the kind cluster (not yet: see README)
+	@echo "make kind-down is not built yet: see README.md (issue: packaging)" >&2; exit 2
+
+bench: ## Run every benchmark, write bench/results/latest.json (not yet: see README)
+	@echo "make bench is not built yet: see README.md" >&2; exit 2
+
+chaos: ## Fault scenarios, regenerate docs/RELIABILITY.md (not yet: see README)
+	@echo "make chaos is not built yet: see README.md" >&2; exit 2

@@ -1,0 +1,67 @@
+//! Flags every service shares, with environment fallbacks.
+
+use std::net::SocketAddr;
+
+use clap::Args;
+
+use crate::telemetry::LogFormat;
+
+/// Logging and the operational endpoints.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Log format: `json` (one object per line, for containers) or `text`.
+    #[arg(long, env = "HOOKLINE_LOG_FORMAT", default_value = "json")]
+    pub log_format: LogFormat,
+}
+
+/// The Kafka cluster to use.
+#[derive(Debug, Clone, Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers, comma-separated host:port pairs.
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", value_parser = parse_bootstrap_servers)]
+    pub kafka_bootstrap_servers: String,
+}
+
+/// Where `/healthz`, `/readyz` and `/metrics` are served.
+#[derive(Debug, Clone, Args)]
+pub struct OpsArgs {
+    /// Address for /healthz, /readyz and /metrics.
+    #[arg(long, env = "HOOKLINE_OPS_ADDR", default_value = "0.0.0.0:9090")]
+    pub ops_addr: SocketAddr,
+}
+
+/// Accepts `host:port[,host:port...]` with a numeric port on every entry.
+pub fn parse_bootstrap_servers(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err("empty: expected host:port[,host:port...]".into());
+    }
+    for server in value.split(',') {
+        let (host, port) = server
+            .trim()
+            .rsplit_once(':')
+            .ok_or_else(|| format!("{server:?} has no port: expected host:port"))?;
+        if host.is_empty() {
+            return Err(format!("{server:?} has no host: expected host:port"));
+        }
+        port.parse::<u16>()
+            .map_err(|_| format!("{server:?} has no valid port: expected host:port"))?;
+    }
+    Ok(value.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bootstrap_servers_need_host_and_port_each() {
+        assert_eq!(
+            parse_bootstrap_servers("127.0.0.1:9092,kafka:9093").unwrap(),
+            "127.0.0.1:9092,kafka:9093"
+        );
+        for bad in ["", "kafka", ":9092", "kafka:port", "a:1,b"] {
+            assert!(parse_bootstrap_servers(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! Kafka header names carried with every event. Other crates name headers only through these.
+
+pub const WEBHOOK_ID: &str = "hookline-webhook-id";
+pub const MESSAGE_ID: &str = "hookline-message-id";
+pub const RECEIVED_AT: &str = "hookline-received-at";
+pub const SCHEME: &str = "hookline-scheme";
+pub const CONTENT_TYPE: &str = "content-type";
+pub const TRACEPARENT: &str = "traceparent";
+/// How many times processing was retried (the prototype's header name, kept).
+pub const RETRY_COUNT: &str = "retry_count";
+/// Earliest time (RFC 3339) a retry copy may be processed.
+pub const NOT_BEFORE: &str = "hookline-not-before";
+pub const ERROR: &str = "hookline-error";
+pub const ORIGIN_TOPIC: &str = "hookline-origin-topic";
+pub const ORIGIN_PARTITION: &str = "hookline-origin-partition";
+pub const ORIGIN_OFFSET: &str = "hookline-origin-offset";

@@ -1,0 +1,11 @@
+//! Kubernetes-free code shared by every Hookline service: Kafka topic and header
+//! names, telemetry set-up, the operational HTTP endpoints and shutdown handling.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod headers;
+pub mod kafka;
+pub mod ops;
+pub mod shutdown;
+pub mod telemetry;
+pub mod topics;

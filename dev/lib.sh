@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Shared helpers for the local stack scripts. Sourced, never run.
+#
+# Layout:
+#   $HOOKLINE_CACHE_DIR  downloads and builds, kept across checkouts (default ~/.cache/hookline)
+#   $STACK_DIR           this checkout's running stack: data, logs, pid files, env (default .stack)
+
+set -euo pipefail
+
+DEV_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$DEV_DIR/.." && pwd)"
+# shellcheck source=dev/versions.env
+source "$DEV_DIR/versions.env"
+
+CACHE_DIR="${HOOKLINE_CACHE_DIR:-$HOME/.cache/hookline}"
+STACK_DIR="${HOOKLINE_STACK_DIR:-$REPO_ROOT/.stack}"
+RUN_DIR="$STACK_DIR/run"
+LOG_DIR="$STACK_DIR/logs"
+DATA_DIR="$STACK_DIR/data"
+ENV_PARTS_DIR="$STACK_DIR/env.d"
+mkdir -p "$CACHE_DIR" "$RUN_DIR" "$LOG_DIR" "$DATA_DIR" "$ENV_PARTS_DIR"
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Runs a command in its own session so stop_daemon can end it with all its children.
+# Usage: start_daemon NAME CMD [ARGS...]; output goes to $LOG_DIR/NAME.log.
+start_daemon() {
+  local name=$1; shift
+  if daemon_running "$name"; then
+    log "$name already running (pid $(cat "$RUN_DIR/$name.pid"))"
+    return 0
+  fi
+  setsid "$@" >>"$LOG_DIR/$name.log" 2>&1 < /dev/null &
+  echo $! >"$RUN_DIR/$name.pid"
+  log "$name started (pid $!, log $LOG_DIR/$name.log)"
+}
+
+# True when the pid file names a live process that is still the one we started
+# (its session id equals its pid, as setsid made it).
+daemon_running() {
+  local pidfile="$RUN_DIR/$1.pid" pid
+  [ -f "$pidfile" ] || return 1
+  pid=$(cat "$pidfile")
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  [ "$(ps -o sid= -p "$pid" | tr -d ' ')" = "$pid" ]
+}
+
+# Stops what start_daemon started: SIGTERM to the session, SIGKILL after a grace period.
+stop_daemon() {
+  local name=$1 grace=${2:-20} pidfile="$RUN_DIR/$1.pid" pid
+  if ! daemon_running "$name"; then
+    rm -f "$pidfile"
+    return 0
+  fi
+  pid=$(cat "$pidfile")
+  kill -TERM -- "-$pid" 2>/dev/null || true
+  for _ in $(seq $((grace * 5))); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "$name did not stop in ${grace}s, killing"
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  fi
+  rm -f "$pidfile"
+  log "$name stopped"
+}
+
+# Usage: wait_for DESCRIPTION TIMEOUT_SECONDS CMD [ARGS...]
+wait_for() {
+  local what=$1 timeout=$2; shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    if [ $SECONDS -ge $deadline ]; then
+      die "$what did not answer within ${timeout}s"
+    fi
+    sleep 0.5
+  done
+  log "$what is up"
+}
+
+# Usage: write_env_part COMPONENT KEY=VALUE...; stack.sh joins the parts into $STACK_DIR/env.
+write_env_part() {
+  local component=$1; shift
+  printf 'export %s\n' "$@" >"$ENV_PARTS_DIR/$component.env"
+}
+
+# Runs apt-get install for the packages that are missing (update once per run).
+apt_install() {
+  local missing=()
+  for p in "$@"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "apt-get install ${missing[*]}"
+  if [ -z "${HOOKLINE_APT_UPDATED:-}" ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    export HOOKLINE_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}

@@ -1,0 +1,19 @@
+use clap::Parser;
+use hookline_operator::config::{Cli, Command};
+use hookline_operator::service;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    hookline_core::telemetry::init(cli.common.log_format);
+    let result = match cli.command {
+        Command::Run(args) => service::run(args).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(%err, "operator failed");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
