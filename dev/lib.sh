@@ -32,8 +32,16 @@ start_daemon() {
     return 0
   fi
   setsid "$@" >>"$LOG_DIR/$name.log" 2>&1 < /dev/null &
-  echo $! >"$RUN_DIR/$name.pid"
-  log "$name started (pid $!, log $LOG_DIR/$name.log)"
+  local pid=$!
+  echo "$pid" >"$RUN_DIR/$name.pid"
+  # Until setsid has run, the child is not yet the leader of its own session and
+  # daemon_running would call it dead: wait for that moment.
+  for _ in $(seq 50); do
+    [ "$(ps -o sid= -p "$pid" | tr -d ' ')" = "$pid" ] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  log "$name started (pid $pid, log $LOG_DIR/$name.log)"
 }
 
 # True when the pid file names a live process that is still the one we started

@@ -6,6 +6,8 @@ pub mod config;
 pub mod headers;
 pub mod kafka;
 pub mod ops;
+pub mod registry;
+pub mod retry;
 pub mod shutdown;
 pub mod telemetry;
 pub mod topics;
