@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help stack-up stack-down stack-status test lint fmt check build run kind-up kind-down bench chaos
+.PHONY: help crds stack-up stack-down stack-status test lint fmt check build run kind-up kind-down bench chaos
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -16,6 +16,9 @@ stack-down: ## Stop exactly the processes stack-up started
 
 stack-status: ## Say which parts of the local stack are running
 	@dev/stack.sh status
+
+crds: ## Regenerate crds/webhook.yaml from the operator's types
+	$(CARGO) run -q -p hookline-operator -- crd > crds/webhook.yaml
 
 fmt: ## Format the Rust code
 	$(CARGO) fmt --all

@@ -9,5 +9,6 @@ pub mod ops;
 pub mod registry;
 pub mod retry;
 pub mod shutdown;
+pub mod signature;
 pub mod telemetry;
 pub mod topics;

@@ -102,7 +102,10 @@ pub fn encode(entry: &RegistryEntry) -> Vec<u8> {
 }
 
 /// Decodes a record of the registry topic; `value = None` is a tombstone.
-pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<RegistryUpdate, RegistryDecodeError> {
+pub fn decode(
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+) -> Result<RegistryUpdate, RegistryDecodeError> {
     let key = key.ok_or(RegistryDecodeError::MissingKey)?;
     let key = std::str::from_utf8(key).map_err(|_| RegistryDecodeError::KeyNotUtf8)?;
     let Some(value) = value else {
@@ -174,7 +177,10 @@ mod tests {
 
     #[test]
     fn bad_records_are_named_errors() {
-        assert!(matches!(decode(None, Some(b"{}")), Err(RegistryDecodeError::MissingKey)));
+        assert!(matches!(
+            decode(None, Some(b"{}")),
+            Err(RegistryDecodeError::MissingKey)
+        ));
         assert!(matches!(
             decode(Some(&[0xff]), None),
             Err(RegistryDecodeError::KeyNotUtf8)

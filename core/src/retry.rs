@@ -89,7 +89,11 @@ mod tests {
         let p = policy(BackoffPolicy::Exponential);
         let delays: Vec<u128> = (1..=6).map(|n| p.delay(n).as_millis()).collect();
         assert_eq!(delays, [100, 200, 400, 800, 1_000, 1_000]);
-        assert_eq!(p.delay(200).as_millis(), 1_000, "no overflow on huge retry numbers");
+        assert_eq!(
+            p.delay(200).as_millis(),
+            1_000,
+            "no overflow on huge retry numbers"
+        );
     }
 
     #[test]

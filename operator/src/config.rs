@@ -1,7 +1,11 @@
 //! The operator's configuration: flags with environment fallbacks, validated at start-up.
 
+use std::time::Duration;
+
 use clap::{Parser, Subcommand};
 use hookline_core::config::{CommonArgs, KafkaArgs, OpsArgs};
+
+use crate::desired::Settings;
 
 /// Hookline's operator: reconciles Webhook resources into signing Secrets, emitter
 /// Deployments, registry entries and status conditions. The Kubernetes API server is
@@ -17,8 +21,10 @@ pub struct Cli {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
+    /// Print the Webhook CustomResourceDefinition as YAML (what crds/webhook.yaml holds).
+    Crd,
     /// Reconcile Webhook resources until SIGTERM.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -27,4 +33,92 @@ pub struct RunArgs {
     pub kafka: KafkaArgs,
     #[command(flatten)]
     pub ops: OpsArgs,
+    /// Container image of the emitter Deployments the operator creates.
+    #[arg(
+        long,
+        env = "HOOKLINE_EMITTER_IMAGE",
+        default_value = "hookline-emitter:dev"
+    )]
+    pub emitter_image: String,
+    /// Base URL senders use to reach the handler (the Ingress); endpoints are
+    /// `<this>/webhooks/<id>`.
+    #[arg(long, env = "HOOKLINE_PUBLIC_BASE_URL", value_parser = parse_base_url)]
+    pub public_base_url: String,
+    /// The handler Service's URL inside the cluster: the emitters' default target.
+    #[arg(long, env = "HOOKLINE_HANDLER_URL", value_parser = parse_base_url)]
+    pub in_cluster_handler_url: String,
+    /// Partitions of the events, retry and dead-letter topics created at start.
+    #[arg(long, env = "HOOKLINE_TOPIC_PARTITIONS", default_value_t = 6, value_parser = clap::value_parser!(i32).range(1..=1024))]
+    pub topic_partitions: i32,
+    /// Replication factor of the topics created at start.
+    #[arg(long, env = "HOOKLINE_TOPIC_REPLICATION", default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=16))]
+    pub topic_replication: i32,
+    /// Namespace of the leader-election Lease (the operator's own namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "HOOKLINE_LEASE_NAME", default_value = "hookline-operator")]
+    pub lease_name: String,
+    /// This replica's identity in the Lease (the pod name in a cluster).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Seconds a leader may go without renewing before another replica takes over.
+    #[arg(long, env = "HOOKLINE_LEASE_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=300))]
+    pub lease_seconds: u64,
+    /// Seconds between re-checks of a Webhook when nothing changes.
+    #[arg(long, env = "HOOKLINE_RESYNC_SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(5..=86_400))]
+    pub resync_seconds: u64,
+}
+
+impl RunArgs {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            emitter_image: self.emitter_image.clone(),
+            public_base_url: self.public_base_url.clone(),
+            in_cluster_handler_url: self.in_cluster_handler_url.clone(),
+        }
+    }
+
+    pub fn lease_duration(&self) -> Duration {
+        Duration::from_secs(self.lease_seconds)
+    }
+
+    pub fn resync(&self) -> Duration {
+        Duration::from_secs(self.resync_seconds)
+    }
+}
+
+/// An absolute http(s) URL with a host and no query; a trailing slash is dropped.
+pub fn parse_base_url(value: &str) -> Result<String, String> {
+    let rest = value
+        .strip_prefix("http://")
+        .or_else(|| value.strip_prefix("https://"))
+        .ok_or("expected an http:// or https:// URL")?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err("the URL has no host".into());
+    }
+    if rest.contains(['?', '#']) {
+        return Err("the URL must not have a query or fragment".into());
+    }
+    Ok(value.trim_end_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_are_absolute_and_lose_their_trailing_slash() {
+        assert_eq!(
+            parse_base_url("https://hooks.example.com/").unwrap(),
+            "https://hooks.example.com"
+        );
+        assert_eq!(
+            parse_base_url("http://h:8080/x").unwrap(),
+            "http://h:8080/x"
+        );
+        for bad in ["hooks.example.com", "http://", "https://h/?a=1", "ftp://h"] {
+            assert!(parse_base_url(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }

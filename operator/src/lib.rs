@@ -2,5 +2,12 @@
 //! the registry publisher.
 #![forbid(unsafe_code)]
 
+pub mod conditions;
 pub mod config;
+pub mod crd;
+pub mod desired;
+pub mod leader;
+pub mod metrics;
+pub mod reconciler;
+pub mod registry;
 pub mod service;

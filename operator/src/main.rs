@@ -7,7 +7,11 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     hookline_core::telemetry::init(cli.common.log_format);
     let result = match cli.command {
-        Command::Run(args) => service::run(args).await,
+        Command::Crd => {
+            print!("{}", hookline_operator::crd::crd_yaml());
+            Ok(())
+        }
+        Command::Run(args) => service::run(*args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,14 +1,29 @@
-//! Wires the operator together and runs it until shutdown.
+//! Wires the operator together: topics, leader election, the controller, the
+//! operational endpoints; runs until SIGTERM or until leadership is lost.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use hookline_core::kafka;
+use futures::StreamExt;
+use hookline_core::kafka::{self, TopicSpec};
 use hookline_core::ops::{self, Readiness};
 use hookline_core::shutdown::Shutdown;
+use hookline_core::topics;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::ListParams;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client};
 use prometheus_client::registry::Registry;
 use thiserror::Error;
 
 use crate::config::RunArgs;
+use crate::crd::Webhook;
+use crate::leader::LeaseLock;
+use crate::metrics::Metrics;
+use crate::reconciler::{self, Context};
+use crate::registry::{PublishError, RegistryPublisher};
 
 #[derive(Debug, Error)]
 pub enum RunError {
@@ -16,31 +31,214 @@ pub enum RunError {
     Kube(#[source] kube::Error),
     #[error("the Kubernetes API server did not answer: {0}")]
     ApiServer(#[source] kube::Error),
+    #[error("the Webhook CRD is not installed (kubectl apply -f crds/webhook.yaml): {0}")]
+    CrdMissing(#[source] kube::Error),
+    #[error(transparent)]
+    Registry(#[from] PublishError),
+    #[error("lost the leader Lease {0}; exiting so that only one replica acts")]
+    LostLeadership(String),
     #[error("cannot serve the operational endpoints: {0}")]
     Ops(#[source] std::io::Error),
 }
 
-/// Connects to the API server, then serves until SIGTERM.
+const TOPICS_READY: &str = "topics";
+const API_READY: &str = "kubernetes";
+
+/// The topics Hookline needs, from the operator's settings.
+pub fn topic_specs(partitions: i32, replication: i32) -> Vec<TopicSpec> {
+    let regular = |name: String| TopicSpec {
+        name,
+        partitions,
+        replication,
+        compacted: false,
+    };
+    let mut specs = vec![
+        regular(topics::EVENTS.into()),
+        regular(topics::DEAD_LETTERS.into()),
+    ];
+    specs.extend(topics::retry_tiers().map(regular));
+    specs.push(TopicSpec {
+        name: topics::REGISTRY.into(),
+        partitions: 1,
+        replication,
+        compacted: true,
+    });
+    specs
+}
+
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
-    let readiness = Readiness::default();
     let shutdown = Shutdown::on_signal();
-    let client = kube::Client::try_default().await.map_err(RunError::Kube)?;
+    let readiness = Readiness::default();
+    readiness.require(API_READY, "not connected to the Kubernetes API server yet");
+    readiness.require(TOPICS_READY, "Kafka topics not created yet");
+    let mut registry = Registry::with_prefix("hookline_operator");
+    let metrics = Metrics::register(&mut registry);
+    let ops_server = tokio::spawn(ops::serve(
+        args.ops.ops_addr,
+        ops::router(readiness.clone(), Arc::new(registry)),
+        shutdown.clone(),
+    ));
+
+    let client = Client::try_default().await.map_err(RunError::Kube)?;
     let version = client
         .apiserver_version()
         .await
         .map_err(RunError::ApiServer)?;
+    let webhooks: Api<Webhook> = Api::all(client.clone());
+    webhooks
+        .list_metadata(&ListParams::default().limit(1))
+        .await
+        .map_err(RunError::CrdMissing)?;
+    readiness.set_ready(API_READY);
     tracing::info!(server = %version.git_version, "connected to the Kubernetes API server");
-    tokio::spawn(kafka::watch_reachability(
-        args.kafka.kafka_bootstrap_servers.clone(),
-        readiness.clone(),
-        shutdown.clone(),
+
+    create_topics(&args, &readiness, &shutdown).await;
+    let publisher = RegistryPublisher::new(&args.kafka.kafka_bootstrap_servers)?;
+
+    let identity = args
+        .identity
+        .clone()
+        .unwrap_or_else(|| format!("hookline-operator-{}", uuid::Uuid::new_v4().simple()));
+    let lease = Arc::new(LeaseLock::new(
+        client.clone(),
+        &args.lease_namespace,
+        &args.lease_name,
+        &identity,
+        args.lease_duration(),
     ));
-    let registry = Arc::new(Registry::with_prefix("hookline_operator"));
-    ops::serve(
-        args.ops.ops_addr,
-        ops::router(readiness, registry),
-        shutdown,
-    )
-    .await
-    .map_err(RunError::Ops)
+    if !acquire(&lease, &shutdown).await {
+        return finish(ops_server).await;
+    }
+    metrics.leader.set(1);
+    tracing::info!(%identity, lease = %args.lease_name, "acquired the leader Lease");
+    let lost = Shutdown::new();
+    let renewer = tokio::spawn(keep_renewing(lease.clone(), shutdown.clone(), lost.clone()));
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "hookline-operator".into(),
+            instance: Some(identity.clone()),
+        },
+    );
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        args.settings(),
+        publisher,
+        metrics.clone(),
+        recorder,
+        args.resync(),
+    ));
+    let children =
+        watcher::Config::default().labels("app.kubernetes.io/managed-by=hookline-operator");
+    let stop = shutdown.clone();
+    Controller::new(webhooks, watcher::Config::default().any_semantic())
+        .owns(Api::<Deployment>::all(client.clone()), children.clone())
+        .owns(Api::<Secret>::all(client.clone()), children)
+        .graceful_shutdown_on(async move { stop.wait().await })
+        .run(reconciler::reconcile, reconciler::error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::debug!(webhook = %object.name, "reconciled"),
+                Err(err) => tracing::debug!(error = %err, "reconcile error"),
+            }
+        })
+        .await;
+
+    renewer.abort();
+    metrics.leader.set(0);
+    if lost.is_triggered() {
+        return Err(RunError::LostLeadership(args.lease_name.clone()));
+    }
+    if let Err(err) = lease.release().await {
+        tracing::warn!(%err, "cannot release the leader Lease; it expires by itself");
+    }
+    finish(ops_server).await
+}
+
+async fn finish(ops_server: tokio::task::JoinHandle<std::io::Result<()>>) -> Result<(), RunError> {
+    match ops_server.await {
+        Ok(result) => result.map_err(RunError::Ops),
+        Err(join) => Err(RunError::Ops(std::io::Error::other(join))),
+    }
+}
+
+async fn create_topics(args: &RunArgs, readiness: &Readiness, shutdown: &Shutdown) {
+    let specs = topic_specs(args.topic_partitions, args.topic_replication);
+    let mut delay = Duration::from_millis(500);
+    while !shutdown.is_triggered() {
+        match kafka::ensure_topics(
+            &args.kafka.kafka_bootstrap_servers,
+            &specs,
+            Duration::from_secs(10),
+        )
+        .await
+        {
+            Ok(()) => {
+                readiness.set_ready(TOPICS_READY);
+                tracing::info!(count = specs.len(), "Kafka topics exist");
+                return;
+            }
+            Err(err) => {
+                readiness.set_not_ready(TOPICS_READY, err.to_string());
+                tracing::warn!(%err, retry_in = ?delay, "cannot create the Kafka topics");
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shutdown.wait() => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// Waits until the Lease is ours; false if shutdown came first.
+async fn acquire(lease: &LeaseLock, shutdown: &Shutdown) -> bool {
+    let mut announced = false;
+    loop {
+        match lease.try_acquire_or_renew().await {
+            Ok(true) => return true,
+            Ok(false) if !announced => {
+                tracing::info!(
+                    identity = lease.identity(),
+                    "another replica leads; standing by"
+                );
+                announced = true;
+            }
+            Ok(false) => {}
+            Err(err) => tracing::warn!(%err, "cannot read the leader Lease"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+            () = shutdown.wait() => return false,
+        }
+    }
+}
+
+/// Renews the Lease; when it cannot for a whole lease duration, or another replica
+/// took it, stops the controller and marks leadership lost.
+async fn keep_renewing(lease: Arc<LeaseLock>, shutdown: Shutdown, lost: Shutdown) {
+    let interval = lease.renew_interval();
+    let mut last_renewed = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = shutdown.wait() => return,
+        }
+        match lease.try_acquire_or_renew().await {
+            Ok(true) => last_renewed = tokio::time::Instant::now(),
+            Ok(false) => {
+                tracing::error!("another replica holds the leader Lease");
+                break;
+            }
+            Err(err) => {
+                tracing::warn!(%err, "cannot renew the leader Lease");
+                if last_renewed.elapsed() >= interval * 3 {
+                    break;
+                }
+            }
+        }
+    }
+    lost.trigger();
+    shutdown.trigger();
 }

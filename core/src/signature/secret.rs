@@ -1,0 +1,82 @@
+//! Signing secrets: parsing them per scheme, generating new ones, never printing them.
+
+use std::fmt;
+
+use base64::Engine;
+use thiserror::Error;
+
+use super::Scheme;
+use super::tag::BASE64;
+
+/// The prefix of Standard Webhooks secrets.
+pub const STANDARD_SECRET_PREFIX: &str = "whsec_";
+
+/// An HMAC key. Its `Debug` output never shows the key.
+#[derive(Clone)]
+pub struct SigningSecret {
+    key: Box<[u8]>,
+}
+
+/// Why a secret is refused. No variant carries any part of the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SecretError {
+    #[error("the signing secret is empty")]
+    Empty,
+    #[error("a Standard Webhooks secret must start with whsec_")]
+    MissingPrefix,
+    #[error(
+        "a Standard Webhooks secret must be whsec_ followed by base64 (no spaces or trailing newline)"
+    )]
+    NotBase64,
+}
+
+impl SigningSecret {
+    /// The key `secret` stands for under `scheme`: for Standard Webhooks,
+    /// `whsec_<base64>` and the key is the decoded bytes (padding optional); for every
+    /// other scheme the string's own bytes, as is (so a Stripe `whsec_...` secret is
+    /// used whole, prefix included). Nothing is trimmed.
+    pub fn parse(scheme: Scheme, secret: &str) -> Result<Self, SecretError> {
+        match scheme {
+            Scheme::Standard => {
+                let encoded = secret
+                    .strip_prefix(STANDARD_SECRET_PREFIX)
+                    .ok_or(SecretError::MissingPrefix)?;
+                let key = BASE64.decode(encoded).map_err(|_| SecretError::NotBase64)?;
+                Self::from_bytes(key)
+            }
+            Scheme::Github
+            | Scheme::Stripe
+            | Scheme::Shopify
+            | Scheme::Slack
+            | Scheme::LegacyHex => Self::from_bytes(secret.as_bytes()),
+        }
+    }
+
+    /// A secret made of these key bytes, which must not be empty.
+    pub fn from_bytes(key: impl Into<Vec<u8>>) -> Result<Self, SecretError> {
+        let key = key.into();
+        if key.is_empty() {
+            return Err(SecretError::Empty);
+        }
+        Ok(Self {
+            key: key.into_boxed_slice(),
+        })
+    }
+
+    pub(super) fn key(&self) -> &[u8] {
+        &self.key
+    }
+}
+
+impl fmt::Debug for SigningSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SigningSecret(<redacted>)")
+    }
+}
+
+/// A new Standard Webhooks secret: `whsec_` and the base64 of 32 random bytes from
+/// the operating system's generator (through rand's thread-local CSPRNG).
+pub fn generate_standard_secret() -> String {
+    let key: [u8; 32] = rand::random();
+    format!("{STANDARD_SECRET_PREFIX}{}", BASE64.encode(key))
+}

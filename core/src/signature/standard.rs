@@ -1,0 +1,67 @@
+//! Standard Webhooks v1 (<https://www.standardwebhooks.com>), Hookline's own scheme:
+//! `webhook-id`, `webhook-timestamp` and `webhook-signature`, a space-separated list
+//! of `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">` entries (one per live
+//! secret during a rotation; entries of other versions are skipped).
+
+use super::headers::{self, HeaderLookup};
+use super::tag::{self, BASE64};
+use super::{Claim, MAX_SIGNATURE_HEADER_LEN, MAX_SIGNATURES, Outgoing, VerifyError};
+use base64::Engine;
+
+pub const ID: &str = "webhook-id";
+pub const TIMESTAMP: &str = "webhook-timestamp";
+pub const SIGNATURE: &str = "webhook-signature";
+
+pub(super) fn read<H: HeaderLookup + ?Sized>(headers: &H) -> Result<Claim<'_>, VerifyError> {
+    let id = headers::optional_message_id(headers, ID)?
+        .ok_or(VerifyError::MissingHeader { name: ID })?;
+    let timestamp_text = headers::required(headers, TIMESTAMP, 32)?;
+    let timestamp = headers::parse_timestamp(TIMESTAMP, timestamp_text)?;
+    let list = headers::required(headers, SIGNATURE, MAX_SIGNATURE_HEADER_LEN)?;
+    let malformed = |why| VerifyError::MalformedHeader {
+        name: SIGNATURE,
+        why,
+    };
+    let mut signatures = Vec::new();
+    for (count, entry) in list
+        .split(' ')
+        .filter(|entry| !entry.is_empty())
+        .enumerate()
+    {
+        if count == MAX_SIGNATURES {
+            return Err(malformed("more than 10 signatures"));
+        }
+        let (version, signature) = entry
+            .split_once(',')
+            .ok_or_else(|| malformed("entry is not <version>,<signature>"))?;
+        if version == "v1" {
+            signatures.push(tag::from_base64(SIGNATURE, signature)?);
+        }
+    }
+    Ok(Claim {
+        prefix: format!("{id}.{timestamp_text}."),
+        signatures,
+        timestamp: Some(timestamp),
+        id: Some(id),
+        id_signed: true,
+    })
+}
+
+/// One `v1,` entry per secret (the first [`MAX_SIGNATURES`]).
+pub(super) fn sign(message: &Outgoing<'_>) -> Vec<(&'static str, String)> {
+    let prefix = format!("{}.{}.", message.id, message.timestamp);
+    let signatures: Vec<String> = message
+        .secrets
+        .iter()
+        .take(MAX_SIGNATURES)
+        .map(|secret| {
+            let tag = tag::compute(secret.key(), prefix.as_bytes(), message.body);
+            format!("v1,{}", BASE64.encode(tag))
+        })
+        .collect();
+    vec![
+        (ID, message.id.to_owned()),
+        (TIMESTAMP, message.timestamp.to_string()),
+        (SIGNATURE, signatures.join(" ")),
+    ]
+}
