@@ -7,6 +7,7 @@
 #   dev/stack.sh install  only install and build (no services started)
 #
 # Each component is dev/components/NAME.sh with the subcommands install, start, stop, status.
+# shellcheck source=dev/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 COMPONENTS=(postgres kafka kube)

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::retry::DeliveryPolicy;
+use crate::signature::Scheme;
 
 /// A signing secret the handler accepts, with the time it stops being accepted
 /// (set on the previous secret during a rotation's grace period).
@@ -48,8 +49,7 @@ pub struct RegistryEntry {
     pub customer_id: String,
     /// Where the emitter delivers (for the `webhooks` table; the handler does not use it).
     pub url: String,
-    /// Signature scheme name, e.g. `standard` (see `signature::Scheme`).
-    pub scheme: String,
+    pub scheme: Scheme,
     /// Current secret first, then the previous one during a rotation's grace period.
     pub secrets: Vec<RegistrySecret>,
     pub suspended: bool,
@@ -139,7 +139,7 @@ mod tests {
             name: "invoices".into(),
             customer_id: "ben@webhooksystem".into(),
             url: "http://hookline-handler/webhooks/9b2f".into(),
-            scheme: "standard".into(),
+            scheme: Scheme::Standard,
             secrets: vec![
                 RegistrySecret {
                     value: "whsec_new".into(),

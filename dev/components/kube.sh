@@ -256,6 +256,8 @@ check_port_free() {
   fi
 }
 
+# Made once and kept across restarts: a cluster CA (serving cert, client CA, CSR signing), a
+# front-proxy CA and client cert, the service-account key pair and the admin token.
 make_pki() {
   [ -f "$PKI_DIR/.complete" ] && return 0
   log "creating the cluster PKI in $PKI_DIR"
@@ -280,10 +282,24 @@ make_pki() {
       >apiserver.ext &&
     openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -sha256 \
       -extfile apiserver.ext -out apiserver.crt 2>/dev/null &&
+    openssl genrsa -out front-proxy-ca.key 2048 2>/dev/null &&
+    openssl req -x509 -new -key front-proxy-ca.key -sha256 -days 3650 -subj "/CN=hookline-front-proxy-ca" \
+      -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
+      -out front-proxy-ca.crt &&
+    openssl genrsa -out front-proxy-client.key 2048 2>/dev/null &&
+    openssl req -new -key front-proxy-client.key -subj "/CN=front-proxy-client" -out front-proxy-client.csr &&
+    printf '%s\n' \
+      "basicConstraints=critical,CA:FALSE" \
+      "keyUsage=critical,digitalSignature,keyEncipherment" \
+      "extendedKeyUsage=clientAuth" \
+      >front-proxy-client.ext &&
+    openssl x509 -req -in front-proxy-client.csr -CA front-proxy-ca.crt -CAkey front-proxy-ca.key -CAcreateserial \
+      -days 3650 -sha256 -extfile front-proxy-client.ext -out front-proxy-client.crt 2>/dev/null &&
     openssl genrsa -out sa.key 2048 2>/dev/null &&
     openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null &&
     printf '%s,admin,admin,"system:masters"\n' "$(openssl rand -hex 32)" >tokens.csv &&
-    chmod 644 ca.crt apiserver.crt sa.pub &&
+    chmod 644 ca.crt apiserver.crt front-proxy-ca.crt sa.pub &&
     touch .complete) || die "creating the PKI in $PKI_DIR failed"
 }
 
@@ -338,6 +354,11 @@ cmd_start() {
     --unsafe-no-fsync
   wait_for "etcd on $ETCD_URL" 60 etcd_healthy
 
+  # The front-proxy (requestheader) CA fills kube-system/extension-apiserver-authentication
+  # completely, which the controller-manager's delegated authentication insists on (and
+  # aggregated API servers use). --endpoint-reconciler-type=none: an Endpoints address may not
+  # be a loopback one, so with --advertise-address=127.0.0.1 the default reconciler fails every
+  # 10s; without kubelets nothing in the cluster would use the kubernetes Service anyway.
   start_daemon kube-apiserver "$KUBE_BIN_DIR/kube-apiserver" \
     --etcd-servers="$ETCD_URL" \
     --bind-address=127.0.0.1 \
@@ -353,7 +374,15 @@ cmd_start() {
     --disable-admission-plugins=ServiceAccount \
     --service-account-issuer=https://kubernetes.default.svc \
     --service-account-key-file="$PKI_DIR/sa.pub" \
-    --service-account-signing-key-file="$PKI_DIR/sa.key"
+    --service-account-signing-key-file="$PKI_DIR/sa.key" \
+    --requestheader-client-ca-file="$PKI_DIR/front-proxy-ca.crt" \
+    --requestheader-allowed-names=front-proxy-client \
+    --requestheader-username-headers=X-Remote-User \
+    --requestheader-group-headers=X-Remote-Group \
+    --requestheader-extra-headers-prefix=X-Remote-Extra- \
+    --proxy-client-cert-file="$PKI_DIR/front-proxy-client.crt" \
+    --proxy-client-key-file="$PKI_DIR/front-proxy-client.key" \
+    --endpoint-reconciler-type=none
   wait_for "kube-apiserver on $APISERVER_URL" 180 apiserver_ready
 
   write_kubeconfig

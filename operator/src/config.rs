@@ -65,6 +65,9 @@ pub struct RunArgs {
     /// Seconds a leader may go without renewing before another replica takes over.
     #[arg(long, env = "HOOKLINE_LEASE_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=300))]
     pub lease_seconds: u64,
+    /// Reconcile Webhooks of this namespace only (default: all namespaces).
+    #[arg(long, env = "HOOKLINE_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
     /// Seconds between re-checks of a Webhook when nothing changes.
     #[arg(long, env = "HOOKLINE_RESYNC_SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(5..=86_400))]
     pub resync_seconds: u64,

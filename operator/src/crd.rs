@@ -4,6 +4,8 @@
 //! `crds/webhook.yaml` is checked against it by a test. CEL rules say what the
 //! schema alone cannot, so the API server refuses bad resources naming the field.
 
+use hookline_core::retry::BackoffPolicy;
+use hookline_core::signature::Scheme;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
@@ -18,6 +20,8 @@ pub fn crd_yaml() -> String {
 
 /// A webhook: who it belongs to, how its deliveries are signed and verified, its
 /// simulated event source, its delivery policy and its rate limit.
+// clippy reads the repeated `type_` of the printer columns as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "hookline.io",
@@ -68,7 +72,7 @@ pub struct WebhookSpec {
 
     /// The signature scheme the handler verifies and the emitter signs with.
     #[serde(default)]
-    pub scheme: SignatureScheme,
+    pub scheme: Scheme,
 
     /// An existing Secret holding the signing secret. When absent the operator generates
     /// a `whsec_` secret of 32 random bytes.
@@ -94,8 +98,7 @@ pub struct WebhookSpec {
 
     /// CIDRs senders must come from. Empty: anywhere.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[x_kube(validation = Rule::new("self.all(c, isCIDR(c))").message("allowedSourceRanges must hold CIDRs such as 10.0.0.0/8"))]
-    #[schemars(length(max = 64))]
+    #[schemars(schema_with = "cidr_list_schema")]
     pub allowed_source_ranges: Vec<String>,
 
     /// Refuse this webhook's events at the handler and stop its emitter.
@@ -103,37 +106,31 @@ pub struct WebhookSpec {
     pub suspended: bool,
 }
 
-/// Signature schemes the handler verifies.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum SignatureScheme {
-    /// Standard Webhooks v1 (webhook-id, webhook-timestamp, webhook-signature).
-    #[default]
-    Standard,
-    /// X-Hub-Signature-256.
-    Github,
-    /// Stripe-Signature.
-    Stripe,
-    /// X-Shopify-Hmac-Sha256.
-    Shopify,
-    /// X-Slack-Signature.
-    Slack,
-    /// The prototype's x-webhook-signature (hex HMAC-SHA256 of the body).
-    LegacyHex,
+/// At most 64 CIDRs. Bounded lengths keep the CEL rule's estimated cost inside the
+/// API server's budget.
+fn cidr_list_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "maxItems": 64,
+        "items": {
+            "type": "string",
+            "maxLength": 49,
+            "x-kubernetes-validations": [{
+                "rule": "isCIDR(self)",
+                "message": "must be a CIDR such as 10.0.0.0/8"
+            }]
+        }
+    })
 }
 
-impl SignatureScheme {
-    /// The scheme's name as the registry, Kafka headers and flags spell it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Standard => "standard",
-            Self::Github => "github",
-            Self::Stripe => "stripe",
-            Self::Shopify => "shopify",
-            Self::Slack => "slack",
-            Self::LegacyHex => "legacy-hex",
-        }
-    }
+/// One to 32 event type names of 1 to 64 characters.
+fn event_types_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "minItems": 1,
+        "maxItems": 32,
+        "items": {"type": "string", "minLength": 1, "maxLength": 64}
+    })
 }
 
 /// A key of a Secret in the Webhook's namespace.
@@ -182,8 +179,7 @@ pub struct EmitterSpec {
     pub rate_per_second: f64,
     /// Event types to draw from.
     #[serde(default = "default_event_types")]
-    #[schemars(length(min = 1, max = 32))]
-    #[x_kube(validation = Rule::new("self.all(t, t.size() > 0 && t.size() <= 64)").message("eventTypes must be non-empty names of at most 64 characters"))]
+    #[schemars(schema_with = "event_types_schema")]
     pub event_types: Vec<String>,
     #[serde(default = "default_replicas")]
     #[schemars(range(min = 0, max = 100))]
@@ -229,7 +225,7 @@ pub struct DeliverySpec {
     #[schemars(range(min = 0, max = 20))]
     pub retry: i32,
     #[serde(default)]
-    pub backoff_policy: BackoffPolicySpec,
+    pub backoff_policy: BackoffPolicy,
     #[serde(default = "default_backoff_delay_ms")]
     #[schemars(range(min = 1, max = 3_600_000))]
     pub backoff_delay_ms: i64,
@@ -245,7 +241,7 @@ impl Default for DeliverySpec {
     fn default() -> Self {
         Self {
             retry: default_retries(),
-            backoff_policy: BackoffPolicySpec::default(),
+            backoff_policy: BackoffPolicy::default(),
             backoff_delay_ms: default_backoff_delay_ms(),
             max_backoff_delay_ms: default_max_backoff_delay_ms(),
             dead_letter: true,
@@ -263,14 +259,6 @@ fn default_backoff_delay_ms() -> i64 {
 
 fn default_max_backoff_delay_ms() -> i64 {
     60_000
-}
-
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum BackoffPolicySpec {
-    Linear,
-    #[default]
-    Exponential,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]

@@ -20,7 +20,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 use thiserror::Error;
 
-use crate::crd::{BackoffPolicySpec, Webhook, WebhookSpec};
+use crate::crd::{Webhook, WebhookSpec};
 
 /// Settings of the operator that shape every Webhook's objects.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,6 +188,21 @@ impl SigningKeys {
             rotated_at: annotation(ROTATED_AT_ANNOTATION)
                 .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
                 .map(|at| at.with_timezone(&Utc)),
+        })
+    }
+
+    /// Recovers the keys from the last registry entry published, for when the signing
+    /// Secret was deleted by hand: senders keep their secret instead of being cut off.
+    pub fn from_registry_entry(entry: &RegistryEntry, rotation_generation: i64) -> Option<Self> {
+        let mut secrets = entry.secrets.iter();
+        let current = secrets.next()?;
+        Some(Self {
+            current: current.value.clone(),
+            previous: secrets
+                .next()
+                .and_then(|s| s.expires_at.map(|at| (s.value.clone(), at))),
+            rotation_generation,
+            rotated_at: None,
         })
     }
 
@@ -431,10 +446,7 @@ pub fn delivery_policy(spec: &WebhookSpec) -> DeliveryPolicy {
     let d = &spec.delivery;
     DeliveryPolicy {
         retries: u32::try_from(d.retry).unwrap_or(0),
-        backoff_policy: match d.backoff_policy {
-            BackoffPolicySpec::Linear => BackoffPolicy::Linear,
-            BackoffPolicySpec::Exponential => BackoffPolicy::Exponential,
-        },
+        backoff_policy: d.backoff_policy,
         backoff_delay_ms: u64::try_from(d.backoff_delay_ms).unwrap_or(1),
         max_backoff_delay_ms: u64::try_from(d.max_backoff_delay_ms).unwrap_or(1),
         dead_letter: d.dead_letter,
@@ -466,7 +478,7 @@ pub fn registry_entry(
         name: webhook.name_any(),
         customer_id: spec.customer_id.clone(),
         url: target_url(spec, settings, id),
-        scheme: spec.scheme.as_str().to_owned(),
+        scheme: spec.scheme,
         secrets,
         suspended: spec.suspended,
         rate_limit: RateLimit {
@@ -483,8 +495,9 @@ pub fn registry_entry(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{SecretKeyRef, SignatureScheme};
+    use crate::crd::SecretKeyRef;
     use chrono::TimeZone;
+    use hookline_core::signature::Scheme;
 
     fn settings() -> Settings {
         Settings {
@@ -524,7 +537,7 @@ mod tests {
     #[test]
     fn defaults_follow_the_prototype() {
         let s = spec();
-        assert_eq!(s.scheme, SignatureScheme::Standard);
+        assert_eq!(s.scheme, Scheme::Standard);
         assert_eq!(s.emitter.rate_per_second, 0.2);
         assert_eq!(
             s.emitter.event_types,
@@ -636,7 +649,7 @@ mod tests {
     fn emitter_deployment_carries_the_spec() {
         let mut s = spec();
         s.emitter.replicas = 2;
-        s.scheme = SignatureScheme::LegacyHex;
+        s.scheme = Scheme::LegacyHex;
         let w = webhook(s);
         let d = emitter_deployment(&w, &settings(), "7f6c-uid").expect("deployment");
         assert_eq!(d.metadata.name.as_deref(), Some("invoices-emitter"));
@@ -699,13 +712,25 @@ mod tests {
         assert_eq!(values, ["whsec_two", "whsec_one"]);
         assert_eq!(entry.secrets[1].expires_at, Some(at(3)));
         assert_eq!(entry.url, "https://receiver.example.com/in");
-        assert_eq!(entry.scheme, "standard");
+        assert_eq!(entry.scheme, Scheme::Standard);
         assert_eq!(entry.generation, 4);
         assert_eq!(entry.namespace, "shop");
         assert_eq!(
             endpoint(&settings(), "7f6c-uid"),
             "https://hooks.example.com/webhooks/7f6c-uid"
         );
+    }
+
+    #[test]
+    fn keys_come_back_from_a_published_registry_entry() {
+        let keys = SigningKeys {
+            current: "whsec_two".into(),
+            previous: Some(("whsec_one".into(), at(3))),
+            rotation_generation: 1,
+            rotated_at: None,
+        };
+        let entry = registry_entry(&webhook(spec()), &settings(), "id", &keys, at(2));
+        assert_eq!(SigningKeys::from_registry_entry(&entry, 1), Some(keys));
     }
 
     #[test]

@@ -159,6 +159,19 @@ async fn apply(webhook: &Webhook, ctx: &Context) -> Result<Action, Error> {
         .await
         .map_err(Error::kube(format!("read Secret {secret_name}")))?
         .and_then(|secret| SigningKeys::from_secret(&secret));
+    let stored = match stored {
+        Some(keys) => Some(keys),
+        None => {
+            let rotation_generation = webhook
+                .status
+                .as_ref()
+                .map_or(0, |s| s.secret_rotation_generation);
+            ctx.registry
+                .last_published(&id)
+                .await
+                .and_then(|entry| SigningKeys::from_registry_entry(&entry, rotation_generation))
+        }
+    };
     let referenced = match &webhook.spec.secret_ref {
         None => None,
         Some(reference) => {

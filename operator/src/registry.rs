@@ -82,6 +82,11 @@ impl RegistryPublisher {
         Ok(true)
     }
 
+    /// The last entry Kafka acknowledged for `webhook_id` in this process's life.
+    pub async fn last_published(&self, webhook_id: &str) -> Option<RegistryEntry> {
+        self.published.lock().await.get(webhook_id).cloned()
+    }
+
     /// Sends the tombstone that tells readers the webhook is gone.
     pub async fn remove(&self, webhook_id: &str) -> Result<(), PublishError> {
         self.producer

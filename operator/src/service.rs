@@ -84,7 +84,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         .apiserver_version()
         .await
         .map_err(RunError::ApiServer)?;
-    let webhooks: Api<Webhook> = Api::all(client.clone());
+    let webhooks: Api<Webhook> = match &args.watch_namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
     webhooks
         .list_metadata(&ListParams::default().limit(1))
         .await
@@ -129,21 +132,13 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         recorder,
         args.resync(),
     ));
-    let children =
-        watcher::Config::default().labels("app.kubernetes.io/managed-by=hookline-operator");
-    let stop = shutdown.clone();
-    Controller::new(webhooks, watcher::Config::default().any_semantic())
-        .owns(Api::<Deployment>::all(client.clone()), children.clone())
-        .owns(Api::<Secret>::all(client.clone()), children)
-        .graceful_shutdown_on(async move { stop.wait().await })
-        .run(reconciler::reconcile, reconciler::error_policy, ctx)
-        .for_each(|result| async move {
-            match result {
-                Ok((object, _)) => tracing::debug!(webhook = %object.name, "reconciled"),
-                Err(err) => tracing::debug!(error = %err, "reconcile error"),
-            }
-        })
-        .await;
+    run_controller(
+        client.clone(),
+        args.watch_namespace.clone(),
+        ctx,
+        shutdown.clone(),
+    )
+    .await;
 
     renewer.abort();
     metrics.leader.set(0);
@@ -154,6 +149,42 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         tracing::warn!(%err, "cannot release the leader Lease; it expires by itself");
     }
     finish(ops_server).await
+}
+
+/// Runs the Webhook controller until `shutdown`: all namespaces, or only `namespace`.
+pub async fn run_controller(
+    client: Client,
+    namespace: Option<String>,
+    ctx: Arc<Context>,
+    shutdown: Shutdown,
+) {
+    let namespace = namespace.as_deref();
+    fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        match namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
+    let children =
+        watcher::Config::default().labels("app.kubernetes.io/managed-by=hookline-operator");
+    Controller::new(
+        api::<Webhook>(&client, namespace),
+        watcher::Config::default().any_semantic(),
+    )
+    .owns(api::<Deployment>(&client, namespace), children.clone())
+    .owns(api::<Secret>(&client, namespace), children)
+    .graceful_shutdown_on(async move { shutdown.wait().await })
+    .run(reconciler::reconcile, reconciler::error_policy, ctx)
+    .for_each(|result| async move {
+        match result {
+            Ok((object, _)) => tracing::debug!(webhook = %object.name, "reconciled"),
+            Err(err) => tracing::debug!(error = %err, "reconcile error"),
+        }
+    })
+    .await;
 }
 
 async fn finish(ops_server: tokio::task::JoinHandle<std::io::Result<()>>) -> Result<(), RunError> {

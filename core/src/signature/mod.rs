@@ -54,15 +54,21 @@ pub const MAX_MESSAGE_ID_LEN: usize = 256;
 /// A signature scheme. Its name (`standard`, `github`, `stripe`, `shopify`, `slack`,
 /// `legacy-hex`) is the same in serde, [`FromStr`] and [`Display`](fmt::Display): the
 /// Webhook resource, the `hookline-scheme` Kafka header and flags all use it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scheme {
     /// Standard Webhooks v1, Hookline's own (the emitter signs with it).
     #[default]
     Standard,
+    /// GitHub's `X-Hub-Signature-256`.
     Github,
+    /// Stripe's `Stripe-Signature`.
     Stripe,
+    /// Shopify's `X-Shopify-Hmac-Sha256`.
     Shopify,
+    /// Slack's `X-Slack-Signature`.
     Slack,
     /// The Go prototype's `x-webhook-signature`: hex HMAC-SHA256 of the body.
     LegacyHex,

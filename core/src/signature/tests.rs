@@ -738,7 +738,7 @@ mod verification {
         let hex64 = "ab".repeat(32);
         let b64 = BASE64.encode([7u8; 32]);
         let v1 = format!("v1,{b64}");
-        let eleven_v1 = vec![v1.as_str(); 11].join(" ");
+        let eleven_v1 = [v1.as_str(); 11].join(" ");
         let eleven_stripe = format!("t={T0}{}", format!(",v1={hex64}").repeat(11));
         let many_items = format!("t={T0}{}", ",v0=x".repeat(21));
         let long = "a".repeat(MAX_SIGNATURE_HEADER_LEN + 1);

@@ -1,7 +1,7 @@
 //! Against the real kube-apiserver of the local stack: a CRD generated from Rust types
 //! is installed, becomes established, and a custom object round-trips through it.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

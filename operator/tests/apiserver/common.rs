@@ -1,0 +1,301 @@
+//! Support for the operator's tests against the local stack's kube-apiserver.
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{DeleteParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+
+/// A client for the stack's API server, from the kubeconfig `make stack-up` wrote.
+pub async fn client() -> Client {
+    let path = &hookline_testkit::stack().kubeconfig;
+    let kubeconfig = Kubeconfig::read_from(path)
+        .unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()));
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("usable kubeconfig");
+    Client::try_from(config).expect("kube client")
+}
+
+/// A namespace of its own for one test, deleted when dropped from the test's end.
+pub async fn namespace(client: &Client, prefix: &str) -> TestNamespace {
+    let name = hookline_testkit::unique_name(prefix);
+    let api: Api<Namespace> = Api::all(client.clone());
+    let mut namespace = Namespace::default();
+    namespace.metadata.name = Some(name.clone());
+    api.create(&PostParams::default(), &namespace)
+        .await
+        .expect("create namespace");
+    TestNamespace { api, name }
+}
+
+pub struct TestNamespace {
+    api: Api<Namespace>,
+    pub name: String,
+}
+
+impl TestNamespace {
+    pub async fn delete(self) {
+        self.api
+            .delete(&self.name, &DeleteParams::default())
+            .await
+            .expect("delete namespace");
+    }
+}
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookline_core::kafka::{TopicSpec, ensure_topics, manual_commit_consumer_config};
+use hookline_core::registry::{self, RegistryUpdate};
+use hookline_core::shutdown::Shutdown;
+use hookline_operator::crd::Webhook;
+use hookline_operator::desired::Settings;
+use hookline_operator::metrics::Metrics;
+use hookline_operator::reconciler::Context;
+use hookline_operator::registry::RegistryPublisher;
+use hookline_operator::service::run_controller;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::wait::{await_condition, conditions};
+use rdkafka::Message;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use tokio::sync::OnceCell;
+
+/// Applies the Webhook CRD once per test binary and waits until it is served.
+pub async fn install_crd(client: &Client) {
+    static INSTALLED: OnceCell<()> = OnceCell::const_new();
+    INSTALLED
+        .get_or_init(|| async {
+            let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+            crds.patch(
+                "webhooks.hookline.io",
+                &PatchParams::apply("hookline-tests").force(),
+                &Patch::Apply(Webhook::crd()),
+            )
+            .await
+            .expect("apply the Webhook CRD");
+            tokio::time::timeout(
+                Duration::from_secs(30),
+                await_condition(
+                    crds,
+                    "webhooks.hookline.io",
+                    conditions::is_crd_established(),
+                ),
+            )
+            .await
+            .expect("CRD established within 30 s")
+            .expect("watch the CRD");
+        })
+        .await;
+}
+
+pub fn settings() -> Settings {
+    Settings {
+        emitter_image: "hookline-emitter:test".into(),
+        public_base_url: "https://hooks.example.test".into(),
+        in_cluster_handler_url: "http://hookline-handler.hookline.svc:8080".into(),
+    }
+}
+
+/// The operator's controller running in this test process for one namespace, publishing
+/// to a registry topic of its own.
+pub struct Operator {
+    pub registry_topic: String,
+    shutdown: Shutdown,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Operator {
+    pub async fn start(client: &Client, namespace: &str) -> Self {
+        let stack = hookline_testkit::stack();
+        let registry_topic = hookline_testkit::unique_name("registry");
+        ensure_topics(
+            &stack.kafka_bootstrap_servers,
+            &[TopicSpec {
+                name: registry_topic.clone(),
+                partitions: 1,
+                replication: 1,
+                compacted: true,
+            }],
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("create the registry topic");
+        let publisher =
+            RegistryPublisher::with_topic(&stack.kafka_bootstrap_servers, &registry_topic)
+                .expect("registry publisher");
+        let metrics = Metrics::register(&mut prometheus_client::registry::Registry::default());
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "hookline-operator-test".into(),
+                instance: None,
+            },
+        );
+        let ctx = Arc::new(Context::new(
+            client.clone(),
+            settings(),
+            publisher,
+            metrics,
+            recorder,
+            Duration::from_secs(300),
+        ));
+        let shutdown = Shutdown::new();
+        let task = tokio::spawn(run_controller(
+            client.clone(),
+            Some(namespace.to_owned()),
+            ctx,
+            shutdown.clone(),
+        ));
+        Self {
+            registry_topic,
+            shutdown,
+            task,
+        }
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.trigger();
+        tokio::time::timeout(Duration::from_secs(20), self.task)
+            .await
+            .expect("controller stops within 20 s")
+            .expect("controller task");
+    }
+}
+
+/// Follows a registry topic from its start and keeps the newest update per webhook.
+pub struct RegistryReader {
+    consumer: StreamConsumer,
+    latest: HashMap<String, RegistryUpdate>,
+}
+
+impl RegistryReader {
+    pub fn new(topic: &str) -> Self {
+        let stack = hookline_testkit::stack();
+        let consumer: StreamConsumer = manual_commit_consumer_config(
+            &stack.kafka_bootstrap_servers,
+            "operator-test-reader",
+            &hookline_testkit::unique_name("reader"),
+        )
+        .create()
+        .expect("registry reader");
+        consumer.subscribe(&[topic]).expect("subscribe");
+        Self {
+            consumer,
+            latest: HashMap::new(),
+        }
+    }
+
+    /// Reads until the newest update of `webhook_id` satisfies `accept`.
+    pub async fn wait_for(
+        &mut self,
+        webhook_id: &str,
+        timeout: Duration,
+        accept: impl Fn(&RegistryUpdate) -> bool,
+    ) -> RegistryUpdate {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(update) = self.latest.get(webhook_id).filter(|u| accept(u)) {
+                return update.clone();
+            }
+            let message = tokio::time::timeout_at(deadline, self.consumer.recv())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "no acceptable registry update for {webhook_id} within {timeout:?}; newest: {:?}",
+                        self.latest.get(webhook_id)
+                    )
+                })
+                .expect("registry consumer");
+            let update =
+                registry::decode(message.key(), message.payload()).expect("valid registry record");
+            let id = match &update {
+                RegistryUpdate::Upsert(entry) => entry.webhook_id.clone(),
+                RegistryUpdate::Deleted { webhook_id } => webhook_id.clone(),
+            };
+            self.latest.insert(id, update);
+        }
+    }
+}
+
+/// Polls `check` every 200 ms until it returns `Some`, or panics naming `what`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Stands in for the kubelets this stack does not have: marks the pods matching
+/// `selector` Running and Ready, so the ReplicaSet and Deployment controllers count
+/// them as available. Returns how many pods it marked.
+pub async fn mark_pods_ready(client: &Client, namespace: &str, selector: &str) -> usize {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::ListParams;
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let list = pods
+        .list(&ListParams::default().labels(selector))
+        .await
+        .expect("list pods");
+    let status = serde_json::json!({"status": {
+        "phase": "Running",
+        "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"}]
+    }});
+    for pod in &list.items {
+        pods.patch_status(
+            &pod.metadata.name.clone().unwrap_or_default(),
+            &PatchParams::default(),
+            &Patch::Merge(&status),
+        )
+        .await
+        .expect("mark pod ready");
+    }
+    list.items.len()
+}
+
+/// Runs the stack's kubectl with `stdin` and returns (success, stdout + stderr).
+pub fn kubectl(args: &[&str], stdin: &str) -> (bool, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    let stack = hookline_testkit::stack();
+    let mut child = Command::new(&stack.kubectl)
+        .args(args)
+        .env("KUBECONFIG", &stack.kubeconfig)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kubectl");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    let output = child.wait_with_output().expect("kubectl output");
+    (
+        output.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
+}

@@ -1,0 +1,5 @@
+//! The operator against the real kube-apiserver (and Kafka) of the local stack.
+
+mod common;
+mod reconcile;
+mod smoke;

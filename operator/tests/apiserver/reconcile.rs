@@ -1,0 +1,474 @@
+//! The reconciler against the real API server: children, registry entries, status,
+//! scaling, rotation, restoration of deleted children, deletion and validation.
+
+use std::time::Duration;
+
+use hookline_core::registry::{RegistryEntry, RegistryUpdate};
+use hookline_operator::crd::Webhook;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+
+use crate::common::{self, Operator, RegistryReader, eventually};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn webhook(name: &str, spec: serde_json::Value) -> Webhook {
+    Webhook::new(name, serde_json::from_value(spec).expect("valid spec"))
+}
+
+fn upsert(update: &RegistryUpdate) -> &RegistryEntry {
+    match update {
+        RegistryUpdate::Upsert(entry) => entry,
+        RegistryUpdate::Deleted { webhook_id } => panic!("{webhook_id} was deleted"),
+    }
+}
+
+fn condition(webhook: &Webhook, kind: &str) -> Option<(String, String)> {
+    webhook
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == kind)
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+async fn condition_is(api: &Api<Webhook>, name: &str, kind: &str, status: &str) -> Option<Webhook> {
+    let webhook = api.get(name).await.ok()?;
+    (condition(&webhook, kind)?.0 == status).then_some(webhook)
+}
+
+async fn replicas(api: &Api<Deployment>, name: &str) -> Option<i32> {
+    api.get_opt(name).await.ok()??.spec?.replicas
+}
+
+fn secret_text(secret: &Secret, key: &str) -> Option<String> {
+    let bytes = secret.data.as_ref()?.get(key)?;
+    String::from_utf8(bytes.0.clone()).ok()
+}
+
+struct Fixture {
+    client: Client,
+    namespace: common::TestNamespace,
+    operator: Operator,
+    registry: RegistryReader,
+    webhooks: Api<Webhook>,
+    deployments: Api<Deployment>,
+    secrets: Api<Secret>,
+}
+
+impl Fixture {
+    async fn new(prefix: &str) -> Self {
+        let client = common::client().await;
+        common::install_crd(&client).await;
+        let namespace = common::namespace(&client, prefix).await;
+        let operator = Operator::start(&client, &namespace.name).await;
+        let registry = RegistryReader::new(&operator.registry_topic);
+        Self {
+            webhooks: Api::namespaced(client.clone(), &namespace.name),
+            deployments: Api::namespaced(client.clone(), &namespace.name),
+            secrets: Api::namespaced(client.clone(), &namespace.name),
+            client,
+            namespace,
+            operator,
+            registry,
+        }
+    }
+
+    async fn create(&self, webhook: &Webhook) -> String {
+        self.webhooks
+            .create(&PostParams::default(), webhook)
+            .await
+            .expect("create Webhook");
+        let name = webhook.metadata.name.clone().expect("name");
+        eventually("status.webhookId", WAIT, || async {
+            self.webhooks.get(&name).await.ok()?.status?.webhook_id
+        })
+        .await
+    }
+
+    async fn finish(self) {
+        self.operator.stop().await;
+        self.namespace.delete().await;
+    }
+}
+
+#[tokio::test]
+async fn a_webhook_gets_its_children_registry_entry_and_honest_status() {
+    let mut f = Fixture::new("lifecycle").await;
+    let spec = json!({"customerId": "ben@webhooksystem", "emitter": {"replicas": 2}});
+    let id = f.create(&webhook("invoices", spec)).await;
+
+    let secret = eventually("signing Secret", WAIT, || async {
+        f.secrets.get_opt("invoices-signing").await.ok()?
+    })
+    .await;
+    let current = secret_text(&secret, "current").expect("current key");
+    assert!(current.starts_with("whsec_"), "a Standard Webhooks secret");
+    assert_eq!(replicas(&f.deployments, "invoices-emitter").await, Some(2));
+
+    let entry = f.registry.wait_for(&id, WAIT, |_| true).await;
+    let entry = upsert(&entry);
+    assert_eq!(entry.customer_id, "ben@webhooksystem");
+    assert_eq!(entry.secrets.len(), 1);
+    assert_eq!(
+        entry.secrets[0].value, current,
+        "the registry carries the Secret's key"
+    );
+    assert_eq!(entry.namespace, f.namespace.name);
+
+    // No kubelet runs the pods yet: registered, but the emitter is not available.
+    let status = eventually("Registered without an available emitter", WAIT, || async {
+        let w = condition_is(&f.webhooks, "invoices", "Registered", "True").await?;
+        (condition(&w, "EmitterAvailable")?.0 == "False").then_some(w)
+    })
+    .await;
+    assert_eq!(
+        condition(&status, "SecretReady").map(|c| c.0).as_deref(),
+        Some("True")
+    );
+    assert_eq!(
+        condition(&status, "Ready").map(|c| c.0).as_deref(),
+        Some("False")
+    );
+    let status = status.status.expect("status");
+    assert_eq!(
+        status.endpoint,
+        Some(format!("https://hooks.example.test/webhooks/{id}"))
+    );
+    assert_eq!(status.observed_generation, Some(1));
+
+    // Standing in for kubelets, the pods become ready; the condition follows.
+    let selector = "app.kubernetes.io/component=emitter,hookline.io/webhook=invoices";
+    eventually("two emitter pods", WAIT, || async {
+        (common::mark_pods_ready(&f.client, &f.namespace.name, selector).await == 2).then_some(())
+    })
+    .await;
+    let ready = eventually("Ready", WAIT, || async {
+        condition_is(&f.webhooks, "invoices", "Ready", "True").await
+    })
+    .await;
+    assert_eq!(
+        ready.status.as_ref().map(|s| s.emitter_ready_replicas),
+        Some(2)
+    );
+
+    // A spec change reaches the Deployment.
+    f.webhooks
+        .patch(
+            "invoices",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"emitter": {"ratePerSecond": 50.0}}})),
+        )
+        .await
+        .expect("change the rate");
+    eventually("the new rate in the Deployment", WAIT, || async {
+        let d = f.deployments.get("invoices-emitter").await.ok()?;
+        let env = d.spec?.template.spec?.containers.first()?.env.clone()?;
+        env.iter()
+            .any(|e| e.name == "EMITTER_RATE_PER_SECOND" && e.value.as_deref() == Some("50"))
+            .then_some(())
+    })
+    .await;
+
+    // `kubectl scale webhook` goes through the scale subresource to the Deployment.
+    let (ok, out) = common::kubectl(
+        &[
+            "scale",
+            "webhook/invoices",
+            "--replicas=3",
+            "-n",
+            &f.namespace.name,
+        ],
+        "",
+    );
+    assert!(ok, "kubectl scale webhook: {out}");
+    eventually("3 emitter replicas", WAIT, || async {
+        (replicas(&f.deployments, "invoices-emitter").await == Some(3)).then_some(())
+    })
+    .await;
+
+    // Disabling the emitter scales it to zero, and that is not a failure.
+    f.webhooks
+        .patch(
+            "invoices",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"emitter": {"enabled": false}}})),
+        )
+        .await
+        .expect("disable the emitter");
+    eventually("0 emitter replicas", WAIT, || async {
+        (replicas(&f.deployments, "invoices-emitter").await == Some(0)).then_some(())
+    })
+    .await;
+    let disabled = eventually("EmitterAvailable ScaledToZero", WAIT, || async {
+        let w = f.webhooks.get("invoices").await.ok()?;
+        (condition(&w, "EmitterAvailable")? == ("True".into(), "ScaledToZero".into())).then_some(w)
+    })
+    .await;
+    assert_eq!(disabled.status.map(|s| s.emitter_replicas), Some(0));
+
+    // A child deleted by hand is put back; a deleted signing Secret keeps its key.
+    let old_uid = f
+        .deployments
+        .get("invoices-emitter")
+        .await
+        .expect("deployment")
+        .metadata
+        .uid;
+    f.deployments
+        .delete("invoices-emitter", &DeleteParams::default())
+        .await
+        .expect("delete the Deployment");
+    f.secrets
+        .delete("invoices-signing", &DeleteParams::default())
+        .await
+        .expect("delete the Secret");
+    eventually("the Deployment restored", WAIT, || async {
+        let d = f.deployments.get_opt("invoices-emitter").await.ok()??;
+        (d.metadata.uid != old_uid).then_some(())
+    })
+    .await;
+    let restored = eventually("the Secret restored", WAIT, || async {
+        f.secrets.get_opt("invoices-signing").await.ok()?
+    })
+    .await;
+    assert_eq!(secret_text(&restored, "current"), Some(current));
+
+    // Deleting the Webhook removes the registry entry; garbage collection takes the children.
+    f.webhooks
+        .delete("invoices", &DeleteParams::default())
+        .await
+        .expect("delete the Webhook");
+    f.registry
+        .wait_for(&id, WAIT, |u| matches!(u, RegistryUpdate::Deleted { .. }))
+        .await;
+    eventually("the Webhook gone", WAIT, || async {
+        f.webhooks
+            .get_opt("invoices")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    eventually("children collected", Duration::from_secs(60), || async {
+        let deployment = f.deployments.get_opt("invoices-emitter").await.ok()?;
+        let secret = f.secrets.get_opt("invoices-signing").await.ok()?;
+        (deployment.is_none() && secret.is_none()).then_some(())
+    })
+    .await;
+    f.finish().await;
+}
+
+#[tokio::test]
+async fn rotation_accepts_both_secrets_until_the_grace_period_ends() {
+    let mut f = Fixture::new("rotation").await;
+    let spec = json!({"customerId": "c", "secretRotation": {"gracePeriodSeconds": 4}});
+    let id = f.create(&webhook("rotating", spec)).await;
+    let first = f.registry.wait_for(&id, WAIT, |_| true).await;
+    let old_secret = upsert(&first).secrets[0].value.clone();
+
+    f.webhooks
+        .patch(
+            "rotating",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"secretRotation": {"generation": 1}}})),
+        )
+        .await
+        .expect("ask for a rotation");
+    let rotated = f
+        .registry
+        .wait_for(
+            &id,
+            WAIT,
+            |u| matches!(u, RegistryUpdate::Upsert(e) if e.secrets.len() == 2),
+        )
+        .await;
+    let rotated = upsert(&rotated);
+    assert_ne!(rotated.secrets[0].value, old_secret, "a new current secret");
+    assert_eq!(
+        rotated.secrets[1].value, old_secret,
+        "the old one during the grace period"
+    );
+    assert!(rotated.secrets[1].expires_at.is_some());
+    let secret = f
+        .secrets
+        .get("rotating-signing")
+        .await
+        .expect("signing Secret");
+    assert_eq!(
+        secret_text(&secret, "previous"),
+        Some(old_secret.clone()),
+        "the emitter signs with both"
+    );
+    let status = f
+        .webhooks
+        .get("rotating")
+        .await
+        .expect("webhook")
+        .status
+        .expect("status");
+    assert_eq!(status.secret_rotation_generation, 1);
+    assert!(status.last_secret_rotation.is_some());
+
+    let after = f
+        .registry
+        .wait_for(
+            &id,
+            Duration::from_secs(20),
+            |u| matches!(u, RegistryUpdate::Upsert(e) if e.secrets.len() == 1),
+        )
+        .await;
+    assert_eq!(
+        upsert(&after).secrets[0].value,
+        rotated.secrets[0].value,
+        "only the new one after"
+    );
+    let secret = f
+        .secrets
+        .get("rotating-signing")
+        .await
+        .expect("signing Secret");
+    assert_eq!(secret_text(&secret, "previous"), None);
+    f.finish().await;
+}
+
+#[tokio::test]
+async fn a_missing_referenced_secret_is_reported_then_used_once_it_exists() {
+    let mut f = Fixture::new("secretref").await;
+    let spec = json!({"customerId": "c", "scheme": "github", "secretRef": {"name": "github-hook", "key": "token"}});
+    f.webhooks
+        .create(&PostParams::default(), &webhook("from-github", spec))
+        .await
+        .expect("create Webhook");
+    let waiting = eventually("SecretNotFound", WAIT, || async {
+        let w = f.webhooks.get("from-github").await.ok()?;
+        (condition(&w, "SecretReady")? == ("False".into(), "SecretNotFound".into())).then_some(w)
+    })
+    .await;
+    assert_eq!(
+        condition(&waiting, "Ready").map(|c| c.0).as_deref(),
+        Some("False")
+    );
+    let message = waiting
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "SecretReady")
+        .unwrap()
+        .message;
+    assert!(
+        message.contains("github-hook") && message.contains("token"),
+        "{message}"
+    );
+
+    let mut secret = Secret::default();
+    secret.metadata.name = Some("github-hook".into());
+    secret.data = Some(
+        [(
+            "token".to_owned(),
+            ByteString(b"It's a Secret to Everybody".to_vec()),
+        )]
+        .into(),
+    );
+    f.secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create the referenced Secret");
+    let ready = eventually("SecretReady", Duration::from_secs(60), || async {
+        condition_is(&f.webhooks, "from-github", "SecretReady", "True").await
+    })
+    .await;
+    let id = ready.status.and_then(|s| s.webhook_id).expect("webhook id");
+    let entry = f.registry.wait_for(&id, WAIT, |_| true).await;
+    let entry = upsert(&entry);
+    assert_eq!(entry.secrets[0].value, "It's a Secret to Everybody");
+    assert_eq!(entry.scheme.as_str(), "github");
+    f.finish().await;
+}
+
+#[tokio::test]
+async fn invalid_webhooks_are_refused_by_the_api_server_naming_the_field() {
+    let client = common::client().await;
+    common::install_crd(&client).await;
+    let namespace = common::namespace(&client, "invalid").await;
+    let cases = [
+        (
+            "spec.emitter.ratePerSecond",
+            r#"{"customerId": "c", "emitter": {"ratePerSecond": 0}}"#,
+        ),
+        (
+            "spec.emitter.ratePerSecond",
+            r#"{"customerId": "c", "emitter": {"ratePerSecond": -1}}"#,
+        ),
+        (
+            "spec.emitter.replicas",
+            r#"{"customerId": "c", "emitter": {"replicas": -1}}"#,
+        ),
+        ("spec.url", r#"{"customerId": "c", "url": "not a url"}"#),
+        (
+            "spec.url",
+            r#"{"customerId": "c", "url": "ftp://example.com/x"}"#,
+        ),
+        ("spec.scheme", r#"{"customerId": "c", "scheme": "md5"}"#),
+        (
+            "spec.delivery.retry",
+            r#"{"customerId": "c", "delivery": {"retry": 50}}"#,
+        ),
+        (
+            "spec.delivery.retry",
+            r#"{"customerId": "c", "delivery": {"retry": -1}}"#,
+        ),
+        (
+            "spec.delivery.maxBackoffDelayMs",
+            r#"{"customerId": "c", "delivery": {"backoffDelayMs": 5000, "maxBackoffDelayMs": 1000}}"#,
+        ),
+        (
+            "spec.delivery.backoffPolicy",
+            r#"{"customerId": "c", "delivery": {"backoffPolicy": "random"}}"#,
+        ),
+        (
+            "spec.rateLimit.requestsPerSecond",
+            r#"{"customerId": "c", "rateLimit": {"requestsPerSecond": 0}}"#,
+        ),
+        (
+            "spec.rateLimit.burst",
+            r#"{"customerId": "c", "rateLimit": {"burst": -5}}"#,
+        ),
+        ("spec.customerId", r#"{"emitter": {"replicas": 1}}"#),
+        ("spec.customerId", r#"{"customerId": ""}"#),
+        (
+            "spec.allowedSourceRanges",
+            r#"{"customerId": "c", "allowedSourceRanges": ["10.0.0.300/8"]}"#,
+        ),
+        (
+            "spec.secretRotation.gracePeriodSeconds",
+            r#"{"customerId": "c", "secretRotation": {"gracePeriodSeconds": -1}}"#,
+        ),
+    ];
+    for (field, spec) in cases {
+        let manifest = format!(
+            r#"{{"apiVersion": "hookline.io/v1alpha1", "kind": "Webhook", "metadata": {{"name": "bad", "namespace": "{}"}}, "spec": {spec}}}"#,
+            namespace.name
+        );
+        let (ok, out) = common::kubectl(&["create", "--dry-run=server", "-f", "-"], &manifest);
+        assert!(!ok, "the API server accepted {spec}");
+        assert!(
+            out.contains(field),
+            "refusing {spec}, the error does not name {field}: {out}"
+        );
+    }
+    let valid = format!(
+        r#"{{"apiVersion": "hookline.io/v1alpha1", "kind": "Webhook", "metadata": {{"name": "good", "namespace": "{}"}}, "spec": {{"customerId": "c", "url": "https://example.com/in", "allowedSourceRanges": ["10.0.0.0/8"]}}}}"#,
+        namespace.name
+    );
+    let (ok, out) = common::kubectl(&["create", "--dry-run=server", "-f", "-"], &valid);
+    assert!(ok, "a valid Webhook was refused: {out}");
+    namespace.delete().await;
+}
