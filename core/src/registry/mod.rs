@@ -5,6 +5,10 @@
 //! load it fully before they report ready, then follow it, so the hot path never
 //! makes a network round-trip to look a webhook up.
 
+mod view;
+
+pub use view::{FollowError, Lookup, READINESS_CONDITION, RegistryView, follow};
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -128,7 +132,7 @@ pub fn decode(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use chrono::TimeZone;
 

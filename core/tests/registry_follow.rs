@@ -1,0 +1,140 @@
+//! Against the real broker: a reader loads the whole registry topic before it reports
+//! ready, then follows changes within seconds.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use hookline_core::kafka::{TopicSpec, ensure_topics, reliable_producer_config};
+use hookline_core::ops::Readiness;
+use hookline_core::registry::{
+    self, Lookup, RateLimit, RegistryEntry, RegistrySecret, RegistryView,
+};
+use hookline_core::retry::DeliveryPolicy;
+use hookline_core::shutdown::Shutdown;
+use hookline_core::signature::Scheme;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+fn entry(id: &str, customer: &str) -> RegistryEntry {
+    RegistryEntry {
+        webhook_id: id.into(),
+        namespace: "ns".into(),
+        name: id.into(),
+        customer_id: customer.into(),
+        url: "http://handler/webhooks/x".into(),
+        scheme: Scheme::Standard,
+        secrets: vec![RegistrySecret {
+            value: "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD".into(),
+            expires_at: None,
+        }],
+        suspended: false,
+        rate_limit: RateLimit {
+            requests_per_second: 10,
+            burst: 10,
+        },
+        delivery: DeliveryPolicy::default(),
+        allowed_source_ranges: vec![],
+        generation: 1,
+        updated_at: Utc::now(),
+    }
+}
+
+async fn put(producer: &FutureProducer, topic: &str, id: &str, value: Option<&RegistryEntry>) {
+    let encoded = value.map(registry::encode);
+    let mut record = FutureRecord::<str, Vec<u8>>::to(topic).key(id);
+    if let Some(bytes) = &encoded {
+        record = record.payload(bytes);
+    }
+    producer
+        .send(record, Duration::from_secs(10))
+        .await
+        .map_err(|(err, _)| err)
+        .expect("acknowledged");
+}
+
+#[tokio::test]
+async fn loads_everything_before_ready_then_follows_changes() {
+    let stack = hookline_testkit::stack();
+    let topic = hookline_testkit::unique_name("registry-follow");
+    ensure_topics(
+        &stack.kafka_bootstrap_servers,
+        &[TopicSpec {
+            name: topic.clone(),
+            partitions: 2,
+            replication: 1,
+            compacted: true,
+        }],
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("topic");
+    let producer: FutureProducer = reliable_producer_config(
+        &stack.kafka_bootstrap_servers,
+        "test",
+        Duration::from_secs(10),
+    )
+    .create()
+    .expect("producer");
+    for i in 0..50 {
+        put(
+            &producer,
+            &topic,
+            &format!("wh-{i}"),
+            Some(&entry(&format!("wh-{i}"), "first")),
+        )
+        .await;
+    }
+    put(&producer, &topic, "wh-7", Some(&entry("wh-7", "second"))).await;
+    put(&producer, &topic, "wh-9", None).await;
+    put(
+        &producer,
+        &topic,
+        "wh-x",
+        Some(&entry("wh-y", "mismatched key")),
+    )
+    .await;
+
+    let view = RegistryView::default();
+    let readiness = Readiness::default();
+    let shutdown = Shutdown::new();
+    let follower = tokio::spawn(registry::follow(
+        stack.kafka_bootstrap_servers.clone(),
+        topic.clone(),
+        view.clone(),
+        readiness.clone(),
+        shutdown.clone(),
+        |_| {},
+    ));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !readiness.is_ready() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not ready: {:?}",
+            readiness.unmet()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Ready means everything written before start is in the view.
+    assert_eq!(view.len(), 49);
+    assert!(matches!(view.lookup("wh-7"), Lookup::Active(e) if e.customer_id == "second"));
+    assert_eq!(view.lookup("wh-9"), Lookup::Deleted);
+    assert_eq!(
+        view.lookup("wh-x"),
+        Lookup::Unknown,
+        "a record whose key and id disagree is skipped"
+    );
+
+    put(&producer, &topic, "wh-new", Some(&entry("wh-new", "late"))).await;
+    put(&producer, &topic, "wh-1", None).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !(matches!(view.lookup("wh-new"), Lookup::Active(_))
+        && view.lookup("wh-1") == Lookup::Deleted)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "changes not followed within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shutdown.trigger();
+    follower.await.expect("task").expect("follow ends cleanly");
+}
