@@ -46,8 +46,8 @@ kind-up: ## The whole system on a kind cluster (not yet: see README)
 kind-down: ## Remove the kind cluster (not yet: see README)
 	@echo "make kind-down is not built yet: see README.md (issue: packaging)" >&2; exit 2
 
-bench: ## Run every benchmark, write bench/results/latest.json (not yet: see README)
-	@echo "make bench is not built yet: see README.md" >&2; exit 2
+bench: ## Run every benchmark stage (or STAGES="operator ..."), write bench/results/latest.json
+	@dev/bench.sh $(STAGES)
 
 chaos: ## Fault scenarios, regenerate docs/RELIABILITY.md (not yet: see README)
 	@echo "make chaos is not built yet: see README.md" >&2; exit 2

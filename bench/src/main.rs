@@ -1,0 +1,36 @@
+//! `hookline-bench STAGE`: measures one part of Hookline against the running local
+//! stack and writes `bench/results/STAGE.json`. `make bench` runs every stage.
+
+mod operator;
+mod report;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "hookline-bench", version)]
+struct Cli {
+    /// Where each stage writes STAGE.json.
+    #[arg(long, env = "HOOKLINE_BENCH_RESULTS", default_value = "bench/results")]
+    results: PathBuf,
+    #[command(subcommand)]
+    stage: Stage,
+}
+
+#[derive(Subcommand)]
+enum Stage {
+    /// Apply-to-Deployment latency, cold start with many Webhooks, operator memory.
+    Operator(operator::Args),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let report = match cli.stage {
+        Stage::Operator(args) => operator::run(args).await?,
+    };
+    let path = report.finish(&cli.results)?;
+    println!("wrote {}", path.display());
+    Ok(())
+}

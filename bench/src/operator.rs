@@ -1,0 +1,307 @@
+//! The operator stage: how fast a Webhook's emitter Deployment appears after
+//! `kubectl apply`, how long a cold start with many Webhooks takes, and the
+//! operator's resident memory meanwhile. Runs the release binary against the stack's
+//! kube-apiserver and Kafka, in a namespace of its own that it deletes afterwards.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use futures::{StreamExt, TryStreamExt, stream};
+use hookline_operator::crd::Webhook;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, CustomResourceExt, ResourceExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
+
+use crate::report::{Report, rss_mb};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Webhooks present when the operator cold-starts.
+    #[arg(long, default_value_t = 1000)]
+    webhooks: usize,
+    /// Webhooks applied one at a time to measure apply-to-Deployment latency.
+    #[arg(long, default_value_t = 200)]
+    latency_samples: usize,
+    /// Port of the operator's /metrics during the run.
+    #[arg(long, default_value_t = 19190)]
+    ops_port: u16,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<Report> {
+    if args.latency_samples > args.webhooks {
+        bail!("--latency-samples must not exceed --webhooks");
+    }
+    let client = Client::try_default()
+        .await
+        .context("no Kubernetes client: source .stack/env (make stack-up) first")?;
+    install_crd(&client).await?;
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let suffix = &id[..8];
+    let namespace = format!("bench-operator-{suffix}");
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let mut ns = Namespace::default();
+    ns.metadata.name = Some(namespace.clone());
+    namespaces.create(&PostParams::default(), &ns).await?;
+    let webhooks: Api<Webhook> = Api::namespaced(client.clone(), &namespace);
+    let mut report = Report::new("operator");
+    report.figure("webhooks", args.webhooks);
+
+    // Apply-to-Deployment latency, one Webhook at a time with the operator running.
+    let mut operator = Operator::start(&namespace, suffix, args.ops_port).await?;
+    let seen = watch_deployments(client.clone(), &namespace);
+    let mut applied = HashMap::new();
+    for i in 0..args.latency_samples {
+        let name = format!("wh-{i:05}");
+        applied.insert(format!("{name}-emitter"), Instant::now());
+        webhooks
+            .create(&PostParams::default(), &webhook(&name))
+            .await?;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut latencies = loop {
+        let seen = seen
+            .lock()
+            .map_err(|_| anyhow::anyhow!("watch state poisoned"))?
+            .clone();
+        if applied.keys().all(|name| seen.contains_key(name)) {
+            break applied
+                .iter()
+                .map(|(name, at)| seen[name].saturating_duration_since(*at))
+                .collect::<Vec<_>>();
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{} of {} emitter Deployments appeared within 120 s",
+                seen.len(),
+                applied.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    report.latencies("apply_to_deployment", &mut latencies);
+    operator.stop().await?;
+
+    // Cold start: the rest of the Webhooks arrive while no operator runs.
+    stream::iter(args.latency_samples..args.webhooks)
+        .map(|i| {
+            let webhooks = webhooks.clone();
+            async move {
+                webhooks
+                    .create(&PostParams::default(), &webhook(&format!("wh-{i:05}")))
+                    .await
+            }
+        })
+        .buffer_unordered(16)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let started = Instant::now();
+    let mut operator = Operator::start(&namespace, suffix, args.ops_port).await?;
+    let deadline = started + Duration::from_secs(600);
+    loop {
+        let reconciled = operator.successful_reconciles().await.unwrap_or(0);
+        if reconciled >= args.webhooks as u64 {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "only {reconciled} of {} Webhooks reconciled within 600 s",
+                args.webhooks
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let cold = started.elapsed();
+    report.figure(
+        "cold_start_reconcile_all_s",
+        crate::report::round(cold.as_secs_f64()),
+    );
+    let (rss, peak) = rss_mb(operator.pid()?)?;
+    report
+        .figure("operator_rss_mb", rss)
+        .figure("operator_peak_rss_mb", peak);
+
+    let list = webhooks.list(&ListParams::default()).await?;
+    let ready = list
+        .items
+        .iter()
+        .filter(|w| {
+            w.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            })
+        })
+        .count();
+    report.figure("webhooks_ready", ready);
+
+    // Clean up while the operator runs, so finalizers remove the registry entries.
+    namespaces
+        .delete(&namespace, &DeleteParams::default())
+        .await?;
+    let gone = tokio::time::timeout(Duration::from_secs(300), async {
+        while namespaces
+            .get_opt(&namespace)
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+        {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
+    .await;
+    if gone.is_err() {
+        eprintln!("namespace {namespace} still terminating after 300 s");
+    }
+    operator.stop().await?;
+    Ok(report)
+}
+
+fn webhook(name: &str) -> Webhook {
+    // The emitter is disabled: the bench measures the operator, not pod churn in the
+    // controller-manager of a cluster without kubelets.
+    let spec = serde_json::json!({"customerId": "bench", "emitter": {"enabled": false}});
+    Webhook::new(
+        name,
+        serde_json::from_value(spec).unwrap_or_else(|err| panic!("bench spec: {err}")),
+    )
+}
+
+async fn install_crd(client: &Client) -> anyhow::Result<()> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.patch(
+        "webhooks.hookline.io",
+        &PatchParams::apply("hookline-bench").force(),
+        &Patch::Apply(Webhook::crd()),
+    )
+    .await?;
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        await_condition(
+            crds,
+            "webhooks.hookline.io",
+            conditions::is_crd_established(),
+        ),
+    )
+    .await??;
+    Ok(())
+}
+
+/// The first moment each Deployment of the namespace was seen.
+fn watch_deployments(client: Client, namespace: &str) -> Arc<Mutex<HashMap<String, Instant>>> {
+    let seen = Arc::new(Mutex::new(HashMap::new()));
+    let api: Api<Deployment> = Api::namespaced(client, namespace);
+    let record = seen.clone();
+    tokio::spawn(async move {
+        let mut events = watcher(api, watcher::Config::default())
+            .applied_objects()
+            .boxed();
+        while let Some(Ok(deployment)) = events.next().await {
+            if let Ok(mut seen) = record.lock() {
+                seen.entry(deployment.name_any())
+                    .or_insert_with(Instant::now);
+            }
+        }
+    });
+    seen
+}
+
+/// The release operator binary, started next to this one.
+struct Operator {
+    child: Child,
+    ops_port: u16,
+}
+
+impl Operator {
+    async fn start(namespace: &str, suffix: &str, ops_port: u16) -> anyhow::Result<Self> {
+        let binary = std::env::current_exe()?.with_file_name("hookline-operator");
+        let log_dir = std::env::var("HOOKLINE_STACK_DIR").unwrap_or_else(|_| ".stack".into());
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(format!("{log_dir}/logs/bench-operator.log"))?;
+        let child = Command::new(&binary)
+            .args(["--log-format", "text", "run"])
+            .args(["--watch-namespace", namespace])
+            .args(["--lease-namespace", namespace])
+            .args(["--lease-name", &format!("bench-{suffix}")])
+            .args(["--public-base-url", "http://hooks.bench.local"])
+            .args([
+                "--in-cluster-handler-url",
+                "http://hookline-handler.bench.svc:8080",
+            ])
+            .args(["--ops-addr", &format!("127.0.0.1:{ops_port}")])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let operator = Self { child, ops_port };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !matches!(operator.get("/readyz").await, Ok((200, _))) {
+            if Instant::now() > deadline {
+                bail!(
+                    "the operator was not ready within 60 s (see .stack/logs/bench-operator.log)"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(operator)
+    }
+
+    fn pid(&self) -> anyhow::Result<u32> {
+        self.child.id().context("the operator exited")
+    }
+
+    async fn successful_reconciles(&self) -> anyhow::Result<u64> {
+        let (_, body) = self.get("/metrics").await?;
+        Ok(body
+            .lines()
+            .find(|l| l.starts_with("hookline_operator_reconciles_total{result=\"success\"}"))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse::<f64>().ok())
+            .map_or(0, |v| v as u64))
+    }
+
+    /// A minimal HTTP/1.0 GET on loopback: (status, body).
+    async fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.ops_port)).await?;
+        stream
+            .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+            .await?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await?;
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .context("no HTTP status")?;
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        Ok((status, body))
+    }
+
+    async fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some(pid) = self.child.id() {
+            // SIGTERM: the operator's graceful shutdown releases its Lease.
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()?;
+        }
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await??;
+        Ok(())
+    }
+}
