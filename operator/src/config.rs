@@ -47,6 +47,9 @@ pub struct RunArgs {
     /// The handler Service's URL inside the cluster: the emitters' default target.
     #[arg(long, env = "HOOKLINE_HANDLER_URL", value_parser = parse_base_url)]
     pub in_cluster_handler_url: String,
+    /// The log-compacted topic the registry is published to.
+    #[arg(long, env = "HOOKLINE_REGISTRY_TOPIC", default_value = hookline_core::topics::REGISTRY)]
+    pub registry_topic: String,
     /// Partitions of the events, retry and dead-letter topics created at start.
     #[arg(long, env = "HOOKLINE_TOPIC_PARTITIONS", default_value_t = 6, value_parser = clap::value_parser!(i32).range(1..=1024))]
     pub topic_partitions: i32,

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use hookline_core::kafka::reliable_producer_config;
 use hookline_core::registry::{self, RegistryEntry};
-use hookline_core::topics;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use thiserror::Error;
@@ -35,11 +34,7 @@ pub struct RegistryPublisher {
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl RegistryPublisher {
-    pub fn new(bootstrap_servers: &str) -> Result<Self, PublishError> {
-        Self::with_topic(bootstrap_servers, topics::REGISTRY)
-    }
-
-    /// A publisher writing to another topic (tests use topics of their own).
+    /// A publisher writing to `topic` (normally `hookline.registry`).
     pub fn with_topic(bootstrap_servers: &str, topic: &str) -> Result<Self, PublishError> {
         let producer = reliable_producer_config(
             bootstrap_servers,

@@ -45,7 +45,7 @@ const TOPICS_READY: &str = "topics";
 const API_READY: &str = "kubernetes";
 
 /// The topics Hookline needs, from the operator's settings.
-pub fn topic_specs(partitions: i32, replication: i32) -> Vec<TopicSpec> {
+pub fn topic_specs(partitions: i32, replication: i32, registry_topic: &str) -> Vec<TopicSpec> {
     let regular = |name: String| TopicSpec {
         name,
         partitions,
@@ -58,7 +58,7 @@ pub fn topic_specs(partitions: i32, replication: i32) -> Vec<TopicSpec> {
     ];
     specs.extend(topics::retry_tiers().map(regular));
     specs.push(TopicSpec {
-        name: topics::REGISTRY.into(),
+        name: registry_topic.into(),
         partitions: 1,
         replication,
         compacted: true,
@@ -96,7 +96,8 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     tracing::info!(server = %version.git_version, "connected to the Kubernetes API server");
 
     create_topics(&args, &readiness, &shutdown).await;
-    let publisher = RegistryPublisher::new(&args.kafka.kafka_bootstrap_servers)?;
+    let publisher =
+        RegistryPublisher::with_topic(&args.kafka.kafka_bootstrap_servers, &args.registry_topic)?;
 
     let identity = args
         .identity
@@ -195,7 +196,11 @@ async fn finish(ops_server: tokio::task::JoinHandle<std::io::Result<()>>) -> Res
 }
 
 async fn create_topics(args: &RunArgs, readiness: &Readiness, shutdown: &Shutdown) {
-    let specs = topic_specs(args.topic_partitions, args.topic_replication);
+    let specs = topic_specs(
+        args.topic_partitions,
+        args.topic_replication,
+        &args.registry_topic,
+    );
     let mut delay = Duration::from_millis(500);
     while !shutdown.is_triggered() {
         match kafka::ensure_topics(

@@ -4,6 +4,8 @@
 //! running they fail with a message that says how to start it; they never skip.
 #![forbid(unsafe_code)]
 
+pub mod http;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
