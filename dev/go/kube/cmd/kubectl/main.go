@@ -14,6 +14,10 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
+// Upstream's cmd/kubectl/kubectl.go from k8s.io/kubernetes; only this comment is added.
+// dev/components/kube.sh builds it in a generated module that requires
+// k8s.io/kubernetes and replaces its staging modules with their published versions.
+
 package main
 
 import (
