@@ -2,4 +2,12 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod ingest;
+pub mod metrics;
+pub mod produce;
+pub mod rate_limit;
+pub mod rejection;
+pub mod replay;
+pub mod server;
 pub mod service;
+pub mod source;

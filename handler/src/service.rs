@@ -1,28 +1,147 @@
-//! Wires the handler together and runs it until shutdown.
+//! Wires the handler together: the registry follower, the Kafka watch, the producer
+//! and the HTTP server, and runs them until shutdown.
 
 use std::sync::Arc;
 
 use hookline_core::kafka;
 use hookline_core::ops::{self, Readiness};
+use hookline_core::registry::{self, FollowError, RegistryUpdate, RegistryView};
 use hookline_core::shutdown::Shutdown;
 use prometheus_client::registry::Registry;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::config::Config;
+use crate::ingest::{self, Ingest, Limits};
+use crate::metrics::Metrics;
+use crate::produce::{EventProducer, ProducerSetupError};
+use crate::rate_limit::SharedRateLimiter;
+use crate::replay::SharedReplayCache;
+use crate::server::{self, ServerLimits};
 
-/// Serves until SIGTERM. Ready once Kafka answers.
-pub async fn run(config: Config) -> std::io::Result<()> {
+#[derive(Debug, Error)]
+pub enum ServiceError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Producer(#[from] ProducerSetupError),
+    #[error("the registry follower stopped: {0}")]
+    Registry(#[from] FollowError),
+}
+
+/// Listens on the configured address and serves until SIGTERM or Ctrl-C.
+pub async fn run(config: Config) -> Result<(), ServiceError> {
+    let listener = TcpListener::bind(config.listen_addr)
+        .await
+        .map_err(|source| ServiceError::Bind {
+            addr: config.listen_addr,
+            source,
+        })?;
+    serve(listener, config, Shutdown::on_signal()).await
+}
+
+/// Serves the webhook endpoint and /healthz, /readyz, /metrics on `listener` until
+/// `shutdown`: then stops accepting, finishes in-flight requests, and flushes the
+/// producer. Ready once the registry is loaded and Kafka answers.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: Shutdown,
+) -> Result<(), ServiceError> {
     let readiness = Readiness::default();
-    let shutdown = Shutdown::on_signal();
+    let mut metrics_registry = Registry::with_prefix("hookline_handler");
+    let metrics = Metrics::register(&mut metrics_registry);
+    let bootstrap = config.kafka.kafka_bootstrap_servers.clone();
+    let producer = EventProducer::new(
+        &bootstrap,
+        config.events_topic.clone(),
+        config.produce_timeout,
+    )?;
+
+    let view = RegistryView::default();
+    let rate_limiter = Arc::new(SharedRateLimiter::default());
+    let forget_deleted = {
+        let rate_limiter = rate_limiter.clone();
+        move |update: &RegistryUpdate| {
+            if let RegistryUpdate::Deleted { webhook_id } = update {
+                rate_limiter.forget(webhook_id);
+            }
+        }
+    };
+    let follower = tokio::spawn(stop_on_error(
+        registry::follow(
+            bootstrap.clone(),
+            config.registry_topic.clone(),
+            view.clone(),
+            readiness.clone(),
+            shutdown.clone(),
+            forget_deleted,
+        ),
+        shutdown.clone(),
+    ));
     tokio::spawn(kafka::watch_reachability(
-        config.kafka.kafka_bootstrap_servers.clone(),
+        bootstrap,
         readiness.clone(),
         shutdown.clone(),
     ));
-    let registry = Arc::new(Registry::with_prefix("hookline_handler"));
-    ops::serve(
-        config.listen_addr,
-        ops::router(readiness, registry),
-        shutdown,
+
+    let ingest = Arc::new(Ingest {
+        registry: view,
+        readiness: readiness.clone(),
+        producer: producer.clone(),
+        replay: SharedReplayCache::new(
+            config.timestamp_tolerance,
+            config.replay_cache_capacity as usize,
+            metrics.replay_cache_entries.clone(),
+            metrics.replay_cache_evictions.clone(),
+        ),
+        rate_limiter,
+        metrics,
+        limits: Limits {
+            max_body_bytes: config.max_body_bytes,
+            body_read_timeout: config.body_read_timeout,
+            timestamp_tolerance: config.timestamp_tolerance,
+            trusted_proxies: config.trusted_proxies.clone(),
+        },
+        permits: Arc::new(Semaphore::new(config.max_concurrent_requests as usize)),
+    });
+    let router = ops::router(readiness, Arc::new(metrics_registry)).merge(ingest::router(ingest));
+    tracing::info!(addr = ?listener.local_addr().ok(), events_topic = %config.events_topic, registry_topic = %config.registry_topic, "serving webhooks");
+    server::serve(
+        listener,
+        router,
+        ServerLimits {
+            header_read_timeout: config.header_read_timeout,
+            shutdown_grace: config.shutdown_grace,
+        },
+        shutdown.clone(),
     )
-    .await
+    .await;
+
+    if let Err(err) = producer.flush(config.produce_timeout).await {
+        tracing::warn!(%err, "events still queued at exit were not acknowledged");
+    }
+    match follower.await {
+        Ok(result) => result.map_err(ServiceError::from),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Runs the registry follower; if it fails, the service cannot learn about webhooks,
+/// so it shuts down rather than serve a stale view.
+async fn stop_on_error(
+    follow: impl Future<Output = Result<(), FollowError>>,
+    shutdown: Shutdown,
+) -> Result<(), FollowError> {
+    let result = follow.await;
+    if let Err(err) = &result {
+        tracing::error!(%err, "registry follower failed; shutting down");
+        shutdown.trigger();
+    }
+    result
 }

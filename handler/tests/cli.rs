@@ -11,6 +11,17 @@ fn help_documents_flags_and_their_environment_variables() {
             ("--kafka-bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS"),
             ("--listen-addr", "HANDLER_LISTEN_ADDR"),
             ("--log-format", "HOOKLINE_LOG_FORMAT"),
+            ("--registry-topic", "HANDLER_REGISTRY_TOPIC"),
+            ("--events-topic", "HANDLER_EVENTS_TOPIC"),
+            ("--max-body-bytes", "HANDLER_MAX_BODY_BYTES"),
+            ("--timestamp-tolerance", "HANDLER_TIMESTAMP_TOLERANCE"),
+            ("--header-read-timeout", "HANDLER_HEADER_READ_TIMEOUT"),
+            ("--body-read-timeout", "HANDLER_BODY_READ_TIMEOUT"),
+            ("--max-concurrent-requests", "HANDLER_MAX_CONCURRENT_REQUESTS"),
+            ("--produce-timeout", "HANDLER_PRODUCE_TIMEOUT"),
+            ("--replay-cache-capacity", "HANDLER_REPLAY_CACHE_CAPACITY"),
+            ("--trusted-proxies", "HANDLER_TRUSTED_PROXIES"),
+            ("--shutdown-grace", "HANDLER_SHUTDOWN_GRACE"),
         ],
     );
 }
@@ -22,5 +33,25 @@ fn missing_or_bad_configuration_is_named() {
         BIN,
         &["--kafka-bootstrap-servers", "kafka"],
         &["kafka", "port"],
+    );
+    hookline_testkit::assert_missing_config_is_named(
+        BIN,
+        &[
+            "--kafka-bootstrap-servers",
+            "127.0.0.1:9092",
+            "--trusted-proxies",
+            "10.0.0.0/33",
+        ],
+        &["--trusted-proxies", "10.0.0.0/33"],
+    );
+    hookline_testkit::assert_missing_config_is_named(
+        BIN,
+        &[
+            "--kafka-bootstrap-servers",
+            "127.0.0.1:9092",
+            "--produce-timeout",
+            "5",
+        ],
+        &["--produce-timeout", "unit"],
     );
 }

@@ -1,0 +1,384 @@
+//! `POST /webhooks/{id}`: the checks, in the order the API promises, then the produce.
+//!
+//! 1. the webhook exists and is active (404 unknown or suspended, 410 deleted);
+//! 2. the body fits the limit (413, checked while reading);
+//! 3. the source address is inside the webhook's `allowedSourceRanges` (403);
+//! 4. the signature (401) and its timestamp (401);
+//! 5. a repeat of an accepted message is acknowledged without producing (202);
+//! 6. the webhook's rate limit (429): only verified requests spend its budget, so a
+//!    flood of forged requests cannot starve the real sender;
+//! 7. produce, and answer 202 only after the broker's ack (503 if it does not come).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use chrono::Utc;
+use hookline_core::ops::Readiness;
+use hookline_core::registry::{self, Lookup, RegistryEntry, RegistryView};
+use hookline_core::signature::{self, SigningSecret, Verified};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Bytes;
+use serde_json::json;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::metrics::{Metrics, ReasonLabel, StatusLabel};
+use crate::produce::{Event, EventProducer};
+use crate::rate_limit::SharedRateLimiter;
+use crate::rejection::Rejection;
+use crate::replay::{self, ReplayKey, Seen, SharedReplayCache};
+use crate::source::{self, Cidr};
+
+/// The longest `traceparent` passed on (the W3C format is 55 characters).
+const MAX_TRACEPARENT_LEN: usize = 256;
+
+/// The limits the endpoint enforces.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_body_bytes: u64,
+    pub body_read_timeout: Duration,
+    pub timestamp_tolerance: Duration,
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+/// Everything a webhook request needs, shared by all of them.
+pub struct Ingest {
+    pub registry: RegistryView,
+    pub readiness: Readiness,
+    pub producer: EventProducer,
+    pub replay: SharedReplayCache,
+    pub rate_limiter: Arc<SharedRateLimiter>,
+    pub metrics: Metrics,
+    pub limits: Limits,
+    /// One permit per request being handled; none left means shed load.
+    pub permits: Arc<Semaphore>,
+}
+
+pub fn router(ingest: Arc<Ingest>) -> Router {
+    Router::new()
+        .route("/webhooks/{id}", post(receive))
+        .with_state(ingest)
+}
+
+/// How an accepted request was accepted.
+#[derive(Debug, PartialEq, Eq)]
+enum Accepted {
+    Stored { message_id: String },
+    Repeat,
+}
+
+async fn receive(
+    State(ingest): State<Arc<Ingest>>,
+    Path(webhook_id): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let outcome = match InFlight::enter(&ingest) {
+        Some(_in_flight) => ingest.handle(&webhook_id, peer, &headers, body).await,
+        None => Err(Rejection::Overloaded),
+    };
+    let response = match outcome {
+        Ok(Accepted::Stored { message_id }) => (
+            StatusCode::ACCEPTED,
+            axum::Json(json!({ "status": "accepted", "messageId": message_id })),
+        )
+            .into_response(),
+        Ok(Accepted::Repeat) => (
+            StatusCode::ACCEPTED,
+            axum::Json(json!({ "status": "duplicate" })),
+        )
+            .into_response(),
+        Err(rejection) => {
+            ingest.record_rejection(&webhook_id, peer, &rejection);
+            rejection.into_response()
+        }
+    };
+    ingest
+        .metrics
+        .requests
+        .get_or_create(&StatusLabel {
+            status: response.status().as_u16(),
+        })
+        .inc();
+    ingest
+        .metrics
+        .request_seconds
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// A held concurrency permit, counted in the in-flight gauge until dropped.
+struct InFlight<'a> {
+    _permit: OwnedSemaphorePermit,
+    ingest: &'a Ingest,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(ingest: &'a Arc<Ingest>) -> Option<Self> {
+        let permit = ingest.permits.clone().try_acquire_owned().ok()?;
+        ingest.metrics.in_flight.inc();
+        Some(Self {
+            _permit: permit,
+            ingest,
+        })
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.ingest.metrics.in_flight.dec();
+    }
+}
+
+impl Ingest {
+    async fn handle(
+        &self,
+        webhook_id: &str,
+        peer: SocketAddr,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> Result<Accepted, Rejection> {
+        let entry = self.active_entry(webhook_id)?;
+        let body = self.read_body(headers, body).await?;
+        let client = source::client_address(
+            peer.ip(),
+            header_text(headers, "x-forwarded-for"),
+            &self.limits.trusted_proxies,
+        );
+        if !source::allowed(&entry.allowed_source_ranges, client) {
+            return Err(Rejection::SourceNotAllowed);
+        }
+        let received_at = Utc::now();
+        let verified = verify(&entry, headers, &body, received_at, &self.limits)?;
+
+        let signature_header = headers
+            .get(replay::signature_header_name(entry.scheme))
+            .map_or(&b""[..], |value| value.as_bytes());
+        let key = ReplayKey::of(webhook_id, &verified, signature_header, &body);
+        let in_flight = match self.replay.begin(key) {
+            Ok(guard) => guard,
+            Err(Seen::Accepted) => {
+                self.metrics.replays.inc();
+                return Ok(Accepted::Repeat);
+            }
+            Err(_) => return Err(Rejection::DuplicateInFlight),
+        };
+        self.rate_limiter
+            .try_acquire(webhook_id, entry.rate_limit)
+            .map_err(|retry_after| Rejection::RateLimited { retry_after })?;
+
+        let message_id = verified.id.unwrap_or_else(|| key.to_hex());
+        let event = Event {
+            webhook_id,
+            message_id: &message_id,
+            received_at,
+            scheme: entry.scheme,
+            content_type: headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes()),
+            traceparent: headers
+                .get("traceparent")
+                .map(|v| v.as_bytes())
+                .filter(|v| v.len() <= MAX_TRACEPARENT_LEN),
+            body: &body,
+        };
+        let producing = Instant::now();
+        let produced = self.producer.produce(&event).await;
+        self.metrics
+            .produce_seconds
+            .observe(producing.elapsed().as_secs_f64());
+        match produced {
+            Ok(()) => {
+                in_flight.accepted();
+                Ok(Accepted::Stored { message_id })
+            }
+            Err(err) => Err(Rejection::KafkaUnavailable(err.to_string())),
+        }
+    }
+
+    fn active_entry(&self, webhook_id: &str) -> Result<Arc<RegistryEntry>, Rejection> {
+        match self.registry.lookup(webhook_id) {
+            Lookup::Active(entry) if entry.suspended => Err(Rejection::SuspendedWebhook),
+            Lookup::Active(entry) => Ok(entry),
+            Lookup::Deleted => Err(Rejection::DeletedWebhook),
+            Lookup::Unknown
+                if self
+                    .readiness
+                    .unmet()
+                    .contains_key(registry::READINESS_CONDITION) =>
+            {
+                Err(Rejection::RegistryLoading)
+            }
+            Lookup::Unknown => Err(Rejection::UnknownWebhook),
+        }
+    }
+
+    /// Reads the body, refusing it as soon as it is known to be too large: from its
+    /// `Content-Length`, or while reading one without.
+    async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<Bytes, Rejection> {
+        let limit = self.limits.max_body_bytes;
+        let too_large = Rejection::BodyTooLarge { limit };
+        let declared = header_text(headers, header::CONTENT_LENGTH.as_str())
+            .and_then(|length| length.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > limit) {
+            return Err(too_large);
+        }
+        let limited = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
+        match tokio::time::timeout(self.limits.body_read_timeout, limited.collect()).await {
+            Err(_) => Err(Rejection::BodyTimeout(self.limits.body_read_timeout)),
+            Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => Err(too_large),
+            Ok(Err(err)) => Err(Rejection::BodyRead(err.to_string())),
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        }
+    }
+
+    fn record_rejection(&self, webhook_id: &str, peer: SocketAddr, rejection: &Rejection) {
+        if let Rejection::BadSignature(err) | Rejection::StaleTimestamp(err) = rejection {
+            self.metrics
+                .verification_failures
+                .get_or_create(&ReasonLabel {
+                    reason: err.reason(),
+                })
+                .inc();
+        }
+        match rejection {
+            Rejection::KafkaUnavailable(_) => {
+                tracing::warn!(webhook_id, %rejection, "event not stored");
+            }
+            _ => {
+                tracing::debug!(webhook_id, %peer, code = rejection.code(), %rejection, "request refused")
+            }
+        }
+    }
+}
+
+/// Verifies the request with the webhook's secrets still live at `now`.
+fn verify(
+    entry: &RegistryEntry,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: chrono::DateTime<Utc>,
+    limits: &Limits,
+) -> Result<Verified, Rejection> {
+    let secrets: Vec<SigningSecret> = entry
+        .live_secrets(now)
+        .filter_map(|secret| match SigningSecret::parse(entry.scheme, &secret.value) {
+            Ok(secret) => Some(secret),
+            Err(err) => {
+                tracing::warn!(webhook_id = %entry.webhook_id, %err, "skipping an unusable secret in the registry");
+                None
+            }
+        })
+        .collect();
+    signature::verify(
+        entry.scheme,
+        headers,
+        body,
+        &secrets,
+        now,
+        limits.timestamp_tolerance,
+    )
+    .map_err(Rejection::from_verify)
+}
+
+fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use hookline_core::registry::{RateLimit, RegistrySecret};
+    use hookline_core::retry::DeliveryPolicy;
+    use hookline_core::signature::{Scheme, sign};
+
+    fn entry(secrets: Vec<RegistrySecret>) -> RegistryEntry {
+        RegistryEntry {
+            webhook_id: "wh-1".into(),
+            namespace: "shop".into(),
+            name: "invoices".into(),
+            customer_id: "c".into(),
+            url: String::new(),
+            scheme: Scheme::Standard,
+            secrets,
+            suspended: false,
+            rate_limit: RateLimit {
+                requests_per_second: 1,
+                burst: 1,
+            },
+            delivery: DeliveryPolicy::default(),
+            allowed_source_ranges: Vec::new(),
+            generation: 1,
+            updated_at: Utc::now(),
+        }
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            max_body_bytes: 1024,
+            body_read_timeout: Duration::from_secs(1),
+            timestamp_tolerance: signature::DEFAULT_TOLERANCE,
+            trusted_proxies: Vec::new(),
+        }
+    }
+
+    fn signed(secret: &str, now: chrono::DateTime<Utc>, body: &[u8]) -> HeaderMap {
+        let key = SigningSecret::parse(Scheme::Standard, secret).unwrap();
+        let mut headers = HeaderMap::new();
+        for (name, value) in sign(Scheme::Standard, &[key], "msg_1", now, body).unwrap() {
+            headers.insert(name, value.parse().unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn an_expired_secret_no_longer_verifies() {
+        let old = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let new = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+        let expiry = Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap();
+        let entry = entry(vec![
+            RegistrySecret {
+                value: new.into(),
+                expires_at: None,
+            },
+            RegistrySecret {
+                value: old.into(),
+                expires_at: Some(expiry),
+            },
+        ]);
+        let before = expiry - chrono::Duration::seconds(1);
+        let after = expiry + chrono::Duration::seconds(1);
+        let body = b"{}";
+        assert_eq!(
+            verify(&entry, &signed(old, before, body), body, before, &limits())
+                .unwrap()
+                .secret_index,
+            1
+        );
+        let refused = verify(&entry, &signed(old, after, body), body, after, &limits());
+        assert!(matches!(refused, Err(Rejection::BadSignature(_))));
+        assert!(verify(&entry, &signed(new, after, body), body, after, &limits()).is_ok());
+    }
+
+    #[test]
+    fn a_stale_timestamp_is_told_apart_from_a_bad_signature() {
+        let secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+        let entry = entry(vec![RegistrySecret {
+            value: secret.into(),
+            expires_at: None,
+        }]);
+        let now = Utc::now();
+        let old = now - chrono::Duration::seconds(301);
+        let stale = verify(&entry, &signed(secret, old, b"x"), b"x", now, &limits());
+        assert!(matches!(stale, Err(Rejection::StaleTimestamp(_))));
+        let tampered = verify(&entry, &signed(secret, now, b"x"), b"y", now, &limits());
+        assert!(matches!(tampered, Err(Rejection::BadSignature(_))));
+    }
+}

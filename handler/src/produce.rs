@@ -1,0 +1,165 @@
+//! Producing verified events to Kafka: the record (key = webhook id, value = the raw
+//! body, metadata in headers) and a producer that reports only the broker's answer.
+
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use hookline_core::headers;
+use hookline_core::kafka::reliable_producer_config;
+use hookline_core::signature::Scheme;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::util::Timeout;
+use thiserror::Error;
+
+/// A verified event, borrowed from the request.
+#[derive(Debug, Clone, Copy)]
+pub struct Event<'a> {
+    pub webhook_id: &'a str,
+    pub message_id: &'a str,
+    pub received_at: DateTime<Utc>,
+    pub scheme: Scheme,
+    pub content_type: Option<&'a [u8]>,
+    pub traceparent: Option<&'a [u8]>,
+    pub body: &'a [u8],
+}
+
+impl Event<'_> {
+    /// The Kafka headers of the event; absent request headers are left out.
+    pub fn headers(&self) -> OwnedHeaders {
+        let received_at = self
+            .received_at
+            .to_rfc3339_opts(SecondsFormat::Millis, true);
+        let mut kafka_headers = OwnedHeaders::new_with_capacity(6)
+            .insert(header(headers::WEBHOOK_ID, self.webhook_id.as_bytes()))
+            .insert(header(headers::MESSAGE_ID, self.message_id.as_bytes()))
+            .insert(header(headers::RECEIVED_AT, received_at.as_bytes()))
+            .insert(header(headers::SCHEME, self.scheme.as_str().as_bytes()));
+        if let Some(content_type) = self.content_type {
+            kafka_headers = kafka_headers.insert(header(headers::CONTENT_TYPE, content_type));
+        }
+        if let Some(traceparent) = self.traceparent {
+            kafka_headers = kafka_headers.insert(header(headers::TRACEPARENT, traceparent));
+        }
+        kafka_headers
+    }
+}
+
+fn header<'a>(key: &'a str, value: &'a [u8]) -> Header<'a, &'a [u8]> {
+    Header {
+        key,
+        value: Some(value),
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum ProduceError {
+    #[error("the producer queue is full")]
+    QueueFull,
+    #[error("the broker did not acknowledge: {0}")]
+    NotAcknowledged(#[source] KafkaError),
+    #[error("the delivery report was lost")]
+    Canceled,
+}
+
+#[derive(Debug, Error)]
+#[error("cannot create the Kafka producer for {bootstrap}: {source}")]
+pub struct ProducerSetupError {
+    bootstrap: String,
+    #[source]
+    source: KafkaError,
+}
+
+/// Produces events to one topic with `acks=all` and idempotence.
+#[derive(Clone)]
+pub struct EventProducer {
+    producer: FutureProducer,
+    topic: String,
+}
+
+impl EventProducer {
+    /// `delivery_timeout` bounds how long an event may wait for the broker's ack, so a
+    /// sender learns of an outage within it.
+    pub fn new(
+        bootstrap_servers: &str,
+        topic: String,
+        delivery_timeout: Duration,
+    ) -> Result<Self, ProducerSetupError> {
+        let producer =
+            reliable_producer_config(bootstrap_servers, "hookline-handler", delivery_timeout)
+                .create()
+                .map_err(|source| ProducerSetupError {
+                    bootstrap: bootstrap_servers.to_owned(),
+                    source,
+                })?;
+        Ok(Self { producer, topic })
+    }
+
+    /// Resolves once the broker acknowledged the event, or with why it did not.
+    /// A full queue fails at once rather than waiting for room.
+    pub async fn produce(&self, event: &Event<'_>) -> Result<(), ProduceError> {
+        let record = FutureRecord::to(&self.topic)
+            .key(event.webhook_id)
+            .payload(event.body)
+            .headers(event.headers());
+        let delivery = self
+            .producer
+            .send_result(record)
+            .map_err(|(err, _)| match err {
+                KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => {
+                    ProduceError::QueueFull
+                }
+                other => ProduceError::NotAcknowledged(other),
+            })?;
+        match delivery.await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err((err, _))) => Err(ProduceError::NotAcknowledged(err)),
+            Err(_) => Err(ProduceError::Canceled),
+        }
+    }
+
+    /// Waits up to `timeout` for every queued event to be acknowledged or to fail.
+    pub async fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        let producer = self.producer.clone();
+        tokio::task::spawn_blocking(move || producer.flush(Timeout::After(timeout)))
+            .await
+            .unwrap_or(Err(KafkaError::Canceled))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use rdkafka::message::Headers;
+
+    #[test]
+    fn headers_carry_the_metadata_and_only_present_request_headers() {
+        let event = Event {
+            webhook_id: "wh-1",
+            message_id: "msg_1",
+            received_at: Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap(),
+            scheme: Scheme::LegacyHex,
+            content_type: Some(b"application/json"),
+            traceparent: None,
+            body: b"{}",
+        };
+        let kafka_headers = event.headers();
+        let pairs: Vec<(&str, &[u8])> = kafka_headers
+            .iter()
+            .map(|h| (h.key, h.value.unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                (headers::WEBHOOK_ID, &b"wh-1"[..]),
+                (headers::MESSAGE_ID, b"msg_1"),
+                (headers::RECEIVED_AT, b"2026-01-02T03:04:05.000Z"),
+                (headers::SCHEME, b"legacy-hex"),
+                (headers::CONTENT_TYPE, b"application/json"),
+            ]
+        );
+    }
+}

@@ -1,0 +1,347 @@
+//! Replay detection: a message already accepted inside the tolerance window is
+//! acknowledged again without being produced twice (senders retry after timeouts).
+//!
+//! Memory is bounded: entries expire after the window, and past `capacity` the
+//! oldest accepted entries are forgotten first (counted, so an operator sees when
+//! the window is effectively shorter than the tolerance).
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use hookline_core::signature::{self, Scheme, Verified};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use sha2::{Digest, Sha256};
+
+/// A fixed-size digest of (webhook id, message id) or, for schemes without a message
+/// id, of (webhook id, signature header, body).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReplayKey([u8; 16]);
+
+impl ReplayKey {
+    /// The key of a verified request. `signature_header` is the raw value of the
+    /// scheme's signature header (see [`signature_header_name`]).
+    pub fn of(webhook_id: &str, verified: &Verified, signature_header: &[u8], body: &[u8]) -> Self {
+        let mut hash = Sha256::new();
+        hash.update(webhook_id.as_bytes());
+        match &verified.id {
+            Some(id) => {
+                hash.update(b"\0id\0");
+                hash.update(id.as_bytes());
+            }
+            None => {
+                hash.update(b"\0signature\0");
+                hash.update(signature_header);
+                hash.update(b"\0");
+                hash.update(body);
+            }
+        }
+        let digest = hash.finalize();
+        let mut key = [0; 16];
+        key.copy_from_slice(&digest[..16]);
+        Self(key)
+    }
+
+    /// Hex of the key, the message id given to events whose sender sent none (so a
+    /// repeat gets the same id downstream).
+    pub fn to_hex(self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// The header carrying the signature of `scheme`, whose value keys replays of
+/// requests without a message id.
+pub fn signature_header_name(scheme: Scheme) -> &'static str {
+    match scheme {
+        Scheme::Standard => signature::standard::SIGNATURE,
+        Scheme::Github => signature::github::SIGNATURE,
+        Scheme::Stripe => signature::stripe::SIGNATURE,
+        Scheme::Shopify => signature::shopify::SIGNATURE,
+        Scheme::Slack => signature::slack::SIGNATURE,
+        Scheme::LegacyHex => signature::legacy_hex::SIGNATURE,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// Being produced right now.
+    InFlight,
+    Accepted {
+        at: Instant,
+    },
+}
+
+/// What the cache knew about a key when a request for it began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// Not seen inside the window: the caller produces it and then calls
+    /// `accepted` or `abandoned`.
+    New,
+    /// Accepted before, inside the window.
+    Accepted,
+    /// Another request with this key is being produced right now.
+    InFlight,
+}
+
+#[derive(Debug)]
+pub struct ReplayCache {
+    window: Duration,
+    capacity: usize,
+    slots: HashMap<ReplayKey, Slot>,
+    /// Accepted keys, oldest first.
+    accepted_order: VecDeque<(Instant, ReplayKey)>,
+    evicted: u64,
+}
+
+impl ReplayCache {
+    pub fn new(window: Duration, capacity: usize) -> Self {
+        Self {
+            window,
+            capacity: capacity.max(1),
+            slots: HashMap::new(),
+            accepted_order: VecDeque::new(),
+            evicted: 0,
+        }
+    }
+
+    /// Looks `key` up; a new key is marked in flight.
+    pub fn begin(&mut self, key: ReplayKey, now: Instant) -> Seen {
+        self.expire(now);
+        if !self.slots.contains_key(&key) {
+            while self.slots.len() >= self.capacity && self.evict_oldest() {}
+        }
+        match self.slots.entry(key) {
+            Entry::Occupied(slot) => match slot.get() {
+                Slot::InFlight => Seen::InFlight,
+                Slot::Accepted { .. } => Seen::Accepted,
+            },
+            Entry::Vacant(slot) => {
+                slot.insert(Slot::InFlight);
+                Seen::New
+            }
+        }
+    }
+
+    /// The broker has the message: repeats are acknowledged for the window from now.
+    pub fn accepted(&mut self, key: ReplayKey, now: Instant) {
+        self.slots.insert(key, Slot::Accepted { at: now });
+        self.accepted_order.push_back((now, key));
+    }
+
+    /// The message was not stored: a retry must be produced.
+    pub fn abandoned(&mut self, key: ReplayKey) {
+        if self.slots.get(&key) == Some(&Slot::InFlight) {
+            self.slots.remove(&key);
+        }
+    }
+
+    /// Keys remembered (in flight or accepted).
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Accepted keys forgotten before their window ended, because of the capacity.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while let Some((at, key)) = self.accepted_order.front().copied() {
+            if now.saturating_duration_since(at) <= self.window {
+                break;
+            }
+            self.accepted_order.pop_front();
+            self.remove_if_accepted_at(key, at);
+        }
+    }
+
+    /// Forgets the oldest accepted key; false when none is left to forget.
+    fn evict_oldest(&mut self) -> bool {
+        while let Some((at, key)) = self.accepted_order.pop_front() {
+            if self.remove_if_accepted_at(key, at) {
+                self.evicted += 1;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Removes `key` if it is still the acceptance recorded at `at` (not a later one).
+    fn remove_if_accepted_at(&mut self, key: ReplayKey, at: Instant) -> bool {
+        if self.slots.get(&key) == Some(&Slot::Accepted { at }) {
+            self.slots.remove(&key);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// A [`ReplayCache`] shared between requests, handing out guards that abandon the
+/// key unless the request reports it accepted (so a dropped request frees its key).
+#[derive(Debug, Clone)]
+pub struct SharedReplayCache {
+    cache: Arc<Mutex<ReplayCache>>,
+    entries: Gauge,
+    evictions: Counter,
+}
+
+impl SharedReplayCache {
+    /// A cache that keeps the gauge `entries` and the counter `evictions` current.
+    pub fn new(window: Duration, capacity: usize, entries: Gauge, evictions: Counter) -> Self {
+        Self {
+            cache: Arc::new(Mutex::new(ReplayCache::new(window, capacity))),
+            entries,
+            evictions,
+        }
+    }
+
+    /// `Ok(guard)` for a new key, else what was seen.
+    pub fn begin(&self, key: ReplayKey) -> Result<InFlightGuard, Seen> {
+        let mut cache = self.lock();
+        let evicted_before = cache.evicted();
+        let seen = cache.begin(key, Instant::now());
+        self.evictions.inc_by(cache.evicted() - evicted_before);
+        self.entries
+            .set(i64::try_from(cache.len()).unwrap_or(i64::MAX));
+        drop(cache);
+        match seen {
+            Seen::New => Ok(InFlightGuard {
+                cache: self.clone(),
+                key,
+                done: false,
+            }),
+            seen => Err(seen),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ReplayCache> {
+        // Each method leaves the cache consistent, so a panicked holder harms nothing.
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A key being produced. Dropped without [`accepted`](Self::accepted), it is forgotten.
+#[derive(Debug)]
+pub struct InFlightGuard {
+    cache: SharedReplayCache,
+    key: ReplayKey,
+    done: bool,
+}
+
+impl InFlightGuard {
+    pub fn accepted(mut self) {
+        self.done = true;
+        self.cache.lock().accepted(self.key, Instant::now());
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if !self.done {
+            self.cache.lock().abandoned(self.key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u8) -> ReplayKey {
+        ReplayKey([n; 16])
+    }
+
+    const WINDOW: Duration = Duration::from_secs(300);
+
+    #[test]
+    fn accepted_keys_are_repeats_until_the_window_ends() {
+        let mut cache = ReplayCache::new(WINDOW, 10);
+        let start = Instant::now();
+        assert_eq!(cache.begin(key(1), start), Seen::New);
+        assert_eq!(cache.begin(key(1), start), Seen::InFlight);
+        cache.accepted(key(1), start);
+        assert_eq!(cache.begin(key(1), start + WINDOW), Seen::Accepted);
+        assert_eq!(
+            cache.begin(key(1), start + WINDOW + Duration::from_secs(1)),
+            Seen::New
+        );
+    }
+
+    #[test]
+    fn abandoned_keys_may_be_produced_again() {
+        let mut cache = ReplayCache::new(WINDOW, 10);
+        let now = Instant::now();
+        assert_eq!(cache.begin(key(1), now), Seen::New);
+        cache.abandoned(key(1));
+        assert_eq!(cache.begin(key(1), now), Seen::New);
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn capacity_forgets_the_oldest_accepted_first() {
+        let mut cache = ReplayCache::new(WINDOW, 3);
+        let now = Instant::now();
+        for n in 1..=3 {
+            assert_eq!(cache.begin(key(n), now), Seen::New);
+            cache.accepted(key(n), now + Duration::from_secs(u64::from(n)));
+        }
+        assert_eq!(cache.begin(key(4), now), Seen::New);
+        assert_eq!(cache.len(), 3);
+        assert_eq!(cache.evicted(), 1);
+        assert_eq!(cache.begin(key(2), now), Seen::Accepted);
+        assert_eq!(
+            cache.begin(key(1), now),
+            Seen::New,
+            "the oldest was forgotten"
+        );
+    }
+
+    #[test]
+    fn keys_separate_webhooks_and_fall_back_to_signature_and_body() {
+        let with_id = |id: &str| Verified {
+            id: Some(id.to_owned()),
+            id_signed: true,
+            timestamp: None,
+            secret_index: 0,
+        };
+        let without_id = Verified {
+            id: None,
+            id_signed: false,
+            timestamp: None,
+            secret_index: 0,
+        };
+        let a = ReplayKey::of("wh-a", &with_id("msg_1"), b"sig", b"body");
+        assert_eq!(
+            a,
+            ReplayKey::of("wh-a", &with_id("msg_1"), b"other", b"other")
+        );
+        assert_ne!(a, ReplayKey::of("wh-b", &with_id("msg_1"), b"sig", b"body"));
+        assert_ne!(a, ReplayKey::of("wh-a", &with_id("msg_2"), b"sig", b"body"));
+        let b = ReplayKey::of("wh-a", &without_id, b"sig", b"body");
+        assert_eq!(b, ReplayKey::of("wh-a", &without_id, b"sig", b"body"));
+        assert_ne!(b, ReplayKey::of("wh-a", &without_id, b"sig2", b"body"));
+        assert_ne!(b, ReplayKey::of("wh-a", &without_id, b"sig", b"body2"));
+        assert_eq!(b.to_hex().len(), 32);
+    }
+
+    #[test]
+    fn dropped_guards_free_their_key() {
+        let (entries, evictions) = (Gauge::default(), Counter::default());
+        let cache = SharedReplayCache::new(WINDOW, 1, entries.clone(), evictions.clone());
+        let guard = cache.begin(key(7)).unwrap();
+        assert_eq!(cache.begin(key(7)).unwrap_err(), Seen::InFlight);
+        drop(guard);
+        cache.begin(key(7)).unwrap().accepted();
+        assert_eq!(cache.begin(key(7)).unwrap_err(), Seen::Accepted);
+        assert_eq!((entries.get(), evictions.get()), (1, 0));
+        cache.begin(key(8)).unwrap().accepted();
+        assert_eq!((entries.get(), evictions.get()), (1, 1));
+    }
+}
