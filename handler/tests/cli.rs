@@ -17,7 +17,10 @@ fn help_documents_flags_and_their_environment_variables() {
             ("--timestamp-tolerance", "HANDLER_TIMESTAMP_TOLERANCE"),
             ("--header-read-timeout", "HANDLER_HEADER_READ_TIMEOUT"),
             ("--body-read-timeout", "HANDLER_BODY_READ_TIMEOUT"),
-            ("--max-concurrent-requests", "HANDLER_MAX_CONCURRENT_REQUESTS"),
+            (
+                "--max-concurrent-requests",
+                "HANDLER_MAX_CONCURRENT_REQUESTS",
+            ),
             ("--produce-timeout", "HANDLER_PRODUCE_TIMEOUT"),
             ("--replay-cache-capacity", "HANDLER_REPLAY_CACHE_CAPACITY"),
             ("--trusted-proxies", "HANDLER_TRUSTED_PROXIES"),

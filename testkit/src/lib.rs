@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod http;
+pub mod kafka_broker;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

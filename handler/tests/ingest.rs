@@ -1,0 +1,621 @@
+//! The webhook endpoint against the real Kafka of the local stack: what it stores,
+//! what it refuses, and that refusals store nothing.
+
+mod support;
+
+use std::time::Duration;
+
+use chrono::Utc;
+use hookline_core::headers;
+use hookline_core::registry::{RateLimit, RegistrySecret};
+use hookline_core::signature::{Scheme, generate_standard_secret};
+use support::{Handler, entry, message_id, signed};
+
+fn bootstrap() -> &'static str {
+    &hookline_testkit::stack().kafka_bootstrap_servers
+}
+
+/// Bytes a text-processing server would be tempted to normalise.
+const AWKWARD_BODY: &[u8] =
+    b"{\"event_id\": \"e1\",  \"data\":\t{\"note\": \"caf\xc3\xa9 \\u00e9\"}}\r\n \xff\x00";
+
+#[tokio::test]
+async fn a_valid_request_of_each_scheme_lands_with_its_exact_bytes_and_headers() {
+    let webhooks: Vec<_> = Scheme::ALL.into_iter().map(entry).collect();
+    let entries: Vec<_> = webhooks.iter().map(|(e, _)| e.clone()).collect();
+    let handler = Handler::start(bootstrap(), &entries, &[]).await;
+
+    for (entry, secret) in &webhooks {
+        let msg_id = message_id();
+        let mut request = signed(entry.scheme, secret, &msg_id, Utc::now(), AWKWARD_BODY);
+        request.push(("content-type", "application/json; charset=utf-8".into()));
+        request.push((
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
+        ));
+        let response = handler
+            .post(&entry.webhook_id, &request, AWKWARD_BODY)
+            .await;
+        assert_eq!(
+            response.status,
+            202,
+            "{}: {}",
+            entry.scheme,
+            response.text()
+        );
+        let answered_id = response.json()["messageId"].as_str().unwrap().to_owned();
+
+        let events = handler.events(&entry.webhook_id).await;
+        assert_eq!(events.len(), 1, "{}", entry.scheme);
+        let event = &events[0];
+        assert_eq!(event.key, entry.webhook_id.as_bytes());
+        assert_eq!(
+            event.payload, AWKWARD_BODY,
+            "{}: body changed",
+            entry.scheme
+        );
+        let h = &event.headers;
+        assert_eq!(h[headers::WEBHOOK_ID], entry.webhook_id);
+        assert_eq!(h[headers::SCHEME], entry.scheme.as_str());
+        assert_eq!(h[headers::CONTENT_TYPE], "application/json; charset=utf-8");
+        assert_eq!(
+            h[headers::TRACEPARENT],
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        );
+        assert_eq!(h[headers::MESSAGE_ID], answered_id);
+        match entry.scheme {
+            // The schemes that carry a message id keep the sender's.
+            Scheme::Standard | Scheme::Github | Scheme::Shopify => {
+                assert_eq!(answered_id, msg_id, "{}", entry.scheme)
+            }
+            _ => assert_eq!(answered_id.len(), 32, "{}: derived id", entry.scheme),
+        }
+        let received_at = chrono::DateTime::parse_from_rfc3339(&h[headers::RECEIVED_AT])
+            .expect("received-at is RFC 3339");
+        assert!((Utc::now() - received_at.to_utc()).num_seconds().abs() < 60);
+    }
+    handler.stop().await;
+}
+
+/// (what is wrong, webhook id, headers, body, expected status, expected error code)
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    Vec<(&'a str, String)>,
+    Vec<u8>,
+    u16,
+    &'a str,
+);
+
+#[tokio::test]
+async fn each_bad_request_gets_its_status_and_stores_nothing() {
+    let (unknown, _) = entry(Scheme::Standard);
+    let (deleted, deleted_secret) = entry(Scheme::Standard);
+    let (mut suspended, suspended_secret) = entry(Scheme::Standard);
+    suspended.suspended = true;
+    let (mut fenced, fenced_secret) = entry(Scheme::Standard);
+    fenced.allowed_source_ranges = vec!["10.0.0.0/8".into()];
+    let (open, open_secret) = entry(Scheme::Standard);
+    let (legacy, legacy_secret) = entry(Scheme::LegacyHex);
+    let handler = Handler::start_with_tombstones(
+        bootstrap(),
+        &[
+            deleted.clone(),
+            suspended.clone(),
+            fenced.clone(),
+            open.clone(),
+            legacy.clone(),
+        ],
+        &[&deleted.webhook_id],
+        &["--max-body-bytes", "1024"],
+    )
+    .await;
+
+    let body = br#"{"event_id":"e1"}"#;
+    let sign = |secret: &str| signed(Scheme::Standard, secret, &message_id(), Utc::now(), body);
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "unknown id",
+            &unknown.webhook_id,
+            sign(&open_secret),
+            body.to_vec(),
+            404,
+            "unknown_webhook",
+        ),
+        (
+            "deleted",
+            &deleted.webhook_id,
+            sign(&deleted_secret),
+            body.to_vec(),
+            410,
+            "webhook_deleted",
+        ),
+        (
+            "suspended",
+            &suspended.webhook_id,
+            sign(&suspended_secret),
+            body.to_vec(),
+            404,
+            "webhook_suspended",
+        ),
+        (
+            "source outside the ranges",
+            &fenced.webhook_id,
+            sign(&fenced_secret),
+            body.to_vec(),
+            403,
+            "source_not_allowed",
+        ),
+        (
+            "body over the limit",
+            &open.webhook_id,
+            signed(
+                Scheme::Standard,
+                &open_secret,
+                &message_id(),
+                Utc::now(),
+                &[b'x'; 1025],
+            ),
+            vec![b'x'; 1025],
+            413,
+            "body_too_large",
+        ),
+        (
+            "wrong secret",
+            &open.webhook_id,
+            sign(&generate_standard_secret()),
+            body.to_vec(),
+            401,
+            "invalid_signature",
+        ),
+        (
+            "no signature",
+            &open.webhook_id,
+            Vec::new(),
+            body.to_vec(),
+            401,
+            "invalid_signature",
+        ),
+        (
+            "body changed after signing",
+            &open.webhook_id,
+            sign(&open_secret),
+            br#"{"event_id":"e2"}"#.to_vec(),
+            401,
+            "invalid_signature",
+        ),
+        (
+            "timestamp too old",
+            &open.webhook_id,
+            signed(
+                Scheme::Standard,
+                &open_secret,
+                &message_id(),
+                Utc::now() - chrono::Duration::seconds(301),
+                body,
+            ),
+            body.to_vec(),
+            401,
+            "timestamp_out_of_tolerance",
+        ),
+        (
+            "timestamp in the future",
+            &open.webhook_id,
+            signed(
+                Scheme::Standard,
+                &open_secret,
+                &message_id(),
+                Utc::now() + chrono::Duration::seconds(301),
+                body,
+            ),
+            body.to_vec(),
+            401,
+            "timestamp_out_of_tolerance",
+        ),
+        (
+            "legacy-hex, wrong secret",
+            &legacy.webhook_id,
+            signed(Scheme::LegacyHex, "not-the-secret", "m", Utc::now(), body),
+            body.to_vec(),
+            401,
+            "invalid_signature",
+        ),
+    ];
+    for (case, id, headers, body, status, error) in &cases {
+        let response = handler.post(id, headers, body).await;
+        assert_eq!(response.status, *status, "{case}: {}", response.text());
+        assert_eq!(response.error(), *error, "{case}");
+        let text = response.text();
+        for secret in [&open_secret, &legacy_secret, &fenced_secret] {
+            assert!(
+                !text.contains(secret.as_str()),
+                "{case}: a secret is echoed"
+            );
+        }
+    }
+
+    // A body over the limit without Content-Length is cut off while being read.
+    let chunked = chunked_request(&open.webhook_id, &sign(&open_secret), 4 * 1024);
+    let response = raw_exchange(&handler, &chunked).await;
+    assert_eq!(response.status, 413, "{}", response.text());
+
+    for webhook in [&unknown, &deleted, &suspended, &fenced, &open, &legacy] {
+        assert!(
+            handler.events(&webhook.webhook_id).await.is_empty(),
+            "a refused request of {} was stored",
+            webhook.name
+        );
+    }
+    // The same handler still stores good requests, so "nothing stored" above means refused.
+    assert_eq!(
+        handler
+            .post(&open.webhook_id, &sign(&open_secret), body)
+            .await
+            .status,
+        202
+    );
+    let legacy_ok = signed(Scheme::LegacyHex, &legacy_secret, "m", Utc::now(), body);
+    assert_eq!(
+        handler
+            .post(&legacy.webhook_id, &legacy_ok, body)
+            .await
+            .status,
+        202
+    );
+    assert_eq!(handler.events(&open.webhook_id).await.len(), 1);
+
+    let metrics = handler.metrics().await;
+    for line in [
+        "hookline_handler_requests_total{status=\"401\"} 6",
+        "hookline_handler_requests_total{status=\"413\"} 2",
+        "hookline_handler_verification_failures_total{reason=\"no_matching_signature\"} 3",
+        "hookline_handler_verification_failures_total{reason=\"missing_header\"} 1",
+        "hookline_handler_verification_failures_total{reason=\"timestamp_out_of_tolerance\"} 2",
+        "hookline_handler_produce_latency_seconds_count 2",
+        "hookline_handler_requests_in_flight 0",
+    ] {
+        assert!(metrics.contains(line), "no {line:?} in\n{metrics}");
+    }
+    handler.stop().await;
+}
+
+#[tokio::test]
+async fn a_repeated_message_is_acknowledged_but_stored_once() {
+    let (standard, standard_secret) = entry(Scheme::Standard);
+    let (legacy, legacy_secret) = entry(Scheme::LegacyHex);
+    let handler = Handler::start(bootstrap(), &[standard.clone(), legacy.clone()], &[]).await;
+    let body = br#"{"event_id":"e1"}"#;
+    let request = signed(
+        Scheme::Standard,
+        &standard_secret,
+        &message_id(),
+        Utc::now(),
+        body,
+    );
+    let first = handler.post(&standard.webhook_id, &request, body).await;
+    assert_eq!(first.status, 202, "{}", first.text());
+    let repeat = handler.post(&standard.webhook_id, &request, body).await;
+    assert_eq!(repeat.status, 202, "{}", repeat.text());
+    assert_eq!(repeat.json()["status"], "duplicate");
+    assert_eq!(handler.events(&standard.webhook_id).await.len(), 1);
+
+    // legacy-hex has no message id: the signature and body identify the message.
+    let legacy_request = signed(Scheme::LegacyHex, &legacy_secret, "m", Utc::now(), body);
+    for _ in 0..2 {
+        assert_eq!(
+            handler
+                .post(&legacy.webhook_id, &legacy_request, body)
+                .await
+                .status,
+            202
+        );
+    }
+    let other = br#"{"event_id":"e2"}"#;
+    let other_request = signed(Scheme::LegacyHex, &legacy_secret, "m", Utc::now(), other);
+    assert_eq!(
+        handler
+            .post(&legacy.webhook_id, &other_request, other)
+            .await
+            .status,
+        202
+    );
+    let stored: Vec<_> = handler
+        .events(&legacy.webhook_id)
+        .await
+        .into_iter()
+        .map(|e| e.payload)
+        .collect();
+    assert_eq!(stored, [body.to_vec(), other.to_vec()]);
+    let metrics = handler.metrics().await;
+    assert!(
+        metrics.contains("hookline_handler_replays_total 2"),
+        "{metrics}"
+    );
+    handler.stop().await;
+}
+
+#[tokio::test]
+async fn rotation_accepts_the_old_secret_until_it_expires_then_only_the_new() {
+    let (mut rotating, _) = entry(Scheme::Standard);
+    let (old, new) = (generate_standard_secret(), generate_standard_secret());
+    let expires_at = Utc::now() + chrono::Duration::seconds(4);
+    rotating.secrets = vec![
+        RegistrySecret {
+            value: new.clone(),
+            expires_at: None,
+        },
+        RegistrySecret {
+            value: old.clone(),
+            expires_at: Some(expires_at),
+        },
+    ];
+    let handler = Handler::start(bootstrap(), &[rotating.clone()], &[]).await;
+    let body = b"{}";
+    let post = |secret: String| {
+        let handler = &handler;
+        let id = rotating.webhook_id.clone();
+        async move {
+            let request = signed(Scheme::Standard, &secret, &message_id(), Utc::now(), body);
+            handler.post(&id, &request, body).await
+        }
+    };
+    assert!(
+        Utc::now() < expires_at,
+        "the grace period ended before the test began"
+    );
+    assert_eq!(
+        post(old.clone()).await.status,
+        202,
+        "old secret during the grace period"
+    );
+    assert_eq!(
+        post(new.clone()).await.status,
+        202,
+        "new secret during the grace period"
+    );
+    let wait = (expires_at - Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(wait + Duration::from_millis(200)).await;
+    let refused = post(old.clone()).await;
+    assert_eq!(
+        refused.status,
+        401,
+        "old secret after expiry: {}",
+        refused.text()
+    );
+    assert_eq!(
+        post(new.clone()).await.status,
+        202,
+        "new secret after expiry"
+    );
+    assert_eq!(handler.events(&rotating.webhook_id).await.len(), 3);
+    handler.stop().await;
+}
+
+#[tokio::test]
+async fn the_rate_limit_holds_per_webhook_and_a_forged_flood_does_not_starve_the_sender() {
+    let limit = RateLimit {
+        requests_per_second: 1,
+        burst: 5,
+    };
+    let (mut target, target_secret) = entry(Scheme::Standard);
+    target.rate_limit = limit;
+    let (mut neighbour, neighbour_secret) = entry(Scheme::Standard);
+    neighbour.rate_limit = limit;
+    let handler = Handler::start(bootstrap(), &[target.clone(), neighbour.clone()], &[]).await;
+    let body = br#"{"event_id":"e1"}"#;
+
+    // 200 forged requests from the same source, 20 at a time.
+    let forged = signed(
+        Scheme::Standard,
+        &generate_standard_secret(),
+        &message_id(),
+        Utc::now(),
+        body,
+    );
+    for _ in 0..10 {
+        let responses = futures::future::join_all(
+            (0..20).map(|_| handler.post(&target.webhook_id, &forged, body)),
+        )
+        .await;
+        let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
+        assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    }
+    // The real sender still has its whole burst, then is limited with Retry-After.
+    for n in 0..5 {
+        let request = signed(
+            Scheme::Standard,
+            &target_secret,
+            &message_id(),
+            Utc::now(),
+            body,
+        );
+        let response = handler.post(&target.webhook_id, &request, body).await;
+        assert_eq!(
+            response.status,
+            202,
+            "valid request {n}: {}",
+            response.text()
+        );
+    }
+    let request = signed(
+        Scheme::Standard,
+        &target_secret,
+        &message_id(),
+        Utc::now(),
+        body,
+    );
+    let limited = handler.post(&target.webhook_id, &request, body).await;
+    assert_eq!(limited.status, 429, "{}", limited.text());
+    assert_eq!(limited.error(), "rate_limited");
+    let retry_after: u64 = limited.headers["retry-after"].parse().unwrap();
+    assert!((1..=2).contains(&retry_after), "Retry-After {retry_after}");
+    // Another webhook's budget is its own.
+    let request = signed(
+        Scheme::Standard,
+        &neighbour_secret,
+        &message_id(),
+        Utc::now(),
+        body,
+    );
+    assert_eq!(
+        handler
+            .post(&neighbour.webhook_id, &request, body)
+            .await
+            .status,
+        202
+    );
+    // The limited message was not stored, so its retry after the wait is.
+    tokio::time::sleep(Duration::from_secs(retry_after)).await;
+    let retried = signed(
+        Scheme::Standard,
+        &target_secret,
+        &message_id(),
+        Utc::now(),
+        body,
+    );
+    assert_eq!(
+        handler
+            .post(&target.webhook_id, &retried, body)
+            .await
+            .status,
+        202
+    );
+    assert_eq!(handler.events(&target.webhook_id).await.len(), 6);
+    handler.stop().await;
+}
+
+#[tokio::test]
+async fn slow_senders_are_cut_off_and_excess_requests_are_shed() {
+    let (open, secret) = entry(Scheme::Standard);
+    let handler = Handler::start(
+        bootstrap(),
+        std::slice::from_ref(&open),
+        &[
+            "--header-read-timeout",
+            "1s",
+            "--body-read-timeout",
+            "1s",
+            "--max-concurrent-requests",
+            "1",
+        ],
+    )
+    .await;
+
+    // Headers that never end: the connection is closed.
+    let mut stalled = tokio::net::TcpStream::connect(handler.addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stalled, b"POST /webhooks/x HTTP/1.1\r\nHost: a\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read_to_end(&mut stalled, &mut rest),
+    )
+    .await
+    .expect("connection closed by the server")
+    .ok();
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // A body that never completes holds the only permit, so a second request is shed;
+    // then it times out with 408.
+    let body = br#"{"event_id":"e1"}"#;
+    let request = signed(Scheme::Standard, &secret, &message_id(), Utc::now(), body);
+    let mut slow = tokio::net::TcpStream::connect(handler.addr).await.unwrap();
+    let mut head = format!(
+        "POST /webhooks/{} HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 100\r\n",
+        open.webhook_id
+    );
+    for (name, value) in &request {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n{\"ev");
+    tokio::io::AsyncWriteExt::write_all(&mut slow, head.as_bytes())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let shed = handler.post(&open.webhook_id, &request, body).await;
+    assert_eq!(shed.status, 503, "{}", shed.text());
+    assert_eq!(shed.error(), "overloaded");
+    assert!(shed.headers.contains_key("retry-after"));
+    let timed_out = support::read_response(&mut slow).await.unwrap();
+    assert_eq!(timed_out.status, 408, "{}", timed_out.text());
+    assert_eq!(timed_out.error(), "body_timeout");
+
+    // With the permit back, the same request is stored.
+    assert_eq!(
+        handler.post(&open.webhook_id, &request, body).await.status,
+        202
+    );
+    assert_eq!(handler.events(&open.webhook_id).await.len(), 1);
+    handler.stop().await;
+}
+
+fn chunked_request(webhook_id: &str, headers: &[(&str, String)], size: usize) -> Vec<u8> {
+    let mut raw = format!(
+        "POST /webhooks/{webhook_id} HTTP/1.1\r\nHost: a\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n"
+    );
+    for (name, value) in headers {
+        raw.push_str(&format!("{name}: {value}\r\n"));
+    }
+    raw.push_str("\r\n");
+    let mut raw = raw.into_bytes();
+    for _ in 0..size / 512 {
+        raw.extend_from_slice(b"200\r\n");
+        raw.extend_from_slice(&[b'x'; 512]);
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"0\r\n\r\n");
+    raw
+}
+
+async fn raw_exchange(handler: &Handler, raw: &[u8]) -> support::Response {
+    let mut stream = tokio::net::TcpStream::connect(handler.addr).await.unwrap();
+    // The server may answer and close before it read everything; that is the point.
+    let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, raw).await;
+    support::read_response(&mut stream).await.unwrap()
+}
+
+#[tokio::test]
+async fn shutdown_stops_accepting_but_finishes_the_request_in_flight() {
+    let (open, secret) = entry(Scheme::Standard);
+    let handler = Handler::start(bootstrap(), std::slice::from_ref(&open), &[]).await;
+    let body = br#"{"event_id":"in-flight"}"#;
+    let request = signed(Scheme::Standard, &secret, &message_id(), Utc::now(), body);
+    let mut in_flight = tokio::net::TcpStream::connect(handler.addr).await.unwrap();
+    let mut head = format!(
+        "POST /webhooks/{} HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n",
+        open.webhook_id,
+        body.len()
+    );
+    for (name, value) in &request {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    tokio::io::AsyncWriteExt::write_all(&mut in_flight, head.as_bytes())
+        .await
+        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut in_flight, &body[..5])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    handler.shutdown.trigger();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        tokio::net::TcpStream::connect(handler.addr).await.is_err(),
+        "still accepting after shutdown"
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut in_flight, &body[5..])
+        .await
+        .unwrap();
+    let response = support::read_response(&mut in_flight).await.unwrap();
+    assert_eq!(response.status, 202, "{}", response.text());
+    let events = support::read_events(bootstrap(), &handler.events_topic, &open.webhook_id).await;
+    assert_eq!(events.len(), 1);
+    tokio::time::timeout(support::TIMEOUT, handler.task)
+        .await
+        .expect("stops once the request is answered")
+        .unwrap()
+        .unwrap();
+}

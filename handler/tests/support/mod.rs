@@ -1,0 +1,432 @@
+//! Test support: topics of a test's own, registry entries, the handler running
+//! in-process on a loopback port, a small HTTP client and a reader of the events topic.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use clap::Parser;
+use hookline_core::kafka::{self, TopicSpec, client_config};
+use hookline_core::registry::{self, RateLimit, RegistryEntry, RegistrySecret};
+use hookline_core::retry::DeliveryPolicy;
+use hookline_core::shutdown::Shutdown;
+use hookline_core::signature::{self, Scheme, SigningSecret};
+use hookline_handler::config::Config;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A handler serving on loopback, with a registry and an events topic of its own.
+pub struct Handler {
+    pub addr: SocketAddr,
+    pub bootstrap: String,
+    pub registry_topic: String,
+    pub events_topic: String,
+    pub shutdown: Shutdown,
+    pub task: JoinHandle<Result<(), hookline_handler::service::ServiceError>>,
+}
+
+impl Handler {
+    /// Creates the topics on `bootstrap`, publishes `entries`, starts the handler with
+    /// `extra_args` and waits until /readyz says ready.
+    pub async fn start(bootstrap: &str, entries: &[RegistryEntry], extra_args: &[&str]) -> Self {
+        Self::start_with_tombstones(bootstrap, entries, &[], extra_args).await
+    }
+
+    /// Like `start`, with tombstones for `deleted` ids after the entries.
+    pub async fn start_with_tombstones(
+        bootstrap: &str,
+        entries: &[RegistryEntry],
+        deleted: &[&str],
+        extra_args: &[&str],
+    ) -> Self {
+        let registry_topic = hookline_testkit::unique_name("handler-test-registry");
+        let events_topic = hookline_testkit::unique_name("handler-test-events");
+        kafka::ensure_topics(
+            bootstrap,
+            &[
+                TopicSpec {
+                    name: registry_topic.clone(),
+                    partitions: 1,
+                    replication: 1,
+                    compacted: true,
+                },
+                TopicSpec {
+                    name: events_topic.clone(),
+                    partitions: 3,
+                    replication: 1,
+                    compacted: false,
+                },
+            ],
+            TIMEOUT,
+        )
+        .await
+        .expect("create topics");
+        for entry in entries {
+            publish(bootstrap, &registry_topic, entry).await;
+        }
+        for webhook_id in deleted {
+            publish_tombstone(bootstrap, &registry_topic, webhook_id).await;
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let mut args = vec![
+            "hookline-handler",
+            "--kafka-bootstrap-servers",
+            bootstrap,
+            "--registry-topic",
+            &registry_topic,
+            "--events-topic",
+            &events_topic,
+        ];
+        args.extend_from_slice(extra_args);
+        let config = Config::try_parse_from(args).expect("config");
+        let shutdown = Shutdown::new();
+        let task = tokio::spawn(hookline_handler::service::serve(
+            listener,
+            config,
+            shutdown.clone(),
+        ));
+        let handler = Self {
+            addr,
+            bootstrap: bootstrap.to_owned(),
+            registry_topic,
+            events_topic,
+            shutdown,
+            task,
+        };
+        handler.wait_ready().await;
+        handler
+    }
+
+    pub async fn wait_ready(&self) {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            if let Ok(response) = self.request("GET", "/readyz", &[], b"").await
+                && response.status == 200
+            {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "handler not ready within {TIMEOUT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn post(
+        &self,
+        webhook_id: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> Response {
+        let mut all: Vec<(&str, String)> = headers.to_vec();
+        all.push(("content-length", body.len().to_string()));
+        self.request("POST", &format!("/webhooks/{webhook_id}"), &all, body)
+            .await
+            .expect("POST")
+    }
+
+    /// One request on a new connection (`Connection: close`).
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> std::io::Result<Response> {
+        let mut stream = TcpStream::connect(self.addr).await?;
+        let mut head =
+            format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body).await?;
+        read_response(&mut stream).await
+    }
+
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .request("GET", "/metrics", &[], b"")
+            .await
+            .expect("GET /metrics");
+        assert_eq!(response.status, 200);
+        response.text()
+    }
+
+    /// Every event of the events topic keyed `webhook_id`, read up to the end the
+    /// topic has now (every 202 answered so far is below it).
+    pub async fn events(&self, webhook_id: &str) -> Vec<Event> {
+        read_events(&self.bootstrap, &self.events_topic, webhook_id).await
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.trigger();
+        tokio::time::timeout(TIMEOUT, self.task)
+            .await
+            .expect("handler stops in time")
+            .expect("handler task")
+            .expect("handler ran cleanly");
+    }
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|err| panic!("not JSON ({err}): {}", self.text()))
+    }
+
+    /// The `error` field of a JSON error body.
+    pub fn error(&self) -> String {
+        self.json()["error"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+/// Reads an HTTP/1.1 response from a connection the server closes after it.
+pub async fn read_response(stream: &mut TcpStream) -> std::io::Result<Response> {
+    let mut raw = Vec::new();
+    tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut raw))
+        .await
+        .map_err(|_| std::io::Error::other("no complete answer in time"))??;
+    parse_response(&raw).ok_or_else(|| {
+        std::io::Error::other(format!(
+            "not an HTTP response: {:?}",
+            String::from_utf8_lossy(&raw)
+        ))
+    })
+}
+
+fn parse_response(raw: &[u8]) -> Option<Response> {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..split]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+    let headers: HashMap<String, String> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v == "chunked")
+    {
+        body = dechunk(&body)?;
+    }
+    Some(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = raw.windows(2).position(|w| w == b"\r\n")?;
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&raw[..line_end]).ok()?.trim(), 16).ok()?;
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return Some(body);
+        }
+        body.extend_from_slice(raw.get(..size)?);
+        raw = raw.get(size + 2..)?;
+    }
+}
+
+/// A produced event as read back from Kafka.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub key: Vec<u8>,
+    pub payload: Vec<u8>,
+    pub headers: HashMap<String, String>,
+}
+
+pub async fn publish(bootstrap: &str, topic: &str, entry: &RegistryEntry) {
+    let producer: FutureProducer = client_config(bootstrap, "handler-test-registry-writer")
+        .create()
+        .expect("producer");
+    let value = registry::encode(entry);
+    producer
+        .send(
+            FutureRecord::to(topic)
+                .key(&entry.webhook_id)
+                .payload(&value),
+            TIMEOUT,
+        )
+        .await
+        .expect("publish registry entry");
+}
+
+pub async fn publish_tombstone(bootstrap: &str, topic: &str, webhook_id: &str) {
+    let producer: FutureProducer = client_config(bootstrap, "handler-test-registry-writer")
+        .create()
+        .expect("producer");
+    producer
+        .send(
+            FutureRecord::<str, [u8]>::to(topic).key(webhook_id),
+            TIMEOUT,
+        )
+        .await
+        .expect("publish tombstone");
+}
+
+pub async fn read_events(bootstrap: &str, topic: &str, webhook_id: &str) -> Vec<Event> {
+    let (bootstrap, topic, webhook_id) = (
+        bootstrap.to_owned(),
+        topic.to_owned(),
+        webhook_id.to_owned(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let mut config = client_config(&bootstrap, "handler-test-events-reader");
+        config
+            .set("group.id", hookline_testkit::unique_name("handler-test"))
+            .set("enable.auto.commit", "false");
+        let consumer: BaseConsumer = config.create().expect("consumer");
+        // Right after a broker restart, partitions may have no leader for a while.
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        let (assignment, mut ends) = loop {
+            match partition_ends(&consumer, &topic) {
+                Ok(found) => break found,
+                Err(err) if std::time::Instant::now() < deadline => {
+                    eprintln!("retrying the watermarks of {topic}: {err}");
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(err) => panic!("cannot read the watermarks of {topic}: {err}"),
+            }
+        };
+        let mut events = Vec::new();
+        if ends.is_empty() {
+            return events;
+        }
+        consumer.assign(&assignment).expect("assign");
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        while !ends.is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "events topic not read in time"
+            );
+            let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+                continue;
+            };
+            let message = message.expect("consume");
+            if message.offset() + 1 >= ends[&message.partition()] {
+                ends.remove(&message.partition());
+            }
+            if message.key() != Some(webhook_id.as_bytes()) {
+                continue;
+            }
+            let headers = message
+                .headers()
+                .map(|headers| {
+                    headers
+                        .iter()
+                        .map(|h| {
+                            (
+                                h.key.to_owned(),
+                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            events.push(Event {
+                key: message.key().unwrap_or_default().to_vec(),
+                payload: message.payload().unwrap_or_default().to_vec(),
+                headers,
+            });
+        }
+        events
+    })
+    .await
+    .expect("reader task")
+}
+
+/// The partitions of `topic` holding messages, assigned from their beginning, and
+/// the end (high watermark) of each.
+fn partition_ends(
+    consumer: &BaseConsumer,
+    topic: &str,
+) -> Result<(TopicPartitionList, HashMap<i32, i64>), rdkafka::error::KafkaError> {
+    let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
+    let mut assignment = TopicPartitionList::new();
+    let mut ends = HashMap::new();
+    for partition in metadata.topics()[0].partitions() {
+        let (low, high) = consumer.fetch_watermarks(topic, partition.id(), TIMEOUT)?;
+        if high > low {
+            assignment.add_partition_offset(topic, partition.id(), Offset::Beginning)?;
+            ends.insert(partition.id(), high);
+        }
+    }
+    Ok((assignment, ends))
+}
+
+/// An active registry entry with a fresh secret for `scheme`, generous rate limit,
+/// no source restriction.
+pub fn entry(scheme: Scheme) -> (RegistryEntry, String) {
+    let secret = match scheme {
+        Scheme::Standard => signature::generate_standard_secret(),
+        _ => format!("secret-{}", uuid::Uuid::new_v4().simple()),
+    };
+    let entry = RegistryEntry {
+        webhook_id: hookline_testkit::unique_name("wh"),
+        namespace: "test".into(),
+        name: format!("{scheme}"),
+        customer_id: "customer".into(),
+        url: String::new(),
+        scheme,
+        secrets: vec![RegistrySecret {
+            value: secret.clone(),
+            expires_at: None,
+        }],
+        suspended: false,
+        rate_limit: RateLimit {
+            requests_per_second: 1_000,
+            burst: 1_000,
+        },
+        delivery: DeliveryPolicy::default(),
+        allowed_source_ranges: Vec::new(),
+        generation: 1,
+        updated_at: Utc::now(),
+    };
+    (entry, secret)
+}
+
+/// The headers a sender signs `body` with, using `secret` under `scheme`.
+pub fn signed(
+    scheme: Scheme,
+    secret: &str,
+    msg_id: &str,
+    at: DateTime<Utc>,
+    body: &[u8],
+) -> Vec<(&'static str, String)> {
+    let key = SigningSecret::parse(scheme, secret).expect("secret");
+    signature::sign(scheme, &[key], msg_id, at, body).expect("sign")
+}
+
+pub fn message_id() -> String {
+    format!("msg_{}", uuid::Uuid::new_v4().simple())
+}
