@@ -1,7 +1,11 @@
 //! The consumer's configuration: flags with environment fallbacks, validated at start-up.
 
-use clap::{Parser, Subcommand};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use clap::{ArgGroup, Parser, Subcommand};
 use hookline_core::config::{CommonArgs, KafkaArgs, OpsArgs};
+use hookline_core::topics;
 
 /// Hookline's consumer: stores verified events from Kafka in PostgreSQL exactly once in
 /// effect, with retry topics and a dead-letter topic.
@@ -22,7 +26,19 @@ pub enum Command {
     /// Apply the embedded schema migrations and exit.
     Migrate,
     /// Consume events into PostgreSQL until SIGTERM.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
+    /// Re-publish dead letters to the events topic with a fresh retry budget and mark
+    /// them replayed. Events already stored are not stored twice.
+    Replay(ReplayArgs),
+}
+
+/// Where events come from and where spent ones go.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EventTopicArgs {
+    /// The topic the handler produces verified events to. Retry tiers are the topics
+    /// `<events-topic>.retry.<n>`, one per entry of --retry-tier-delays.
+    #[arg(long, env = "CONSUMER_EVENTS_TOPIC", default_value = topics::EVENTS)]
+    pub events_topic: String,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -31,10 +47,73 @@ pub struct RunArgs {
     pub kafka: KafkaArgs,
     #[command(flatten)]
     pub ops: OpsArgs,
-    /// Consumer group shared by all consumer replicas.
+    #[command(flatten)]
+    pub topics: EventTopicArgs,
+    /// Consumer group shared by all consumer replicas. The retry tiers are consumed by
+    /// the group `<group-id>.retries`, so retries never hold up fresh events.
     #[arg(long, env = "CONSUMER_GROUP_ID", default_value = "hookline-consumer")]
     pub group_id: String,
+    /// Static group membership, e.g. the pod name: a restarted replica with the same id
+    /// gets its partitions back at once instead of after the session timeout.
+    #[arg(long, env = "CONSUMER_GROUP_INSTANCE_ID")]
+    pub group_instance_id: Option<String>,
+    /// The dead-letter topic: events whose retry budget is spent.
+    #[arg(long, env = "CONSUMER_DEAD_LETTER_TOPIC", default_value = topics::DEAD_LETTERS)]
+    pub dead_letter_topic: String,
+    /// The log-compacted registry topic the operator writes (read fully before ready).
+    #[arg(long, env = "CONSUMER_REGISTRY_TOPIC", default_value = topics::REGISTRY)]
+    pub registry_topic: String,
+    /// The delay each retry tier stands for, shortest first (e.g. 1s,10s,1m,10m,1h). A
+    /// retry goes to the first tier whose delay covers the wait its Webhook's policy asks for.
+    #[arg(long, env = "CONSUMER_RETRY_TIER_DELAYS", default_value = "1s,10s,1m,10m,1h",
+          value_parser = parse_tier_delays)]
+    pub retry_tier_delays: TierDelays,
+    /// Most events written in one database transaction.
+    #[arg(long, env = "CONSUMER_BATCH_MAX_EVENTS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..=50_000))]
+    pub batch_max_events: u32,
+    /// Longest a batch waits for more events after its first one, e.g. 20ms.
+    #[arg(long, env = "CONSUMER_BATCH_MAX_WAIT", default_value = "20ms", value_parser = parse_duration)]
+    pub batch_max_wait: Duration,
+    /// Fraction of processing attempts failed on purpose (0 to 1), to show retries and
+    /// dead letters at work as the prototype's demo did with 0.3. Off by default.
+    #[arg(long, env = "CONSUMER_INJECT_FAILURE_RATE", default_value_t = 0.0,
+          value_parser = parse_rate)]
+    pub inject_failure_rate: f64,
+    /// PostgreSQL connections this replica opens at most.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 6,
+          value_parser = clap::value_parser!(u32).range(2..=100))]
+    pub database_max_connections: u32,
+    /// Longest a batch's transaction may take before it counts as a database outage.
+    #[arg(long, env = "DATABASE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub database_timeout: Duration,
 }
+
+#[derive(Debug, Clone, clap::Args)]
+#[command(group(ArgGroup::new("selection").required(true).multiple(true)
+    .args(["webhook", "since", "until", "all"])))]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub topics: EventTopicArgs,
+    /// Replay only the dead letters of this webhook id.
+    #[arg(long)]
+    pub webhook: Option<String>,
+    /// Replay only events that died at or after this time (RFC 3339).
+    #[arg(long, value_parser = parse_time)]
+    pub since: Option<DateTime<Utc>>,
+    /// Replay only events that died before this time (RFC 3339).
+    #[arg(long, value_parser = parse_time)]
+    pub until: Option<DateTime<Utc>>,
+    /// Replay every dead letter not replayed yet.
+    #[arg(long, conflicts_with_all = ["webhook", "since", "until"])]
+    pub all: bool,
+}
+
+/// The delays of the retry tiers, strictly increasing, at least one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierDelays(pub Vec<Duration>);
 
 /// Accepts only postgres:// or postgresql:// URLs, so a typo fails at start-up.
 pub fn parse_database_url(value: &str) -> Result<String, String> {
@@ -43,6 +122,59 @@ pub fn parse_database_url(value: &str) -> Result<String, String> {
     } else {
         Err("expected a postgres:// or postgresql:// URL".into())
     }
+}
+
+/// A duration written as a whole number with a unit: `250ms`, `5s`, `2m` or `1h`.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{value:?} has no unit: write e.g. 250ms, 5s, 2m or 1h"))?;
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{value:?} does not start with a whole number"))?;
+    let seconds = |factor: u64| Duration::from_secs(number.saturating_mul(factor));
+    let duration = match unit {
+        "ms" => Duration::from_millis(number),
+        "s" => seconds(1),
+        "m" => seconds(60),
+        "h" => seconds(3_600),
+        _ => {
+            return Err(format!(
+                "{value:?} has unit {unit:?}: expected ms, s, m or h"
+            ));
+        }
+    };
+    if duration.is_zero() {
+        return Err(format!("{value:?} must be longer than zero"));
+    }
+    Ok(duration)
+}
+
+/// Comma-separated durations, strictly increasing.
+pub fn parse_tier_delays(value: &str) -> Result<TierDelays, String> {
+    let delays = value
+        .split(',')
+        .map(parse_duration)
+        .collect::<Result<Vec<_>, _>>()?;
+    if !delays.windows(2).all(|pair| pair[0] < pair[1]) {
+        return Err(format!("{value:?}: tier delays must grow strictly"));
+    }
+    Ok(TierDelays(delays))
+}
+
+fn parse_rate(value: &str) -> Result<f64, String> {
+    match value.trim().parse::<f64>() {
+        Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
+        _ => Err(format!("{value:?}: expected a number from 0 to 1")),
+    }
+}
+
+fn parse_time(value: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(value.trim())
+        .map(|time| time.with_timezone(&Utc))
+        .map_err(|err| format!("{value:?} is not an RFC 3339 time: {err}"))
 }
 
 #[cfg(test)]
@@ -55,5 +187,70 @@ mod tests {
         assert!(parse_database_url("postgresql://h/db").is_ok());
         let err = parse_database_url("mysql://u:secret@h/db").unwrap_err();
         assert!(!err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn durations_need_a_whole_number_and_a_unit() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3_600)));
+        for bad in ["", "5", "s", "5d", "-1s", "0s", "1.5s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn default_tier_delays_are_the_core_tiers_and_must_grow() {
+        let cli = Cli::try_parse_from([
+            "hookline-consumer",
+            "--database-url",
+            "postgres://h/db",
+            "run",
+            "--kafka-bootstrap-servers",
+            "127.0.0.1:9092",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("expected run");
+        };
+        assert_eq!(args.retry_tier_delays.0, topics::RETRY_TIER_DELAYS);
+        assert_eq!(args.batch_max_wait, Duration::from_millis(20));
+        assert!(parse_tier_delays("100ms,1s").is_ok());
+        assert!(parse_tier_delays("1s,1s").is_err());
+        assert!(parse_tier_delays("10s,1s").is_err());
+    }
+
+    #[test]
+    fn failure_rate_is_a_fraction() {
+        assert_eq!(parse_rate("0.3"), Ok(0.3));
+        assert!(parse_rate("1.5").is_err());
+        assert!(parse_rate("-0.1").is_err());
+        assert!(parse_rate("lots").is_err());
+    }
+
+    #[test]
+    fn replay_needs_a_selection_and_all_stands_alone() {
+        let parse = |args: &[&str]| {
+            let mut argv = vec![
+                "hookline-consumer",
+                "--database-url",
+                "postgres://h/db",
+                "replay",
+                "--kafka-bootstrap-servers",
+                "127.0.0.1:9092",
+            ];
+            argv.extend_from_slice(args);
+            Cli::try_parse_from(argv)
+        };
+        assert!(parse(&[]).is_err(), "replay without a selection");
+        assert!(parse(&["--all"]).is_ok());
+        assert!(parse(&["--all", "--webhook", "w"]).is_err());
+        let cli = parse(&["--webhook", "w", "--since", "2026-01-01T00:00:00Z"]).unwrap();
+        let Command::Replay(args) = cli.command else {
+            panic!("expected replay");
+        };
+        assert_eq!(args.webhook.as_deref(), Some("w"));
+        assert!(args.since.is_some() && args.until.is_none());
+        assert!(parse(&["--since", "yesterday"]).is_err());
     }
 }

@@ -1,13 +1,19 @@
-//! The PostgreSQL side: connection and schema migrations.
+//! The PostgreSQL side: connection, schema migrations, and telling a broken event from
+//! a broken database.
 
 use std::time::Duration;
 
+use hookline_core::ops::Readiness;
+use hookline_core::shutdown::Shutdown;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use thiserror::Error;
 
 /// The schema, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// The readiness condition `watch` maintains.
+pub const READINESS_CONDITION: &str = "database";
 
 #[derive(Debug, Error)]
 pub enum DbError {
@@ -31,4 +37,60 @@ pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool,
 /// meanwhile, so replicas starting together apply each migration once.
 pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
     MIGRATOR.run(pool).await.map_err(DbError::Migrate)
+}
+
+/// Whether PostgreSQL refused the data itself (SQLSTATE class 22, data exception, or
+/// 23, integrity violation): the event is at fault and retrying the same batch cannot
+/// help. Every other error (connection lost, timeouts, serialization failures,
+/// shutdown, a missing table) is the database's, and the batch is retried as it is.
+pub fn is_data_error(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| is_data_sqlstate(code.as_ref())),
+        _ => false,
+    }
+}
+
+fn is_data_sqlstate(code: &str) -> bool {
+    code.starts_with("22") || code.starts_with("23")
+}
+
+/// Keeps the readiness condition `database` in step with whether PostgreSQL answers.
+pub async fn watch(pool: PgPool, readiness: Readiness, shutdown: Shutdown) {
+    const INTERVAL: Duration = Duration::from_secs(5);
+    readiness.require(READINESS_CONDITION, "PostgreSQL not checked yet");
+    while !shutdown.is_triggered() {
+        let ping = sqlx::query("select 1").execute(&pool);
+        match tokio::time::timeout(INTERVAL, ping).await {
+            Ok(Ok(_)) => readiness.set_ready(READINESS_CONDITION),
+            Ok(Err(err)) => readiness.set_not_ready(READINESS_CONDITION, err.to_string()),
+            Err(_) => readiness.set_not_ready(READINESS_CONDITION, "no answer within 5 s"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(INTERVAL) => {}
+            () = shutdown.wait() => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_data_and_integrity_errors_blame_the_event() {
+        assert!(
+            is_data_sqlstate("22P05"),
+            "untranslatable character (\\u0000 in jsonb)"
+        );
+        assert!(is_data_sqlstate("22021"), "invalid byte sequence");
+        assert!(is_data_sqlstate("23514"), "check violation");
+        for outage in [
+            "08006", "40001", "40P01", "53300", "57P01", "42P01", "XX000",
+        ] {
+            assert!(!is_data_sqlstate(outage), "{outage}");
+        }
+        assert!(!is_data_error(&sqlx::Error::PoolTimedOut));
+    }
 }

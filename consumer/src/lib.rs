@@ -3,4 +3,13 @@
 
 pub mod config;
 pub mod db;
+pub mod event;
+pub mod gate;
+pub mod metrics;
+pub mod mirror;
+pub mod pipeline;
+pub mod processor;
+pub mod replay;
+pub mod routing;
 pub mod service;
+pub mod store;

@@ -1,22 +1,27 @@
 use clap::Parser;
 use hookline_consumer::config::{Cli, Command};
-use hookline_consumer::{db, service};
+use hookline_consumer::{db, replay, service};
+use hookline_core::shutdown::Shutdown;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     hookline_core::telemetry::init(cli.common.log_format);
-    let result = match cli.command {
+    let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
         Command::Migrate => match db::connect(&cli.database_url, 1).await {
             Ok(pool) => db::migrate(&pool).await.map_err(Into::into),
             Err(err) => Err(err.into()),
         },
-        Command::Run(args) => service::run(&cli.database_url, args).await,
+        Command::Run(args) => service::run(&cli.database_url, *args, Shutdown::on_signal())
+            .await
+            .map_err(Into::into),
+        Command::Replay(args) => replay::command(&cli.database_url, &args)
+            .await
+            .map_err(Into::into),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
-            let err: service::RunError = err;
             tracing::error!(%err, "consumer failed");
             std::process::ExitCode::FAILURE
         }

@@ -1,43 +1,189 @@
-//! Wires the consumer together and runs it until shutdown.
+//! Wires the consumer together and runs it until shutdown: schema, registry follower
+//! and mirror, the `events` and `retries` pipelines, and the operational endpoints.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use hookline_core::kafka;
+use hookline_core::kafka::{self, reliable_producer_config};
 use hookline_core::ops::{self, Readiness};
+use hookline_core::registry::{self, FollowError, RegistryView};
 use hookline_core::shutdown::Shutdown;
 use prometheus_client::registry::Registry;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::FutureProducer;
 use thiserror::Error;
 
 use crate::config::RunArgs;
 use crate::db::{self, DbError};
+use crate::metrics::Metrics;
+use crate::mirror;
+use crate::pipeline::{Pipeline, PipelineError, PipelineSettings};
+use crate::processor::Processor;
+use crate::routing::Routes;
+
+/// How long Kafka may take to acknowledge a retry copy or dead letter before the batch
+/// counts as hit by an outage.
+const COPY_DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Error)]
 pub enum RunError {
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error("cannot create the Kafka producer for retry copies and dead letters: {0}")]
+    Producer(#[source] KafkaError),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error("the registry follower stopped: {0}")]
+    Registry(#[source] FollowError),
     #[error("cannot serve the operational endpoints: {0}")]
     Ops(#[source] std::io::Error),
 }
 
-/// Applies the schema, then serves until SIGTERM. Ready once PostgreSQL has the
-/// schema and Kafka answers.
-pub async fn run(database_url: &str, args: RunArgs) -> Result<(), RunError> {
+/// Applies the schema, loads the registry, then consumes until `shutdown`. Ready once
+/// Kafka answers, the registry is loaded and PostgreSQL answers.
+pub async fn run(database_url: &str, args: RunArgs, shutdown: Shutdown) -> Result<(), RunError> {
     let readiness = Readiness::default();
-    let shutdown = Shutdown::on_signal();
-    let pool = db::connect(database_url, 8).await?;
+    let mut metrics_registry = Registry::with_prefix("hookline_consumer");
+    let metrics = Metrics::register(&mut metrics_registry);
+    let bootstrap = args.kafka.kafka_bootstrap_servers.clone();
+
+    let pool = db::connect(database_url, args.database_max_connections).await?;
     db::migrate(&pool).await?;
     tracing::info!("database schema is current");
+
+    let ops_server = tokio::spawn(ops::serve(
+        args.ops.ops_addr,
+        ops::router(readiness.clone(), Arc::new(metrics_registry)),
+        shutdown.clone(),
+    ));
     tokio::spawn(kafka::watch_reachability(
-        args.kafka.kafka_bootstrap_servers.clone(),
+        bootstrap.clone(),
         readiness.clone(),
         shutdown.clone(),
     ));
-    let registry = Arc::new(Registry::with_prefix("hookline_consumer"));
-    ops::serve(
-        args.ops.ops_addr,
-        ops::router(readiness, registry),
-        shutdown,
-    )
-    .await
-    .map_err(RunError::Ops)
+    tokio::spawn(db::watch(pool.clone(), readiness.clone(), shutdown.clone()));
+
+    let view = RegistryView::default();
+    let (updates, mirrored) = tokio::sync::mpsc::unbounded_channel();
+    let follow = registry::follow(
+        bootstrap.clone(),
+        args.registry_topic.clone(),
+        view.clone(),
+        readiness.clone(),
+        shutdown.clone(),
+        move |update| {
+            // The receiver lives as long as the service; a send after it is gone is moot.
+            let _ = updates.send(update.clone());
+        },
+    );
+    let follower = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            let result = follow.await;
+            // Without the registry no event can be checked: stop rather than guess.
+            shutdown.trigger();
+            result
+        }
+    });
+    tokio::spawn(mirror::run(
+        pool.clone(),
+        mirrored,
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+
+    let loaded = tokio::select! {
+        () = registry_loaded(&readiness) => true,
+        () = shutdown.wait() => false,
+    };
+    let consumed = if loaded {
+        consume(&args, pool, view, metrics, shutdown.clone()).await
+    } else {
+        Ok(())
+    };
+    shutdown.trigger();
+    if let Ok(Err(err)) = follower.await {
+        return Err(RunError::Registry(err));
+    }
+    consumed?;
+    match ops_server.await {
+        Ok(result) => result.map_err(RunError::Ops),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Runs both pipelines until shutdown.
+async fn consume(
+    args: &RunArgs,
+    pool: sqlx::PgPool,
+    view: RegistryView,
+    metrics: Metrics,
+    shutdown: Shutdown,
+) -> Result<(), RunError> {
+    let bootstrap = &args.kafka.kafka_bootstrap_servers;
+    let producer: FutureProducer =
+        reliable_producer_config(bootstrap, "hookline-consumer", COPY_DELIVERY_TIMEOUT)
+            .create()
+            .map_err(RunError::Producer)?;
+    let routes = Routes::new(
+        &args.topics.events_topic,
+        &args.retry_tier_delays.0,
+        &args.dead_letter_topic,
+    );
+    let tier_topics: Vec<String> = routes.tier_topics().map(str::to_owned).collect();
+    let processor = Arc::new(Processor::new(
+        pool,
+        view,
+        producer,
+        routes,
+        args.inject_failure_rate,
+        args.database_timeout,
+        metrics.clone(),
+    ));
+    let settings = |source, group_id: String, topics, gated| PipelineSettings {
+        source,
+        bootstrap_servers: bootstrap.clone(),
+        group_id,
+        group_instance_id: args.group_instance_id.clone(),
+        topics,
+        gated,
+        batch_max_events: args.batch_max_events as usize,
+        batch_max_wait: args.batch_max_wait,
+    };
+    let events = Pipeline::new(
+        settings(
+            "events",
+            args.group_id.clone(),
+            vec![args.topics.events_topic.clone()],
+            false,
+        ),
+        processor.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    )?;
+    let retries = Pipeline::new(
+        settings(
+            "retries",
+            format!("{}.retries", args.group_id),
+            tier_topics,
+            true,
+        ),
+        processor,
+        metrics,
+        shutdown.clone(),
+    )?;
+    let events = tokio::spawn(events.run());
+    let retries = tokio::spawn(retries.run());
+    let _ = tokio::join!(events, retries);
+    Ok(())
+}
+
+/// Resolves once the registry topic was read to its end.
+async fn registry_loaded(readiness: &Readiness) {
+    while readiness
+        .unmet()
+        .contains_key(registry::READINESS_CONDITION)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

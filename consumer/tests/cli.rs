@@ -10,7 +10,25 @@ fn help_documents_flags_and_their_environment_variables() {
         &[
             ("--kafka-bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS"),
             ("--group-id", "CONSUMER_GROUP_ID"),
+            ("--group-instance-id", "CONSUMER_GROUP_INSTANCE_ID"),
+            ("--events-topic", "CONSUMER_EVENTS_TOPIC"),
+            ("--dead-letter-topic", "CONSUMER_DEAD_LETTER_TOPIC"),
+            ("--registry-topic", "CONSUMER_REGISTRY_TOPIC"),
+            ("--retry-tier-delays", "CONSUMER_RETRY_TIER_DELAYS"),
+            ("--batch-max-events", "CONSUMER_BATCH_MAX_EVENTS"),
+            ("--batch-max-wait", "CONSUMER_BATCH_MAX_WAIT"),
+            ("--inject-failure-rate", "CONSUMER_INJECT_FAILURE_RATE"),
+            ("--database-max-connections", "DATABASE_MAX_CONNECTIONS"),
+            ("--database-timeout", "DATABASE_TIMEOUT"),
             ("--ops-addr", "HOOKLINE_OPS_ADDR"),
+        ],
+    );
+    hookline_testkit::assert_help_documents(
+        BIN,
+        &["--database-url", "postgres://h/db", "replay"],
+        &[
+            ("--kafka-bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS"),
+            ("--events-topic", "CONSUMER_EVENTS_TOPIC"),
         ],
     );
     hookline_testkit::assert_help_documents(BIN, &[], &[("--database-url", "DATABASE_URL")]);
@@ -28,6 +46,30 @@ fn missing_or_bad_configuration_is_named() {
         BIN,
         &["--database-url", "mysql://u:hunter2@h/db", "migrate"],
         &["postgres://"],
+    );
+    hookline_testkit::assert_missing_config_is_named(
+        BIN,
+        &[
+            "--database-url",
+            "postgres://h/db",
+            "run",
+            "--kafka-bootstrap-servers",
+            "127.0.0.1:9092",
+            "--retry-tier-delays",
+            "10s,1s",
+        ],
+        &["--retry-tier-delays", "grow strictly"],
+    );
+    hookline_testkit::assert_missing_config_is_named(
+        BIN,
+        &[
+            "--database-url",
+            "postgres://h/db",
+            "replay",
+            "--kafka-bootstrap-servers",
+            "127.0.0.1:9092",
+        ],
+        &["--webhook", "--all"],
     );
 }
 

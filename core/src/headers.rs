@@ -14,3 +14,5 @@ pub const ERROR: &str = "hookline-error";
 pub const ORIGIN_TOPIC: &str = "hookline-origin-topic";
 pub const ORIGIN_PARTITION: &str = "hookline-origin-partition";
 pub const ORIGIN_OFFSET: &str = "hookline-origin-offset";
+/// How many processing attempts a dead letter had (the first one plus its retries).
+pub const ATTEMPTS: &str = "hookline-attempts";

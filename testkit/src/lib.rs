@@ -6,6 +6,7 @@
 
 pub mod http;
 pub mod kafka_broker;
+pub mod postgres;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,148 @@
+//! The consumer's Prometheus metrics (prefix `hookline_consumer_`).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Which consumer: `events` (the main topic) or `retries` (the retry tiers).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabel {
+    pub source: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabels {
+    pub topic: String,
+    pub partition: i32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TierLabel {
+    pub tier: u32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: &'static str,
+}
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub consumed: Family<SourceLabel, Counter>,
+    pub stored: Counter,
+    pub duplicates: Counter,
+    pub batch_size: Family<SourceLabel, Histogram>,
+    pub lag: Family<PartitionLabels, Gauge>,
+    pub assigned_partitions: Family<SourceLabel, Gauge>,
+    pub retries: Family<TierLabel, Counter>,
+    pub event_failures: Family<ReasonLabel, Counter>,
+    pub dead_letters: Counter,
+    pub dropped: Counter,
+    pub database_seconds: Histogram,
+    pub infrastructure_failures: Family<KindLabel, Counter>,
+    pub paused: Family<SourceLabel, Gauge>,
+    pub webhooks_mirrored: Counter,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them under `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            consumed: Family::default(),
+            stored: Counter::default(),
+            duplicates: Counter::default(),
+            batch_size: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(1.0, 2.0, 14))
+            }),
+            lag: Family::default(),
+            assigned_partitions: Family::default(),
+            retries: Family::default(),
+            event_failures: Family::default(),
+            dead_letters: Counter::default(),
+            dropped: Counter::default(),
+            database_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            infrastructure_failures: Family::default(),
+            paused: Family::default(),
+            webhooks_mirrored: Counter::default(),
+        };
+        registry.register(
+            "consumed",
+            "Records received from Kafka, by source (events or retries)",
+            metrics.consumed.clone(),
+        );
+        registry.register(
+            "stored",
+            "Events newly written to PostgreSQL",
+            metrics.stored.clone(),
+        );
+        registry.register(
+            "duplicates",
+            "Events that were already stored (a redelivery) and were not written again",
+            metrics.duplicates.clone(),
+        );
+        registry.register(
+            "batch_size",
+            "Records per processed batch, by source",
+            metrics.batch_size.clone(),
+        );
+        registry.register(
+            "lag",
+            "Records behind the end of each assigned partition",
+            metrics.lag.clone(),
+        );
+        registry.register(
+            "assigned_partitions",
+            "Partitions this replica owns, by source",
+            metrics.assigned_partitions.clone(),
+        );
+        registry.register(
+            "retries",
+            "Retry copies acknowledged, by retry tier",
+            metrics.retries.clone(),
+        );
+        registry.register(
+            "event_failures",
+            "Failed processing attempts of events, by reason",
+            metrics.event_failures.clone(),
+        );
+        registry.register(
+            "dead_letters",
+            "Events published to the dead-letter topic",
+            metrics.dead_letters.clone(),
+        );
+        registry.register(
+            "dropped",
+            "Events whose retries were spent on a Webhook with deadLetter off",
+            metrics.dropped.clone(),
+        );
+        registry.register(
+            "database_seconds",
+            "Time one batch's transaction took, commit included",
+            metrics.database_seconds.clone(),
+        );
+        registry.register(
+            "infrastructure_failures",
+            "Batches that failed because PostgreSQL or Kafka did, by kind (retried, never skipped)",
+            metrics.infrastructure_failures.clone(),
+        );
+        registry.register(
+            "paused",
+            "1 while a consumer's partitions are paused for an outage, by source",
+            metrics.paused.clone(),
+        );
+        registry.register(
+            "webhooks_mirrored",
+            "Registry updates written to the webhooks table",
+            metrics.webhooks_mirrored.clone(),
+        );
+        metrics
+    }
+}

@@ -1,0 +1,54 @@
+//! Mirrors the registry into the `webhooks` table, without secrets, so that
+//! `select * from webhooks` answers what the prototype's table answered.
+
+use std::time::Duration;
+
+use hookline_core::registry::RegistryUpdate;
+use hookline_core::shutdown::Shutdown;
+use sqlx::PgPool;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::metrics::Metrics;
+use crate::store;
+
+/// Applies registry updates in the order they were read. An update that fails (the
+/// database is down) is tried again until it is written or shutdown comes.
+pub async fn run(
+    pool: PgPool,
+    mut updates: UnboundedReceiver<RegistryUpdate>,
+    metrics: Metrics,
+    shutdown: Shutdown,
+) {
+    loop {
+        let update = tokio::select! {
+            update = updates.recv() => update,
+            () = shutdown.wait() => return,
+        };
+        let Some(update) = update else {
+            return;
+        };
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let written = match &update {
+                RegistryUpdate::Upsert(entry) => store::upsert_webhook(&pool, entry).await,
+                RegistryUpdate::Deleted { webhook_id } => {
+                    store::mark_webhook_deleted(&pool, webhook_id).await
+                }
+            };
+            match written {
+                Ok(()) => {
+                    metrics.webhooks_mirrored.inc();
+                    break;
+                }
+                Err(err) => {
+                    tracing::warn!(%err, retry_in_ms = backoff.as_millis() as u64, "cannot mirror a registry update");
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = shutdown.wait() => return,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! Processes one batch: stores what can be stored and sends every failed event on its
+//! way, in an order that survives a crash at any point.
+//!
+//! 1. One transaction: the batch's events (one statement, duplicates ignored) and the
+//!    dead-letter rows of events whose retry budget is spent.
+//! 2. After the commit: retry copies and dead letters produced, each acknowledged.
+//! 3. Only then does the caller commit the offsets.
+//!
+//! A crash anywhere replays the batch: events and dead-letter rows are written once
+//! (their keys), and copies may be sent again (at least once), which their consumers
+//! absorb the same way.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use hookline_core::registry::{Lookup, RegistryView};
+use hookline_core::retry::DeliveryPolicy;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use sqlx::PgPool;
+use thiserror::Error;
+
+use crate::db;
+use crate::event::{self, Consumed, EventError, EventRow};
+use crate::metrics::{Metrics, ReasonLabel, SourceLabel, TierLabel};
+use crate::routing::{self, Copy, Failure, FailurePlan, Routes};
+use crate::store;
+
+/// A failure of PostgreSQL or Kafka: the batch is kept and tried again, never skipped.
+#[derive(Debug, Error)]
+pub enum InfrastructureError {
+    #[error("PostgreSQL failed: {0}")]
+    Database(#[source] sqlx::Error),
+    #[error("PostgreSQL did not finish the batch within {0:?}")]
+    DatabaseTimeout(Duration),
+    #[error("Kafka did not acknowledge a copy for {topic}: {source}")]
+    Kafka {
+        topic: String,
+        #[source]
+        source: KafkaError,
+    },
+}
+
+impl InfrastructureError {
+    /// A stable label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Database(_) | Self::DatabaseTimeout(_) => "database",
+            Self::Kafka { .. } => "kafka",
+        }
+    }
+}
+
+pub struct Processor {
+    pool: PgPool,
+    registry: RegistryView,
+    producer: FutureProducer,
+    routes: Routes,
+    inject_failure_rate: f64,
+    database_timeout: Duration,
+    metrics: Metrics,
+}
+
+/// The outcome of the transaction, before the copies are sent.
+struct Written<'a> {
+    inserted: u64,
+    attempted: u64,
+    failures: Vec<Failure<'a>>,
+    plan: FailurePlan,
+}
+
+impl Processor {
+    pub fn new(
+        pool: PgPool,
+        registry: RegistryView,
+        producer: FutureProducer,
+        routes: Routes,
+        inject_failure_rate: f64,
+        database_timeout: Duration,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            pool,
+            registry,
+            producer,
+            routes,
+            inject_failure_rate,
+            database_timeout,
+            metrics,
+        }
+    }
+
+    pub fn routes(&self) -> &Routes {
+        &self.routes
+    }
+
+    /// Processes `batch` completely, or fails without having skipped anything.
+    pub async fn process(
+        &self,
+        source: &'static str,
+        batch: &[Consumed],
+    ) -> Result<(), InfrastructureError> {
+        let mut rows = Vec::with_capacity(batch.len());
+        let mut row_origins = Vec::with_capacity(batch.len());
+        let mut failures = Vec::new();
+        for consumed in batch {
+            match self.admit(consumed) {
+                Ok((row, policy)) => {
+                    rows.push(row);
+                    row_origins.push((consumed, policy));
+                }
+                Err(failure) => failures.push(failure),
+            }
+        }
+        let started = Instant::now();
+        let written = tokio::time::timeout(
+            self.database_timeout,
+            self.write(&rows, &row_origins, failures),
+        )
+        .await
+        .map_err(|_| InfrastructureError::DatabaseTimeout(self.database_timeout))?
+        .map_err(InfrastructureError::Database)?;
+        self.metrics
+            .database_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.send(&written.plan.copies).await?;
+
+        let source = SourceLabel { source };
+        self.metrics
+            .batch_size
+            .get_or_create(&source)
+            .observe(batch.len() as f64);
+        self.metrics.stored.inc_by(written.inserted);
+        self.metrics
+            .duplicates
+            .inc_by(written.attempted - written.inserted);
+        for failure in &written.failures {
+            self.metrics
+                .event_failures
+                .get_or_create(&ReasonLabel {
+                    reason: failure.error.reason(),
+                })
+                .inc();
+        }
+        for (tier, count) in &written.plan.retries {
+            let tier = u32::try_from(*tier).unwrap_or(u32::MAX);
+            self.metrics
+                .retries
+                .get_or_create(&TierLabel { tier })
+                .inc_by(*count);
+        }
+        self.metrics
+            .dead_letters
+            .inc_by(written.plan.dead_letter_rows.len() as u64);
+        self.metrics.dropped.inc_by(written.plan.dropped);
+        if written.plan.dropped > 0 {
+            tracing::warn!(
+                count = written.plan.dropped,
+                "dropped events whose retries were spent: their Webhook has deadLetter off"
+            );
+        }
+        Ok(())
+    }
+
+    /// Decodes a record and checks it against the registry and the failure injection.
+    fn admit<'a>(&self, consumed: &'a Consumed) -> Result<(EventRow, DeliveryPolicy), Failure<'a>> {
+        let lookup = consumed
+            .webhook_id()
+            .map(|id| self.registry.lookup(id))
+            .unwrap_or(Lookup::Unknown);
+        let policy = match &lookup {
+            Lookup::Active(entry) => entry.delivery.clone(),
+            Lookup::Deleted | Lookup::Unknown => DeliveryPolicy::default(),
+        };
+        let fail = |error| Failure {
+            consumed,
+            error,
+            policy: policy.clone(),
+        };
+        let row = event::decode(consumed).map_err(fail)?;
+        // An event of a deleted webhook was accepted while it existed: it is stored.
+        // An unknown one may be a registry update still on its way: retries give it time.
+        if lookup == Lookup::Unknown {
+            return Err(fail(EventError::UnknownWebhook(row.webhook_id)));
+        }
+        if self.inject_failure_rate > 0.0 && rand::random::<f64>() < self.inject_failure_rate {
+            return Err(fail(EventError::Injected));
+        }
+        Ok((row, policy))
+    }
+
+    /// The transaction: events, then the dead-letter rows of the failures.
+    async fn write<'a>(
+        &self,
+        rows: &[EventRow],
+        row_origins: &[(&'a Consumed, DeliveryPolicy)],
+        mut failures: Vec<Failure<'a>>,
+    ) -> Result<Written<'a>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let mut refused_count = 0;
+        let inserted = match store::insert_events(&mut tx, rows).await {
+            Ok(inserted) => inserted,
+            Err(err) if db::is_data_error(&err) => {
+                tracing::warn!(%err, "PostgreSQL refused the batch's data; storing event by event");
+                tx.rollback().await?;
+                tx = self.pool.begin().await?;
+                let (inserted, refused) = store::insert_events_one_by_one(&mut tx, rows).await?;
+                refused_count = refused.len();
+                failures.extend(refused.into_iter().map(|(index, reason)| {
+                    let (consumed, policy) = &row_origins[index];
+                    Failure {
+                        consumed,
+                        error: EventError::Unstorable(reason),
+                        policy: policy.clone(),
+                    }
+                }));
+                inserted
+            }
+            Err(err) => return Err(err),
+        };
+        let plan = routing::plan(&failures, &self.routes, Utc::now());
+        store::insert_dead_letters(&mut tx, &plan.dead_letter_rows).await?;
+        tx.commit().await?;
+        Ok(Written {
+            inserted,
+            attempted: (rows.len() - refused_count) as u64,
+            failures,
+            plan,
+        })
+    }
+
+    /// Produces every copy and waits for every acknowledgement.
+    async fn send(&self, copies: &[Copy]) -> Result<(), InfrastructureError> {
+        let mut deliveries = Vec::with_capacity(copies.len());
+        for copy in copies {
+            let headers = copy.headers.iter().fold(
+                OwnedHeaders::new_with_capacity(copy.headers.len()),
+                |headers, (key, value)| {
+                    headers.insert(Header {
+                        key: key.as_str(),
+                        value: Some(value.as_slice()),
+                    })
+                },
+            );
+            let mut record = FutureRecord::<[u8], [u8]>::to(&copy.topic)
+                .payload(&copy.payload)
+                .headers(headers);
+            if let Some(key) = &copy.key {
+                record = record.key(key.as_slice());
+            }
+            let delivery = self.producer.send_result(record).map_err(|(source, _)| {
+                InfrastructureError::Kafka {
+                    topic: copy.topic.clone(),
+                    source,
+                }
+            })?;
+            deliveries.push((copy.topic.as_str(), delivery));
+        }
+        for (topic, delivery) in deliveries {
+            let source = match delivery.await {
+                Ok(Ok(_)) => continue,
+                Ok(Err((source, _))) => source,
+                Err(_) => KafkaError::Canceled,
+            };
+            return Err(InfrastructureError::Kafka {
+                topic: topic.to_owned(),
+                source,
+            });
+        }
+        Ok(())
+    }
+}

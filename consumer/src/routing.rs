@@ -1,0 +1,436 @@
+//! Where a failed event goes next: a retry tier, the dead-letter topic, or (when its
+//! Webhook turned dead-lettering off) nowhere, counted. Pure: the copies and rows are
+//! built here and sent by the processor.
+
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use hookline_core::headers;
+use hookline_core::retry::DeliveryPolicy;
+use serde_json::{Map, Value};
+
+use crate::event::{Consumed, EventError, Origin};
+
+/// The retry tier topics with their delays, and the dead-letter topic.
+#[derive(Debug, Clone)]
+pub struct Routes {
+    /// `(topic, delay)` per tier, shortest delay first; never empty.
+    pub tiers: Vec<(String, Duration)>,
+    pub dead_letter_topic: String,
+}
+
+impl Routes {
+    /// Tiers named `<events_topic>.retry.<n>` like `hookline_core::topics::retry_tier`.
+    pub fn new(events_topic: &str, tier_delays: &[Duration], dead_letter_topic: &str) -> Self {
+        Self {
+            tiers: tier_delays
+                .iter()
+                .enumerate()
+                .map(|(n, delay)| (format!("{events_topic}.retry.{n}"), *delay))
+                .collect(),
+            dead_letter_topic: dead_letter_topic.to_owned(),
+        }
+    }
+
+    pub fn tier_topics(&self) -> impl Iterator<Item = &str> {
+        self.tiers.iter().map(|(topic, _)| topic.as_str())
+    }
+
+    /// The first tier whose delay covers `delay`; the last tier for longer waits.
+    pub fn tier_for(&self, delay: Duration) -> usize {
+        self.tiers
+            .iter()
+            .position(|(_, tier_delay)| *tier_delay >= delay)
+            .unwrap_or(self.tiers.len().saturating_sub(1))
+    }
+}
+
+/// What happens to an event that failed an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fate {
+    Retry {
+        tier: usize,
+        retry_count: u32,
+        not_before: DateTime<Utc>,
+    },
+    DeadLetter {
+        attempts: u32,
+    },
+    /// The retry budget is spent and the Webhook has `deadLetter: false`.
+    Drop {
+        attempts: u32,
+    },
+}
+
+/// Decides by the Webhook's delivery policy after `retries_done` retries failed too.
+pub fn fate(
+    policy: &DeliveryPolicy,
+    retries_done: u32,
+    routes: &Routes,
+    now: DateTime<Utc>,
+) -> Fate {
+    let attempts = retries_done.saturating_add(1);
+    if policy.may_retry(retries_done) {
+        let delay = policy.delay(attempts);
+        let wait = chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+        Fate::Retry {
+            tier: routes.tier_for(delay),
+            retry_count: attempts,
+            not_before: now
+                .checked_add_signed(wait)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        }
+    } else if policy.dead_letter {
+        Fate::DeadLetter { attempts }
+    } else {
+        Fate::Drop { attempts }
+    }
+}
+
+/// A failed event with the policy of its Webhook.
+#[derive(Debug, Clone)]
+pub struct Failure<'a> {
+    pub consumed: &'a Consumed,
+    pub error: EventError,
+    pub policy: DeliveryPolicy,
+}
+
+/// A record to produce: a retry copy or a dead letter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Copy {
+    pub topic: String,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// A row of `dead_letters`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetterRow {
+    pub webhook_id: String,
+    pub message_id: String,
+    pub reason: String,
+    pub attempts: i32,
+    pub origin: Origin,
+    pub payload: Vec<u8>,
+    /// The handler's headers of the event, as a JSON object of strings.
+    pub headers: Value,
+}
+
+/// Everything the failures of one batch lead to.
+#[derive(Debug, Default)]
+pub struct FailurePlan {
+    pub copies: Vec<Copy>,
+    pub dead_letter_rows: Vec<DeadLetterRow>,
+    /// Retry copies per tier index.
+    pub retries: Vec<(usize, u64)>,
+    pub dropped: u64,
+}
+
+/// Builds the copies and rows for `failures`.
+pub fn plan(failures: &[Failure<'_>], routes: &Routes, now: DateTime<Utc>) -> FailurePlan {
+    let mut plan = FailurePlan::default();
+    let mut per_tier = vec![0u64; routes.tiers.len()];
+    for failure in failures {
+        let consumed = failure.consumed;
+        let error = error_text(&failure.error);
+        let origin = consumed.origin();
+        match fate(&failure.policy, consumed.retries_done(), routes, now) {
+            Fate::Retry {
+                tier,
+                retry_count,
+                not_before,
+            } => {
+                per_tier[tier] += 1;
+                let mut copy_headers = event_headers(consumed);
+                copy_headers.extend(origin_headers(&origin));
+                copy_headers.push(pair(headers::RETRY_COUNT, retry_count.to_string()));
+                copy_headers.push(pair(
+                    headers::NOT_BEFORE,
+                    not_before.to_rfc3339_opts(SecondsFormat::Millis, true),
+                ));
+                copy_headers.push(pair(headers::ERROR, error));
+                plan.copies.push(Copy {
+                    topic: routes.tiers[tier].0.clone(),
+                    key: consumed.key.clone(),
+                    payload: consumed.payload.clone(),
+                    headers: copy_headers,
+                });
+            }
+            Fate::DeadLetter { attempts } => {
+                let mut copy_headers = event_headers(consumed);
+                copy_headers.extend(origin_headers(&origin));
+                copy_headers.push(pair(
+                    headers::RETRY_COUNT,
+                    consumed.retries_done().to_string(),
+                ));
+                copy_headers.push(pair(headers::ATTEMPTS, attempts.to_string()));
+                copy_headers.push(pair(headers::ERROR, error.clone()));
+                plan.copies.push(Copy {
+                    topic: routes.dead_letter_topic.clone(),
+                    key: consumed.key.clone(),
+                    payload: consumed.payload.clone(),
+                    headers: copy_headers,
+                });
+                plan.dead_letter_rows.push(DeadLetterRow {
+                    webhook_id: pg_text(consumed.webhook_id().unwrap_or_default()),
+                    message_id: pg_text(consumed.header(headers::MESSAGE_ID).unwrap_or_default()),
+                    reason: pg_text(&error),
+                    attempts: i32::try_from(attempts).unwrap_or(i32::MAX),
+                    origin,
+                    payload: consumed.payload.clone(),
+                    headers: headers_json(consumed),
+                });
+            }
+            Fate::Drop { .. } => plan.dropped += 1,
+        }
+    }
+    plan.retries = per_tier
+        .into_iter()
+        .enumerate()
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    plan
+}
+
+/// Headers a copy of an event keeps: the handler's, not the retry bookkeeping, which
+/// each copy sets afresh.
+pub fn event_headers(consumed: &Consumed) -> Vec<(String, Vec<u8>)> {
+    const BOOKKEEPING: [&str; 7] = [
+        headers::RETRY_COUNT,
+        headers::NOT_BEFORE,
+        headers::ERROR,
+        headers::ATTEMPTS,
+        headers::ORIGIN_TOPIC,
+        headers::ORIGIN_PARTITION,
+        headers::ORIGIN_OFFSET,
+    ];
+    consumed
+        .headers
+        .iter()
+        .filter(|(name, _)| !BOOKKEEPING.contains(&name.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// The handler's headers as a JSON object, kept with a dead letter for replay.
+fn headers_json(consumed: &Consumed) -> Value {
+    let object: Map<String, Value> = event_headers(consumed)
+        .into_iter()
+        .map(|(name, value)| {
+            (
+                pg_text(&name),
+                Value::String(pg_text(&String::from_utf8_lossy(&value))),
+            )
+        })
+        .collect();
+    Value::Object(object)
+}
+
+fn origin_headers(origin: &Origin) -> [(String, Vec<u8>); 3] {
+    [
+        pair(headers::ORIGIN_TOPIC, origin.topic.clone()),
+        pair(headers::ORIGIN_PARTITION, origin.partition.to_string()),
+        pair(headers::ORIGIN_OFFSET, origin.offset.to_string()),
+    ]
+}
+
+fn pair(name: &str, value: String) -> (String, Vec<u8>) {
+    (name.to_owned(), value.into_bytes())
+}
+
+/// Error texts travel in headers and rows; long ones are cut so a copy stays small.
+fn error_text(error: &EventError) -> String {
+    const LIMIT: usize = 500;
+    let mut text = error.to_string();
+    if text.len() > LIMIT {
+        let cut = (0..=LIMIT)
+            .rev()
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(0);
+        text.truncate(cut);
+    }
+    text
+}
+
+/// PostgreSQL text cannot hold NUL; a NUL in a header would otherwise make the dead
+/// letter itself unstorable.
+fn pg_text(value: &str) -> String {
+    value.replace('\0', "\u{fffd}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::tests::consumed;
+    use chrono::TimeZone;
+    use hookline_core::retry::BackoffPolicy;
+
+    fn routes() -> Routes {
+        let delays = [100, 200, 400, 800, 1_600].map(Duration::from_millis);
+        Routes::new("events", &delays, "events.dlq")
+    }
+
+    fn policy(retries: u32, dead_letter: bool) -> DeliveryPolicy {
+        DeliveryPolicy {
+            retries,
+            backoff_policy: BackoffPolicy::Exponential,
+            backoff_delay_ms: 100,
+            max_backoff_delay_ms: 10_000,
+            dead_letter,
+        }
+    }
+
+    fn header<'a>(copy: &'a Copy, name: &str) -> Option<&'a str> {
+        copy.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+
+    #[test]
+    fn a_retry_goes_to_the_first_tier_that_covers_its_delay() {
+        let routes = routes();
+        assert_eq!(routes.tiers[0].0, "events.retry.0");
+        assert_eq!(routes.tier_for(Duration::from_millis(1)), 0);
+        assert_eq!(routes.tier_for(Duration::from_millis(100)), 0);
+        assert_eq!(routes.tier_for(Duration::from_millis(101)), 1);
+        assert_eq!(
+            routes.tier_for(Duration::from_secs(3_600)),
+            4,
+            "longer waits use the last tier"
+        );
+        let now = Utc::now();
+        let p = policy(5, true);
+        let tiers: Vec<usize> = (0..5)
+            .map(|done| match fate(&p, done, &routes, now) {
+                Fate::Retry {
+                    tier,
+                    retry_count,
+                    not_before,
+                } => {
+                    assert_eq!(retry_count, done + 1);
+                    assert_eq!(
+                        not_before - now,
+                        chrono::Duration::from_std(p.delay(done + 1)).unwrap()
+                    );
+                    tier
+                }
+                other => panic!("retry {done}: {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            tiers,
+            [0, 1, 2, 3, 4],
+            "exponential 100 ms walks every tier"
+        );
+        assert_eq!(fate(&p, 5, &routes, now), Fate::DeadLetter { attempts: 6 });
+        assert_eq!(
+            fate(&policy(0, false), 0, &routes, now),
+            Fate::Drop { attempts: 1 }
+        );
+    }
+
+    #[test]
+    fn a_retry_copy_keeps_the_event_and_carries_fresh_bookkeeping() {
+        let mut event = consumed("not json");
+        event
+            .headers
+            .push((headers::RETRY_COUNT.into(), b"1".to_vec()));
+        event.headers.push((headers::ERROR.into(), b"old".to_vec()));
+        event
+            .headers
+            .push((headers::ORIGIN_TOPIC.into(), b"events".to_vec()));
+        event
+            .headers
+            .push((headers::ORIGIN_PARTITION.into(), b"0".to_vec()));
+        event
+            .headers
+            .push((headers::ORIGIN_OFFSET.into(), b"7".to_vec()));
+        let failure = Failure {
+            consumed: &event,
+            error: EventError::NotJson("expected value".into()),
+            policy: policy(5, true),
+        };
+        let now = Utc.with_ymd_and_hms(2026, 3, 1, 10, 0, 0).unwrap();
+        let plan = plan(&[failure], &routes(), now);
+        assert_eq!(plan.copies.len(), 1);
+        assert!(plan.dead_letter_rows.is_empty());
+        assert_eq!(plan.retries, [(1, 1)]);
+        let copy = &plan.copies[0];
+        assert_eq!(copy.topic, "events.retry.1");
+        assert_eq!(copy.payload, b"not json");
+        assert_eq!(copy.key.as_deref(), Some(&b"wh-1"[..]));
+        assert_eq!(header(copy, headers::RETRY_COUNT), Some("2"));
+        assert_eq!(header(copy, headers::MESSAGE_ID), Some("msg-1"));
+        assert_eq!(
+            header(copy, headers::ORIGIN_OFFSET),
+            Some("7"),
+            "the first origin is kept"
+        );
+        assert!(header(copy, headers::ERROR).unwrap().contains("not JSON"));
+        let count = |name: &str| copy.headers.iter().filter(|(k, _)| k == name).count();
+        assert_eq!((count(headers::ERROR), count(headers::RETRY_COUNT)), (1, 1));
+        let not_before =
+            DateTime::parse_from_rfc3339(header(copy, headers::NOT_BEFORE).unwrap()).unwrap();
+        assert_eq!(
+            (not_before.with_timezone(&Utc) - now).num_milliseconds(),
+            200
+        );
+    }
+
+    #[test]
+    fn a_spent_budget_makes_a_dead_letter_copy_and_row_or_a_counted_drop() {
+        let mut event = consumed("not json");
+        event
+            .headers
+            .push((headers::RETRY_COUNT.into(), b"2".to_vec()));
+        event
+            .headers
+            .push((headers::MESSAGE_ID.into(), b"m\0x".to_vec()));
+        let failures = [
+            Failure {
+                consumed: &event,
+                error: EventError::NotJson("expected value".into()),
+                policy: policy(2, true),
+            },
+            Failure {
+                consumed: &event,
+                error: EventError::Injected,
+                policy: policy(2, false),
+            },
+        ];
+        let plan = plan(&failures, &routes(), Utc::now());
+        assert_eq!(plan.dropped, 1);
+        assert!(plan.retries.is_empty());
+        let [copy] = plan.copies.as_slice() else {
+            panic!("one dead-letter copy: {:?}", plan.copies);
+        };
+        assert_eq!(copy.topic, "events.dlq");
+        assert_eq!(header(copy, headers::ATTEMPTS), Some("3"));
+        assert_eq!(header(copy, headers::ORIGIN_TOPIC), Some("hookline.events"));
+        assert_eq!(header(copy, headers::ORIGIN_PARTITION), Some("2"));
+        assert_eq!(header(copy, headers::ORIGIN_OFFSET), Some("41"));
+        let [row] = plan.dead_letter_rows.as_slice() else {
+            panic!("one row");
+        };
+        assert_eq!(row.attempts, 3);
+        assert_eq!(
+            row.message_id, "m\u{fffd}x",
+            "NUL cannot go into PostgreSQL text"
+        );
+        assert_eq!(row.origin.offset, 41);
+        assert_eq!(
+            row.headers[headers::RECEIVED_AT],
+            "2026-03-01T10:00:00.250Z"
+        );
+        assert!(row.headers.get(headers::RETRY_COUNT).is_none());
+    }
+
+    #[test]
+    fn long_errors_are_cut_on_a_character_boundary() {
+        let error = EventError::NotJson("é".repeat(400));
+        let text = error_text(&error);
+        assert!(text.len() <= 500 && text.starts_with("the payload"));
+    }
+}

@@ -1,0 +1,237 @@
+//! The statements the consumer runs: events and dead letters in batches (one statement
+//! each, arrays bound column by column, duplicates ignored), the registry mirror, and
+//! the dead letters replay reads.
+
+use chrono::{DateTime, Utc};
+use hookline_core::registry::RegistryEntry;
+use sqlx::postgres::PgConnection;
+use sqlx::{PgPool, Row};
+
+use crate::event::EventRow;
+use crate::routing::DeadLetterRow;
+
+const INSERT_EVENTS: &str = "\
+    INSERT INTO events (webhook_id, message_id, event_id, event_type, source_timestamp, \
+                        invoice_id, payload, received_at, attempts) \
+    SELECT w, m, e, t, s, i, p::jsonb, r, a \
+    FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], \
+                $6::text[], $7::text[], $8::timestamptz[], $9::int4[]) \
+         AS u(w, m, e, t, s, i, p, r, a) \
+    ON CONFLICT (webhook_id, message_id) DO NOTHING";
+
+/// Inserts `rows` in one statement; returns how many were new.
+pub async fn insert_events(
+    connection: &mut PgConnection,
+    rows: &[EventRow],
+) -> Result<u64, sqlx::Error> {
+    let column = |f: fn(&EventRow) -> Option<&str>| rows.iter().map(f).collect::<Vec<_>>();
+    let done = sqlx::query(INSERT_EVENTS)
+        .bind(
+            rows.iter()
+                .map(|r| r.webhook_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|r| r.message_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(column(|r| r.event_id.as_deref()))
+        .bind(column(|r| r.event_type.as_deref()))
+        .bind(rows.iter().map(|r| r.source_timestamp).collect::<Vec<_>>())
+        .bind(column(|r| r.invoice_id.as_deref()))
+        .bind(rows.iter().map(|r| r.payload.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.received_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.attempts).collect::<Vec<_>>())
+        .execute(connection)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// Inserts `rows` one at a time, each under a savepoint, after the batch statement was
+/// refused for its data. Returns how many were new and, for each refused row, its
+/// index and PostgreSQL's reason; other errors end the attempt.
+pub async fn insert_events_one_by_one(
+    connection: &mut PgConnection,
+    rows: &[EventRow],
+) -> Result<(u64, Vec<(usize, String)>), sqlx::Error> {
+    let mut inserted = 0;
+    let mut refused = Vec::new();
+    for (index, row) in rows.iter().enumerate() {
+        sqlx::query("SAVEPOINT one_event")
+            .execute(&mut *connection)
+            .await?;
+        match insert_events(connection, std::slice::from_ref(row)).await {
+            Ok(n) => {
+                inserted += n;
+                sqlx::query("RELEASE SAVEPOINT one_event")
+                    .execute(&mut *connection)
+                    .await?;
+            }
+            Err(err) if crate::db::is_data_error(&err) => {
+                let reason = match &err {
+                    sqlx::Error::Database(db) => db.message().to_owned(),
+                    other => other.to_string(),
+                };
+                refused.push((index, reason));
+                sqlx::query("ROLLBACK TO SAVEPOINT one_event")
+                    .execute(&mut *connection)
+                    .await?;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Ok((inserted, refused))
+}
+
+const INSERT_DEAD_LETTERS: &str = "\
+    INSERT INTO dead_letters (webhook_id, message_id, reason, attempts, origin_topic, \
+                              origin_partition, origin_offset, payload, headers) \
+    SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int4[], $5::text[], \
+                         $6::int4[], $7::int8[], $8::bytea[], $9::jsonb[]) \
+    ON CONFLICT (origin_topic, origin_partition, origin_offset) DO NOTHING";
+
+/// Records dead letters; one already recorded for the same origin is left as it is.
+pub async fn insert_dead_letters(
+    connection: &mut PgConnection,
+    rows: &[DeadLetterRow],
+) -> Result<u64, sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let done = sqlx::query(INSERT_DEAD_LETTERS)
+        .bind(
+            rows.iter()
+                .map(|r| r.webhook_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|r| r.message_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|r| r.reason.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.attempts).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|r| r.origin.topic.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|r| r.origin.partition).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.origin.offset).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|r| r.payload.as_slice())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|r| r.headers.clone()).collect::<Vec<_>>())
+        .execute(connection)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// Mirrors a registry entry, secrets left out. An older entry (a slower replica
+/// mirroring the same topic) does not overwrite a newer one.
+pub async fn upsert_webhook(pool: &PgPool, entry: &RegistryEntry) -> Result<(), sqlx::Error> {
+    let status = if entry.suspended {
+        "suspended"
+    } else {
+        "active"
+    };
+    sqlx::query(
+        "INSERT INTO webhooks (webhook_id, namespace, name, customer_id, url, scheme, status, \
+                               delivery, generation, updated_at, deleted_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL) \
+         ON CONFLICT (webhook_id) DO UPDATE SET \
+             namespace = EXCLUDED.namespace, name = EXCLUDED.name, \
+             customer_id = EXCLUDED.customer_id, url = EXCLUDED.url, \
+             scheme = EXCLUDED.scheme, status = EXCLUDED.status, \
+             delivery = EXCLUDED.delivery, generation = EXCLUDED.generation, \
+             updated_at = EXCLUDED.updated_at, deleted_at = NULL \
+         WHERE webhooks.updated_at <= EXCLUDED.updated_at",
+    )
+    .bind(&entry.webhook_id)
+    .bind(&entry.namespace)
+    .bind(&entry.name)
+    .bind(&entry.customer_id)
+    .bind(&entry.url)
+    .bind(entry.scheme.to_string())
+    .bind(status)
+    .bind(serde_json::to_value(&entry.delivery).unwrap_or_default())
+    .bind(entry.generation)
+    .bind(entry.updated_at)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Marks a mirrored webhook deleted (a registry tombstone); its events stay.
+pub async fn mark_webhook_deleted(pool: &PgPool, webhook_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE webhooks SET status = 'deleted', deleted_at = now() \
+         WHERE webhook_id = $1 AND status <> 'deleted'",
+    )
+    .bind(webhook_id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Which dead letters a replay takes.
+#[derive(Debug, Clone, Default)]
+pub struct ReplaySelection {
+    pub webhook_id: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// A dead letter to re-publish.
+#[derive(Debug, Clone)]
+pub struct ReplayItem {
+    pub id: i64,
+    pub webhook_id: String,
+    pub payload: Vec<u8>,
+    pub headers: serde_json::Value,
+}
+
+/// The next `limit` dead letters not replayed yet after id `after`, oldest first.
+pub async fn dead_letters_to_replay(
+    pool: &PgPool,
+    selection: &ReplaySelection,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<ReplayItem>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, webhook_id, payload, headers FROM dead_letters \
+         WHERE replayed_at IS NULL AND id > $1 \
+           AND ($2::text IS NULL OR webhook_id = $2) \
+           AND ($3::timestamptz IS NULL OR dead_at >= $3) \
+           AND ($4::timestamptz IS NULL OR dead_at < $4) \
+         ORDER BY id LIMIT $5",
+    )
+    .bind(after)
+    .bind(selection.webhook_id.as_deref())
+    .bind(selection.since)
+    .bind(selection.until)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(ReplayItem {
+                id: row.try_get("id")?,
+                webhook_id: row.try_get("webhook_id")?,
+                payload: row.try_get("payload")?,
+                headers: row.try_get("headers")?,
+            })
+        })
+        .collect()
+}
+
+pub async fn mark_replayed(pool: &PgPool, ids: &[i64]) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE dead_letters SET replayed_at = now() WHERE id = ANY($1)")
+        .bind(ids)
+        .execute(pool)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,386 @@
+//! A consumer under test with topics and a database of its own, and helpers to feed it
+//! events as the handler produces them and to read what came out.
+
+use std::time::{Duration, Instant};
+
+use chrono::{SecondsFormat, Utc};
+use clap::Parser;
+use hookline_consumer::config::{Cli, Command};
+use hookline_core::headers;
+use hookline_core::kafka::{TopicSpec, ensure_topics, reliable_producer_config};
+use hookline_core::registry::{self, RateLimit, RegistryEntry};
+use hookline_core::retry::{BackoffPolicy, DeliveryPolicy};
+use hookline_core::shutdown::Shutdown;
+use hookline_core::signature::Scheme;
+use hookline_testkit::http;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message};
+use sqlx::PgPool;
+
+/// Retry tiers short enough for tests: 100 ms doubling, as an exponential policy with
+/// a 100 ms base asks, so five retries visit every tier.
+pub const FAST_TIERS: &str = "100ms,200ms,400ms,800ms,1600ms";
+pub const TIER_COUNT: usize = 5;
+
+pub struct Harness {
+    pub bootstrap: String,
+    pub events_topic: String,
+    pub dead_letter_topic: String,
+    pub registry_topic: String,
+    pub group_id: String,
+    pub database_url: String,
+    pub pool: PgPool,
+    producer: FutureProducer,
+}
+
+impl Harness {
+    /// Topics of its own (events, retry tiers, dead letters, registry) on the stack's
+    /// broker and a fresh database on the stack's PostgreSQL.
+    pub async fn new(prefix: &str, partitions: i32) -> Self {
+        let database_url = hookline_testkit::fresh_database(&prefix.replace('-', "_")).await;
+        Self::with_database(prefix, partitions, database_url).await
+    }
+
+    pub async fn with_database(prefix: &str, partitions: i32, database_url: String) -> Self {
+        if std::env::var_os("RUST_LOG").is_some() {
+            hookline_core::telemetry::init(hookline_core::telemetry::LogFormat::Text);
+        }
+        let stack = hookline_testkit::stack();
+        let bootstrap = stack.kafka_bootstrap_servers.clone();
+        let events_topic = hookline_testkit::unique_name(prefix);
+        let dead_letter_topic = format!("{events_topic}.dlq");
+        let registry_topic = format!("{events_topic}.registry");
+        let topic = |name: String, partitions, compacted| TopicSpec {
+            name,
+            partitions,
+            replication: 1,
+            compacted,
+        };
+        let mut specs = vec![
+            topic(events_topic.clone(), partitions, false),
+            topic(dead_letter_topic.clone(), 1, false),
+            topic(registry_topic.clone(), 1, true),
+        ];
+        specs.extend(
+            (0..TIER_COUNT).map(|n| topic(format!("{events_topic}.retry.{n}"), partitions, false)),
+        );
+        ensure_topics(&bootstrap, &specs, Duration::from_secs(20))
+            .await
+            .expect("create topics");
+        let producer = reliable_producer_config(&bootstrap, "test", Duration::from_secs(10))
+            .create()
+            .expect("producer");
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(3)
+            .connect(&database_url)
+            .await
+            .expect("connect to the test database");
+        Self {
+            bootstrap,
+            group_id: format!("{events_topic}-group"),
+            events_topic,
+            dead_letter_topic,
+            registry_topic,
+            database_url,
+            pool,
+            producer,
+        }
+    }
+
+    pub fn tier_topic(&self, tier: usize) -> String {
+        format!("{}.retry.{tier}", self.events_topic)
+    }
+
+    /// Publishes a registry entry, as the operator does.
+    pub async fn register(&self, entry: &RegistryEntry) {
+        let value = registry::encode(entry);
+        self.producer
+            .send(
+                FutureRecord::to(&self.registry_topic)
+                    .key(&entry.webhook_id)
+                    .payload(&value),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(err, _)| err)
+            .expect("registry entry acknowledged");
+    }
+
+    /// Publishes a tombstone for `webhook_id`.
+    pub async fn unregister(&self, webhook_id: &str) {
+        self.producer
+            .send(
+                FutureRecord::<str, [u8]>::to(&self.registry_topic).key(webhook_id),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(err, _)| err)
+            .expect("tombstone acknowledged");
+    }
+
+    /// Produces an event as the handler does; returns (partition, offset).
+    pub async fn produce(&self, webhook_id: &str, message_id: &str, body: &[u8]) -> (i32, i64) {
+        produce_event(
+            &self.producer,
+            &self.events_topic,
+            webhook_id,
+            message_id,
+            body,
+        )
+        .await
+    }
+
+    /// The `run` flags for this harness, then `extra`.
+    pub fn run_args(&self, ops_port: u16, extra: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = [
+            "--database-url",
+            &self.database_url,
+            "run",
+            "--kafka-bootstrap-servers",
+            &self.bootstrap,
+            "--events-topic",
+            &self.events_topic,
+            "--dead-letter-topic",
+            &self.dead_letter_topic,
+            "--registry-topic",
+            &self.registry_topic,
+            "--group-id",
+            &self.group_id,
+            "--retry-tier-delays",
+            FAST_TIERS,
+            "--ops-addr",
+            &format!("127.0.0.1:{ops_port}"),
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        args
+    }
+
+    /// Starts the consumer in this process and waits until it is ready.
+    pub async fn start(&self, extra: &[&str]) -> Running {
+        let ops_port = http::free_port();
+        let mut argv = vec!["hookline-consumer".to_owned()];
+        argv.extend(self.run_args(ops_port, extra));
+        let cli = Cli::try_parse_from(argv).expect("valid flags");
+        let Command::Run(args) = cli.command else {
+            panic!("run expected");
+        };
+        let shutdown = Shutdown::new();
+        let task = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move { hookline_consumer::service::run(&cli.database_url, *args, shutdown).await }
+        });
+        let running = Running {
+            ops_port,
+            shutdown,
+            task: Some(task),
+        };
+        running.wait_ready().await;
+        running
+    }
+
+    pub async fn count_events(&self) -> i64 {
+        sqlx::query_scalar("select count(*) from events")
+            .fetch_one(&self.pool)
+            .await
+            .expect("count events")
+    }
+
+    /// Waits until `events` has `expected` rows; panics with the count after `timeout`.
+    pub async fn wait_for_events(&self, expected: i64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let count = self.count_events().await;
+            if count >= expected {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{count} of {expected} events stored within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Reads `topic` from its beginning until `expected` records arrived or `timeout`
+    /// passed; returns what arrived (so a test can also prove that nothing did).
+    pub async fn read_topic(
+        &self,
+        topic: &str,
+        expected: usize,
+        timeout: Duration,
+    ) -> Vec<OwnedMessage> {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", hookline_testkit::unique_name("reader"))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("reader");
+        consumer.subscribe(&[topic]).expect("subscribe");
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut records = Vec::new();
+        while records.len() < expected {
+            match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                Ok(Ok(message)) => records.push(message.detach()),
+                Ok(Err(err)) => panic!("reading {topic}: {err}"),
+                Err(_) => break,
+            }
+        }
+        records
+    }
+}
+
+pub async fn produce_event(
+    producer: &FutureProducer,
+    topic: &str,
+    webhook_id: &str,
+    message_id: &str,
+    body: &[u8],
+) -> (i32, i64) {
+    let received_at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
+    let headers = OwnedHeaders::new()
+        .insert(header(headers::WEBHOOK_ID, webhook_id))
+        .insert(header(headers::MESSAGE_ID, message_id))
+        .insert(header(headers::RECEIVED_AT, &received_at))
+        .insert(header(headers::SCHEME, "standard"))
+        .insert(header(headers::CONTENT_TYPE, "application/json"));
+    let delivery = producer
+        .send(
+            FutureRecord::to(topic)
+                .key(webhook_id)
+                .payload(body)
+                .headers(headers),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(err, _)| err)
+        .expect("event acknowledged");
+    (delivery.partition, delivery.offset)
+}
+
+fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
+    Header {
+        key,
+        value: Some(value),
+    }
+}
+
+/// The value of header `name` of a record read back.
+pub fn header_of<'m>(message: &'m OwnedMessage, name: &str) -> Option<&'m str> {
+    message
+        .headers()?
+        .iter()
+        .find(|h| h.key == name)
+        .and_then(|h| h.value)
+        .and_then(|v| std::str::from_utf8(v).ok())
+}
+
+pub fn payload_of(message: &OwnedMessage) -> &[u8] {
+    message.payload().unwrap_or_default()
+}
+
+/// The prototype's event shape, the default simulated event.
+pub fn prototype_event(event_id: &str, event_type: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "event_id": event_id,
+        "event_type": event_type,
+        "timestamp": "2026-03-01T10:00:00Z",
+        "data": {"invoice_id": format!("inv-{event_id}")}
+    }))
+    .expect("json")
+}
+
+pub fn policy(retries: u32, backoff_delay_ms: u64, dead_letter: bool) -> DeliveryPolicy {
+    DeliveryPolicy {
+        retries,
+        backoff_policy: BackoffPolicy::Exponential,
+        backoff_delay_ms,
+        max_backoff_delay_ms: 10_000,
+        dead_letter,
+    }
+}
+
+pub fn entry(webhook_id: &str, delivery: DeliveryPolicy) -> RegistryEntry {
+    RegistryEntry {
+        webhook_id: webhook_id.into(),
+        namespace: "shop".into(),
+        name: format!("name-{webhook_id}"),
+        customer_id: "ben@webhooksystem".into(),
+        url: format!("http://hookline-handler/webhooks/{webhook_id}"),
+        scheme: Scheme::Standard,
+        secrets: vec![registry::RegistrySecret {
+            value: "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD".into(),
+            expires_at: None,
+        }],
+        suspended: false,
+        rate_limit: RateLimit {
+            requests_per_second: 100,
+            burst: 100,
+        },
+        delivery,
+        allowed_source_ranges: vec![],
+        generation: 1,
+        updated_at: Utc::now(),
+    }
+}
+
+/// A consumer running in this process.
+pub struct Running {
+    pub ops_port: u16,
+    shutdown: Shutdown,
+    task: Option<tokio::task::JoinHandle<Result<(), hookline_consumer::service::RunError>>>,
+}
+
+impl Running {
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let port = self.ops_port;
+            let answer = tokio::task::spawn_blocking(move || http::get(port, "/readyz"))
+                .await
+                .expect("probe");
+            if matches!(answer, Some((200, _))) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the consumer was not ready within 30 s: {answer:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The value of one sample of /metrics (0 when absent).
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let port = self.ops_port;
+        let body = tokio::task::spawn_blocking(move || http::get(port, "/metrics"))
+            .await
+            .expect("scrape")
+            .expect("/metrics answers")
+            .1;
+        http::metric(&body, sample).unwrap_or(0.0)
+    }
+
+    /// SIGTERM's path: shutdown, then the service returns.
+    pub async fn stop(mut self) {
+        self.shutdown.trigger();
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(30), task)
+                .await
+                .expect("stopped within 30 s")
+                .expect("service task")
+                .expect("service ended cleanly");
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}

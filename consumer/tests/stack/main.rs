@@ -1,0 +1,8 @@
+//! The consumer against the stack's real Kafka and PostgreSQL (and, for the outage
+//! test, a private PostgreSQL it may stop). Each test has topics and a database of
+//! its own.
+
+mod common;
+mod replay;
+mod retries;
+mod storage;

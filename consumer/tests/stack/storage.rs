@@ -1,0 +1,222 @@
+//! Events are stored exactly as expected, once, and the registry is mirrored.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use hookline_core::headers;
+use hookline_core::retry::DeliveryPolicy;
+use sqlx::Row;
+
+use crate::common::{Harness, entry, header_of, payload_of, policy, prototype_event};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_stored_exactly_once_and_the_registry_is_mirrored() {
+    let h = Harness::new("consumer-happy", 3).await;
+    h.register(&entry("wh-a", DeliveryPolicy::default())).await;
+    h.register(&entry("wh-b", DeliveryPolicy::default())).await;
+    let consumer = h.start(&[]).await;
+
+    let mut expected = Vec::new();
+    for i in 0..20 {
+        let webhook = if i % 2 == 0 { "wh-a" } else { "wh-b" };
+        let event_type = ["CREATED", "PENDING", "PAID", "FAILED"][i % 4];
+        let message_id = format!("msg-{i:02}");
+        h.produce(
+            webhook,
+            &message_id,
+            &prototype_event(&format!("e{i:02}"), event_type),
+        )
+        .await;
+        expected.push((
+            webhook.to_owned(),
+            message_id,
+            format!("e{i:02}"),
+            event_type.to_owned(),
+        ));
+    }
+    // The same message produced again (a handler retry after a lost ack) and a plain
+    // JSON array (any JSON is an event).
+    h.produce("wh-a", "msg-00", &prototype_event("e00", "CREATED"))
+        .await;
+    h.produce("wh-b", "msg-array", b"[1,2,3]").await;
+    h.wait_for_events(21, Duration::from_secs(20)).await;
+    // Give a second copy time to show up, if the idempotency key failed.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let rows = sqlx::query(
+        "select webhook_id, message_id, event_id, event_type, invoice_id, source_timestamp, \
+                attempts, payload, received_at, stored_at \
+         from events where message_id <> 'msg-array' order by message_id",
+    )
+    .fetch_all(&h.pool)
+    .await
+    .expect("read events");
+    assert_eq!(rows.len(), 20, "one row per message, the repeat included");
+    for (row, (webhook, message_id, event_id, event_type)) in rows.iter().zip(&expected) {
+        assert_eq!(row.get::<String, _>("webhook_id"), *webhook);
+        assert_eq!(row.get::<String, _>("message_id"), *message_id);
+        assert_eq!(
+            row.get::<Option<String>, _>("event_id").as_deref(),
+            Some(event_id.as_str())
+        );
+        assert_eq!(
+            row.get::<Option<String>, _>("event_type").as_deref(),
+            Some(event_type.as_str())
+        );
+        assert_eq!(
+            row.get::<Option<String>, _>("invoice_id"),
+            Some(format!("inv-{event_id}"))
+        );
+        assert_eq!(
+            row.get::<Option<DateTime<Utc>>, _>("source_timestamp")
+                .map(|t| t.to_rfc3339()),
+            Some("2026-03-01T10:00:00+00:00".to_owned())
+        );
+        assert_eq!(row.get::<i32, _>("attempts"), 1);
+        let payload: serde_json::Value = row.get("payload");
+        assert_eq!(payload["data"]["invoice_id"], format!("inv-{event_id}"));
+        let received: DateTime<Utc> = row.get("received_at");
+        let stored: DateTime<Utc> = row.get("stored_at");
+        assert!(received <= stored && stored - received < chrono::Duration::seconds(10));
+    }
+    let array: serde_json::Value =
+        sqlx::query_scalar("select payload from events where message_id = 'msg-array'")
+            .fetch_one(&h.pool)
+            .await
+            .expect("the array event");
+    assert_eq!(array, serde_json::json!([1, 2, 3]));
+    assert_eq!(
+        consumer.metric("hookline_consumer_stored_total").await,
+        21.0
+    );
+    assert_eq!(
+        consumer.metric("hookline_consumer_duplicates_total").await,
+        1.0
+    );
+    assert_eq!(
+        consumer
+            .metric("hookline_consumer_consumed_total{source=\"events\"}")
+            .await,
+        22.0
+    );
+
+    // The mirror: both webhooks, no secrets anywhere; a tombstone marks one deleted.
+    let webhooks: Vec<(String, String, String)> =
+        sqlx::query_as("select webhook_id, status, customer_id from webhooks order by 1")
+            .fetch_all(&h.pool)
+            .await
+            .expect("read webhooks");
+    assert_eq!(
+        webhooks,
+        [
+            ("wh-a".into(), "active".into(), "ben@webhooksystem".into()),
+            ("wh-b".into(), "active".into(), "ben@webhooksystem".into())
+        ]
+    );
+    let secret_columns: i64 = sqlx::query_scalar(
+        "select count(*) from information_schema.columns \
+         where table_schema = 'public' and column_name like '%secret%'",
+    )
+    .fetch_one(&h.pool)
+    .await
+    .expect("columns");
+    assert_eq!(secret_columns, 0);
+    let mirrored: String = sqlx::query_scalar("select row_to_json(w)::text from webhooks w")
+        .fetch_one(&h.pool)
+        .await
+        .expect("a row");
+    assert!(!mirrored.contains("whsec_"), "{mirrored}");
+
+    h.unregister("wh-b").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status: String =
+            sqlx::query_scalar("select status from webhooks where webhook_id = 'wh-b'")
+                .fetch_one(&h.pool)
+                .await
+                .expect("status");
+        if status == "deleted" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the tombstone was not mirrored");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // An event of a deleted webhook was accepted while it existed: it is stored.
+    h.produce("wh-b", "msg-late", b"{}").await;
+    h.wait_for_events(22, Duration::from_secs(10)).await;
+    consumer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_postgres_refuses_is_dead_lettered_and_its_batch_is_stored() {
+    let h = Harness::new("consumer-refused", 1).await;
+    h.register(&entry("wh-z", policy(0, 100, true))).await;
+    let consumer = h.start(&["--batch-max-wait", "300ms"]).await;
+
+    // jsonb cannot hold \u0000: PostgreSQL refuses that row alone (SQLSTATE 22P05).
+    h.produce("wh-z", "good-1", b"{\"n\":1}").await;
+    let (partition, offset) = h.produce("wh-z", "nul", br#"{"note":"\u0000"}"#).await;
+    h.produce("wh-z", "good-2", b"{\"n\":2}").await;
+    h.produce("wh-z", "not-json", b"<xml/>").await;
+    h.wait_for_events(2, Duration::from_secs(20)).await;
+
+    let dead = h
+        .read_topic(&h.dead_letter_topic, 2, Duration::from_secs(20))
+        .await;
+    assert_eq!(
+        dead.len(),
+        2,
+        "both bad events are dead letters (no retries in their policy)"
+    );
+    let nul = dead
+        .iter()
+        .find(|m| header_of(m, headers::MESSAGE_ID) == Some("nul"))
+        .expect("the NUL event in the dead-letter topic");
+    assert_eq!(payload_of(nul), br#"{"note":"\u0000"}"#);
+    assert_eq!(header_of(nul, headers::ATTEMPTS), Some("1"));
+    assert_eq!(
+        header_of(nul, headers::ORIGIN_TOPIC),
+        Some(h.events_topic.as_str())
+    );
+    assert_eq!(
+        header_of(nul, headers::ORIGIN_PARTITION),
+        Some(partition.to_string().as_str())
+    );
+    assert_eq!(
+        header_of(nul, headers::ORIGIN_OFFSET),
+        Some(offset.to_string().as_str())
+    );
+    assert!(
+        header_of(nul, headers::ERROR).is_some_and(|e| e.contains("PostgreSQL cannot store")),
+        "{:?}",
+        header_of(nul, headers::ERROR)
+    );
+
+    let stored: Vec<String> = sqlx::query_scalar("select message_id from events order by 1")
+        .fetch_all(&h.pool)
+        .await
+        .expect("events");
+    assert_eq!(stored, ["good-1", "good-2"]);
+    let dead_rows: Vec<(String, i32, String)> =
+        sqlx::query_as("select message_id, attempts, reason from dead_letters order by message_id")
+            .fetch_all(&h.pool)
+            .await
+            .expect("dead letters");
+    assert_eq!(dead_rows.len(), 2);
+    assert_eq!((dead_rows[0].0.as_str(), dead_rows[0].1), ("not-json", 1));
+    assert!(dead_rows[0].2.contains("not JSON"), "{}", dead_rows[0].2);
+    assert_eq!((dead_rows[1].0.as_str(), dead_rows[1].1), ("nul", 1));
+    assert_eq!(
+        consumer
+            .metric("hookline_consumer_event_failures_total{reason=\"unstorable\"}")
+            .await,
+        1.0
+    );
+    assert_eq!(
+        consumer
+            .metric("hookline_consumer_dead_letters_total")
+            .await,
+        2.0
+    );
+    consumer.stop().await;
+}
