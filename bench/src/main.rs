@@ -1,6 +1,7 @@
 //! `hookline-bench STAGE`: measures one part of Hookline against the running local
 //! stack and writes `bench/results/STAGE.json`. `make bench` runs every stage.
 
+mod handler;
 mod operator;
 mod report;
 
@@ -22,6 +23,8 @@ struct Cli {
 enum Stage {
     /// Apply-to-Deployment latency, cold start with many Webhooks, operator memory.
     Operator(operator::Args),
+    /// Verified requests per second at saturation, latency at a fixed rate, handler memory.
+    Handler(handler::Args),
 }
 
 #[tokio::main]
@@ -29,6 +32,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let report = match cli.stage {
         Stage::Operator(args) => operator::run(args).await?,
+        Stage::Handler(args) => handler::run(args).await?,
     };
     let path = report.finish(&cli.results)?;
     println!("wrote {}", path.display());

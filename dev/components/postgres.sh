@@ -16,10 +16,21 @@
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 PG_BIN="/usr/lib/postgresql/$POSTGRES_MAJOR/bin"
-PGDATA_DIR="$DATA_DIR/postgres"
-PG_SOCKET_DIR="$RUN_DIR/postgres"
 PG_OS_USER=postgres # PostgreSQL refuses to run as root; as another user it runs as that user.
 DATABASE_URL="postgres://hookline:hookline@127.0.0.1:$POSTGRES_PORT/hookline"
+PGDATA_DIR="$DATA_DIR/postgres"
+PG_SOCKET_DIR="$RUN_DIR/postgres"
+# As root, the cluster belongs to the postgres user, who may not be able to traverse the
+# checkout's path (a clone under /root, say). Then the cluster lives in a directory of
+# this stack's own under /var/tmp instead, named after the stack directory.
+if [ "$(id -u)" -eq 0 ] && id "$PG_OS_USER" >/dev/null 2>&1 &&
+  ! runuser -u "$PG_OS_USER" -- test -x "$STACK_DIR" 2>/dev/null; then
+  pg_home="/var/tmp/hookline-pg-$(printf '%s' "$STACK_DIR" | sha256sum | cut -c1-12)"
+  mkdir -p "$pg_home"
+  chmod 755 "$pg_home"
+  PGDATA_DIR="$pg_home/data"
+  PG_SOCKET_DIR="$pg_home/socket"
+fi
 
 # Runs a command as the user that owns the cluster, from a directory that user can read.
 as_pg() {

@@ -146,6 +146,21 @@ async fn one_of_two_replicas_acts_and_the_other_takes_over() {
     eventually("reconciled by the new leader", WAIT, || registered("two")).await;
     assert_eq!(follower.is_leader(), Some(true));
 
+    webhooks
+        .delete_collection(&Default::default(), &Default::default())
+        .await
+        .expect("delete the Webhooks");
+    eventually("every Webhook finalized", WAIT, || async {
+        webhooks
+            .list(&Default::default())
+            .await
+            .ok()?
+            .items
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+
     // SIGTERM: the leader stops and gives the Lease up.
     follower.signal("-TERM");
     eventually("the Lease released", WAIT, || async {

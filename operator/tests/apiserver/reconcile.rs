@@ -91,7 +91,18 @@ impl Fixture {
         .await
     }
 
+    /// Deletes the Webhooks while the operator still runs (their finalizers need it),
+    /// then stops it and deletes the namespace.
     async fn finish(self) {
+        self.webhooks
+            .delete_collection(&DeleteParams::default(), &Default::default())
+            .await
+            .expect("delete the Webhooks");
+        eventually("every Webhook finalized", WAIT, || async {
+            let list = self.webhooks.list(&Default::default()).await.ok()?;
+            list.items.is_empty().then_some(())
+        })
+        .await;
         self.operator.stop().await;
         self.namespace.delete().await;
     }
@@ -306,14 +317,12 @@ async fn rotation_accepts_both_secrets_until_the_grace_period_ends() {
         Some(old_secret.clone()),
         "the emitter signs with both"
     );
-    let status = f
-        .webhooks
-        .get("rotating")
-        .await
-        .expect("webhook")
-        .status
-        .expect("status");
-    assert_eq!(status.secret_rotation_generation, 1);
+    // The status is written after the registry entry is published.
+    let status = eventually("the rotation in the status", WAIT, || async {
+        let status = f.webhooks.get("rotating").await.ok()?.status?;
+        (status.secret_rotation_generation == 1).then_some(status)
+    })
+    .await;
     assert!(status.last_secret_rotation.is_some());
 
     let after = f

@@ -1,0 +1,628 @@
+//! The handler stage: verified requests per second at saturation, latency at a fixed
+//! rate, and the handler's resident memory. Runs the release handler binary against
+//! the stack's broker (`acks=all`) with a registry topic and an events topic of its
+//! own, and drives it over keep-alive HTTP/1.1 connections with 1 KiB bodies signed
+//! alternately with Standard Webhooks and `legacy-hex` (so the same load generator
+//! can drive any receiver of those schemes).
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use chrono::Utc;
+use hookline_core::kafka::{TopicSpec, client_config, ensure_topics};
+use hookline_core::registry::{self, RateLimit, RegistryEntry, RegistrySecret};
+use hookline_core::retry::DeliveryPolicy;
+use hookline_core::signature::{self, Scheme, SigningSecret};
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+use crate::report::{Report, percentile, round, rss_mb};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Keep-alive connections driving the handler at saturation.
+    #[arg(long, default_value_t = 128)]
+    connections: usize,
+    /// Seconds of saturation load (after a warm-up of a quarter of that).
+    #[arg(long, default_value_t = 15)]
+    saturation_secs: u64,
+    /// Requests per second of the fixed-rate run.
+    #[arg(long, default_value_t = 5_000)]
+    rate: u64,
+    /// Seconds of the fixed-rate run.
+    #[arg(long, default_value_t = 15)]
+    rate_secs: u64,
+    /// Bytes of every request body.
+    #[arg(long, default_value_t = 1024)]
+    body_bytes: usize,
+    /// Loopback port the handler listens on during the run.
+    #[arg(long, default_value_t = 19280)]
+    port: u16,
+}
+
+/// One sender's signing material.
+struct Sender {
+    webhook_id: String,
+    scheme: Scheme,
+    secret: SigningSecret,
+}
+
+/// What a run measured.
+#[derive(Default)]
+struct Run {
+    latencies: Vec<Duration>,
+    accepted: u64,
+    errors: u64,
+    elapsed: Duration,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<Report> {
+    let bootstrap = std::env::var("KAFKA_BOOTSTRAP_SERVERS")
+        .context("KAFKA_BOOTSTRAP_SERVERS is not set: source .stack/env (make stack-up) first")?;
+    let suffix = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let registry_topic = format!("hookline-bench-registry-{suffix}");
+    let events_topic = format!("hookline-bench-events-{suffix}");
+    ensure_topics(
+        &bootstrap,
+        &[
+            TopicSpec {
+                name: registry_topic.clone(),
+                partitions: 1,
+                replication: 1,
+                compacted: true,
+            },
+            TopicSpec {
+                name: events_topic.clone(),
+                partitions: 3,
+                replication: 1,
+                compacted: false,
+            },
+        ],
+        Duration::from_secs(30),
+    )
+    .await?;
+    let senders = Arc::new(publish_senders(&bootstrap, &registry_topic, &suffix).await?);
+
+    let mut handler = Handler::start(&bootstrap, &registry_topic, &events_topic, args.port).await?;
+    let mut report = Report::new("handler");
+    let counter = Arc::new(AtomicU64::new(0));
+    let load = Load {
+        port: args.port,
+        senders,
+        counter,
+        body_bytes: args.body_bytes,
+    };
+
+    // Warm-up, then a pause so the broker settles: the fixed-rate run measures the
+    // handler at 5,000 req/s, not the broker digesting a saturation burst.
+    load.saturate(
+        args.connections,
+        Duration::from_secs(args.saturation_secs / 4 + 1),
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let before = handler.get("/metrics").await?.1;
+    let mut fixed = load
+        .fixed_rate(
+            args.rate,
+            Duration::from_secs(args.rate_secs),
+            args.connections,
+        )
+        .await?;
+    let after = handler.get("/metrics").await?.1;
+    fixed.latencies.sort_unstable();
+    let ms = |q| round(percentile(&fixed.latencies, q).as_secs_f64() * 1_000.0);
+    report
+        .figure("fixed_rate_target_per_s", args.rate)
+        .figure(
+            "fixed_rate_achieved_per_s",
+            round(fixed.accepted as f64 / fixed.elapsed.as_secs_f64()),
+        )
+        .figure("fixed_rate_errors", fixed.errors)
+        .figure("p50_ms", ms(0.5))
+        .figure("p99_ms", ms(0.99))
+        .figure("p999_ms", ms(0.999))
+        .figure(
+            "max_ms",
+            round(
+                fixed
+                    .latencies
+                    .last()
+                    .copied()
+                    .unwrap_or_default()
+                    .as_secs_f64()
+                    * 1_000.0,
+            ),
+        );
+    // Where the time goes: the handler's own view of the same requests (histogram
+    // buckets, so an upper bound), and the share of it spent waiting for the broker.
+    for (figure, metric) in [
+        (
+            "server_request",
+            "hookline_handler_request_duration_seconds",
+        ),
+        ("server_produce", "hookline_handler_produce_latency_seconds"),
+    ] {
+        let delta = Histogram::between(&before, &after, metric);
+        if let Some(mean) = delta.mean() {
+            report.figure(&format!("{figure}_mean_ms"), round(mean * 1_000.0));
+        }
+        if let Some(p99) = delta.quantile_upper_bound(0.99) {
+            report.figure(&format!("{figure}_p99_le_ms"), round(p99 * 1_000.0));
+        }
+    }
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut saturation = load
+        .saturate(args.connections, Duration::from_secs(args.saturation_secs))
+        .await?;
+    // Right after saturation, when the handler holds the most.
+    let (rss, peak) = rss_mb(handler.pid()?)?;
+    report
+        .figure(
+            "requests_per_s",
+            round(saturation.accepted as f64 / saturation.elapsed.as_secs_f64()),
+        )
+        .figure("saturation_connections", args.connections)
+        .figure("saturation_errors", saturation.errors)
+        .latencies("saturation", &mut saturation.latencies);
+
+    report
+        .figure("rss_mb", rss)
+        .figure("peak_rss_mb", peak)
+        .figure("body_bytes", args.body_bytes);
+    handler.stop().await?;
+
+    let accepted_total = saturation.accepted + fixed.accepted;
+    let stored = stored_events(&bootstrap, &events_topic).await?;
+    report.figure("events_stored", stored);
+    if stored < accepted_total {
+        bail!(
+            "{accepted_total} requests were answered 202 but only {stored} events are in {events_topic}"
+        );
+    }
+    Ok(report)
+}
+
+/// Registers one Standard Webhooks and one legacy-hex webhook with a rate limit the
+/// benchmark cannot reach.
+async fn publish_senders(
+    bootstrap: &str,
+    topic: &str,
+    suffix: &str,
+) -> anyhow::Result<Vec<Sender>> {
+    let producer: FutureProducer = client_config(bootstrap, "hookline-bench").create()?;
+    let mut senders = Vec::new();
+    for scheme in [Scheme::Standard, Scheme::LegacyHex] {
+        let secret = signature::generate_standard_secret();
+        let entry = RegistryEntry {
+            webhook_id: format!("bench-{scheme}-{suffix}"),
+            namespace: "bench".into(),
+            name: scheme.to_string(),
+            customer_id: "bench".into(),
+            url: String::new(),
+            scheme,
+            secrets: vec![RegistrySecret {
+                value: secret.clone(),
+                expires_at: None,
+            }],
+            suspended: false,
+            rate_limit: RateLimit {
+                requests_per_second: 1_000_000,
+                burst: 1_000_000,
+            },
+            delivery: DeliveryPolicy::default(),
+            allowed_source_ranges: vec!["127.0.0.0/8".into()],
+            generation: 1,
+            updated_at: Utc::now(),
+        };
+        let value = registry::encode(&entry);
+        producer
+            .send(
+                FutureRecord::to(topic)
+                    .key(&entry.webhook_id)
+                    .payload(&value),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|(err, _)| err)?;
+        senders.push(Sender {
+            webhook_id: entry.webhook_id,
+            scheme,
+            secret: SigningSecret::parse(scheme, &secret)?,
+        });
+    }
+    Ok(senders)
+}
+
+/// The load generator: keep-alive connections sending signed requests.
+struct Load {
+    port: u16,
+    senders: Arc<Vec<Sender>>,
+    counter: Arc<AtomicU64>,
+    body_bytes: usize,
+}
+
+impl Load {
+    /// Every connection sends its next request as soon as the last is answered.
+    async fn saturate(&self, connections: usize, duration: Duration) -> anyhow::Result<Run> {
+        let started = Instant::now();
+        let deadline = started + duration;
+        let mut tasks = Vec::new();
+        for _ in 0..connections {
+            let mut connection = self.connect().await?;
+            let (senders, counter, body_bytes) =
+                (self.senders.clone(), self.counter.clone(), self.body_bytes);
+            tasks.push(tokio::spawn(async move {
+                let mut run = Run::default();
+                while Instant::now() < deadline {
+                    let n = counter.fetch_add(1, Ordering::Relaxed);
+                    let request = signed_request(&senders, n, body_bytes);
+                    let sent = Instant::now();
+                    let ok = send(&mut connection, request).await;
+                    run.latencies.push(sent.elapsed());
+                    if ok {
+                        run.accepted += 1;
+                    } else {
+                        run.errors += 1;
+                    }
+                }
+                run
+            }));
+        }
+        collect(tasks, started).await
+    }
+
+    /// Requests scheduled at `rate` per second whatever the answers (open loop):
+    /// latency counts from the scheduled time, so a stall is not hidden by sending
+    /// less (no coordinated omission).
+    async fn fixed_rate(
+        &self,
+        rate: u64,
+        duration: Duration,
+        connections: usize,
+    ) -> anyhow::Result<Run> {
+        let (idle_tx, mut idle_rx) = mpsc::channel(connections);
+        for _ in 0..connections {
+            idle_tx.send(self.connect().await?).await?;
+        }
+        let total = rate * duration.as_secs();
+        let interval = Duration::from_secs_f64(1.0 / rate as f64);
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for i in 0..total {
+            let scheduled = started + interval.mul_f64(i as f64);
+            tokio::time::sleep_until(scheduled.into()).await;
+            let mut connection = idle_rx.recv().await.context("connection pool closed")?;
+            let n = self.counter.fetch_add(1, Ordering::Relaxed);
+            let request = signed_request(&self.senders, n, self.body_bytes);
+            let idle_tx = idle_tx.clone();
+            tasks.push(tokio::spawn(async move {
+                let ok = send(&mut connection, request).await;
+                let latency = scheduled.elapsed();
+                // The pool outlives every task; a closed pool only loses this connection.
+                let _ = idle_tx.send(connection).await;
+                let mut run = Run::default();
+                run.latencies.push(latency);
+                if ok {
+                    run.accepted = 1;
+                } else {
+                    run.errors = 1;
+                }
+                run
+            }));
+        }
+        collect(tasks, started).await
+    }
+
+    async fn connect(&self) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+        let stream = TcpStream::connect(("127.0.0.1", self.port)).await?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        Ok(sender)
+    }
+}
+
+async fn collect(
+    tasks: Vec<tokio::task::JoinHandle<Run>>,
+    started: Instant,
+) -> anyhow::Result<Run> {
+    let mut total = Run::default();
+    for task in tasks {
+        let run = task.await?;
+        total.latencies.extend(run.latencies);
+        total.accepted += run.accepted;
+        total.errors += run.errors;
+    }
+    total.elapsed = started.elapsed();
+    Ok(total)
+}
+
+/// Request `n`: senders alternate; the body carries `n`, so no two are alike (a
+/// repeated legacy-hex body would be acknowledged as a replay without producing).
+fn signed_request(senders: &[Sender], n: u64, body_bytes: usize) -> Request<Full<Bytes>> {
+    let sender = &senders[(n % senders.len() as u64) as usize];
+    let event_id = format!("bench-{n:012}");
+    let mut body = format!(
+        r#"{{"event_id":"{event_id}","event_type":"PAID","timestamp":"{}","data":{{"invoice_id":"{event_id}","padding":""#,
+        Utc::now().to_rfc3339()
+    )
+    .into_bytes();
+    let close = br#""}}"#;
+    body.resize(body_bytes.saturating_sub(close.len()).max(body.len()), b'x');
+    body.extend_from_slice(close);
+    let headers = signature::sign(
+        sender.scheme,
+        std::slice::from_ref(&sender.secret),
+        &format!("msg_{event_id}"),
+        Utc::now(),
+        &body,
+    )
+    .unwrap_or_default();
+    let mut request = Request::post(format!("/webhooks/{}", sender.webhook_id))
+        .header("host", "127.0.0.1")
+        .header("content-type", "application/json");
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    request
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_else(|err| panic!("benchmark request: {err}"))
+}
+
+/// Sends one request; true for a 202 that stored the event.
+async fn send(connection: &mut SendRequest<Full<Bytes>>, request: Request<Full<Bytes>>) -> bool {
+    if connection.ready().await.is_err() {
+        return false;
+    }
+    let Ok(response) = connection.send_request(request).await else {
+        return false;
+    };
+    let status = response.status();
+    let body = response.into_body().collect().await.map(|b| b.to_bytes());
+    status == hyper::StatusCode::ACCEPTED
+        && body.is_ok_and(|b| b.windows(8).any(|w| w == b"accepted"))
+}
+
+/// A Prometheus histogram read from text: cumulative bucket counts by upper bound,
+/// sum and count.
+#[derive(Debug, Default, PartialEq)]
+struct Histogram {
+    buckets: Vec<(f64, f64)>,
+    sum: f64,
+    count: f64,
+}
+
+impl Histogram {
+    fn parse(metrics: &str, name: &str) -> Self {
+        let mut histogram = Self::default();
+        for line in metrics.lines().filter(|line| line.starts_with(name)) {
+            let mut parts = line.split_whitespace();
+            let (Some(key), Some(value)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let Ok(value) = value.parse::<f64>() else {
+                continue;
+            };
+            let suffix = &key[name.len()..];
+            if suffix == "_sum" {
+                histogram.sum = value;
+            } else if suffix == "_count" {
+                histogram.count = value;
+            } else if let Some(bound) = suffix
+                .strip_prefix("_bucket{le=\"")
+                .and_then(|rest| rest.strip_suffix("\"}"))
+            {
+                let bound = if bound == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    bound.parse().unwrap_or(f64::INFINITY)
+                };
+                histogram.buckets.push((bound, value));
+            }
+        }
+        histogram
+    }
+
+    /// What was observed between two scrapes of the same histogram.
+    fn between(before: &str, after: &str, name: &str) -> Self {
+        let (before, after) = (Self::parse(before, name), Self::parse(after, name));
+        Self {
+            buckets: after
+                .buckets
+                .iter()
+                .map(|(bound, count)| {
+                    let earlier = before
+                        .buckets
+                        .iter()
+                        .find(|(b, _)| b == bound)
+                        .map_or(0.0, |(_, c)| *c);
+                    (*bound, count - earlier)
+                })
+                .collect(),
+            sum: after.sum - before.sum,
+            count: after.count - before.count,
+        }
+    }
+
+    fn mean(&self) -> Option<f64> {
+        (self.count > 0.0).then(|| self.sum / self.count)
+    }
+
+    /// The upper bound of the bucket holding quantile `q`.
+    fn quantile_upper_bound(&self, q: f64) -> Option<f64> {
+        let rank = q * self.count;
+        self.buckets
+            .iter()
+            .find(|(_, cumulative)| *cumulative >= rank && self.count > 0.0)
+            .map(|(bound, _)| *bound)
+    }
+}
+
+/// Messages in `topic` (the sum of its partitions' high watermarks).
+async fn stored_events(bootstrap: &str, topic: &str) -> anyhow::Result<u64> {
+    let consumer: BaseConsumer = client_config(bootstrap, "hookline-bench").create()?;
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
+        let timeout = Duration::from_secs(30);
+        let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
+        let mut total = 0;
+        for partition in metadata.topics().first().context("no topic")?.partitions() {
+            let (low, high) = consumer.fetch_watermarks(&topic, partition.id(), timeout)?;
+            total += u64::try_from(high - low).unwrap_or(0);
+        }
+        Ok(total)
+    })
+    .await?
+}
+
+/// The release handler binary, started next to this one.
+struct Handler {
+    child: Child,
+    port: u16,
+}
+
+impl Handler {
+    async fn start(
+        bootstrap: &str,
+        registry_topic: &str,
+        events_topic: &str,
+        port: u16,
+    ) -> anyhow::Result<Self> {
+        let binary = std::env::current_exe()?.with_file_name("hookline-handler");
+        let log_dir = std::env::var("HOOKLINE_STACK_DIR").unwrap_or_else(|_| ".stack".into());
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(format!("{log_dir}/logs/bench-handler.log"))?;
+        let child = Command::new(&binary)
+            .args(["--log-format", "text"])
+            .args(["--kafka-bootstrap-servers", bootstrap])
+            .args(["--listen-addr", &format!("127.0.0.1:{port}")])
+            .args(["--registry-topic", registry_topic])
+            .args(["--events-topic", events_topic])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let handler = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !matches!(handler.get("/readyz").await, Ok((200, _))) {
+            if Instant::now() > deadline {
+                bail!("the handler was not ready within 60 s (see .stack/logs/bench-handler.log)");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(handler)
+    }
+
+    fn pid(&self) -> anyhow::Result<u32> {
+        self.child.id().context("the handler exited")
+    }
+
+    /// A minimal HTTP/1.0 GET on loopback: (status, body).
+    async fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).await?;
+        stream
+            .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+            .await?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await?;
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .context("no HTTP status")?;
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        Ok((status, body))
+    }
+
+    async fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some(pid) = self.child.id() {
+            // SIGTERM: the graceful shutdown flushes the producer.
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()?;
+        }
+        tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await??;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_alternate_schemes_have_the_body_size_and_verify() {
+        let senders: Vec<Sender> = [Scheme::Standard, Scheme::LegacyHex]
+            .into_iter()
+            .map(|scheme| Sender {
+                webhook_id: format!("wh-{scheme}"),
+                scheme,
+                secret: SigningSecret::parse(scheme, &signature::generate_standard_secret())
+                    .unwrap(),
+            })
+            .collect();
+        for n in 0..4 {
+            let request = signed_request(&senders, n, 1024);
+            let sender = &senders[(n % 2) as usize];
+            assert_eq!(
+                request.uri().path(),
+                format!("/webhooks/{}", sender.webhook_id)
+            );
+            let headers: Vec<(String, Vec<u8>)> = request
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
+                .collect();
+            let body = futures::executor::block_on(request.into_body().collect())
+                .unwrap()
+                .to_bytes();
+            assert_eq!(body.len(), 1024);
+            assert!(serde_json::from_slice::<serde_json::Value>(&body).is_ok());
+            signature::verify(
+                sender.scheme,
+                headers.as_slice(),
+                &body,
+                std::slice::from_ref(&sender.secret),
+                Utc::now(),
+                signature::DEFAULT_TOLERANCE,
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn histograms_subtract_between_scrapes_and_give_bucket_quantiles() {
+        let before = "x_sum 1.0\nx_count 2\nx_bucket{le=\"0.001\"} 1\nx_bucket{le=\"0.01\"} 2\nx_bucket{le=\"+Inf\"} 2\n";
+        let after = "x_sum 3.0\nx_count 102\nx_bucket{le=\"0.001\"} 90\nx_bucket{le=\"0.01\"} 101\nx_bucket{le=\"+Inf\"} 102\n";
+        let delta = Histogram::between(before, after, "x");
+        assert_eq!(delta.count, 100.0);
+        assert_eq!(delta.mean(), Some(0.02));
+        assert_eq!(delta.quantile_upper_bound(0.5), Some(0.001));
+        assert_eq!(delta.quantile_upper_bound(0.99), Some(0.01));
+        assert_eq!(delta.quantile_upper_bound(1.0), Some(f64::INFINITY));
+        assert_eq!(Histogram::between(after, after, "x").mean(), None);
+    }
+}
