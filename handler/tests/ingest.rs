@@ -619,3 +619,29 @@ async fn shutdown_stops_accepting_but_finishes_the_request_in_flight() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_client_address_is_checked() {
+    let (mut fenced, secret) = entry(Scheme::Standard);
+    fenced.allowed_source_ranges = vec!["10.0.0.0/8".into()];
+    let handler = Handler::start(
+        bootstrap(),
+        std::slice::from_ref(&fenced),
+        &["--trusted-proxies", "127.0.0.1/32"],
+    )
+    .await;
+    let body = br#"{"event_id":"e1"}"#;
+    let send = |forwarded_for: &'static str| {
+        let mut request = signed(Scheme::Standard, &secret, &message_id(), Utc::now(), body);
+        request.push(("x-forwarded-for", forwarded_for.into()));
+        let handler = &handler;
+        let id = fenced.webhook_id.clone();
+        async move { handler.post(&id, &request, body).await.status }
+    };
+    assert_eq!(send("10.1.2.3").await, 202, "client inside the range");
+    assert_eq!(send("198.51.100.7").await, 403, "client outside the range");
+    // A client cannot smuggle an allowed address in front of its own.
+    assert_eq!(send("10.1.2.3, 198.51.100.7").await, 403);
+    assert_eq!(handler.events(&fenced.webhook_id).await.len(), 1);
+    handler.stop().await;
+}
