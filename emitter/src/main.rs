@@ -1,13 +1,19 @@
 use clap::Parser;
 use hookline_emitter::config::Config;
+use hookline_emitter::service;
 
-fn main() -> std::process::ExitCode {
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
     let config = Config::parse();
     hookline_core::telemetry::init(config.common.log_format);
-    // The delivery loop is the emitter issue's work; until then say so plainly.
-    tracing::error!(
-        webhook_id = %config.webhook_id,
-        "the emitter's delivery loop is not built yet; configuration is valid"
-    );
-    std::process::ExitCode::FAILURE
+    match service::run(config).await {
+        Ok(summary) if summary.failed == 0 && summary.abandoned == 0 => {
+            std::process::ExitCode::SUCCESS
+        }
+        Ok(_) => std::process::ExitCode::from(3),
+        Err(err) => {
+            tracing::error!(%err, "emitter failed to start");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
