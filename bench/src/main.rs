@@ -1,6 +1,7 @@
 //! `hookline-bench STAGE`: measures one part of Hookline against the running local
 //! stack and writes `bench/results/STAGE.json`. `make bench` runs every stage.
 
+mod emitter;
 mod handler;
 mod operator;
 mod report;
@@ -23,6 +24,8 @@ struct Cli {
 enum Stage {
     /// Apply-to-Deployment latency, cold start with many Webhooks, operator memory.
     Operator(operator::Args),
+    /// Whether the emitter holds its rate over a minute at 1 and 1,000 events per second.
+    Emitter(emitter::Args),
     /// Verified requests per second at saturation, latency at a fixed rate, handler memory.
     Handler(handler::Args),
 }
@@ -33,6 +36,7 @@ async fn main() -> anyhow::Result<()> {
     let report = match cli.stage {
         Stage::Operator(args) => operator::run(args).await?,
         Stage::Handler(args) => handler::run(args).await?,
+        Stage::Emitter(args) => emitter::run(args).await?,
     };
     let path = report.finish(&cli.results)?;
     println!("wrote {}", path.display());
