@@ -78,7 +78,11 @@ struct Progress {
     assigned: HashSet<PartitionKey>,
     /// The next offset to read of every partition whose work is stored.
     done: HashMap<PartitionKey, i64>,
-    /// Set by a rebalance; the loop then drops records of partitions it lost.
+    /// Partitions revoked since the loop last looked. Their gathered records are
+    /// dropped even if the partition came straight back: a re-assigned partition
+    /// restarts from its committed offset, so keeping them would process them twice.
+    revoked: HashSet<PartitionKey>,
+    /// Set by every rebalance (a paused consumer then pauses its new partitions too).
     rebalanced: bool,
 }
 
@@ -135,9 +139,10 @@ impl ConsumerContext for PipelineContext {
             }
             progress.assigned.remove(&key);
             self.metrics.lag.remove(&PartitionLabels {
-                topic: key.0,
+                topic: key.0.clone(),
                 partition: key.1,
             });
+            progress.revoked.insert(key);
         }
         progress.rebalanced = true;
         self.metrics
@@ -420,20 +425,23 @@ impl Pipeline {
         }
     }
 
-    /// After a rebalance, drops gathered records (and gate state) of partitions this
-    /// consumer no longer owns. Returns whether a rebalance happened.
+    /// After a rebalance, drops gathered records (and gate state) of partitions that
+    /// were revoked, for whoever owns them now to read from the committed offset.
+    /// Returns whether a rebalance happened.
     fn drop_revoked(&mut self, batch: &mut Vec<Consumed>) -> bool {
         let mut progress = lock(&self.progress);
         if !progress.rebalanced {
             return false;
         }
         progress.rebalanced = false;
-        let assigned = progress.assigned.clone();
+        let revoked = std::mem::take(&mut progress.revoked);
         drop(progress);
-        let owned = |record: &Consumed| assigned.contains(&record.partition_key());
-        batch.retain(owned);
-        self.pending.retain(owned);
-        self.gate.retain(|key| assigned.contains(key));
+        if !revoked.is_empty() {
+            let kept = |record: &Consumed| !revoked.contains(&record.partition_key());
+            batch.retain(kept);
+            self.pending.retain(kept);
+            self.gate.retain(|key| !revoked.contains(key));
+        }
         true
     }
 

@@ -13,7 +13,7 @@ use hookline_core::retry::{BackoffPolicy, DeliveryPolicy};
 use hookline_core::shutdown::Shutdown;
 use hookline_core::signature::Scheme;
 use hookline_testkit::http;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message};
@@ -24,6 +24,7 @@ use sqlx::PgPool;
 pub const FAST_TIERS: &str = "100ms,200ms,400ms,800ms,1600ms";
 pub const TIER_COUNT: usize = 5;
 
+#[derive(Clone)]
 pub struct Harness {
     pub bootstrap: String,
     pub events_topic: String,
@@ -77,6 +78,9 @@ impl Harness {
             .connect(&database_url)
             .await
             .expect("connect to the test database");
+        hookline_consumer::db::migrate(&pool)
+            .await
+            .expect("apply the schema");
         Self {
             bootstrap,
             group_id: format!("{events_topic}-group"),
@@ -130,6 +134,52 @@ impl Harness {
             body,
         )
         .await
+    }
+
+    /// Produces `count` small events for `webhook_ids` (round robin) at about
+    /// `per_second`, waiting for every acknowledgement at the end; returns the message
+    /// ids (`<prefix>-<n>`).
+    pub async fn produce_paced(
+        &self,
+        prefix: &str,
+        webhook_ids: &[&str],
+        count: usize,
+        per_second: usize,
+    ) -> Vec<String> {
+        const TICK: Duration = Duration::from_millis(10);
+        let per_tick = (per_second / 100).max(1);
+        let started = tokio::time::Instant::now();
+        let mut deliveries = Vec::with_capacity(count);
+        let mut ids = Vec::with_capacity(count);
+        for i in 0..count {
+            let webhook_id = webhook_ids[i % webhook_ids.len()];
+            let message_id = format!("{prefix}-{i:06}");
+            let body = prototype_event(&format!("p{i}"), "PAID");
+            let received_at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
+            let record = FutureRecord::to(&self.events_topic)
+                .key(webhook_id)
+                .payload(&body)
+                .headers(event_headers(webhook_id, &message_id, &received_at));
+            deliveries.push(
+                self.producer
+                    .send_result(record)
+                    .map_err(|(err, _)| err)
+                    .expect("queued"),
+            );
+            ids.push(message_id);
+            if (i + 1) % per_tick == 0 {
+                let tick = u32::try_from((i + 1) / per_tick).expect("small");
+                tokio::time::sleep_until(started + TICK * tick).await;
+            }
+        }
+        for delivery in deliveries {
+            delivery
+                .await
+                .expect("delivery report")
+                .map_err(|(err, _)| err)
+                .expect("acknowledged");
+        }
+        ids
     }
 
     /// The `run` flags for this harness, then `extra`.
@@ -235,6 +285,37 @@ impl Harness {
     }
 }
 
+impl Harness {
+    /// How many records `topic` holds (the sum of its partitions' end offsets).
+    pub async fn records_in(&self, topic: &str) -> i64 {
+        let bootstrap = self.bootstrap.clone();
+        let topic = topic.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let probe: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .create()
+                .expect("probe");
+            let timeout = Duration::from_secs(10);
+            let metadata = probe
+                .fetch_metadata(Some(&topic), timeout)
+                .expect("metadata");
+            metadata
+                .topics()
+                .iter()
+                .flat_map(|t| t.partitions())
+                .map(|p| {
+                    probe
+                        .fetch_watermarks(&topic, p.id(), timeout)
+                        .expect("watermarks")
+                        .1
+                })
+                .sum()
+        })
+        .await
+        .expect("probe task")
+    }
+}
+
 pub async fn produce_event(
     producer: &FutureProducer,
     topic: &str,
@@ -243,12 +324,7 @@ pub async fn produce_event(
     body: &[u8],
 ) -> (i32, i64) {
     let received_at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
-    let headers = OwnedHeaders::new()
-        .insert(header(headers::WEBHOOK_ID, webhook_id))
-        .insert(header(headers::MESSAGE_ID, message_id))
-        .insert(header(headers::RECEIVED_AT, &received_at))
-        .insert(header(headers::SCHEME, "standard"))
-        .insert(header(headers::CONTENT_TYPE, "application/json"));
+    let headers = event_headers(webhook_id, message_id, &received_at);
     let delivery = producer
         .send(
             FutureRecord::to(topic)
@@ -261,6 +337,16 @@ pub async fn produce_event(
         .map_err(|(err, _)| err)
         .expect("event acknowledged");
     (delivery.partition, delivery.offset)
+}
+
+/// The headers the handler puts on an event.
+fn event_headers(webhook_id: &str, message_id: &str, received_at: &str) -> OwnedHeaders {
+    OwnedHeaders::new()
+        .insert(header(headers::WEBHOOK_ID, webhook_id))
+        .insert(header(headers::MESSAGE_ID, message_id))
+        .insert(header(headers::RECEIVED_AT, received_at))
+        .insert(header(headers::SCHEME, "standard"))
+        .insert(header(headers::CONTENT_TYPE, "application/json"))
 }
 
 fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
@@ -382,5 +468,37 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         self.shutdown.trigger();
+    }
+}
+
+/// Every id in `ids` is stored exactly once, by its first attempt, and nothing went
+/// to a retry tier or the dead-letter topic.
+pub async fn assert_stored_once_without_retries(h: &Harness, ids: &[String]) {
+    let mut stored: Vec<String> = sqlx::query_scalar("select message_id from events")
+        .fetch_all(&h.pool)
+        .await
+        .expect("read events");
+    stored.sort();
+    let mut expected = ids.to_vec();
+    expected.sort();
+    assert_eq!(stored.len(), expected.len(), "rows vs events produced");
+    assert!(
+        stored == expected,
+        "the stored message ids differ from the produced ones"
+    );
+    let retried: i64 = sqlx::query_scalar("select count(*) from events where attempts <> 1")
+        .fetch_one(&h.pool)
+        .await
+        .expect("count retried");
+    assert_eq!(retried, 0, "events stored by a retry");
+    let dead: i64 = sqlx::query_scalar("select count(*) from dead_letters")
+        .fetch_one(&h.pool)
+        .await
+        .expect("count dead letters");
+    assert_eq!(dead, 0, "dead letters");
+    let mut topics = vec![h.dead_letter_topic.clone()];
+    topics.extend((0..TIER_COUNT).map(|tier| h.tier_topic(tier)));
+    for topic in topics {
+        assert_eq!(h.records_in(&topic).await, 0, "records in {topic}");
     }
 }

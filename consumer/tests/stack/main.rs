@@ -3,6 +3,7 @@
 //! its own.
 
 mod common;
+mod faults;
 mod replay;
 mod retries;
 mod storage;

@@ -1,0 +1,240 @@
+//! Faults in the middle of a stream: the database stops, the consumer is killed, a
+//! second consumer joins. Every event is stored exactly once, by its first attempt.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use hookline_core::retry::DeliveryPolicy;
+use hookline_testkit::http;
+use hookline_testkit::postgres::PrivatePostgres;
+
+use crate::common::{Harness, assert_stored_once_without_retries, entry};
+
+const BIN: &str = env!("CARGO_BIN_EXE_hookline-consumer");
+
+async fn wait_until_stored(h: &Harness, at_least: i64, timeout: Duration) -> i64 {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let count = h.count_events().await;
+        if count >= at_least {
+            return count;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {count} of {at_least} stored"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_mid_stream_loses_and_dead_letters_nothing() {
+    // A private cluster: the stack's PostgreSQL is shared with every other test.
+    let postgres = tokio::task::spawn_blocking(PrivatePostgres::start)
+        .await
+        .expect("start a private PostgreSQL");
+    let h = Harness::with_database("consumer-outage", 2, postgres.url()).await;
+    h.register(&entry("wh-o", DeliveryPolicy::default())).await;
+    let consumer = h.start(&["--batch-max-events", "200"]).await;
+
+    let producing = {
+        let h = h.clone();
+        tokio::spawn(async move { h.produce_paced("paced", &["wh-o"], 6_000, 1_000).await })
+    };
+    wait_until_stored(&h, 500, Duration::from_secs(20)).await;
+
+    let postgres = tokio::task::spawn_blocking(move || {
+        postgres.stop();
+        postgres
+    })
+    .await
+    .expect("stop PostgreSQL");
+    // Down long enough for /readyz to notice (it checks every 5 s) while events arrive.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let port = consumer.ops_port;
+        let answer = tokio::task::spawn_blocking(move || http::get(port, "/readyz"))
+            .await
+            .expect("probe");
+        if let Some((503, body)) = &answer
+            && body.contains("database")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz did not report the outage: {answer:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The consumer meets the outage with a batch in hand and pauses.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while consumer
+        .metric("hookline_consumer_paused{source=\"events\"}")
+        .await
+        < 1.0
+    {
+        assert!(Instant::now() < deadline, "the consumer did not pause");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        consumer
+            .metric("hookline_consumer_infrastructure_failures_total{kind=\"database\"}")
+            .await
+            >= 1.0
+    );
+    let postgres = tokio::task::spawn_blocking(move || {
+        postgres.start_again();
+        postgres
+    })
+    .await
+    .expect("start PostgreSQL again");
+
+    let ids = producing.await.expect("producer task");
+    h.wait_for_events(ids.len() as i64, Duration::from_secs(60))
+        .await;
+    assert_stored_once_without_retries(&h, &ids).await;
+    assert_eq!(
+        consumer
+            .metric("hookline_consumer_paused{source=\"events\"}")
+            .await,
+        0.0
+    );
+    consumer.stop().await;
+    drop(postgres);
+}
+
+/// The real binary, run as a child process of the test.
+struct Child {
+    process: tokio::process::Child,
+}
+
+impl Child {
+    fn spawn(h: &Harness, log: &std::path::Path) -> Self {
+        let ops_port = http::free_port();
+        let args = h.run_args(
+            ops_port,
+            &[
+                "--group-instance-id",
+                "crash-test",
+                "--batch-max-events",
+                "300",
+            ],
+        );
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
+        let process = tokio::process::Command::new(BIN)
+            .args(["--log-format", "text"])
+            .args(&args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the consumer binary");
+        Self { process }
+    }
+
+    async fn sigterm_and_wait(mut self) {
+        let pid = self.process.id().expect("running");
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success());
+        let exit = tokio::time::timeout(Duration::from_secs(30), self.process.wait())
+            .await
+            .expect("exited within 30 s after SIGTERM")
+            .expect("exit status");
+        assert!(exit.success(), "exit after SIGTERM: {exit}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_killed_mid_batch_again_and_again_stores_every_event_once() {
+    let h = Harness::new("consumer-crash", 3).await;
+    h.register(&entry("wh-k", DeliveryPolicy::default())).await;
+    let log = std::env::temp_dir().join(format!("{}.log", h.events_topic));
+    // A backlog, so that every process is busy with full batches when it is killed;
+    // more events keep arriving meanwhile.
+    let mut ids = h.produce_paced("backlog", &["wh-k"], 30_000, 50_000).await;
+    let total = ids.len() as i64 + 3_000;
+    let producing = {
+        let h = h.clone();
+        tokio::spawn(async move { h.produce_paced("live", &["wh-k"], 3_000, 1_000).await })
+    };
+
+    let mut kills_mid_stream = 0;
+    for round in 0..4u64 {
+        let before = h.count_events().await;
+        let mut child = Child::spawn(&h, &log);
+        // Kill it at a point that varies by round, once it stores.
+        wait_until_stored(&h, before + 1, Duration::from_secs(30)).await;
+        tokio::time::sleep(Duration::from_millis(50 + 75 * round)).await;
+        child.process.start_kill().expect("SIGKILL");
+        child.process.wait().await.expect("reaped");
+        let at_kill = h.count_events().await;
+        if at_kill > before && at_kill < total {
+            kills_mid_stream += 1;
+        }
+    }
+    assert!(
+        kills_mid_stream >= 3,
+        "only {kills_mid_stream} kills hit a running stream"
+    );
+
+    let last = Child::spawn(&h, &log);
+    ids.extend(producing.await.expect("producer task"));
+    h.wait_for_events(total, Duration::from_secs(60)).await;
+    last.sigterm_and_wait().await;
+    assert_stored_once_without_retries(&h, &ids).await;
+    let _ = std::fs::remove_file(&log);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_consumers_in_one_group_split_the_partitions_without_duplicates() {
+    let h = Harness::new("consumer-group", 4).await;
+    let webhooks: Vec<String> = (0..8).map(|i| format!("wh-{i}")).collect();
+    for webhook in &webhooks {
+        h.register(&entry(webhook, DeliveryPolicy::default())).await;
+    }
+    let first = h.start(&[]).await;
+    let producing = {
+        let h = h.clone();
+        let webhooks = webhooks.clone();
+        tokio::spawn(async move {
+            let ids: Vec<&str> = webhooks.iter().map(String::as_str).collect();
+            h.produce_paced("paced", &ids, 6_000, 1_500).await
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let second = h.start(&[]).await;
+
+    let ids = producing.await.expect("producer task");
+    h.wait_for_events(ids.len() as i64, Duration::from_secs(60))
+        .await;
+    assert_stored_once_without_retries(&h, &ids).await;
+
+    let assigned = "hookline_consumer_assigned_partitions{source=\"events\"}";
+    let consumed = "hookline_consumer_consumed_total{source=\"events\"}";
+    let (a, b) = (first.metric(assigned).await, second.metric(assigned).await);
+    assert!(
+        a >= 1.0 && b >= 1.0 && a + b == 4.0,
+        "partitions split {a} + {b}"
+    );
+    assert!(first.metric(consumed).await > 0.0 && second.metric(consumed).await > 0.0);
+    let stored = first.metric("hookline_consumer_stored_total").await
+        + second.metric("hookline_consumer_stored_total").await;
+    assert_eq!(stored, ids.len() as f64);
+    let duplicates = first.metric("hookline_consumer_duplicates_total").await
+        + second.metric("hookline_consumer_duplicates_total").await;
+    assert_eq!(
+        duplicates, 0.0,
+        "no event was processed twice across the rebalance"
+    );
+    second.stop().await;
+    first.stop().await;
+}
