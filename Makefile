@@ -17,8 +17,9 @@ stack-down: ## Stop exactly the processes stack-up started
 stack-status: ## Say which parts of the local stack are running
 	@dev/stack.sh status
 
-crds: ## Regenerate crds/webhook.yaml from the operator's types
+crds: ## Regenerate crds/webhook.yaml (and the chart's copy) from the operator's types
 	$(CARGO) run -q -p hookline-operator -- crd > crds/webhook.yaml
+	cp crds/webhook.yaml helm/hookline/crds/webhook.yaml
 
 fmt: ## Format the Rust code
 	$(CARGO) fmt --all
@@ -36,6 +37,7 @@ build: ## Build the release binaries
 
 test: stack-up lint ## Start the local stack if needed, lint, then run every test against it
 	source .stack/env && $(CARGO) test --workspace --locked
+	@dev/chart-test.sh
 
 run: ## The whole system on this machine (not yet: see README)
 	@echo "make run is not built yet: see README.md (issue: end to end on this machine)" >&2; exit 2

@@ -1,11 +1,15 @@
-//! crds/webhook.yaml is exactly what the code generates.
+//! crds/webhook.yaml and the chart's copy are exactly what the code generates.
 
 #[test]
-fn committed_crd_matches_the_code() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds/webhook.yaml");
-    let committed = std::fs::read_to_string(path).expect("crds/webhook.yaml exists");
-    assert!(
-        committed == hookline_operator::crd::crd_yaml(),
-        "crds/webhook.yaml is stale: run `make crds` and commit the result"
-    );
+fn committed_crds_match_the_code() {
+    let generated = hookline_operator::crd::crd_yaml();
+    for path in ["crds/webhook.yaml", "helm/hookline/crds/webhook.yaml"] {
+        let full = format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"));
+        let committed =
+            std::fs::read_to_string(&full).unwrap_or_else(|err| panic!("{path}: {err}"));
+        assert!(
+            committed == generated,
+            "{path} is stale: run `make crds` and commit the result"
+        );
+    }
 }

@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# Checks the Helm chart against the local stack's kube-apiserver: lint, render with
+# built-in and external Kafka/PostgreSQL, install (the server validates every object),
+# scale the handler, the operator's permissions, uninstall. Ends with "N passed, N failed".
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+set +e
+
+[ -f "$STACK_DIR/env" ] || die "the local stack is not running: make stack-up"
+# shellcheck source=/dev/null
+source "$STACK_DIR/env"
+CHART="$REPO_ROOT/helm/hookline"
+PYTHON=$(bash "$DEV_DIR/pyenv.sh") || die "no Python environment (dev/pyenv.sh)"
+RELEASE="chart-$(date +%s)"
+NAMESPACE="$RELEASE"
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+passed=0
+failed=0
+check() {
+  local name=$1; shift
+  if "$@" >"$WORK/out" 2>&1; then
+    passed=$((passed + 1))
+    printf 'ok      %s\n' "$name"
+  else
+    failed=$((failed + 1))
+    printf 'FAILED  %s\n' "$name"
+    sed 's/^/        /' "$WORK/out" | tail -20
+  fi
+}
+
+helm_() { "$HELM" --kubeconfig "$KUBECONFIG" "$@"; }
+kubectl_() { "$KUBECTL" --kubeconfig "$KUBECONFIG" "$@"; }
+
+# Prints the kinds of a rendered manifest, one per line, sorted.
+kinds() { "$PYTHON" -c 'import sys, yaml; print("\n".join(sorted(d["kind"] for d in yaml.safe_load_all(open(sys.argv[1])) if d)))' "$1"; }
+
+render_default() {
+  helm_ template "$RELEASE" "$CHART" --namespace "$NAMESPACE" >"$WORK/default.yaml" &&
+    [ "$(kinds "$WORK/default.yaml" | grep -c StatefulSet)" = 2 ]
+}
+
+render_external() {
+  helm_ template "$RELEASE" "$CHART" --namespace "$NAMESPACE" \
+    --set kafka.builtIn=false --set kafka.bootstrapServers=kafka-0.kafka:9092 \
+    --set postgres.builtIn=false --set postgres.external.existingSecret=pg-dsn >"$WORK/external.yaml" &&
+    ! kinds "$WORK/external.yaml" | grep -q StatefulSet &&
+    grep -q 'kafka-0.kafka:9092' "$WORK/external.yaml" &&
+    grep -q 'name: pg-dsn' "$WORK/external.yaml"
+}
+
+external_needs_its_settings() {
+  ! helm_ template "$RELEASE" "$CHART" --set kafka.builtIn=false 2>"$WORK/err" &&
+    grep -q 'kafka.bootstrapServers is required' "$WORK/err"
+}
+
+bad_values_are_refused() {
+  ! helm_ template "$RELEASE" "$CHART" --set handler.replicas=-1 2>"$WORK/err" &&
+    grep -q 'handler/replicas' "$WORK/err" &&
+    ! helm_ template "$RELEASE" "$CHART" --set logFormat=xml 2>/dev/null &&
+    ! helm_ template "$RELEASE" "$CHART" --set handler.unknownValue=1 2>/dev/null
+}
+
+autoscaling_leaves_replicas_to_the_hpa() {
+  helm_ template "$RELEASE" "$CHART" --set handler.autoscaling.enabled=true >"$WORK/hpa.yaml" &&
+    "$PYTHON" - "$WORK/hpa.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+handler = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-handler"))
+assert "replicas" not in handler["spec"], "the HPA owns spec.replicas"
+assert any(d["kind"] == "HorizontalPodAutoscaler" for d in docs)
+PY
+}
+
+keda_only_with_its_crds() {
+  helm_ template "$RELEASE" "$CHART" --set consumer.keda.enabled=true >"$WORK/keda.yaml" &&
+    ! grep -q ScaledObject "$WORK/keda.yaml" &&
+    helm_ template "$RELEASE" "$CHART" --set consumer.keda.enabled=true --api-versions keda.sh/v1alpha1 | grep -q 'kind: ScaledObject'
+}
+
+crd_matches_the_generated_one() { cmp "$CHART/crds/webhook.yaml" "$REPO_ROOT/crds/webhook.yaml"; }
+
+rbac_matches_operator_rules() {
+  "$PYTHON" - "$WORK/default.yaml" "$REPO_ROOT/operator/rbac.yaml" <<'PY'
+import sys, yaml
+chart = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+wanted = [d for d in yaml.safe_load_all(open(sys.argv[2])) if d]
+for kind in ("ClusterRole", "Role"):
+    got = [d["rules"] for d in chart if d["kind"] == kind]
+    want = [d["rules"] for d in wanted if d["kind"] == kind]
+    assert got == want, f"{kind} rules differ from operator/rbac.yaml:\n{got}\n{want}"
+PY
+}
+
+every_pod_is_hardened() {
+  "$PYTHON" - "$WORK/default.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+for d in docs:
+    if d["kind"] not in ("Deployment", "StatefulSet"):
+        continue
+    pod = d["spec"]["template"]["spec"]
+    name = d["metadata"]["name"]
+    assert pod["securityContext"]["runAsNonRoot"] is True, name
+    for c in pod["containers"]:
+        sc = c["securityContext"]
+        assert sc["allowPrivilegeEscalation"] is False, name
+        assert sc["capabilities"]["drop"] == ["ALL"], name
+        assert "resources" in c and c["resources"].get("limits"), name
+        if not name.endswith("-kafka"):
+            assert sc["readOnlyRootFilesystem"] is True, name
+        if not name.endswith(("-kafka", "-postgres")):
+            assert c["livenessProbe"]["httpGet"]["path"] == "/healthz", name
+            assert c["readinessProbe"]["httpGet"]["path"] == "/readyz", name
+    labels = d["spec"]["template"]["metadata"]["labels"]
+    for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component"):
+        assert key in labels, (name, key)
+PY
+}
+
+install_into_the_api_server() {
+  helm_ install "$RELEASE" "$CHART" --namespace "$NAMESPACE" --create-namespace --timeout 2m
+}
+
+objects_exist() {
+  kubectl_ -n "$NAMESPACE" get "deployment/$RELEASE-hookline-operator" "deployment/$RELEASE-hookline-handler" \
+    "deployment/$RELEASE-hookline-consumer" "statefulset/$RELEASE-hookline-kafka" "statefulset/$RELEASE-hookline-postgres" \
+    "service/$RELEASE-hookline-handler" "ingress/$RELEASE-hookline-handler" "pdb/$RELEASE-hookline-handler" \
+    "secret/$RELEASE-hookline-postgres" "serviceaccount/$RELEASE-hookline-operator" &&
+    kubectl_ get crd webhooks.hookline.io
+}
+
+handler_scales_like_any_deployment() {
+  local deployment="deployment/$RELEASE-hookline-handler" rs
+  kubectl_ -n "$NAMESPACE" scale "$deployment" --replicas=5 || return 1
+  for _ in $(seq 60); do
+    rs=$(kubectl_ -n "$NAMESPACE" get rs -l app.kubernetes.io/component=handler -o jsonpath='{.items[0].spec.replicas}')
+    [ "$rs" = 5 ] && break
+    sleep 0.5
+  done
+  [ "$rs" = 5 ] || { echo "ReplicaSet replicas: $rs"; return 1; }
+  kubectl_ -n "$NAMESPACE" scale "$deployment" --replicas=3
+}
+
+operator_can_exactly_what_it_needs() {
+  local as="system:serviceaccount:$NAMESPACE:$RELEASE-hookline-operator" verb resource subresource want got
+  while read -r want verb resource subresource; do
+    got=$(kubectl_ auth can-i "$verb" "$resource" ${subresource:+--subresource="$subresource"} \
+      -n "$NAMESPACE" --as "$as" 2>/dev/null | head -1)
+    [ "$got" = "$want" ] || { echo "can the operator $verb $resource $subresource? got '$got', want '$want'"; return 1; }
+  done <<'LIST'
+yes watch webhooks.hookline.io
+yes patch webhooks.hookline.io status
+yes update webhooks.hookline.io finalizers
+yes patch deployments.apps
+yes create secrets
+yes create events.events.k8s.io
+yes update leases.coordination.k8s.io
+no delete secrets
+no delete deployments.apps
+no update deployments.apps
+no patch deployments.apps scale
+no update deployments.apps scale
+no patch webhooks.hookline.io scale
+no create pods
+no create clusterrolebindings.rbac.authorization.k8s.io
+no delete webhooks.hookline.io
+LIST
+}
+
+uninstall_leaves_nothing() {
+  helm_ uninstall "$RELEASE" --namespace "$NAMESPACE" --wait --timeout 2m || return 1
+  local left
+  left=$(kubectl_ -n "$NAMESPACE" get all,ingress,pdb,secret,serviceaccount,role,rolebinding,configmap \
+    -l "app.kubernetes.io/instance=$RELEASE" -o name 2>&1)
+  left+=$(kubectl_ get clusterrole,clusterrolebinding -l "app.kubernetes.io/instance=$RELEASE" -o name 2>&1)
+  # The pods the StatefulSets made are removed by garbage collection shortly after.
+  for _ in $(seq 60); do
+    [ -z "$left" ] && break
+    sleep 0.5
+    left=$(kubectl_ -n "$NAMESPACE" get all,ingress,pdb,secret,serviceaccount,role,rolebinding,configmap \
+      -l "app.kubernetes.io/instance=$RELEASE" -o name 2>&1)
+    left+=$(kubectl_ get clusterrole,clusterrolebinding -l "app.kubernetes.io/instance=$RELEASE" -o name 2>&1)
+  done
+  [ -z "$left" ] || { echo "left behind: $left"; return 1; }
+}
+
+check "helm lint --strict" helm_ lint --strict "$CHART"
+check "render with built-in Kafka and PostgreSQL" render_default
+check "render with external Kafka and PostgreSQL" render_external
+check "external Kafka without bootstrap servers is refused" external_needs_its_settings
+check "values.schema.json refuses bad values" bad_values_are_refused
+check "with autoscaling the HPA owns the handler's replicas" autoscaling_leaves_replicas_to_the_hpa
+check "KEDA ScaledObject only where KEDA is installed" keda_only_with_its_crds
+check "the chart's CRD is crds/webhook.yaml" crd_matches_the_generated_one
+check "the chart's RBAC is operator/rbac.yaml" rbac_matches_operator_rules
+check "every pod: non-root, read-only, probes, resources, labels" every_pod_is_hardened
+check "helm install into kube-apiserver" install_into_the_api_server
+check "kubectl get shows every object" objects_exist
+check "kubectl scale deployment handler: the ReplicaSet follows" handler_scales_like_any_deployment
+check "kubectl auth can-i: the operator's least privilege" operator_can_exactly_what_it_needs
+check "helm uninstall leaves nothing behind (the CRD stays, as Helm does)" uninstall_leaves_nothing
+kubectl_ delete namespace "$NAMESPACE" --wait=false >/dev/null 2>&1
+
+echo "chart: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

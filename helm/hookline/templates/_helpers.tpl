@@ -1,0 +1,89 @@
+{{/* Names, labels and images shared by every template. */}}
+
+{{- define "hookline.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* <fullname>-<component>, e.g. hookline-handler. */}}
+{{- define "hookline.component" -}}
+{{- printf "%s-%s" (include "hookline.fullname" .root) .name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "hookline.selectorLabels" -}}
+app.kubernetes.io/name: {{ .root.Chart.Name }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .name }}
+{{- end -}}
+
+{{- define "hookline.labels" -}}
+{{ include "hookline.selectorLabels" . }}
+app.kubernetes.io/part-of: hookline
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
+{{- end -}}
+
+{{/* The image of one Hookline binary: {{ include "hookline.image" (dict "root" . "name" "handler") }} */}}
+{{- define "hookline.image" -}}
+{{- $repo := index .root.Values.image .name -}}
+{{- $tag := .root.Values.image.tag | default .root.Chart.AppVersion -}}
+{{- if .root.Values.image.registry -}}
+{{- printf "%s/%s:%s" (trimSuffix "/" .root.Values.image.registry) $repo $tag -}}
+{{- else -}}
+{{- printf "%s:%s" $repo $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "hookline.kafkaBootstrap" -}}
+{{- if .Values.kafka.builtIn -}}
+{{- printf "%s:9092" (include "hookline.component" (dict "root" . "name" "kafka")) -}}
+{{- else -}}
+{{- required "kafka.bootstrapServers is required when kafka.builtIn is false" .Values.kafka.bootstrapServers -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Secret and key holding the consumer's DATABASE_URL. */}}
+{{- define "hookline.databaseSecretName" -}}
+{{- if .Values.postgres.builtIn -}}
+{{- include "hookline.component" (dict "root" . "name" "postgres") -}}
+{{- else -}}
+{{- required "postgres.external.existingSecret is required when postgres.builtIn is false" .Values.postgres.external.existingSecret -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "hookline.databaseSecretKey" -}}
+{{- if .Values.postgres.builtIn -}}DATABASE_URL{{- else -}}{{ .Values.postgres.external.key }}{{- end -}}
+{{- end -}}
+
+{{- define "hookline.publicBaseUrl" -}}
+{{- if .Values.operator.publicBaseUrl -}}
+{{- .Values.operator.publicBaseUrl -}}
+{{- else -}}
+{{- $scheme := ternary "https" "http" (gt (len .Values.handler.ingress.tls) 0) -}}
+{{- printf "%s://%s" $scheme .Values.handler.ingress.host -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "hookline.podAnnotations" -}}
+{{- if .root.Values.metrics.annotations }}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ .port | quote }}
+prometheus.io/path: /metrics
+{{- end }}
+{{- end -}}
+
+{{/* Liveness and readiness on the ops port. */}}
+{{- define "hookline.probes" -}}
+livenessProbe:
+  httpGet: {path: /healthz, port: {{ .port }}}
+  periodSeconds: 10
+  failureThreshold: 3
+readinessProbe:
+  httpGet: {path: /readyz, port: {{ .port }}}
+  periodSeconds: 5
+  failureThreshold: 2
+{{- end -}}
