@@ -32,8 +32,8 @@ lint: ## rustfmt check, clippy with warnings as errors, shellcheck on every scri
 check: ## Type-check everything quickly
 	$(CARGO) check --workspace --all-targets
 
-build: ## Build the release binaries
-	$(CARGO) build --workspace --release --locked
+build: ## The release build of the binaries, exactly as the Dockerfile runs it
+	@dev/build-release.sh
 
 test: stack-up lint ## Start the local stack if needed, lint, then run every test against it
 	source .stack/env && $(CARGO) test --workspace --locked
@@ -42,11 +42,11 @@ test: stack-up lint ## Start the local stack if needed, lint, then run every tes
 run: ## The whole system on this machine (not yet: see README)
 	@echo "make run is not built yet: see README.md (issue: end to end on this machine)" >&2; exit 2
 
-kind-up: ## The whole system on a kind cluster (not yet: see README)
-	@echo "make kind-up is not built yet: see README.md (issue: packaging)" >&2; exit 2
+kind-up: ## The whole system on a kind cluster (needs Docker, kind, kubectl, helm)
+	@dev/kind.sh up
 
-kind-down: ## Remove the kind cluster (not yet: see README)
-	@echo "make kind-down is not built yet: see README.md (issue: packaging)" >&2; exit 2
+kind-down: ## Remove the kind cluster
+	@dev/kind.sh down
 
 bench: ## Run every benchmark stage (or STAGES="operator ..."), write bench/results/latest.json
 	@dev/bench.sh $(STAGES)

@@ -6,7 +6,7 @@
 #   dev/bench.sh operator   one stage
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ALL_STAGES=(operator emitter handler)
+ALL_STAGES=(operator emitter handler consumer)
 stages=("$@")
 [ ${#stages[@]} -gt 0 ] || stages=("${ALL_STAGES[@]}")
 
@@ -14,7 +14,7 @@ stages=("$@")
 # shellcheck source=/dev/null
 source "$STACK_DIR/env"
 cd "$REPO_ROOT"
-cargo build --release --locked --bins
+"$DEV_DIR/build-release.sh"
 results="$REPO_ROOT/bench/results"
 mkdir -p "$results"
 for stage in "${stages[@]}"; do

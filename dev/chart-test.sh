@@ -195,7 +195,15 @@ check "KEDA ScaledObject only where KEDA is installed" keda_only_with_its_crds
 check "the chart's CRD is crds/webhook.yaml" crd_matches_the_generated_one
 check "the chart's RBAC is operator/rbac.yaml" rbac_matches_operator_rules
 check "every pod: non-root, read-only, probes, resources, labels" every_pod_is_hardened
+examples_are_valid() {
+  local example
+  for example in "$REPO_ROOT"/examples/*.yaml; do
+    kubectl_ create --dry-run=server -n "$NAMESPACE" -f "$example" -o name || return 1
+  done
+}
+
 check "helm install into kube-apiserver" install_into_the_api_server
+check "examples/ are accepted by the API server" examples_are_valid
 check "kubectl get shows every object" objects_exist
 check "kubectl scale deployment handler: the ReplicaSet follows" handler_scales_like_any_deployment
 check "kubectl auth can-i: the operator's least privilege" operator_can_exactly_what_it_needs
