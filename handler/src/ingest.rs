@@ -22,6 +22,7 @@ use axum::routing::post;
 use chrono::Utc;
 use hookline_core::ops::Readiness;
 use hookline_core::registry::{self, Lookup, RegistryEntry, RegistryView};
+use hookline_core::shutdown::Shutdown;
 use hookline_core::signature::{self, SigningSecret, Verified};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Bytes;
@@ -29,7 +30,7 @@ use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::metrics::{Metrics, ReasonLabel, StatusLabel};
-use crate::produce::{Event, EventProducer};
+use crate::produce::{Event, EventProducer, ProduceError};
 use crate::rate_limit::SharedRateLimiter;
 use crate::rejection::Rejection;
 use crate::replay::{self, ReplayKey, Seen, SharedReplayCache};
@@ -58,6 +59,11 @@ pub struct Ingest {
     pub limits: Limits,
     /// One permit per request being handled; none left means shed load.
     pub permits: Arc<Semaphore>,
+    /// Triggered when the producer fails for good, so the process exits and is
+    /// restarted instead of refusing every event while looking healthy.
+    pub shutdown: Shutdown,
+    /// Why the producer failed for good, if it did.
+    pub producer_failure: std::sync::OnceLock<String>,
 }
 
 pub fn router(ingest: Arc<Ingest>) -> Router {
@@ -197,6 +203,14 @@ impl Ingest {
             Ok(()) => {
                 in_flight.accepted();
                 Ok(Accepted::Stored { message_id })
+            }
+            Err(ProduceError::Fatal(reason)) => {
+                tracing::error!(%reason, "the Kafka producer failed for good; shutting down");
+                let rejection =
+                    Rejection::KafkaUnavailable(format!("the producer failed: {reason}"));
+                let _ = self.producer_failure.set(reason);
+                self.shutdown.trigger();
+                Err(rejection)
             }
             Err(err) => Err(Rejection::KafkaUnavailable(err.to_string())),
         }

@@ -62,6 +62,10 @@ pub enum ProduceError {
     NotAcknowledged(#[source] KafkaError),
     #[error("the delivery report was lost")]
     Canceled,
+    /// The idempotent producer hit an error it cannot recover from (librdkafka's
+    /// fatal error): every later event would fail too.
+    #[error("the producer failed for good: {0}")]
+    Fatal(String),
 }
 
 #[derive(Debug, Error)]
@@ -111,12 +115,19 @@ impl EventProducer {
                 KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => {
                     ProduceError::QueueFull
                 }
-                other => ProduceError::NotAcknowledged(other),
+                other => self.classify(other),
             })?;
         match delivery.await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err((err, _))) => Err(ProduceError::NotAcknowledged(err)),
+            Ok(Err((err, _))) => Err(self.classify(err)),
             Err(_) => Err(ProduceError::Canceled),
+        }
+    }
+
+    fn classify(&self, err: KafkaError) -> ProduceError {
+        match self.producer.client().fatal_error() {
+            Some((code, reason)) => ProduceError::Fatal(format!("{code:?}: {reason}")),
+            None => ProduceError::NotAcknowledged(err),
         }
     }
 

@@ -32,6 +32,8 @@ pub enum ServiceError {
     Producer(#[from] ProducerSetupError),
     #[error("the registry follower stopped: {0}")]
     Registry(#[from] FollowError),
+    #[error("the Kafka producer failed for good: {0}")]
+    ProducerFailed(String),
 }
 
 /// Listens on the configured address and serves until SIGTERM or Ctrl-C.
@@ -109,8 +111,11 @@ pub async fn serve(
             trusted_proxies: config.trusted_proxies.clone(),
         },
         permits: Arc::new(Semaphore::new(config.max_concurrent_requests as usize)),
+        shutdown: shutdown.clone(),
+        producer_failure: std::sync::OnceLock::new(),
     });
-    let router = ops::router(readiness, Arc::new(metrics_registry)).merge(ingest::router(ingest));
+    let router =
+        ops::router(readiness, Arc::new(metrics_registry)).merge(ingest::router(ingest.clone()));
     tracing::info!(addr = ?listener.local_addr().ok(), events_topic = %config.events_topic, registry_topic = %config.registry_topic, "serving webhooks");
     server::serve(
         listener,
@@ -125,6 +130,9 @@ pub async fn serve(
 
     if let Err(err) = producer.flush(config.produce_timeout).await {
         tracing::warn!(%err, "events still queued at exit were not acknowledged");
+    }
+    if let Some(reason) = ingest.producer_failure.get() {
+        return Err(ServiceError::ProducerFailed(reason.clone()));
     }
     match follower.await {
         Ok(result) => result.map_err(ServiceError::from),
