@@ -39,8 +39,8 @@ test: stack-up lint ## Start the local stack if needed, lint, then run every tes
 	source .stack/env && $(CARGO) test --workspace --locked
 	@dev/chart-test.sh
 
-run: ## The whole system on this machine (not yet: see README)
-	@echo "make run is not built yet: see README.md (issue: end to end on this machine)" >&2; exit 2
+run: ## The whole system on this machine, with a live view until Ctrl-C
+	@dev/run.sh
 
 kind-up: ## The whole system on a kind cluster (needs Docker, kind, kubectl, helm)
 	@dev/kind.sh up

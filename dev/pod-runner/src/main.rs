@@ -21,8 +21,11 @@ use clap::Parser;
 use futures::StreamExt;
 use hookline_core::shutdown::Shutdown;
 use k8s_openapi::api::core::v1::Pod;
+use kube::config::Kubeconfig;
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
+
+use crate::resolve::ApiServer;
 
 use crate::inventory::Inventory;
 use crate::proxy::Proxy;
@@ -68,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
     hookline_core::telemetry::init(args.log_format);
     std::fs::create_dir_all(&args.state_dir)?;
     let client = Client::try_default().await?;
+    let api_server = api_server()?;
     let shared = Arc::new(Shared {
         client: client.clone(),
         namespace: args.namespace.clone(),
@@ -86,6 +90,7 @@ async fn main() -> anyhow::Result<()> {
         }),
         proxied_component: args.proxied_component.clone(),
         inventory: Inventory::new(args.state_dir.join("pods.json")),
+        api_server,
     });
     let shutdown = Shutdown::on_signal();
     let pods: Api<Pod> = Api::namespaced(client, &args.namespace);
@@ -130,6 +135,31 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(pod = %name, "stopped");
     }
     Ok(())
+}
+
+/// The server and CA of the runner's own kubeconfig: processes reach the same server.
+fn api_server() -> anyhow::Result<ApiServer> {
+    let kubeconfig = Kubeconfig::read()?;
+    let context = kubeconfig.current_context.clone().unwrap_or_default();
+    let cluster_name = kubeconfig
+        .contexts
+        .iter()
+        .find(|c| c.name == context)
+        .and_then(|c| c.context.as_ref())
+        .map(|c| c.cluster.clone())
+        .unwrap_or_default();
+    let cluster = kubeconfig
+        .clusters
+        .iter()
+        .find(|c| c.name == cluster_name)
+        .and_then(|c| c.cluster.clone())
+        .ok_or_else(|| anyhow::anyhow!("the kubeconfig's current context has no cluster"))?;
+    Ok(ApiServer {
+        server: cluster
+            .server
+            .ok_or_else(|| anyhow::anyhow!("the kubeconfig's cluster has no server"))?,
+        certificate_authority_data: cluster.certificate_authority_data,
+    })
 }
 
 /// Starts a supervisor for `pod` unless one runs for it (a new uid under the same name

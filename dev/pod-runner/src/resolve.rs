@@ -4,14 +4,22 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::Api;
+use kube::api::PostParams;
 use thiserror::Error;
 
 use crate::spec::{EnvSource, LocalSpec, rewrite_address, rewrite_path};
 
 #[derive(Debug, Error)]
 pub enum ResolveError {
+    #[error("cannot get a token for ServiceAccount {name}: {source}")]
+    Token {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("cannot read Secret {name}: {source}")]
     Secret {
         name: String,
@@ -130,4 +138,69 @@ pub async fn environment(
         ));
     }
     Ok(env)
+}
+
+/// The API server as the runner reaches it: what a process's kubeconfig points at.
+#[derive(Clone)]
+pub struct ApiServer {
+    pub server: String,
+    pub certificate_authority_data: Option<String>,
+}
+
+/// Gives the process the identity of its ServiceAccount, as a kubelet's projected token
+/// would: a fresh token in `<pod dir>/serviceaccount/token` and a kubeconfig reading it.
+/// Returns the kubeconfig's path.
+pub async fn service_account_kubeconfig(
+    accounts: &Api<ServiceAccount>,
+    api: &ApiServer,
+    spec: &LocalSpec,
+    account: &str,
+    pod_dir: &Path,
+) -> Result<PathBuf, ResolveError> {
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            audiences: Some(vec!["https://kubernetes.default.svc".into()]),
+            expiration_seconds: Some(3_600),
+            ..TokenRequestSpec::default()
+        }),
+        ..TokenRequest::default()
+    };
+    let token = accounts
+        .create_token_request(account, &PostParams::default(), &request)
+        .await
+        .map_err(|source| ResolveError::Token {
+            name: account.to_owned(),
+            source,
+        })?
+        .status
+        .and_then(|s| s.token)
+        .unwrap_or_default();
+    let dir = pod_dir.join("serviceaccount");
+    let write = |path: &Path, body: &[u8]| {
+        std::fs::write(path, body).map_err(|source| ResolveError::Write {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    std::fs::create_dir_all(&dir).map_err(|source| ResolveError::Write {
+        path: dir.clone(),
+        source,
+    })?;
+    let token_path = dir.join("token");
+    write(&token_path, token.as_bytes())?;
+    let mut cluster = serde_json::json!({"server": api.server});
+    if let Some(ca) = &api.certificate_authority_data {
+        cluster["certificate-authority-data"] = serde_json::json!(ca);
+    }
+    let kubeconfig = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "local", "cluster": cluster}],
+        "users": [{"name": account, "user": {"tokenFile": token_path.display().to_string()}}],
+        "contexts": [{"name": "pod", "context": {"cluster": "local", "user": account, "namespace": spec.namespace}}],
+        "current-context": "pod",
+    });
+    let path = dir.join("kubeconfig.json");
+    write(&path, kubeconfig.to_string().as_bytes())?;
+    Ok(path)
 }

@@ -52,6 +52,8 @@ pub struct LocalSpec {
     pub readiness: Option<(String, PortRef)>,
     pub termination_grace_seconds: i64,
     pub labels: BTreeMap<String, String>,
+    /// The ServiceAccount whose token the process gets, unless automounting is off.
+    pub service_account: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,6 +172,15 @@ pub fn local_spec(pod: &Pod) -> Result<LocalSpec, SpecError> {
         readiness,
         termination_grace_seconds: spec.termination_grace_period_seconds.unwrap_or(30),
         labels: pod.metadata.labels.clone().unwrap_or_default(),
+        service_account: if spec.automount_service_account_token == Some(false) {
+            None
+        } else {
+            Some(
+                spec.service_account_name
+                    .clone()
+                    .unwrap_or_else(|| "default".into()),
+            )
+        },
     })
 }
 
@@ -325,5 +336,6 @@ mod tests {
             ("/readyz", Some(9090))
         );
         assert_eq!(spec.termination_grace_seconds, 20);
+        assert_eq!(spec.service_account.as_deref(), Some("default"));
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hookline_core::shutdown::Shutdown;
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::json;
@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
 use crate::proxy::Proxy;
-use crate::resolve::{environment, materialize_secrets};
+use crate::resolve::{environment, materialize_secrets, service_account_kubeconfig};
 use crate::spec::LocalSpec;
 
 /// What every supervisor shares.
@@ -30,6 +30,7 @@ pub struct Shared {
     /// Pods with this `app.kubernetes.io/component` label are the proxy's upstreams.
     pub proxied_component: String,
     pub inventory: crate::inventory::Inventory,
+    pub api_server: crate::resolve::ApiServer,
 }
 
 fn now() -> String {
@@ -145,9 +146,18 @@ async fn start(
     let mounts = materialize_secrets(secrets, spec, pod_dir)
         .await
         .map_err(|e| e.to_string())?;
-    let env = environment(secrets, spec, ports, &mounts)
+    let mut env = environment(secrets, spec, ports, &mounts)
         .await
         .map_err(|e| e.to_string())?;
+    if let Some(account) = &spec.service_account {
+        let accounts: Api<ServiceAccount> =
+            Api::namespaced(shared.client.clone(), &shared.namespace);
+        let kubeconfig =
+            service_account_kubeconfig(&accounts, &shared.api_server, spec, account, pod_dir)
+                .await
+                .map_err(|e| e.to_string())?;
+        env.push(("KUBECONFIG".into(), kubeconfig.display().to_string()));
+    }
     let binary = shared.bin_dir.join(&spec.binary);
     if !binary.is_file() {
         return Err(format!(
@@ -229,8 +239,24 @@ async fn run_until_exit_or_stop(
         {
             tracing::warn!(pod = %spec.pod, error = %err, "cannot refresh the Secret files");
         }
+        // Tokens last an hour; renew at half-life (the kubeconfig reads the token file).
+        if ticks % TOKEN_RENEW_TICKS == 0
+            && let Some(account) = &spec.service_account
+        {
+            let accounts: Api<ServiceAccount> =
+                Api::namespaced(shared.client.clone(), &shared.namespace);
+            if let Err(err) =
+                service_account_kubeconfig(&accounts, &shared.api_server, spec, account, pod_dir)
+                    .await
+            {
+                tracing::warn!(pod = %spec.pod, error = %err, "cannot renew the ServiceAccount token");
+            }
+        }
     }
 }
+
+/// 30 minutes of 500 ms ticks.
+const TOKEN_RENEW_TICKS: u64 = 3_600;
 
 /// SIGTERM, then SIGKILL after the Pod's grace period.
 async fn terminate(child: &mut Child, grace_seconds: i64) {

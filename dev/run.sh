@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Hookline on this machine, without Docker: the local stack, the chart installed into
+# its kube-apiserver (with external Kafka and PostgreSQL: the stack's), dev-pod-runner
+# playing the kubelet for every Pod, nginx in front of the handler replicas, and
+# examples/webhook.yaml applied.
+#
+#   dev/run.sh          all of that, then a live view until Ctrl-C, which stops what it started
+#   dev/run.sh up       start it all and return (tests use this)
+#   dev/run.sh down     stop what `up` started
+#   dev/run.sh watch    the live view
+#
+# HOOKLINE_RUN_NAMESPACE (default hookline), HOOKLINE_PROXY_PORT (default 18080) and
+# HOOKLINE_RUN_BIN_DIR (default target/release, built here) change where it runs.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+NAMESPACE="${HOOKLINE_RUN_NAMESPACE:-hookline}"
+RELEASE=hookline
+BIN_DIR="${HOOKLINE_RUN_BIN_DIR:-$REPO_ROOT/target/release}"
+RUN_STATE="$STACK_DIR/run-$NAMESPACE"
+NGINX_DIR="$RUN_STATE/nginx"
+PODS_DIR="$RUN_STATE/pods"
+PROXY_URL="http://127.0.0.1:$PROXY_PORT"
+
+load_env() {
+  # shellcheck source=/dev/null
+  source "$STACK_DIR/env"
+}
+
+write_nginx_config() {
+  mkdir -p "$NGINX_DIR/logs" "$NGINX_DIR/tmp"
+  [ -f "$NGINX_DIR/upstreams.conf" ] ||
+    printf 'upstream handlers {\n    server 127.0.0.1:1 down;\n}\n' >"$NGINX_DIR/upstreams.conf"
+  cat >"$NGINX_DIR/nginx.conf" <<CONF
+# Stands in for the Ingress: /webhooks/ to the ready handler replicas, whose list
+# dev-pod-runner keeps in upstreams.conf.
+daemon off;
+worker_processes 1;
+error_log $NGINX_DIR/logs/error.log warn;
+pid $NGINX_DIR/nginx.pid;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $NGINX_DIR/tmp/body;
+    proxy_temp_path $NGINX_DIR/tmp/proxy;
+    fastcgi_temp_path $NGINX_DIR/tmp/fastcgi;
+    uwsgi_temp_path $NGINX_DIR/tmp/uwsgi;
+    scgi_temp_path $NGINX_DIR/tmp/scgi;
+    client_max_body_size 2m;
+    # Bodies stay in memory: the workers need not write temp files anywhere.
+    client_body_buffer_size 2m;
+    include $NGINX_DIR/upstreams.conf;
+    server {
+        listen 127.0.0.1:$PROXY_PORT;
+        location /webhooks/ {
+            proxy_pass http://handlers;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            # A replica that went away (scaled down, killed) is skipped: the request goes
+            # to the next one. Safe for POSTs: the consumer stores a message id once.
+            proxy_next_upstream error timeout http_502 http_503 non_idempotent;
+            proxy_next_upstream_tries 3;
+            proxy_connect_timeout 2s;
+        }
+    }
+}
+CONF
+}
+
+nginx_cmd() { nginx -p "$NGINX_DIR" -c "$NGINX_DIR/nginx.conf" "$@"; }
+
+up() {
+  "$DEV_DIR/stack.sh" up
+  load_env
+  command -v nginx >/dev/null || apt_install nginx-light
+  if [ "$BIN_DIR" = "$REPO_ROOT/target/release" ]; then
+    log "building the release binaries"
+    "$DEV_DIR/build-release.sh"
+  fi
+  for binary in hookline-operator hookline-handler hookline-consumer hookline-emitter dev-pod-runner; do
+    [ -x "$BIN_DIR/$binary" ] || die "no $BIN_DIR/$binary (build it first)"
+  done
+  mkdir -p "$RUN_STATE" "$PODS_DIR"
+
+  namespace_not_terminating() {
+    [ "$("$KUBECTL" get namespace "$NAMESPACE" -o jsonpath='{.status.phase}' 2>/dev/null)" != Terminating ]
+  }
+  wait_for "the old namespace $NAMESPACE to go" 180 namespace_not_terminating
+  "$KUBECTL" get namespace "$NAMESPACE" >/dev/null 2>&1 || "$KUBECTL" create namespace "$NAMESPACE" >/dev/null
+  "$KUBECTL" -n "$NAMESPACE" create secret generic hookline-database \
+    --from-literal=DATABASE_URL="$DATABASE_URL" --dry-run=client -o yaml | "$KUBECTL" apply -f - >/dev/null
+  log "helm upgrade --install $RELEASE into namespace $NAMESPACE"
+  "$HELM" upgrade --install "$RELEASE" "$REPO_ROOT/helm/hookline" --namespace "$NAMESPACE" \
+    --set logFormat=text \
+    --set kafka.builtIn=false --set kafka.bootstrapServers="$KAFKA_BOOTSTRAP_SERVERS" \
+    --set postgres.builtIn=false --set postgres.external.existingSecret=hookline-database \
+    --set handler.replicas=3 --set consumer.replicas=2 \
+    --set operator.watchNamespace="$NAMESPACE" \
+    --set operator.publicBaseUrl="$PROXY_URL" --set operator.handlerUrl="$PROXY_URL" \
+    --set handler.trustedProxies='{127.0.0.1/32}' >/dev/null
+
+  write_nginx_config
+  start_daemon "nginx-$NAMESPACE" nginx -p "$NGINX_DIR" -c "$NGINX_DIR/nginx.conf"
+  start_daemon "pod-runner-$NAMESPACE" "$BIN_DIR/dev-pod-runner" \
+    --namespace "$NAMESPACE" --bin-dir "$BIN_DIR" --state-dir "$PODS_DIR" \
+    --proxy-upstreams "$NGINX_DIR/upstreams.conf" \
+    --proxy-reload "nginx -p $NGINX_DIR -c $NGINX_DIR/nginx.conf -s reload"
+  wait_for "the operator" 120 "$KUBECTL" -n "$NAMESPACE" wait deployment/$RELEASE-operator --for=condition=Available --timeout=2s
+  wait_for "the handlers" 120 "$KUBECTL" -n "$NAMESPACE" wait deployment/$RELEASE-handler --for=condition=Available --timeout=2s
+  wait_for "the consumers" 120 "$KUBECTL" -n "$NAMESPACE" wait deployment/$RELEASE-consumer --for=condition=Available --timeout=2s
+  {
+    echo "export HOOKLINE_RUN_NAMESPACE=$NAMESPACE"
+    echo "export HOOKLINE_PROXY_URL=$PROXY_URL"
+    echo "export HOOKLINE_PODS_FILE=$PODS_DIR/pods.json"
+  } >"$RUN_STATE/env"
+  log "Hookline runs in namespace $NAMESPACE; the proxy is $PROXY_URL (env in $RUN_STATE/env)"
+}
+
+down() {
+  stop_daemon "pod-runner-$NAMESPACE" 60
+  stop_daemon "nginx-$NAMESPACE" 10
+  if [ -f "$STACK_DIR/env" ]; then
+    load_env
+    "$HELM" uninstall "$RELEASE" --namespace "$NAMESPACE" >/dev/null 2>&1 || true
+    "$KUBECTL" delete namespace "$NAMESPACE" --wait=false >/dev/null 2>&1 || true
+  fi
+}
+
+watch_live() {
+  load_env
+  local python
+  python=$(bash "$DEV_DIR/pyenv.sh")
+  "$python" "$DEV_DIR/dashboard.py" --pods "$PODS_DIR/pods.json" --database-url "$DATABASE_URL" --psql "$PG_BIN/psql"
+}
+
+case "${1:-run}" in
+  up) up ;;
+  down) down ;;
+  watch) watch_live ;;
+  run)
+    stack_was_up=$("$DEV_DIR/stack.sh" status >/dev/null 2>&1 && echo yes || echo no)
+    up
+    "$KUBECTL" -n "$NAMESPACE" apply -f "$REPO_ROOT/examples/webhook.yaml"
+    stop_all() {
+      trap - INT TERM EXIT
+      log "stopping what make run started"
+      down
+      [ "$stack_was_up" = yes ] || "$DEV_DIR/stack.sh" down
+    }
+    trap stop_all INT TERM EXIT
+    log "live view; Ctrl-C stops everything this started"
+    watch_live || true
+    ;;
+  *)
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac
