@@ -37,14 +37,12 @@ impl PartState {
 }
 
 /// The emitter part from the Deployment's replica counts.
-pub fn emitter_state(desired: i32, ready: i32, enabled: bool, suspended: bool) -> PartState {
+pub fn emitter_state(desired: i32, ready: i32, enabled: bool) -> PartState {
     if desired == 0 {
-        let why = if suspended {
-            "the webhook is suspended"
-        } else if !enabled {
-            "the emitter is disabled"
-        } else {
+        let why = if enabled {
             "the emitter is scaled to zero"
+        } else {
+            "the emitter is disabled"
         };
         PartState::met("ScaledToZero", format!("no emitter runs: {why}"))
     } else if ready >= desired {
@@ -144,15 +142,18 @@ mod tests {
 
     #[test]
     fn emitter_state_explains_zero_replicas() {
+        let disabled = emitter_state(0, 0, false);
         assert!(
-            matches!(emitter_state(0, 0, false, false), PartState::Met { message, .. } if message.contains("disabled"))
+            matches!(&disabled, PartState::Met { message, .. } if message.contains("disabled"))
         );
+        let scaled = emitter_state(0, 0, true);
         assert!(
-            matches!(emitter_state(0, 0, true, true), PartState::Met { message, .. } if message.contains("suspended"))
+            matches!(&scaled, PartState::Met { message, .. } if message.contains("scaled to zero"))
         );
+        let partial = emitter_state(2, 1, true);
         assert!(
-            matches!(emitter_state(2, 1, true, false), PartState::Unmet { message, .. } if message == "1 of 2 emitter replicas ready")
+            matches!(&partial, PartState::Unmet { message, .. } if message == "1 of 2 emitter replicas ready")
         );
-        assert!(emitter_state(2, 2, true, false).is_met());
+        assert!(emitter_state(2, 2, true).is_met());
     }
 }

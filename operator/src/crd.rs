@@ -101,7 +101,8 @@ pub struct WebhookSpec {
     #[schemars(schema_with = "cidr_list_schema")]
     pub allowed_source_ranges: Vec<String>,
 
-    /// Refuse this webhook's events at the handler and stop its emitter.
+    /// Refuse this webhook's events at the handler. The emitter keeps sending, as an
+    /// outside provider would, and counts the refusals as failures.
     #[serde(default)]
     pub suspended: bool,
 }

@@ -85,9 +85,10 @@ pub fn target_url(spec: &WebhookSpec, settings: &Settings, id: &str) -> String {
     })
 }
 
-/// The emitter replicas the Deployment should run.
+/// The emitter replicas the Deployment should run. Suspension does not stop the
+/// emitter: it stands for an outside sender, which learns of it from the refusals.
 pub fn emitter_replicas(spec: &WebhookSpec) -> i32 {
-    if spec.emitter.enabled && !spec.suspended {
+    if spec.emitter.enabled {
         spec.emitter.replicas
     } else {
         0
@@ -548,14 +549,17 @@ mod tests {
     }
 
     #[test]
-    fn emitter_runs_only_when_enabled_and_not_suspended() {
+    fn emitter_runs_when_enabled_even_while_suspended() {
         let mut s = spec();
         s.emitter.replicas = 3;
         assert_eq!(emitter_replicas(&s), 3);
-        s.emitter.enabled = false;
-        assert_eq!(emitter_replicas(&s), 0);
-        s.emitter.enabled = true;
         s.suspended = true;
+        assert_eq!(
+            emitter_replicas(&s),
+            3,
+            "the sender keeps sending and sees refusals"
+        );
+        s.emitter.enabled = false;
         assert_eq!(emitter_replicas(&s), 0);
     }
 

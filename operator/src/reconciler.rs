@@ -278,12 +278,7 @@ async fn apply(webhook: &Webhook, ctx: &Context) -> Result<Action, Error> {
         ),
         (
             EMITTER_AVAILABLE,
-            conditions::emitter_state(
-                desired_replicas,
-                ready_replicas,
-                spec.emitter.enabled,
-                spec.suspended,
-            ),
+            conditions::emitter_state(desired_replicas, ready_replicas, spec.emitter.enabled),
         ),
     ];
     let replicas = Some((desired_replicas, ready_replicas, &keys));
