@@ -27,7 +27,7 @@ use hookline_core::signature::{self, SigningSecret, Verified};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Bytes;
 use serde_json::json;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::metrics::{Metrics, ReasonLabel, StatusLabel};
 use crate::produce::{Event, EventProducer, ProduceError};
@@ -58,7 +58,7 @@ pub struct Ingest {
     pub metrics: Metrics,
     pub limits: Limits,
     /// One permit per request being handled; none left means shed load.
-    pub permits: Arc<Semaphore>,
+    pub permits: Semaphore,
     /// Triggered when the producer fails for good, so the process exits and is
     /// restarted instead of refusing every event while looking healthy.
     pub shutdown: Shutdown,
@@ -76,7 +76,7 @@ pub fn router(ingest: Arc<Ingest>) -> Router {
 #[derive(Debug, PartialEq, Eq)]
 enum Accepted {
     Stored { message_id: String },
-    Repeat,
+    Repeat { message_id: String },
 }
 
 async fn receive(
@@ -97,9 +97,9 @@ async fn receive(
             axum::Json(json!({ "status": "accepted", "messageId": message_id })),
         )
             .into_response(),
-        Ok(Accepted::Repeat) => (
+        Ok(Accepted::Repeat { message_id }) => (
             StatusCode::ACCEPTED,
-            axum::Json(json!({ "status": "duplicate" })),
+            axum::Json(json!({ "status": "duplicate", "messageId": message_id })),
         )
             .into_response(),
         Err(rejection) => {
@@ -123,13 +123,13 @@ async fn receive(
 
 /// A held concurrency permit, counted in the in-flight gauge until dropped.
 struct InFlight<'a> {
-    _permit: OwnedSemaphorePermit,
+    _permit: SemaphorePermit<'a>,
     ingest: &'a Ingest,
 }
 
 impl<'a> InFlight<'a> {
-    fn enter(ingest: &'a Arc<Ingest>) -> Option<Self> {
-        let permit = ingest.permits.clone().try_acquire_owned().ok()?;
+    fn enter(ingest: &'a Ingest) -> Option<Self> {
+        let permit = ingest.permits.try_acquire().ok()?;
         ingest.metrics.in_flight.inc();
         Some(Self {
             _permit: permit,
@@ -169,11 +169,12 @@ impl Ingest {
             .get(replay::signature_header_name(entry.scheme))
             .map_or(&b""[..], |value| value.as_bytes());
         let key = ReplayKey::of(webhook_id, &verified, signature_header, &body);
+        let message_id = verified.id.unwrap_or_else(|| key.to_hex());
         let in_flight = match self.replay.begin(key) {
             Ok(guard) => guard,
             Err(Seen::Accepted) => {
                 self.metrics.replays.inc();
-                return Ok(Accepted::Repeat);
+                return Ok(Accepted::Repeat { message_id });
             }
             Err(_) => return Err(Rejection::DuplicateInFlight),
         };
@@ -181,7 +182,6 @@ impl Ingest {
             .try_acquire(webhook_id, entry.rate_limit)
             .map_err(|retry_after| Rejection::RateLimited { retry_after })?;
 
-        let message_id = verified.id.unwrap_or_else(|| key.to_hex());
         let event = Event {
             webhook_id,
             message_id: &message_id,

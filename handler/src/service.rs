@@ -110,7 +110,7 @@ pub async fn serve(
             timestamp_tolerance: config.timestamp_tolerance,
             trusted_proxies: config.trusted_proxies.clone(),
         },
-        permits: Arc::new(Semaphore::new(config.max_concurrent_requests as usize)),
+        permits: Semaphore::new(config.max_concurrent_requests as usize),
         shutdown: shutdown.clone(),
         producer_failure: std::sync::OnceLock::new(),
     });

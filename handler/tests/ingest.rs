@@ -297,6 +297,7 @@ async fn a_repeated_message_is_acknowledged_but_stored_once() {
     let repeat = handler.post(&standard.webhook_id, &request, body).await;
     assert_eq!(repeat.status, 202, "{}", repeat.text());
     assert_eq!(repeat.json()["status"], "duplicate");
+    assert_eq!(repeat.json()["messageId"], first.json()["messageId"]);
     assert_eq!(handler.events(&standard.webhook_id).await.len(), 1);
 
     // legacy-hex has no message id: the signature and body identify the message.
