@@ -36,6 +36,7 @@ build: ## The release build of the binaries, exactly as the Dockerfile runs it
 	@dev/build-release.sh
 
 test: stack-up lint ## Start the local stack if needed, lint, then run every test against it
+	$(CARGO) build --workspace --bins --locked
 	source .stack/env && $(CARGO) test --workspace --locked
 	@dev/chart-test.sh
 

@@ -80,6 +80,8 @@ up() {
   for binary in hookline-operator hookline-handler hookline-consumer hookline-emitter dev-pod-runner; do
     [ -x "$BIN_DIR/$binary" ] || die "no $BIN_DIR/$binary (build it first)"
   done
+  # The pods of an earlier run (their logs and Secret files) go: a new run starts clean.
+  daemon_running "pod-runner-$NAMESPACE" || rm -rf "$PODS_DIR"
   mkdir -p "$RUN_STATE" "$PODS_DIR"
 
   namespace_not_terminating() {
@@ -117,10 +119,22 @@ up() {
 }
 
 down() {
+  if [ -f "$STACK_DIR/env" ]; then
+    load_env
+    # Webhooks first, while the operator runs: their finalizers remove the registry
+    # entries. A Webhook no operator finalizes in time keeps its entry (a warning says so).
+    if "$KUBECTL" get namespace "$NAMESPACE" >/dev/null 2>&1; then
+      "$KUBECTL" -n "$NAMESPACE" delete webhooks --all --wait=true --timeout=60s >/dev/null 2>&1 || {
+        log "warning: Webhooks in $NAMESPACE were not finalized; removing their finalizers (registry entries stay)"
+        for webhook in $("$KUBECTL" -n "$NAMESPACE" get webhooks -o name 2>/dev/null); do
+          "$KUBECTL" -n "$NAMESPACE" patch "$webhook" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
+        done
+      }
+    fi
+  fi
   stop_daemon "pod-runner-$NAMESPACE" 60
   stop_daemon "nginx-$NAMESPACE" 10
   if [ -f "$STACK_DIR/env" ]; then
-    load_env
     "$HELM" uninstall "$RELEASE" --namespace "$NAMESPACE" >/dev/null 2>&1 || true
     "$KUBECTL" delete namespace "$NAMESPACE" --wait=false >/dev/null 2>&1 || true
   fi

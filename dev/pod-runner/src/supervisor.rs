@@ -234,13 +234,13 @@ async fn run_until_exit_or_stop(
             }
         }
         // Secret files follow their Secrets, as a kubelet's volume sync does.
-        if ticks % 4 == 0
+        if ticks.is_multiple_of(4)
             && let Err(err) = materialize_secrets(secrets, spec, pod_dir).await
         {
             tracing::warn!(pod = %spec.pod, error = %err, "cannot refresh the Secret files");
         }
         // Tokens last an hour; renew at half-life (the kubeconfig reads the token file).
-        if ticks % TOKEN_RENEW_TICKS == 0
+        if ticks.is_multiple_of(TOKEN_RENEW_TICKS)
             && let Some(account) = &spec.service_account
         {
             let accounts: Api<ServiceAccount> =

@@ -1,0 +1,349 @@
+//! The system under test, as `make run` starts it, and ways to look at it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use hookline_operator::crd::Webhook;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+use serde_json::Value;
+use sqlx::PgPool;
+
+pub const NAMESPACE: &str = "hookline-e2e";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("e2e lives below the repository root")
+        .to_owned()
+}
+
+/// The debug binaries `cargo build --bins` made (make test builds them first).
+fn bin_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| repo_root().join("target"), PathBuf::from);
+    let dir = target.join("debug");
+    for binary in [
+        "hookline-operator",
+        "hookline-handler",
+        "hookline-consumer",
+        "hookline-emitter",
+        "dev-pod-runner",
+    ] {
+        assert!(
+            dir.join(binary).is_file(),
+            "{} is missing: run `cargo build --workspace --bins` (make test does)",
+            dir.join(binary).display()
+        );
+    }
+    dir
+}
+
+pub struct System {
+    pub webhooks: Api<Webhook>,
+    pub db: PgPool,
+    pub proxy_port: u16,
+    pub pods_dir: PathBuf,
+    bin_dir: PathBuf,
+}
+
+fn run_script(args: &[&str], proxy_port: u16, bin_dir: &Path) -> String {
+    let output = Command::new(repo_root().join("dev/run.sh"))
+        .args(args)
+        .env("HOOKLINE_RUN_NAMESPACE", NAMESPACE)
+        .env("HOOKLINE_PROXY_PORT", proxy_port.to_string())
+        .env("HOOKLINE_RUN_BIN_DIR", bin_dir)
+        .output()
+        .expect("run dev/run.sh");
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "dev/run.sh {args:?} failed:\n{log}"
+    );
+    log
+}
+
+impl System {
+    /// Starts everything (`dev/run.sh up`) in the test namespace.
+    pub async fn start() -> Self {
+        let stack = hookline_testkit::stack();
+        let bin_dir = bin_dir();
+        let proxy_port = hookline_testkit::http::free_port();
+        run_script(&["down"], proxy_port, &bin_dir);
+        run_script(&["up"], proxy_port, &bin_dir);
+        let kubeconfig = Kubeconfig::read_from(&stack.kubeconfig).expect("kubeconfig");
+        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .expect("config");
+        let client = Client::try_from(config).expect("client");
+        let db = PgPool::connect(&stack.database_url)
+            .await
+            .expect("PostgreSQL");
+        let pods_dir = stack
+            .vars
+            .get("HOOKLINE_STACK_DIR")
+            .map_or_else(|| repo_root().join(".stack"), PathBuf::from)
+            .join(format!("run-{NAMESPACE}/pods"));
+        Self {
+            webhooks: Api::namespaced(client, NAMESPACE),
+            db,
+            proxy_port,
+            pods_dir,
+            bin_dir,
+        }
+    }
+
+    pub fn stop(&self) {
+        run_script(&["down"], self.proxy_port, &self.bin_dir);
+    }
+
+    pub fn bin(&self, name: &str) -> PathBuf {
+        self.bin_dir.join(name)
+    }
+
+    /// Applies a Webhook and returns its id once the operator has registered it.
+    pub async fn create_webhook(&self, name: &str, spec: Value) -> String {
+        let spec = serde_json::from_value(spec).expect("valid spec");
+        self.webhooks
+            .create(&PostParams::default(), &Webhook::new(name, spec))
+            .await
+            .expect("create Webhook");
+        eventually(
+            &format!("{name} registered"),
+            Duration::from_secs(60),
+            || async {
+                let status = self.webhooks.get(name).await.ok()?.status?;
+                let registered = status
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == "Registered" && c.status == "True");
+                registered.then_some(status.webhook_id?)
+            },
+        )
+        .await
+    }
+
+    pub async fn patch_webhook(&self, name: &str, spec: Value) {
+        self.webhooks
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({ "spec": spec })),
+            )
+            .await
+            .expect("patch Webhook");
+    }
+
+    /// The emitter processes' metrics of one Webhook, summed: (emitted, delivered, failed).
+    pub fn emitter_counts(&self, webhook: &str) -> (f64, f64, f64) {
+        let mut totals = (0.0, 0.0, 0.0);
+        for port in self.ports_of(|labels| labels["hookline.io/webhook"] == webhook, "9090") {
+            if let Some((_, body)) = hookline_testkit::http::get(port, "/metrics") {
+                let sum = |name: &str| metric_sum(&body, name);
+                totals.0 += sum("hookline_emitter_emitted_total");
+                totals.1 += sum("hookline_emitter_delivered_total");
+                totals.2 += sum("hookline_emitter_failed_total");
+            }
+        }
+        totals
+    }
+
+    /// Local ports (for `container_port`) of the running pods whose labels match.
+    pub fn ports_of(&self, matches: impl Fn(&Value) -> bool, container_port: &str) -> Vec<u16> {
+        let text = std::fs::read_to_string(self.pods_dir.join("pods.json")).unwrap_or_default();
+        let pods: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        pods["pods"]
+            .as_object()
+            .map(|pods| {
+                pods.values()
+                    .filter(|p| matches(&p["labels"]))
+                    .filter_map(|p| p["ports"][container_port].as_u64())
+                    .filter_map(|p| u16::try_from(p).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Waits until the Webhook's emitters delivered at least `n` events.
+    pub async fn wait_delivered(&self, webhook: &str, n: f64) {
+        eventually(
+            &format!("{n} events delivered by {webhook}'s emitter"),
+            Duration::from_secs(120),
+            || async { (self.emitter_counts(webhook).1 >= n).then_some(()) },
+        )
+        .await;
+    }
+
+    /// Disables the emitter and returns what every emitter process of the Webhook
+    /// reported when it stopped: (emitted, delivered, failed, abandoned).
+    pub async fn disable_and_collect(&self, webhook: &str) -> Summary {
+        self.patch_webhook(webhook, serde_json::json!({"emitter": {"enabled": false}}))
+            .await;
+        eventually(
+            &format!("{webhook}'s emitters stopped"),
+            Duration::from_secs(60),
+            || async {
+                self.ports_of(|labels| labels["hookline.io/webhook"] == webhook, "9090")
+                    .is_empty()
+                    .then_some(())
+            },
+        )
+        .await;
+        self.stopped_summaries(webhook)
+    }
+
+    /// Sums the "emitter stopped" lines in the logs of the Webhook's emitter pods.
+    fn stopped_summaries(&self, webhook: &str) -> Summary {
+        let mut summary = Summary::default();
+        let prefix = format!("{webhook}-emitter-");
+        for entry in std::fs::read_dir(&self.pods_dir)
+            .expect("pods dir")
+            .flatten()
+        {
+            if !entry.file_name().to_string_lossy().starts_with(&prefix) {
+                continue;
+            }
+            let log = std::fs::read_to_string(entry.path().join("emitter.log")).unwrap_or_default();
+            for line in log.lines().filter(|l| l.contains("emitter stopped")) {
+                let fields: Value = serde_json::from_str(line).expect("JSON log line");
+                let n = |k: &str| fields[k].as_u64().unwrap_or(0);
+                summary.processes += 1;
+                summary.emitted += n("emitted");
+                summary.delivered += n("delivered");
+                summary.failed += n("failed");
+                summary.abandoned += n("abandoned");
+            }
+        }
+        assert!(
+            summary.processes > 0,
+            "no emitter of {webhook} reported how it stopped"
+        );
+        summary
+    }
+
+    pub async fn count(&self, sql: &str, webhook_id: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .bind(webhook_id)
+            .fetch_one(&self.db)
+            .await
+            .unwrap_or_else(|err| panic!("{sql}: {err}"))
+    }
+
+    pub async fn stored(&self, webhook_id: &str) -> i64 {
+        self.count(
+            "select count(*) from events where webhook_id = $1",
+            webhook_id,
+        )
+        .await
+    }
+
+    pub async fn dead_lettered(&self, webhook_id: &str) -> i64 {
+        self.count(
+            "select count(*) from dead_letters where webhook_id = $1 and replayed_at is null",
+            webhook_id,
+        )
+        .await
+    }
+
+    /// Runs the stack's kubectl or helm and asserts success.
+    pub fn tool(&self, tool: &str, args: &[&str]) -> String {
+        let stack = hookline_testkit::stack();
+        let program = if tool == "helm" {
+            &stack.helm
+        } else {
+            &stack.kubectl
+        };
+        let output = Command::new(program)
+            .args(args)
+            .env("KUBECONFIG", &stack.kubeconfig)
+            .output()
+            .expect("run tool");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(output.status.success(), "{tool} {args:?}: {text}");
+        text
+    }
+
+    /// Sets Helm values (`key=<JSON>`) on the running release and waits for the rollout.
+    pub fn helm_set(&self, values: &[&str], deployment: &str) {
+        let chart = repo_root().join("helm/hookline");
+        let mut args = vec![
+            "upgrade",
+            "hookline",
+            chart.to_str().expect("path"),
+            "-n",
+            NAMESPACE,
+            "--reuse-values",
+        ];
+        for value in values {
+            args.extend(["--set-json", value]);
+        }
+        self.tool("helm", &args);
+        self.tool(
+            "kubectl",
+            &[
+                "-n",
+                NAMESPACE,
+                "rollout",
+                "status",
+                &format!("deployment/{deployment}"),
+                "--timeout=120s",
+            ],
+        );
+    }
+}
+
+impl Drop for System {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("logs stay in {} for a look", self.pods_dir.display());
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub processes: u64,
+    pub emitted: u64,
+    pub delivered: u64,
+    pub failed: u64,
+    pub abandoned: u64,
+}
+
+pub fn metric_sum(body: &str, name: &str) -> f64 {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            (series.split('{').next() == Some(name)).then(|| value.parse::<f64>().ok())?
+        })
+        .sum()
+}
+
+/// Polls until `check` gives a value, or panics naming `what`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
