@@ -102,6 +102,7 @@ async fn measure(
             format!("http://127.0.0.1:{port}/hook"),
         )
         .env("WEBHOOK_SECRET_DIR", secrets)
+        .env("EMITTER_ALLOW_PRIVATE_TARGETS", "true")
         .env("EMITTER_RATE_PER_SECOND", rate.to_string())
         .env("HOOKLINE_OPS_ADDR", format!("127.0.0.1:{ops}"))
         .env("RUST_LOG", "warn")

@@ -24,6 +24,10 @@ pub struct Config {
     /// Where events are POSTed (http or https).
     #[arg(long, env = "WEBHOOK_TARGET_URL", value_parser = parse_target_url)]
     pub target_url: String,
+    /// Deliver to private, loopback and link-local addresses too. Off by default, so a
+    /// Webhook's URL cannot reach inside the cluster or the cloud's metadata service.
+    #[arg(long, env = "EMITTER_ALLOW_PRIVATE_TARGETS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub allow_private_targets: bool,
     /// Directory of the mounted signing Secret: file `current`, and `previous` during a
     /// rotation. Changes to the files are picked up while running.
     #[arg(long, env = "WEBHOOK_SECRET_DIR")]

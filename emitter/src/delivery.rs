@@ -13,12 +13,12 @@ use hyper::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, USER_AGENT};
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 
 use crate::event::SimulatedEvent;
 use crate::secrets::SigningKeys;
+use crate::target_guard::{GuardedConnector, refusal_in};
 
-pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub type HttpClient = Client<HttpsConnector<GuardedConnector>, Full<Bytes>>;
 
 /// The longest `Retry-After` honoured, so a hostile or broken target cannot park an
 /// event for days.
@@ -208,6 +208,9 @@ impl Deliverer {
         };
         match tokio::time::timeout(self.request_timeout, exchange).await {
             Ok(Ok((status, retry_after))) => classify(status, retry_after.as_deref(), Utc::now()),
+            Ok(Err(err)) if refusal_in(&err).is_some() => Outcome::Final {
+                reason: "private_target_refused".into(),
+            },
             Ok(Err(err)) => Outcome::Retry {
                 reason: if err.is_connect() {
                     "connect_error".into()

@@ -8,3 +8,4 @@ pub mod event;
 pub mod metrics;
 pub mod secrets;
 pub mod service;
+pub mod target_guard;

@@ -11,7 +11,6 @@ use hookline_core::shutdown::Shutdown;
 use hyper::Uri;
 use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use prometheus_client::registry::Registry;
 use rand::SeedableRng;
@@ -23,6 +22,7 @@ use crate::delivery::{Deliverer, DeliveryResult, HttpClient};
 use crate::event::{SimulatedEvent, due, due_at, invoice_event};
 use crate::metrics::{Metrics, OutcomeLabel, ReasonLabel};
 use crate::secrets::{SecretFileError, SigningKeys};
+use crate::target_guard::GuardedConnector;
 
 #[derive(Debug, Error)]
 pub enum StartError {
@@ -177,7 +177,8 @@ impl Emitter {
 
 /// Builds the pooled client: connect timeout, keep-alive, TLS through rustls.
 fn http_client(config: &Config, https_target: bool) -> Result<HttpClient, StartError> {
-    let mut http = HttpConnector::new();
+    let mut guarded = GuardedConnector::new(config.allow_private_targets);
+    let http = guarded.http();
     http.enforce_http(false);
     http.set_connect_timeout(Some(config.connect_timeout()));
     http.set_nodelay(true);
@@ -197,7 +198,10 @@ fn http_client(config: &Config, https_target: bool) -> Result<HttpClient, StartE
             HttpsConnectorBuilder::new().with_tls_config(tls)
         }
     };
-    let connector = builder.https_or_http().enable_http1().wrap_connector(http);
+    let connector = builder
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(guarded);
     Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .build(connector))

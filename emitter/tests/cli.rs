@@ -11,6 +11,7 @@ fn help_documents_flags_and_their_environment_variables() {
             ("--webhook-id", "WEBHOOK_ID"),
             ("--target-url", "WEBHOOK_TARGET_URL"),
             ("--secret-dir", "WEBHOOK_SECRET_DIR"),
+            ("--allow-private-targets", "EMITTER_ALLOW_PRIVATE_TARGETS"),
         ],
     );
 }

@@ -122,11 +122,18 @@ fn secret_dir(previous: bool) -> PathBuf {
     dir
 }
 
+/// The receivers run on loopback, which the emitter refuses unless allowed.
 fn config(port: u16, secrets: &Path, extra: &[&str]) -> Config {
+    let mut extra = extra.to_vec();
+    extra.push("--allow-private-targets");
+    config_for(&format!("http://127.0.0.1:{port}/hook"), secrets, &extra)
+}
+
+fn config_for(target: &str, secrets: &Path, extra: &[&str]) -> Config {
     let mut args = vec![
         "hookline-emitter".to_owned(),
         "--webhook-id=wh-test".into(),
-        format!("--target-url=http://127.0.0.1:{port}/hook"),
+        format!("--target-url={target}"),
         format!("--secret-dir={}", secrets.display()),
         "--ops-addr=127.0.0.1:0".into(),
         "--log-format=text".into(),
@@ -447,6 +454,7 @@ async fn the_binary_serves_metrics_and_stops_cleanly_on_sigterm() {
             format!("http://127.0.0.1:{port}/hook"),
         )
         .env("WEBHOOK_SECRET_DIR", &secrets)
+        .env("EMITTER_ALLOW_PRIVATE_TARGETS", "true")
         .env("EMITTER_RATE_PER_SECOND", "100")
         .env("HOOKLINE_OPS_ADDR", format!("127.0.0.1:{ops_port}"))
         .stderr(std::process::Stdio::piped())
@@ -494,4 +502,50 @@ async fn the_binary_serves_metrics_and_stops_cleanly_on_sigterm() {
         "the secret leaked into the log"
     );
     assert!(!receiver.received.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn private_and_loopback_targets_are_refused_unless_allowed() {
+    let (receiver, port) = start_receiver(0, vec![]).await;
+    let secrets = secret_dir(false);
+    let once = [
+        "--max-events=2",
+        "--rate-per-second=100",
+        "--retries=3",
+        "--backoff-delay-ms=1000",
+    ];
+    // An IP literal, and a name that resolves to loopback: refused before any request,
+    // as final failures (no retries), and counted.
+    for target in [
+        format!("http://127.0.0.1:{port}/hook"),
+        format!("http://localhost:{port}/hook"),
+        format!("http://[::ffff:127.0.0.1]:{port}/hook"),
+    ] {
+        let started = Instant::now();
+        let summary = run(config_for(&target, &secrets, &once)).await;
+        assert_eq!(
+            (summary.emitted, summary.delivered, summary.failed),
+            (2, 0, 2),
+            "{target}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "refusals are final, not retried"
+        );
+    }
+    assert_eq!(
+        receiver.received.lock().unwrap().len(),
+        0,
+        "nothing reached the private receiver"
+    );
+    let mut allowed = once.to_vec();
+    allowed.push("--allow-private-targets=true");
+    let summary = run(config_for(
+        &format!("http://localhost:{port}/hook"),
+        &secrets,
+        &allowed,
+    ))
+    .await;
+    assert_eq!((summary.delivered, summary.failed), (2, 0));
+    assert_eq!(receiver.received.lock().unwrap().len(), 2);
 }

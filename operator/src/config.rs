@@ -47,6 +47,10 @@ pub struct RunArgs {
     /// The handler Service's URL inside the cluster: the emitters' default target.
     #[arg(long, env = "HOOKLINE_HANDLER_URL", value_parser = parse_base_url)]
     pub in_cluster_handler_url: String,
+    /// Let every emitter deliver to private and loopback addresses, whatever its
+    /// Webhook says (the default target, the in-cluster handler, is always allowed).
+    #[arg(long, env = "HOOKLINE_EMITTER_ALLOW_PRIVATE_TARGETS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub emitter_allow_private_targets: bool,
     /// The log-compacted topic the registry is published to.
     #[arg(long, env = "HOOKLINE_REGISTRY_TOPIC", default_value = hookline_core::topics::REGISTRY)]
     pub registry_topic: String,
@@ -82,6 +86,7 @@ impl RunArgs {
             emitter_image: self.emitter_image.clone(),
             public_base_url: self.public_base_url.clone(),
             in_cluster_handler_url: self.in_cluster_handler_url.clone(),
+            allow_private_targets: self.emitter_allow_private_targets,
         }
     }
 

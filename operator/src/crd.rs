@@ -185,6 +185,11 @@ pub struct EmitterSpec {
     #[serde(default = "default_replicas")]
     #[schemars(range(min = 0, max = 100))]
     pub replicas: i32,
+    /// Let the emitter deliver to a `url` on a private, loopback or link-local address.
+    /// Off by default, so a Webhook cannot point requests into the cluster (SSRF). The
+    /// default target (the in-cluster handler) is always allowed.
+    #[serde(default)]
+    pub allow_private_targets: bool,
 }
 
 impl Default for EmitterSpec {
@@ -194,6 +199,7 @@ impl Default for EmitterSpec {
             rate_per_second: default_rate_per_second(),
             event_types: default_event_types(),
             replicas: default_replicas(),
+            allow_private_targets: false,
         }
     }
 }

@@ -31,6 +31,9 @@ pub struct Settings {
     pub public_base_url: String,
     /// Base URL of the handler Service inside the cluster, the emitter's default target.
     pub in_cluster_handler_url: String,
+    /// Every emitter may deliver to private addresses (a cluster-wide opt-in, e.g. for
+    /// a development setup whose receivers listen on loopback).
+    pub allow_private_targets: bool,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -83,6 +86,13 @@ pub fn target_url(spec: &WebhookSpec, settings: &Settings, id: &str) -> String {
             settings.in_cluster_handler_url.trim_end_matches('/')
         )
     })
+}
+
+/// Whether the emitter may connect to private addresses: always for the default target
+/// (the in-cluster handler is private by nature), otherwise only when the Webhook or
+/// the operator's settings say so.
+pub fn allows_private_targets(spec: &WebhookSpec, settings: &Settings) -> bool {
+    spec.url.is_none() || spec.emitter.allow_private_targets || settings.allow_private_targets
 }
 
 /// The emitter replicas the Deployment should run. Suspension does not stop the
@@ -332,6 +342,10 @@ pub fn emitter_deployment(
         env: Some(vec![
             env("WEBHOOK_ID", id),
             env("WEBHOOK_TARGET_URL", target_url(spec, settings, id)),
+            env(
+                "EMITTER_ALLOW_PRIVATE_TARGETS",
+                allows_private_targets(spec, settings).to_string(),
+            ),
             env("WEBHOOK_SECRET_DIR", SECRET_MOUNT_PATH),
             env("WEBHOOK_SCHEME", spec.scheme.as_str()),
             env(
@@ -505,6 +519,7 @@ mod tests {
             emitter_image: "hookline-emitter:test".into(),
             public_base_url: "https://hooks.example.com/".into(),
             in_cluster_handler_url: "http://hookline-handler.hookline.svc:8080".into(),
+            allow_private_targets: false,
         }
     }
 
@@ -698,6 +713,35 @@ mod tests {
             selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)),
             "selector matches the pods"
         );
+    }
+
+    #[test]
+    fn private_targets_are_allowed_for_the_default_target_or_when_asked() {
+        let allowed = |s: &WebhookSpec, settings: &Settings| {
+            let d =
+                emitter_deployment(&webhook(s.clone()), settings, "7f6c-uid").expect("deployment");
+            env_value(&d, "EMITTER_ALLOW_PRIVATE_TARGETS")
+        };
+        let mut s = spec();
+        assert_eq!(
+            allowed(&s, &settings()).as_deref(),
+            Some("true"),
+            "the in-cluster handler is private by nature"
+        );
+        s.url = Some("http://10.0.0.7/in".into());
+        assert_eq!(
+            allowed(&s, &settings()).as_deref(),
+            Some("false"),
+            "an explicit URL must opt in"
+        );
+        s.emitter.allow_private_targets = true;
+        assert_eq!(allowed(&s, &settings()).as_deref(), Some("true"));
+        s.emitter.allow_private_targets = false;
+        let permissive = Settings {
+            allow_private_targets: true,
+            ..settings()
+        };
+        assert_eq!(allowed(&s, &permissive).as_deref(), Some("true"));
     }
 
     #[test]

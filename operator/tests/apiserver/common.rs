@@ -98,6 +98,7 @@ pub fn settings() -> Settings {
         emitter_image: "hookline-emitter:test".into(),
         public_base_url: "https://hooks.example.test".into(),
         in_cluster_handler_url: "http://hookline-handler.hookline.svc:8080".into(),
+        allow_private_targets: false,
     }
 }
 
