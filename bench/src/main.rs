@@ -1,6 +1,7 @@
 //! `hookline-bench STAGE`: measures one part of Hookline against the running local
 //! stack and writes `bench/results/STAGE.json`. `make bench` runs every stage.
 
+mod consumer;
 mod emitter;
 mod handler;
 mod operator;
@@ -28,6 +29,9 @@ enum Stage {
     Emitter(emitter::Args),
     /// Verified requests per second at saturation, latency at a fixed rate, handler memory.
     Handler(handler::Args),
+    /// Events stored per second draining a pre-filled topic, produce-to-row delay at a
+    /// steady rate, consumer memory.
+    Consumer(consumer::Args),
 }
 
 #[tokio::main]
@@ -37,6 +41,7 @@ async fn main() -> anyhow::Result<()> {
         Stage::Operator(args) => operator::run(args).await?,
         Stage::Handler(args) => handler::run(args).await?,
         Stage::Emitter(args) => emitter::run(args).await?,
+        Stage::Consumer(args) => consumer::run(args).await?,
     };
     let path = report.finish(&cli.results)?;
     println!("wrote {}", path.display());

@@ -35,6 +35,10 @@ use crate::processor::Processor;
 
 /// Prefetched records librdkafka may buffer, in KiB: bounds memory (the default is 64 MiB).
 const PREFETCH_KBYTES: &str = "16384";
+/// How long fetching pauses once that buffer is full. librdkafka's default, 1 s, makes
+/// a small buffer a throttle: the loop empties 16 MiB in well under a second and then
+/// waits (measured: 17,000 instead of 30,000+ events stored per second).
+const PREFETCH_FULL_BACKOFF_MS: &str = "10";
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
@@ -232,6 +236,7 @@ impl Pipeline {
         );
         config
             .set("queued.max.messages.kbytes", PREFETCH_KBYTES)
+            .set("fetch.queue.backoff.ms", PREFETCH_FULL_BACKOFF_MS)
             .set("statistics.interval.ms", "5000");
         if let Some(instance) = &settings.group_instance_id {
             config.set("group.instance.id", instance);

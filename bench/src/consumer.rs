@@ -1,0 +1,726 @@
+//! The consumer stage: events stored per second draining a pre-filled topic, the delay
+//! from produce to row at a steady rate, and the consumer's resident memory. Runs the
+//! release consumer binary against the stack's broker and PostgreSQL, with topics and
+//! a database of its own that it removes afterwards.
+//!
+//! 1. Steady: `--rate` events per second for `--rate-secs`, produced as the handler
+//!    does (key, body, headers; acks=all, idempotent, linger 2 ms). Every 20th event is
+//!    a probe whose row is polled for every 5 ms: produce-to-row is from the send to
+//!    the row being visible (committed). `received_to_stored` is the same from the
+//!    rows' own columns (received-at header vs `stored_at`, the insert's clock), for
+//!    every event.
+//! 2. Drain: `--events` events of `--event-bytes` (the prototype's event shape, padded)
+//!    pre-filled by a batching producer while no consumer runs; then the consumer
+//!    starts and stores them. Stored/s comes from its `stored_total` counter between
+//!    the first sample that moved and the last event.
+//! 3. Steady again right after the drain (`after_drain_*`), while PostgreSQL is still
+//!    writing out the checkpoints of the drain's write-ahead log.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use chrono::{SecondsFormat, Utc};
+use hookline_core::headers;
+use hookline_core::kafka::{TopicSpec, client_config, ensure_topics, reliable_producer_config};
+use hookline_core::registry::{self, RateLimit, RegistryEntry};
+use hookline_core::retry::DeliveryPolicy;
+use hookline_core::signature::Scheme;
+use rdkafka::ClientContext;
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
+use rdkafka::producer::{
+    BaseRecord, FutureProducer, FutureRecord, Producer, ProducerContext, ThreadedProducer,
+};
+use rdkafka::types::RDKafkaErrorCode;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+use crate::report::{Report, round, rss_mb};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Events pre-filled into the topic and drained.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// Bytes of every event body.
+    #[arg(long, default_value_t = 1024)]
+    event_bytes: usize,
+    /// Partitions of the events topic.
+    #[arg(long, default_value_t = 3)]
+    partitions: i32,
+    /// Events per second of the steady run.
+    #[arg(long, default_value_t = 2_000)]
+    rate: u64,
+    /// Seconds of the steady run.
+    #[arg(long, default_value_t = 30)]
+    rate_secs: u64,
+    /// Loopback port of the consumer's /metrics during the run.
+    #[arg(long, default_value_t = 19390)]
+    ops_port: u16,
+    /// Keep the database and topics afterwards (for inspection).
+    #[arg(long)]
+    keep: bool,
+}
+
+const DRAIN_WEBHOOK: &str = "bench-drain";
+const STEADY_WEBHOOK: &str = "bench-steady";
+const AFTER_DRAIN_WEBHOOK: &str = "bench-after-drain";
+const PROBE_EVERY: u64 = 20;
+/// The message id of each steady run's first, unmeasured event.
+const WARMUP: &str = "steady-warmup";
+
+pub async fn run(args: Args) -> anyhow::Result<Report> {
+    let bootstrap = std::env::var("KAFKA_BOOTSTRAP_SERVERS")
+        .context("KAFKA_BOOTSTRAP_SERVERS is not set: source .stack/env (make stack-up) first")?;
+    let admin_url = std::env::var("DATABASE_URL")
+        .context("DATABASE_URL is not set: source .stack/env (make stack-up) first")?;
+    let suffix = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let events_topic = format!("hookline-bench-consumer-{suffix}");
+    let topics = Topics::new(&events_topic);
+    ensure_topics(
+        &bootstrap,
+        &topics.specs(args.partitions),
+        Duration::from_secs(30),
+    )
+    .await?;
+    publish_registry(&bootstrap, &topics.registry).await?;
+    let database = format!("hookline_bench_consumer_{suffix}");
+    let database_url = create_database(&admin_url, &database).await?;
+
+    let mut report = Report::new("consumer");
+    report
+        .figure("events", args.events)
+        .figure("event_bytes", args.event_bytes)
+        .figure("partitions", args.partitions);
+
+    // Steady rate on a quiet database.
+    let mut consumer = Consumer::start(&bootstrap, &database_url, &topics, args.ops_port).await?;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&database_url)
+        .await?;
+    let steady = Steady {
+        bootstrap: &bootstrap,
+        topic: &events_topic,
+        pool: &pool,
+        rate: args.rate,
+        secs: args.rate_secs,
+        bytes: args.event_bytes,
+    };
+    println!("steady {} events/s for {} s", args.rate, args.rate_secs);
+    let mut quiet = steady.measure(STEADY_WEBHOOK).await?;
+    let (steady_rss, _) = rss_mb(consumer.pid()?)?;
+    report
+        .figure("steady_rate_per_s", args.rate)
+        .latencies("produce_to_row", &mut quiet.probes)
+        .figure("received_to_stored_p50_ms", round(quiet.p50_ms))
+        .figure("received_to_stored_p99_ms", round(quiet.p99_ms))
+        .figure("steady_rss_mb", steady_rss);
+    consumer.stop().await?;
+
+    println!(
+        "pre-filling {} events of {} bytes",
+        args.events, args.event_bytes
+    );
+    let started = Instant::now();
+    prefill(&bootstrap, &events_topic, args.events, args.event_bytes)?;
+    let prefill = started.elapsed();
+    report.figure(
+        "prefill_events_per_s",
+        round(args.events as f64 / prefill.as_secs_f64()),
+    );
+
+    println!("draining into PostgreSQL");
+    let mut consumer = Consumer::start(&bootstrap, &database_url, &topics, args.ops_port).await?;
+    let drain = consumer.drain(args.events).await?;
+    let (drain_rss, _) = rss_mb(consumer.pid()?)?;
+    report
+        .figure("stored_per_s", round(drain.stored_per_s))
+        .figure("drain_s", round(drain.elapsed.as_secs_f64()))
+        .figure("drain_rss_mb", drain_rss)
+        .figure("drain_consumer_cpu_s", round(drain.consumer_cpu_s))
+        .figure("drain_database_busy_share", round(drain.database_share))
+        .figure("drain_mean_batch_events", round(drain.mean_batch))
+        .figure(
+            "drain_mean_transaction_ms",
+            round(drain.mean_transaction_ms),
+        );
+
+    // The same steady rate right after the drain, while PostgreSQL checkpoints the
+    // write-ahead log of a million rows.
+    println!("steady again right after the drain");
+    let mut after = steady.measure(AFTER_DRAIN_WEBHOOK).await?;
+    let (_, peak) = rss_mb(consumer.pid()?)?;
+    report
+        .latencies("after_drain_produce_to_row", &mut after.probes)
+        .figure("after_drain_received_to_stored_p99_ms", round(after.p99_ms))
+        .figure("peak_rss_mb", peak);
+    pool.close().await;
+    consumer.stop().await?;
+
+    if !args.keep {
+        drop_database(&admin_url, &database).await?;
+        delete_topics(&bootstrap, &topics.all()).await?;
+    }
+    Ok(report)
+}
+
+/// The stage's own topics, named like the real ones after its events topic.
+struct Topics {
+    events: String,
+    dead_letters: String,
+    registry: String,
+}
+
+impl Topics {
+    fn new(events: &str) -> Self {
+        Self {
+            events: events.to_owned(),
+            dead_letters: format!("{events}.dlq"),
+            registry: format!("{events}.registry"),
+        }
+    }
+
+    fn tiers(&self) -> Vec<String> {
+        (0..hookline_core::topics::RETRY_TIER_DELAYS.len())
+            .map(|n| format!("{}.retry.{n}", self.events))
+            .collect()
+    }
+
+    fn all(&self) -> Vec<String> {
+        let mut all = vec![
+            self.events.clone(),
+            self.dead_letters.clone(),
+            self.registry.clone(),
+        ];
+        all.extend(self.tiers());
+        all
+    }
+
+    fn specs(&self, partitions: i32) -> Vec<TopicSpec> {
+        self.all()
+            .into_iter()
+            .map(|name| TopicSpec {
+                compacted: name == self.registry,
+                partitions: if name == self.registry { 1 } else { partitions },
+                name,
+                replication: 1,
+            })
+            .collect()
+    }
+}
+
+async fn publish_registry(bootstrap: &str, topic: &str) -> anyhow::Result<()> {
+    let producer: FutureProducer =
+        reliable_producer_config(bootstrap, "hookline-bench", Duration::from_secs(30)).create()?;
+    for webhook_id in [DRAIN_WEBHOOK, STEADY_WEBHOOK, AFTER_DRAIN_WEBHOOK] {
+        let entry = RegistryEntry {
+            webhook_id: webhook_id.into(),
+            namespace: "bench".into(),
+            name: webhook_id.into(),
+            customer_id: "bench".into(),
+            url: format!("http://hookline-handler/webhooks/{webhook_id}"),
+            scheme: Scheme::Standard,
+            secrets: vec![],
+            suspended: false,
+            rate_limit: RateLimit {
+                requests_per_second: 1_000_000,
+                burst: 1_000_000,
+            },
+            delivery: DeliveryPolicy::default(),
+            allowed_source_ranges: vec![],
+            generation: 1,
+            updated_at: Utc::now(),
+        };
+        let value = registry::encode(&entry);
+        producer
+            .send(
+                FutureRecord::to(topic).key(webhook_id).payload(&value),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|(err, _)| err)?;
+    }
+    Ok(())
+}
+
+/// An event body of exactly `bytes` (at least the prototype's fields): the default
+/// simulated event, padded with a note of pseudo-random letters, so that compression
+/// does not make the broker's and the consumer's work look smaller than it is.
+fn event_body(n: u64, bytes: usize) -> String {
+    const LETTERS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let head = format!(
+        r#"{{"event_id":"{n:012}","event_type":"PAID","timestamp":"2026-03-01T10:00:00Z","data":{{"invoice_id":"inv-{n:012}","note":""#
+    );
+    let tail = r#""}}"#;
+    let mut body = String::with_capacity(bytes.max(head.len() + tail.len()));
+    body.push_str(&head);
+    // xorshift64: cheap, and the same note for the same n.
+    let mut state = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    for _ in 0..bytes.saturating_sub(head.len() + tail.len()) {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        body.push(char::from(LETTERS[(state % LETTERS.len() as u64) as usize]));
+    }
+    body.push_str(tail);
+    body
+}
+
+fn event_headers(webhook_id: &str, message_id: &str) -> OwnedHeaders {
+    let received_at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
+    [
+        (headers::WEBHOOK_ID, webhook_id),
+        (headers::MESSAGE_ID, message_id),
+        (headers::RECEIVED_AT, received_at.as_str()),
+        (headers::SCHEME, "standard"),
+        (headers::CONTENT_TYPE, "application/json"),
+    ]
+    .into_iter()
+    .fold(OwnedHeaders::new_with_capacity(5), |all, (key, value)| {
+        all.insert(Header {
+            key,
+            value: Some(value),
+        })
+    })
+}
+
+/// Counts delivery reports of the pre-fill producer.
+#[derive(Default)]
+struct Deliveries {
+    failed: AtomicU64,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
+        if result.is_err() {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Fills the topic as fast as the broker takes it: large lz4 batches, acks from the
+/// leader (the stack has one broker).
+fn prefill(bootstrap: &str, topic: &str, events: u64, bytes: usize) -> anyhow::Result<()> {
+    let mut config = client_config(bootstrap, "hookline-bench-prefill");
+    config
+        .set("acks", "1")
+        .set("linger.ms", "50")
+        .set("batch.size", "1000000")
+        .set("compression.type", "lz4")
+        .set("queue.buffering.max.kbytes", "262144");
+    let producer: ThreadedProducer<Deliveries> =
+        config.create_with_context(Deliveries::default())?;
+    for n in 0..events {
+        let body = event_body(n, bytes);
+        let message_id = format!("drain-{n:012}");
+        let mut record = BaseRecord::to(topic)
+            .key(DRAIN_WEBHOOK)
+            .payload(&body)
+            .headers(event_headers(DRAIN_WEBHOOK, &message_id));
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err((err, _)) => return Err(err.into()),
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(300))?;
+    let failed = producer.context().failed.load(Ordering::Relaxed);
+    if failed > 0 {
+        bail!("{failed} pre-fill events were not acknowledged");
+    }
+    Ok(())
+}
+
+/// A steady-rate run: where, how fast, how long.
+struct Steady<'a> {
+    bootstrap: &'a str,
+    topic: &'a str,
+    pool: &'a PgPool,
+    rate: u64,
+    secs: u64,
+    bytes: usize,
+}
+
+/// What a steady run measured.
+struct SteadyDelays {
+    /// Send to row visible, of every probe.
+    probes: Vec<Duration>,
+    /// Received-at header to `stored_at`, of every event.
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+impl Steady<'_> {
+    /// Produces events for `webhook_id` like the handler does and measures their delays.
+    async fn measure(&self, webhook_id: &str) -> anyhow::Result<SteadyDelays> {
+        const TICK: Duration = Duration::from_millis(10);
+        let producer: FutureProducer = reliable_producer_config(
+            self.bootstrap,
+            "hookline-bench-steady",
+            Duration::from_secs(10),
+        )
+        .create()?;
+        // Warm-up: the producer's first send waits for metadata and a producer id,
+        // which is start-up, not steady state.
+        producer
+            .send(
+                FutureRecord::to(self.topic)
+                    .key(webhook_id)
+                    .payload(&event_body(0, self.bytes))
+                    .headers(event_headers(webhook_id, WARMUP)),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(err, _)| err)?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while sqlx::query("SELECT 1 FROM events WHERE webhook_id = $1 AND message_id = $2")
+            .bind(webhook_id)
+            .bind(WARMUP)
+            .fetch_optional(self.pool)
+            .await?
+            .is_none()
+        {
+            if Instant::now() > deadline {
+                bail!("the warm-up event was not stored within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+
+        let total = self.rate * self.secs;
+        let sent: Arc<std::sync::Mutex<HashMap<String, Instant>>> = Arc::default();
+        let seen = tokio::spawn(watch_probes(
+            self.pool.clone(),
+            webhook_id.to_owned(),
+            sent.clone(),
+            total.div_ceil(PROBE_EVERY),
+        ));
+        let per_tick = (self.rate / 100).max(1);
+        let started = tokio::time::Instant::now();
+        let mut deliveries = Vec::new();
+        for n in 0..total {
+            let message_id = format!("steady-{n:012}");
+            let body = event_body(n, self.bytes);
+            let record = FutureRecord::to(self.topic)
+                .key(webhook_id)
+                .payload(&body)
+                .headers(event_headers(webhook_id, &message_id));
+            if n % PROBE_EVERY == 0 {
+                sent.lock()
+                    .map_err(|_| anyhow::anyhow!("probe state poisoned"))?
+                    .insert(message_id.clone(), Instant::now());
+            }
+            deliveries.push(producer.send_result(record).map_err(|(err, _)| err)?);
+            if (n + 1) % per_tick == 0 {
+                let tick = u32::try_from((n + 1) / per_tick)?;
+                tokio::time::sleep_until(started + TICK * tick).await;
+            }
+        }
+        for delivery in deliveries {
+            delivery.await?.map_err(|(err, _)| err)?;
+        }
+        let probes = tokio::time::timeout(Duration::from_secs(120), seen)
+            .await
+            .context("not every probe was stored within 120 s")???;
+        let (p50_ms, p99_ms): (f64, f64) = sqlx::query_as(
+            "SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY d), \
+                    percentile_disc(0.99) WITHIN GROUP (ORDER BY d) \
+             FROM (SELECT extract(epoch FROM stored_at - received_at)::float8 * 1000 AS d \
+                   FROM events WHERE webhook_id = $1 AND message_id <> $2) AS delays",
+        )
+        .bind(webhook_id)
+        .bind(WARMUP)
+        .fetch_one(self.pool)
+        .await?;
+        Ok(SteadyDelays {
+            probes,
+            p50_ms,
+            p99_ms,
+        })
+    }
+}
+
+/// Polls for the probes' rows every 5 ms until `expected` were seen.
+async fn watch_probes(
+    pool: PgPool,
+    webhook_id: String,
+    sent: Arc<std::sync::Mutex<HashMap<String, Instant>>>,
+    expected: u64,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut latencies = Vec::new();
+    while (latencies.len() as u64) < expected {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let pending: Vec<String> = sent
+            .lock()
+            .map_err(|_| anyhow::anyhow!("probe state poisoned"))?
+            .keys()
+            .cloned()
+            .collect();
+        if pending.is_empty() {
+            continue;
+        }
+        let visible: Vec<String> = sqlx::query_scalar(
+            "SELECT message_id FROM events WHERE webhook_id = $1 AND message_id = ANY($2)",
+        )
+        .bind(&webhook_id)
+        .bind(&pending)
+        .fetch_all(&pool)
+        .await?;
+        let now = Instant::now();
+        let mut sent = sent
+            .lock()
+            .map_err(|_| anyhow::anyhow!("probe state poisoned"))?;
+        for id in visible {
+            if let Some(at) = sent.remove(&id) {
+                latencies.push(now - at);
+            }
+        }
+    }
+    Ok(latencies)
+}
+
+async fn create_database(admin_url: &str, name: &str) -> anyhow::Result<String> {
+    let mut connection = PgConnection::connect(admin_url).await?;
+    // The name is ours (a prefix and hex digits), so formatting it in is safe.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut connection)
+        .await?;
+    let (server, _) = admin_url
+        .rsplit_once('/')
+        .context("DATABASE_URL ends with /<database>")?;
+    Ok(format!("{server}/{name}"))
+}
+
+async fn drop_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
+    let mut connection = PgConnection::connect(admin_url).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name}"
+    )))
+    .execute(&mut connection)
+    .await?;
+    Ok(())
+}
+
+async fn delete_topics(bootstrap: &str, topics: &[String]) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(bootstrap, "hookline-bench-admin").create()?;
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    admin
+        .delete_topics(
+            &names,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await?;
+    Ok(())
+}
+
+/// What draining measured.
+struct Drain {
+    elapsed: Duration,
+    stored_per_s: f64,
+    consumer_cpu_s: f64,
+    /// Share of the drain's wall time spent inside database transactions.
+    database_share: f64,
+    mean_batch: f64,
+    mean_transaction_ms: f64,
+}
+
+/// The release consumer binary, started next to this one.
+struct Consumer {
+    child: Child,
+    ops_port: u16,
+}
+
+impl Consumer {
+    async fn start(
+        bootstrap: &str,
+        database_url: &str,
+        topics: &Topics,
+        ops_port: u16,
+    ) -> anyhow::Result<Self> {
+        let binary = std::env::current_exe()?.with_file_name("hookline-consumer");
+        let log_dir = std::env::var("HOOKLINE_STACK_DIR").unwrap_or_else(|_| ".stack".into());
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(format!("{log_dir}/logs/bench-consumer.log"))?;
+        let child = Command::new(&binary)
+            .args([
+                "--log-format",
+                "text",
+                "--database-url",
+                database_url,
+                "run",
+            ])
+            .args(["--kafka-bootstrap-servers", bootstrap])
+            .args(["--events-topic", &topics.events])
+            .args(["--dead-letter-topic", &topics.dead_letters])
+            .args(["--registry-topic", &topics.registry])
+            .args(["--group-id", &format!("{}-group", topics.events)])
+            .args(["--ops-addr", &format!("127.0.0.1:{ops_port}")])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let consumer = Self { child, ops_port };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !matches!(consumer.get("/readyz").await, Ok((200, _))) {
+            if Instant::now() > deadline {
+                bail!(
+                    "the consumer was not ready within 60 s (see .stack/logs/bench-consumer.log)"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(consumer)
+    }
+
+    fn pid(&self) -> anyhow::Result<u32> {
+        self.child.id().context("the consumer exited")
+    }
+
+    /// Samples `stored_total` every 100 ms until `events` are stored.
+    async fn drain(&mut self, events: u64) -> anyhow::Result<Drain> {
+        let deadline = Instant::now() + Duration::from_secs(1_800);
+        let mut first: Option<(Instant, f64, Metrics, f64)> = None;
+        loop {
+            let metrics = self.metrics().await.unwrap_or_default();
+            let now = Instant::now();
+            if first.is_none() && metrics.stored > 0.0 {
+                first = Some((
+                    now,
+                    metrics.stored,
+                    metrics.clone(),
+                    cpu_seconds(self.pid()?)?,
+                ));
+            }
+            if metrics.stored >= events as f64 {
+                let (start, stored_then, before, cpu_then) =
+                    first.context("no sample before the drain ended")?;
+                let elapsed = now - start;
+                let batches = metrics.batches - before.batches;
+                let transactions = metrics.database_seconds - before.database_seconds;
+                return Ok(Drain {
+                    elapsed,
+                    stored_per_s: (metrics.stored - stored_then) / elapsed.as_secs_f64(),
+                    consumer_cpu_s: cpu_seconds(self.pid()?)? - cpu_then,
+                    database_share: transactions / elapsed.as_secs_f64(),
+                    mean_batch: (metrics.batch_events - before.batch_events) / batches.max(1.0),
+                    mean_transaction_ms: transactions * 1_000.0 / batches.max(1.0),
+                });
+            }
+            if Instant::now() > deadline {
+                bail!("{} of {events} stored within 30 minutes", metrics.stored);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn metrics(&self) -> anyhow::Result<Metrics> {
+        let (_, body) = self.get("/metrics").await?;
+        let sample = |name: &str| {
+            body.lines()
+                .find(|l| l.split_whitespace().next() == Some(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        Ok(Metrics {
+            stored: sample("hookline_consumer_stored_total"),
+            batches: sample("hookline_consumer_batch_size_count{source=\"events\"}"),
+            batch_events: sample("hookline_consumer_batch_size_sum{source=\"events\"}"),
+            database_seconds: sample("hookline_consumer_database_seconds_sum"),
+        })
+    }
+
+    /// A minimal HTTP/1.0 GET on loopback: (status, body).
+    async fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.ops_port)).await?;
+        stream
+            .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+            .await?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await?;
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .context("no HTTP status")?;
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        Ok((status, body))
+    }
+
+    async fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some(pid) = self.child.id() {
+            // SIGTERM: the graceful shutdown commits the final offsets.
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()?;
+        }
+        tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await??;
+        Ok(())
+    }
+}
+
+/// The consumer's counters the drain figures come from.
+#[derive(Debug, Clone, Default)]
+struct Metrics {
+    stored: f64,
+    batches: f64,
+    batch_events: f64,
+    database_seconds: f64,
+}
+
+/// User plus system CPU time of a process, from /proc.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .context("malformed /proc stat")?
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| -> anyhow::Result<f64> {
+        Ok(fields.get(i).context("short /proc stat")?.parse::<f64>()?)
+    };
+    // utime and stime, fields 14 and 15 of the line, are 11 and 12 after the name.
+    // Clock ticks are 100 per second on Linux.
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_bodies_have_the_asked_size_and_are_prototype_json() {
+        let body = event_body(7, 1024);
+        assert_eq!(body.len(), 1024);
+        let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(value["event_id"], "000000000007");
+        assert_eq!(value["data"]["invoice_id"], "inv-000000000007");
+    }
+}
