@@ -111,8 +111,11 @@ impl ClientContext for PipelineContext {
         let progress = self.progress();
         for (topic, stats) in statistics.topics {
             for (partition, stats) in stats.partitions {
-                if stats.consumer_lag >= 0
-                    && progress.assigned.contains(&(topic.clone(), partition))
+                if !progress.assigned.contains(&(topic.clone(), partition)) {
+                    continue;
+                }
+                if let Some(lag) =
+                    partition_lag(stats.consumer_lag, stats.lo_offset, stats.hi_offset)
                 {
                     self.metrics
                         .lag
@@ -120,10 +123,23 @@ impl ClientContext for PipelineContext {
                             topic: topic.clone(),
                             partition,
                         })
-                        .set(stats.consumer_lag);
+                        .set(lag);
                 }
             }
         }
+    }
+}
+
+/// Records behind in a partition: librdkafka's figure once the consumer has a
+/// position there (-1 before); before that, every record the partition holds (so an
+/// empty partition that was never read is 0, not unknown).
+fn partition_lag(consumer_lag: i64, low: i64, high: i64) -> Option<i64> {
+    if consumer_lag >= 0 {
+        Some(consumer_lag)
+    } else if low >= 0 && high >= low {
+        Some(high - low)
+    } else {
+        None
     }
 }
 
@@ -537,5 +553,18 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_is_librdkafkas_once_positioned_else_what_the_partition_holds() {
+        assert_eq!(partition_lag(7, 0, 100), Some(7));
+        assert_eq!(partition_lag(-1, 0, 0), Some(0), "empty, never read");
+        assert_eq!(partition_lag(-1, 40, 100), Some(60), "not read yet");
+        assert_eq!(partition_lag(-1, -1, -1), None, "watermarks unknown");
     }
 }

@@ -33,6 +33,8 @@ pub enum RunError {
     Producer(#[source] KafkaError),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+    #[error("a consumer pipeline crashed: {0}")]
+    PipelineCrashed(#[source] tokio::task::JoinError),
     #[error("the registry follower stopped: {0}")]
     Registry(#[source] FollowError),
     #[error("cannot serve the operational endpoints: {0}")]
@@ -172,10 +174,17 @@ async fn consume(
         metrics,
         shutdown.clone(),
     )?;
-    let events = tokio::spawn(events.run());
-    let retries = tokio::spawn(retries.run());
-    let _ = tokio::join!(events, retries);
-    Ok(())
+    let mut events = tokio::spawn(events.run());
+    let mut retries = tokio::spawn(retries.run());
+    // Both run until shutdown; one that ends first has panicked, and the service must
+    // not go on half-alive.
+    let (first, other) = tokio::select! {
+        result = &mut events => (result, retries),
+        result = &mut retries => (result, events),
+    };
+    shutdown.trigger();
+    let second = other.await;
+    first.and(second).map_err(RunError::PipelineCrashed)
 }
 
 /// Resolves once the registry topic was read to its end.

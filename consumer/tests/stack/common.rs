@@ -443,13 +443,16 @@ impl Running {
 
     /// The value of one sample of /metrics (0 when absent).
     pub async fn metric(&self, sample: &str) -> f64 {
+        http::metric(&self.metrics_text().await, sample).unwrap_or(0.0)
+    }
+
+    pub async fn metrics_text(&self) -> String {
         let port = self.ops_port;
-        let body = tokio::task::spawn_blocking(move || http::get(port, "/metrics"))
+        tokio::task::spawn_blocking(move || http::get(port, "/metrics"))
             .await
             .expect("scrape")
             .expect("/metrics answers")
-            .1;
-        http::metric(&body, sample).unwrap_or(0.0)
+            .1
     }
 
     /// SIGTERM's path: shutdown, then the service returns.

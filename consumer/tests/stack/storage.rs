@@ -100,6 +100,29 @@ async fn events_are_stored_exactly_once_and_the_registry_is_mirrored() {
         22.0
     );
 
+    // Lag comes from librdkafka's statistics (every 5 s): caught up, it is zero.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let lag = |partition: i32| {
+        format!(
+            "hookline_consumer_lag{{topic=\"{}\",partition=\"{partition}\"}}",
+            h.events_topic
+        )
+    };
+    loop {
+        let body = consumer.metrics_text().await;
+        let reported: Vec<Option<f64>> = (0..3)
+            .map(|p| hookline_testkit::http::metric(&body, &lag(p)))
+            .collect();
+        if reported.iter().all(|l| *l == Some(0.0)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "lag not reported as caught up: {reported:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
     // The mirror: both webhooks, no secrets anywhere; a tombstone marks one deleted.
     let webhooks: Vec<(String, String, String)> =
         sqlx::query_as("select webhook_id, status, customer_id from webhooks order by 1")
