@@ -2,6 +2,7 @@
 //! stack and writes `bench/results/STAGE.json`. `make bench` runs every stage.
 
 mod consumer;
+mod e2e;
 mod emitter;
 mod handler;
 mod operator;
@@ -25,6 +26,8 @@ struct Cli {
 enum Stage {
     /// Apply-to-Deployment latency, cold start with many Webhooks, operator memory.
     Operator(operator::Args),
+    /// Emit-to-row latency through the whole system at 1,000 and 5,000 events per second.
+    E2e(e2e::Args),
     /// Whether the emitter holds its rate over a minute at 1 and 1,000 events per second.
     Emitter(emitter::Args),
     /// Verified requests per second at saturation, latency at a fixed rate, handler memory.
@@ -41,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
         Stage::Operator(args) => operator::run(args).await?,
         Stage::Handler(args) => handler::run(args).await?,
         Stage::Emitter(args) => emitter::run(args).await?,
+        Stage::E2e(args) => e2e::run(args).await?,
         Stage::Consumer(args) => consumer::run(args).await?,
     };
     let path = report.finish(&cli.results)?;

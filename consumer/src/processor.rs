@@ -91,6 +91,10 @@ impl Processor {
         }
     }
 
+    pub fn routes(&self) -> &Routes {
+        &self.routes
+    }
+
     /// Processes `batch` completely, or fails without having skipped anything.
     pub async fn process(
         &self,
