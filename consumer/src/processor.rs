@@ -91,10 +91,6 @@ impl Processor {
         }
     }
 
-    pub fn routes(&self) -> &Routes {
-        &self.routes
-    }
-
     /// Processes `batch` completely, or fails without having skipped anything.
     pub async fn process(
         &self,
