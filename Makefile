@@ -52,5 +52,5 @@ kind-down: ## Remove the kind cluster
 bench: ## Run every benchmark stage (or STAGES="operator ..."), write bench/results/latest.json
 	@dev/bench.sh $(STAGES)
 
-chaos: ## Fault scenarios, regenerate docs/RELIABILITY.md (not yet: see README)
-	@echo "make chaos is not built yet: see README.md" >&2; exit 2
+chaos: ## Fault scenarios during traffic (stops the stack's Kafka and PostgreSQL: run alone), regenerate docs/RELIABILITY.md
+	@dev/chaos.sh $(SCENARIOS)

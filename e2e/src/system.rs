@@ -1,4 +1,5 @@
-//! The system under test, as `make run` starts it, and ways to look at it.
+//! The system under test, as `make run` starts it (`dev/run.sh up` in a namespace of
+//! its own), and ways to look at it and to hurt it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,20 +12,20 @@ use kube::{Api, Client, Config};
 use serde_json::Value;
 use sqlx::PgPool;
 
-pub const NAMESPACE: &str = "hookline-e2e";
-
-fn repo_root() -> PathBuf {
+pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("e2e lives below the repository root")
         .to_owned()
 }
 
-/// The debug binaries `cargo build --bins` made (make test builds them first).
+/// HOOKLINE_RUN_BIN_DIR, else the debug binaries `cargo build --bins` made (make test
+/// builds them first).
 fn bin_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| repo_root().join("target"), PathBuf::from);
-    let dir = target.join("debug");
+    let dir = std::env::var_os("HOOKLINE_RUN_BIN_DIR")
+        .map_or_else(|| target.join("debug"), PathBuf::from);
     for binary in [
         "hookline-operator",
         "hookline-handler",
@@ -42,6 +43,7 @@ fn bin_dir() -> PathBuf {
 }
 
 pub struct System {
+    pub namespace: String,
     pub webhooks: Api<Webhook>,
     pub db: PgPool,
     pub proxy_port: u16,
@@ -49,10 +51,10 @@ pub struct System {
     bin_dir: PathBuf,
 }
 
-fn run_script(args: &[&str], proxy_port: u16, bin_dir: &Path) -> String {
+fn run_script(args: &[&str], namespace: &str, proxy_port: u16, bin_dir: &Path) -> String {
     let output = Command::new(repo_root().join("dev/run.sh"))
         .args(args)
-        .env("HOOKLINE_RUN_NAMESPACE", NAMESPACE)
+        .env("HOOKLINE_RUN_NAMESPACE", namespace)
         .env("HOOKLINE_PROXY_PORT", proxy_port.to_string())
         .env("HOOKLINE_RUN_BIN_DIR", bin_dir)
         .output()
@@ -70,13 +72,13 @@ fn run_script(args: &[&str], proxy_port: u16, bin_dir: &Path) -> String {
 }
 
 impl System {
-    /// Starts everything (`dev/run.sh up`) in the test namespace.
-    pub async fn start() -> Self {
+    /// Starts everything (`dev/run.sh up`) in `namespace`.
+    pub async fn start(namespace: &str) -> Self {
         let stack = hookline_testkit::stack();
         let bin_dir = bin_dir();
         let proxy_port = hookline_testkit::http::free_port();
-        run_script(&["down"], proxy_port, &bin_dir);
-        run_script(&["up"], proxy_port, &bin_dir);
+        run_script(&["down"], namespace, proxy_port, &bin_dir);
+        run_script(&["up"], namespace, proxy_port, &bin_dir);
         let kubeconfig = Kubeconfig::read_from(&stack.kubeconfig).expect("kubeconfig");
         let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await
@@ -85,13 +87,10 @@ impl System {
         let db = PgPool::connect(&stack.database_url)
             .await
             .expect("PostgreSQL");
-        let pods_dir = stack
-            .vars
-            .get("HOOKLINE_STACK_DIR")
-            .map_or_else(|| repo_root().join(".stack"), PathBuf::from)
-            .join(format!("run-{NAMESPACE}/pods"));
+        let pods_dir = stack_dir().join(format!("run-{namespace}/pods"));
         Self {
-            webhooks: Api::namespaced(client, NAMESPACE),
+            namespace: namespace.to_owned(),
+            webhooks: Api::namespaced(client, namespace),
             db,
             proxy_port,
             pods_dir,
@@ -100,7 +99,7 @@ impl System {
     }
 
     pub fn stop(&self) {
-        run_script(&["down"], self.proxy_port, &self.bin_dir);
+        run_script(&["down"], &self.namespace, self.proxy_port, &self.bin_dir);
     }
 
     pub fn bin(&self, name: &str) -> PathBuf {
@@ -154,8 +153,8 @@ impl System {
         totals
     }
 
-    /// Local ports (for `container_port`) of the running pods whose labels match.
-    pub fn ports_of(&self, matches: impl Fn(&Value) -> bool, container_port: &str) -> Vec<u16> {
+    /// The running pods (dev-pod-runner's pods.json) whose labels match.
+    pub fn pods(&self, matches: impl Fn(&Value) -> bool) -> Vec<Value> {
         let text = std::fs::read_to_string(self.pods_dir.join("pods.json")).unwrap_or_default();
         let pods: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         pods["pods"]
@@ -163,11 +162,77 @@ impl System {
             .map(|pods| {
                 pods.values()
                     .filter(|p| matches(&p["labels"]))
-                    .filter_map(|p| p["ports"][container_port].as_u64())
-                    .filter_map(|p| u16::try_from(p).ok())
+                    .cloned()
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Local ports (for `container_port`) of the running pods whose labels match.
+    pub fn ports_of(&self, matches: impl Fn(&Value) -> bool, container_port: &str) -> Vec<u16> {
+        self.pods(matches)
+            .iter()
+            .filter_map(|p| p["ports"][container_port].as_u64())
+            .filter_map(|p| u16::try_from(p).ok())
+            .collect()
+    }
+
+    /// Process ids of the running pods of a component (`app.kubernetes.io/component`).
+    pub fn pids_of(&self, component: &str) -> Vec<u32> {
+        self.pods(|labels| labels["app.kubernetes.io/component"] == component)
+            .iter()
+            .filter_map(|p| p["pid"].as_u64())
+            .filter_map(|p| u32::try_from(p).ok())
+            .collect()
+    }
+
+    /// Every signing secret of the namespace's Webhooks (current and previous keys).
+    pub async fn signing_secrets(&self) -> Vec<String> {
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+            Api::namespaced(self.webhooks.clone().into_client(), &self.namespace);
+        let list = secrets
+            .list(&kube::api::ListParams::default())
+            .await
+            .expect("list Secrets");
+        list.items
+            .into_iter()
+            .filter(|s| {
+                s.metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| n.ends_with("-signing"))
+            })
+            .flat_map(|s| s.data.unwrap_or_default())
+            .filter(|(key, _)| key == "current" || key == "previous")
+            .map(|(_, value)| String::from_utf8_lossy(&value.0).into_owned())
+            .collect()
+    }
+
+    /// The /metrics pages of every running pod: (pod name, page).
+    pub fn metrics_pages(&self) -> Vec<(String, String)> {
+        let text = std::fs::read_to_string(self.pods_dir.join("pods.json")).unwrap_or_default();
+        let pods: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        pods["pods"]
+            .as_object()
+            .map(|pods| {
+                pods.iter()
+                    .filter_map(|(name, pod)| {
+                        // The handler serves /metrics beside its API, the others on ops.
+                        let port = pod["ports"]["9090"]
+                            .as_u64()
+                            .or_else(|| pod["ports"]["8080"].as_u64())?;
+                        let port = u16::try_from(port).ok()?;
+                        let (_, body) = hookline_testkit::http::get(port, "/metrics")?;
+                        Some((name.clone(), body))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The directory of the run's state (nginx, pods).
+    pub fn run_dir(&self) -> PathBuf {
+        stack_dir().join(format!("run-{}", self.namespace))
     }
 
     /// Waits until the Webhook's emitters delivered at least `n` events.
@@ -281,7 +346,7 @@ impl System {
             "hookline",
             chart.to_str().expect("path"),
             "-n",
-            NAMESPACE,
+            &self.namespace,
             "--reuse-values",
         ];
         for value in values {
@@ -292,7 +357,7 @@ impl System {
             "kubectl",
             &[
                 "-n",
-                NAMESPACE,
+                &self.namespace,
                 "rollout",
                 "status",
                 &format!("deployment/{deployment}"),
@@ -300,6 +365,14 @@ impl System {
             ],
         );
     }
+}
+
+/// The stack's state directory (.stack unless HOOKLINE_STACK_DIR says otherwise).
+pub fn stack_dir() -> PathBuf {
+    hookline_testkit::stack()
+        .vars
+        .get("HOOKLINE_STACK_DIR")
+        .map_or_else(|| repo_root().join(".stack"), PathBuf::from)
 }
 
 impl Drop for System {

@@ -2,6 +2,7 @@
 //! test, a private PostgreSQL it may stop). Each test has topics and a database of
 //! its own.
 
+mod bad_records;
 mod common;
 mod faults;
 mod replay;

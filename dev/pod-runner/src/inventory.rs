@@ -1,5 +1,5 @@
 //! The local processes and their ports, kept in `<state dir>/pods.json` so that people
-//! and tests can find a replica's endpoints (e.g. an emitter's /metrics).
+//! and tests can find a replica's endpoints (e.g. an emitter's /metrics) and process id.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -36,6 +36,15 @@ impl Inventory {
             json!({"component": component, "labels": labels, "ports": ports}),
         );
         self.write(&pods);
+    }
+
+    /// Records the pod's current process id (chaos tests SIGKILL processes by it).
+    pub fn set_pid(&self, pod: &str, pid: Option<u32>) {
+        let mut pods = self.pods.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(entry) = pods.get_mut(pod) {
+            entry["pid"] = json!(pid);
+            self.write(&pods);
+        }
     }
 
     pub fn remove(&self, pod: &str) {

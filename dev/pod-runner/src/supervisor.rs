@@ -92,6 +92,7 @@ pub async fn supervise(
             }
         };
         tracing::info!(pod = %spec.pod, pid = child.id(), ?ports, "started");
+        shared.inventory.set_pid(&spec.pod, child.id());
         let exited = run_until_exit_or_stop(
             child, &spec, &pods, &secrets, &pod_dir, probe_port, restarts, &shared, proxied, &stop,
         )

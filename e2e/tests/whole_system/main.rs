@@ -3,14 +3,13 @@
 //! storing in PostgreSQL. One test, in phases, because the phases change the system
 //! (handler replicas, the consumers' injected failure rate).
 
-mod support;
-
 use std::io::{Read, Write};
 use std::time::Duration;
 
+use hookline_e2e::system::{Summary, System, eventually};
 use serde_json::json;
 
-use support::{NAMESPACE, Summary, System, eventually};
+const NAMESPACE: &str = "hookline-e2e";
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -59,7 +58,7 @@ fn post(port: u16, path: &str) -> u16 {
 
 #[tokio::test]
 async fn from_kubectl_apply_to_rows_in_postgresql() {
-    let system = System::start().await;
+    let system = System::start(NAMESPACE).await;
 
     // 1. Delivered equals stored.
     let counted = system.create_webhook("counted", spec(100.0)).await;

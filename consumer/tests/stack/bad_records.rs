@@ -1,0 +1,132 @@
+//! Records no handler would write: no headers, garbage headers, bytes that are not
+//! UTF-8, payloads that are not JSON, on the events topic and straight on a retry tier.
+//! Each ends as a dead letter with a reason; the consumer keeps running and storing.
+
+use std::time::Duration;
+
+use hookline_core::headers;
+use hookline_core::kafka::reliable_producer_config;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use crate::common::{Harness, entry, header_of, policy, prototype_event};
+
+struct Bad {
+    topic: String,
+    key: Option<&'static str>,
+    headers: Vec<(&'static str, &'static [u8])>,
+    payload: &'static [u8],
+}
+
+#[tokio::test]
+async fn garbage_records_become_dead_letters_with_a_reason_and_the_consumer_carries_on() {
+    let h = Harness::new("consumer-bad", 1).await;
+    h.register(&entry("wh-b", policy(1, 100, true))).await;
+    let consumer = h.start(&[]).await;
+    let producer: FutureProducer =
+        reliable_producer_config(&h.bootstrap, "bad-records", Duration::from_secs(10))
+            .create()
+            .expect("producer");
+
+    let received_at = b"2026-11-29T12:00:00Z";
+    let records = [
+        // No headers at all, a JSON body: no message id.
+        Bad {
+            topic: h.events_topic.clone(),
+            key: Some("wh-b"),
+            headers: vec![],
+            payload: br#"{"event_id":"e1"}"#,
+        },
+        // Garbage in every header the consumer reads.
+        Bad {
+            topic: h.events_topic.clone(),
+            key: Some("wh-b"),
+            headers: vec![
+                (headers::WEBHOOK_ID, b"wh-b"),
+                (headers::MESSAGE_ID, b"bad-times"),
+                (headers::RECEIVED_AT, b"yesterday"),
+                (headers::RETRY_COUNT, b"lots"),
+                (headers::NOT_BEFORE, b"soon"),
+                (headers::ORIGIN_OFFSET, b"-x"),
+            ],
+            payload: br#"{"event_id":"e2"}"#,
+        },
+        // Header values and payload that are not UTF-8.
+        Bad {
+            topic: h.events_topic.clone(),
+            key: Some("wh-b"),
+            headers: vec![
+                (headers::WEBHOOK_ID, b"wh-b"),
+                (headers::MESSAGE_ID, b"not-utf8"),
+                (headers::RECEIVED_AT, received_at),
+                (headers::SCHEME, b"\xff\xfe"),
+            ],
+            payload: b"\xff\xfe\x00{",
+        },
+        // Straight onto a retry tier: a negative retry count, a not-before that is no
+        // time, and a body that is not JSON.
+        Bad {
+            topic: h.tier_topic(0),
+            key: Some("wh-b"),
+            headers: vec![
+                (headers::WEBHOOK_ID, b"wh-b"),
+                (headers::MESSAGE_ID, b"tier-garbage"),
+                (headers::RECEIVED_AT, received_at),
+                (headers::RETRY_COUNT, b"-1"),
+                (headers::NOT_BEFORE, b"\x00\x01"),
+            ],
+            payload: b"<xml/>",
+        },
+        // No key and no headers: nobody's event.
+        Bad {
+            topic: h.events_topic.clone(),
+            key: None,
+            headers: vec![],
+            payload: b"not json",
+        },
+    ];
+    for bad in &records {
+        let mut record_headers = OwnedHeaders::new();
+        for (name, value) in &bad.headers {
+            record_headers = record_headers.insert(Header {
+                key: name,
+                value: Some(*value),
+            });
+        }
+        let mut record = FutureRecord::<str, [u8]>::to(&bad.topic)
+            .payload(bad.payload)
+            .headers(record_headers);
+        if let Some(key) = bad.key {
+            record = record.key(key);
+        }
+        producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .map_err(|(err, _)| err)
+            .expect("bad record acknowledged");
+    }
+    h.produce("wh-b", "good-after", &prototype_event("g1", "PAID"))
+        .await;
+
+    h.wait_for_events(1, Duration::from_secs(20)).await;
+    let dead = h
+        .read_topic(&h.dead_letter_topic, records.len(), Duration::from_secs(60))
+        .await;
+    assert_eq!(dead.len(), records.len(), "one dead letter per bad record");
+    for letter in &dead {
+        let reason = header_of(letter, headers::ERROR).unwrap_or_default();
+        assert!(!reason.is_empty(), "every dead letter says why");
+    }
+    let rows: i64 = sqlx::query_scalar("select count(*) from dead_letters")
+        .fetch_one(&h.pool)
+        .await
+        .expect("count dead letters");
+    assert_eq!(rows, i64::try_from(records.len()).expect("count"));
+    assert_eq!(h.count_events().await, 1, "only the good event is stored");
+
+    // Still alive and still storing.
+    h.produce("wh-b", "good-last", &prototype_event("g2", "PAID"))
+        .await;
+    h.wait_for_events(2, Duration::from_secs(20)).await;
+    consumer.stop().await;
+}

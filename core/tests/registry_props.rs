@@ -1,0 +1,108 @@
+//! Property tests of the registry decoder: whatever a record of the registry topic
+//! holds, nothing panics; an entry is accepted only under its own webhook id (a record
+//! cannot install its secrets for another webhook); and a refused record's error does
+//! not repeat the secrets it carried.
+
+use chrono::{TimeZone, Utc};
+use hookline_core::registry::{
+    RateLimit, RegistryDecodeError, RegistryEntry, RegistrySecret, RegistryUpdate, decode, encode,
+};
+use hookline_core::retry::DeliveryPolicy;
+use hookline_core::signature::Scheme;
+use proptest::prelude::*;
+
+fn entry(webhook_id: String, secret: String) -> RegistryEntry {
+    RegistryEntry {
+        webhook_id,
+        namespace: "shop".into(),
+        name: "invoices".into(),
+        customer_id: "ben".into(),
+        url: "http://handler/webhooks/x".into(),
+        scheme: Scheme::Standard,
+        secrets: vec![RegistrySecret {
+            value: secret,
+            expires_at: None,
+        }],
+        suspended: false,
+        rate_limit: RateLimit {
+            requests_per_second: 10,
+            burst: 20,
+        },
+        delivery: DeliveryPolicy::default(),
+        allowed_source_ranges: vec![],
+        generation: 1,
+        updated_at: Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0).unwrap(),
+    }
+}
+
+fn secret() -> impl Strategy<Value = String> {
+    "whsec_[A-Za-z0-9+/]{32}"
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Arbitrary bytes as key and value: an update or a named error, never a panic; an
+    /// upsert always carries the record's key as its id.
+    #[test]
+    fn arbitrary_records_never_panic(
+        key in prop::option::of(prop::collection::vec(any::<u8>(), 0..40)),
+        value in prop::option::of(prop::collection::vec(any::<u8>(), 0..400)),
+    ) {
+        match decode(key.as_deref(), value.as_deref()) {
+            Ok(RegistryUpdate::Upsert(entry)) => {
+                prop_assert_eq!(Some(entry.webhook_id.as_bytes()), key.as_deref());
+            }
+            Ok(RegistryUpdate::Deleted { webhook_id }) => {
+                prop_assert!(value.is_none());
+                prop_assert_eq!(Some(webhook_id.as_bytes()), key.as_deref());
+            }
+            Err(err) => prop_assert!(!err.to_string().is_empty()),
+        }
+    }
+
+    /// Entries round-trip under their own key and are refused under any other.
+    #[test]
+    fn an_entry_is_accepted_only_under_its_own_id(
+        id in "[a-z0-9-]{1,36}",
+        other in "[a-z0-9-]{1,36}",
+        secret in secret(),
+    ) {
+        let entry = entry(id.clone(), secret);
+        let value = encode(&entry);
+        prop_assert_eq!(
+            decode(Some(id.as_bytes()), Some(&value)).ok(),
+            Some(RegistryUpdate::Upsert(Box::new(entry)))
+        );
+        if other != id {
+            let refused = matches!(
+                decode(Some(other.as_bytes()), Some(&value)),
+                Err(RegistryDecodeError::KeyMismatch { .. })
+            );
+            prop_assert!(refused);
+        }
+    }
+
+    /// A valid record with bytes flipped: refused, or decoded under its own key only;
+    /// and the error of a refused record never repeats the secret.
+    #[test]
+    fn corrupted_records_are_refused_without_repeating_the_secret(
+        secret in secret(),
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+    ) {
+        let mut value = encode(&entry("wh-1".into(), secret.clone()));
+        for (at, byte) in flips {
+            let i = at.index(value.len());
+            value[i] = byte;
+        }
+        match decode(Some(b"wh-1"), Some(&value)) {
+            Ok(RegistryUpdate::Upsert(entry)) => prop_assert_eq!(entry.webhook_id, "wh-1"),
+            Ok(RegistryUpdate::Deleted { .. }) => prop_assert!(false, "a value is not a tombstone"),
+            Err(err) => {
+                let text = format!("{err} {err:?}");
+                let key = secret.trim_start_matches("whsec_");
+                prop_assert!(!text.contains(key), "the error repeats the secret: {}", text);
+            }
+        }
+    }
+}
