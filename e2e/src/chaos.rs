@@ -536,6 +536,18 @@ pub fn report(rows: &[Row], date: &str, commit: &str, bin_dir: &str) -> String {
             row.verdict(),
         );
     }
+    let missing: Vec<&str> = Scenario::ALL
+        .iter()
+        .filter(|s| !rows.iter().any(|r| r.scenario == **s))
+        .map(|s| s.slug())
+        .collect();
+    if !missing.is_empty() {
+        let _ = writeln!(
+            text,
+            "\nNot run in this generation: {} (`make chaos SCENARIOS=\"...\"` ran a subset).",
+            missing.join(", ")
+        );
+    }
     let _ = writeln!(text, "\n## What happened\n");
     for row in rows {
         let _ = writeln!(text, "- **{}**: {}", row.scenario.slug(), row.note);
