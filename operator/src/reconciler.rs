@@ -213,14 +213,17 @@ async fn apply(webhook: &Webhook, ctx: &Context) -> Result<Action, Error> {
         generate_standard_secret,
     );
     let rotated = stored.as_ref().is_some_and(|s| s.current != keys.current);
-    secrets
-        .patch(
-            &secret_name,
-            &apply_params,
-            &Patch::Apply(desired::signing_secret(webhook, &keys)?),
-        )
-        .await
-        .map_err(Error::kube(format!("apply Secret {secret_name}")))?;
+    // The Secret and the Deployment do not wait for each other: a Pod waits for its
+    // Secret volume by itself, and the Deployment appears one API round trip sooner.
+    let emitter_name = desired::emitter_name(webhook);
+    let secret = Patch::Apply(desired::signing_secret(webhook, &keys)?);
+    let emitter = Patch::Apply(desired::emitter_deployment(webhook, &ctx.settings, &id)?);
+    let (secret_applied, deployment) = tokio::join!(
+        secrets.patch(&secret_name, &apply_params, &secret),
+        deployments.patch(&emitter_name, &apply_params, &emitter),
+    );
+    secret_applied.map_err(Error::kube(format!("apply Secret {secret_name}")))?;
+    let deployment = deployment.map_err(Error::kube(format!("apply Deployment {emitter_name}")))?;
     if rotated {
         publish_event(
             ctx,
@@ -232,16 +235,6 @@ async fn apply(webhook: &Webhook, ctx: &Context) -> Result<Action, Error> {
         )
         .await;
     }
-
-    let emitter_name = desired::emitter_name(webhook);
-    let deployment = deployments
-        .patch(
-            &emitter_name,
-            &apply_params,
-            &Patch::Apply(desired::emitter_deployment(webhook, &ctx.settings, &id)?),
-        )
-        .await
-        .map_err(Error::kube(format!("apply Deployment {emitter_name}")))?;
 
     let entry = desired::registry_entry(webhook, &ctx.settings, &id, &keys, now);
     let registered = match ctx.registry.publish(&entry).await {
