@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use clap::{ArgGroup, Parser, Subcommand};
-use hookline_core::config::{CommonArgs, KafkaArgs, OpsArgs};
+use hookline_core::config::{CommonArgs, KafkaArgs, OpsArgs, parse_duration};
 use hookline_core::topics;
 
 /// Hookline's consumer: stores verified events from Kafka in PostgreSQL exactly once in
@@ -124,34 +124,6 @@ pub fn parse_database_url(value: &str) -> Result<String, String> {
     }
 }
 
-/// A duration written as a whole number with a unit: `250ms`, `5s`, `2m` or `1h`.
-pub fn parse_duration(value: &str) -> Result<Duration, String> {
-    let value = value.trim();
-    let split = value
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("{value:?} has no unit: write e.g. 250ms, 5s, 2m or 1h"))?;
-    let (number, unit) = value.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{value:?} does not start with a whole number"))?;
-    let seconds = |factor: u64| Duration::from_secs(number.saturating_mul(factor));
-    let duration = match unit {
-        "ms" => Duration::from_millis(number),
-        "s" => seconds(1),
-        "m" => seconds(60),
-        "h" => seconds(3_600),
-        _ => {
-            return Err(format!(
-                "{value:?} has unit {unit:?}: expected ms, s, m or h"
-            ));
-        }
-    };
-    if duration.is_zero() {
-        return Err(format!("{value:?} must be longer than zero"));
-    }
-    Ok(duration)
-}
-
 /// Comma-separated durations, strictly increasing.
 pub fn parse_tier_delays(value: &str) -> Result<TierDelays, String> {
     let delays = value
@@ -187,16 +159,6 @@ mod tests {
         assert!(parse_database_url("postgresql://h/db").is_ok());
         let err = parse_database_url("mysql://u:secret@h/db").unwrap_err();
         assert!(!err.contains("secret"), "{err}");
-    }
-
-    #[test]
-    fn durations_need_a_whole_number_and_a_unit() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3_600)));
-        for bad in ["", "5", "s", "5d", "-1s", "0s", "1.5s"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
-        }
     }
 
     #[test]

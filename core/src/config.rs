@@ -1,6 +1,7 @@
 //! Flags every service shares, with environment fallbacks.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::Args;
 
@@ -50,9 +51,48 @@ pub fn parse_bootstrap_servers(value: &str) -> Result<String, String> {
     Ok(value.to_owned())
 }
 
+/// A positive duration written with its unit: `250ms`, `5s`, `2m` or `1h`.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{value:?} has no unit: write e.g. 250ms, 5s, 2m or 1h"))?;
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{value:?} does not start with a whole number"))?;
+    let seconds = |factor: u64| Duration::from_secs(number.saturating_mul(factor));
+    let duration = match unit {
+        "ms" => Duration::from_millis(number),
+        "s" => seconds(1),
+        "m" => seconds(60),
+        "h" => seconds(3_600),
+        _ => {
+            return Err(format!(
+                "{value:?} has unit {unit:?}: expected ms, s, m or h"
+            ));
+        }
+    };
+    if duration.is_zero() {
+        return Err(format!("{value:?} must be longer than zero"));
+    }
+    Ok(duration)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_need_a_whole_number_and_a_unit() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3_600)));
+        for bad in ["", "5", "s", "5d", "-1s", "0s", "1.5s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 
     #[test]
     fn bootstrap_servers_need_host_and_port_each() {

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use hookline_core::config::{CommonArgs, KafkaArgs};
+use hookline_core::config::{CommonArgs, KafkaArgs, parse_duration};
 use hookline_core::topics;
 
 use crate::source::Cidr;
@@ -66,41 +66,9 @@ fn parse_cidr(value: &str) -> Result<Cidr, String> {
     value.trim().parse().map_err(|err| format!("{err}"))
 }
 
-/// A duration written as a whole number with a unit: `250ms`, `5s` or `2m`.
-pub fn parse_duration(value: &str) -> Result<Duration, String> {
-    let value = value.trim();
-    let split = value
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("{value:?} has no unit: write e.g. 250ms, 5s or 2m"))?;
-    let (number, unit) = value.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{value:?} does not start with a whole number"))?;
-    let duration = match unit {
-        "ms" => Duration::from_millis(number),
-        "s" => Duration::from_secs(number),
-        "m" => Duration::from_secs(number.saturating_mul(60)),
-        _ => return Err(format!("{value:?} has unit {unit:?}: expected ms, s or m")),
-    };
-    if duration.is_zero() {
-        return Err(format!("{value:?} must be longer than zero"));
-    }
-    Ok(duration)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_need_a_number_and_a_unit() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        for bad in ["", "5", "s", "5h", "-1s", "0s", "1.5s"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
-        }
-    }
 
     #[test]
     fn defaults_parse_and_trusted_proxies_are_cidrs() {
