@@ -39,8 +39,6 @@ use rdkafka::producer::{
 };
 use rdkafka::types::RDKafkaErrorCode;
 use sqlx::{Connection, PgConnection, PgPool};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
 use crate::report::{Report, round, rss_mb};
@@ -652,35 +650,13 @@ impl Consumer {
         })
     }
 
-    /// A minimal HTTP/1.0 GET on loopback: (status, body).
     async fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.ops_port)).await?;
-        stream
-            .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
-            .await?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await?;
-        let status = response
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .context("no HTTP status")?;
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        Ok((status, body))
+        crate::local::http_get(self.ops_port, path).await
     }
 
     async fn stop(&mut self) -> anyhow::Result<()> {
-        if let Some(pid) = self.child.id() {
-            // SIGTERM: the graceful shutdown commits the final offsets.
-            std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status()?;
-        }
-        tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await??;
-        Ok(())
+        // SIGTERM: the graceful shutdown commits the final offsets.
+        crate::local::terminate(&mut self.child, Duration::from_secs(60)).await
     }
 }
 

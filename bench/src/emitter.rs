@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use axum::Router;
 use axum::routing::post;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
 use crate::report::{Report, round, rss_mb};
@@ -139,13 +138,8 @@ async fn measure(
 }
 
 async fn emitted(port: u16) -> anyhow::Result<f64> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    match response
+    let (_, body) = crate::local::http_get(port, "/metrics").await?;
+    match body
         .lines()
         .find(|l| l.starts_with("hookline_emitter_emitted_total "))
         .and_then(|l| l.split_whitespace().nth(1))

@@ -5,6 +5,7 @@ mod consumer;
 mod e2e;
 mod emitter;
 mod handler;
+mod local;
 mod operator;
 mod report;
 
