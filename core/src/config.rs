@@ -51,6 +51,21 @@ pub fn parse_bootstrap_servers(value: &str) -> Result<String, String> {
     Ok(value.to_owned())
 }
 
+/// An absolute http(s) URL with a host.
+pub fn parse_http_url(value: &str) -> Result<String, String> {
+    let rest = value
+        .strip_prefix("http://")
+        .or_else(|| value.strip_prefix("https://"))
+        .ok_or("expected an http:// or https:// URL")?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err("the URL has no host".into());
+    }
+    value
+        .parse::<axum::http::Uri>()
+        .map_err(|err| format!("not a valid URL: {err}"))?;
+    Ok(value.to_owned())
+}
+
 /// A positive duration written with its unit: `250ms`, `5s`, `2m` or `1h`.
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
     let value = value.trim();
@@ -82,6 +97,21 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_urls_need_scheme_and_host() {
+        assert!(parse_http_url("http://handler:8080/webhooks/abc").is_ok());
+        assert!(parse_http_url("https://example.com").is_ok());
+        for bad in [
+            "handler:8080",
+            "ftp://x",
+            "http://",
+            "https:///path",
+            "http://a b/",
+        ] {
+            assert!(parse_http_url(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 
     #[test]
     fn durations_need_a_whole_number_and_a_unit() {

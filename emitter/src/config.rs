@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use hookline_core::config::{CommonArgs, OpsArgs};
+use hookline_core::config::{CommonArgs, OpsArgs, parse_http_url};
 use hookline_core::retry::{BackoffPolicy, DeliveryPolicy};
 use hookline_core::signature::Scheme;
 
@@ -22,7 +22,7 @@ pub struct Config {
     #[arg(long, env = "WEBHOOK_ID")]
     pub webhook_id: String,
     /// Where events are POSTed (http or https).
-    #[arg(long, env = "WEBHOOK_TARGET_URL", value_parser = parse_target_url)]
+    #[arg(long, env = "WEBHOOK_TARGET_URL", value_parser = parse_http_url)]
     pub target_url: String,
     /// Deliver to private, loopback and link-local addresses too. Off by default, so a
     /// Webhook's URL cannot reach inside the cluster or the cloud's metadata service.
@@ -104,21 +104,6 @@ impl Config {
     }
 }
 
-/// Accepts absolute http(s) URLs with a host.
-pub fn parse_target_url(value: &str) -> Result<String, String> {
-    let rest = value
-        .strip_prefix("http://")
-        .or_else(|| value.strip_prefix("https://"))
-        .ok_or("expected an http:// or https:// URL")?;
-    if rest.is_empty() || rest.starts_with('/') {
-        return Err("the URL has no host".into());
-    }
-    value
-        .parse::<hyper::Uri>()
-        .map_err(|err| format!("not a valid URL: {err}"))?;
-    Ok(value.to_owned())
-}
-
 fn parse_rate(value: &str) -> Result<f64, String> {
     let rate: f64 = value.parse().map_err(|_| "expected a number".to_owned())?;
     if rate.is_finite() && rate > 0.0 && rate <= 100_000.0 {
@@ -148,21 +133,6 @@ fn parse_backoff_policy(value: &str) -> Result<BackoffPolicy, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn target_url_needs_scheme_and_host() {
-        assert!(parse_target_url("http://handler:8080/webhooks/abc").is_ok());
-        assert!(parse_target_url("https://example.com").is_ok());
-        for bad in [
-            "handler:8080",
-            "ftp://x",
-            "http://",
-            "https:///path",
-            "http://a b/",
-        ] {
-            assert!(parse_target_url(bad).is_err(), "{bad:?} accepted");
-        }
-    }
 
     #[test]
     fn rates_and_policies_are_validated() {

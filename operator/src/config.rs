@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use hookline_core::config::{CommonArgs, KafkaArgs, OpsArgs};
+use hookline_core::config::{CommonArgs, KafkaArgs, OpsArgs, parse_http_url};
 
 use crate::desired::Settings;
 
@@ -101,17 +101,11 @@ impl RunArgs {
 
 /// An absolute http(s) URL with a host and no query; a trailing slash is dropped.
 pub fn parse_base_url(value: &str) -> Result<String, String> {
-    let rest = value
-        .strip_prefix("http://")
-        .or_else(|| value.strip_prefix("https://"))
-        .ok_or("expected an http:// or https:// URL")?;
-    if rest.is_empty() || rest.starts_with('/') {
-        return Err("the URL has no host".into());
-    }
-    if rest.contains(['?', '#']) {
+    let url = parse_http_url(value)?;
+    if url.contains(['?', '#']) {
         return Err("the URL must not have a query or fragment".into());
     }
-    Ok(value.trim_end_matches('/').to_owned())
+    Ok(url.trim_end_matches('/').to_owned())
 }
 
 #[cfg(test)]
