@@ -26,18 +26,20 @@ impl PrivateKafka {
     /// Formats a fresh log directory and starts the broker; returns once it accepts
     /// connections and logged that it started (up to two minutes on a busy machine).
     pub fn start() -> Self {
-        let libs = stack()
-            .vars
-            .get("KAFKA_LIBS")
-            .cloned()
-            .unwrap_or_else(|| panic!("the stack's env has no KAFKA_LIBS; re-run `make stack-up`"));
+        let libs =
+            stack().vars.get("KAFKA_LIBS").cloned().unwrap_or_else(|| {
+                panic!("the stack's env has no KAFKA_LIBS; re-run `make stack-up`")
+            });
         let dir = std::env::temp_dir().join(crate::unique_name("hookline-private-kafka"));
         std::fs::create_dir_all(dir.join("data"))
             .unwrap_or_else(|err| panic!("cannot create {}: {err}", dir.display()));
         let port = free_port();
         let controller_port = free_port();
-        std::fs::write(dir.join("server.properties"), config(&dir, port, controller_port))
-            .unwrap_or_else(|err| panic!("cannot write the private broker's config: {err}"));
+        std::fs::write(
+            dir.join("server.properties"),
+            config(&dir, port, controller_port),
+        )
+        .unwrap_or_else(|err| panic!("cannot write the private broker's config: {err}"));
         let format = java(&libs)
             .args(["kafka.tools.StorageTool", "format", "--standalone", "-t"])
             .arg(cluster_id())
@@ -77,7 +79,10 @@ impl PrivateKafka {
 
     /// Starts the broker on its existing data (after `kill`) and waits until it is up.
     pub fn start_again(&mut self) {
-        assert!(self.child.is_none(), "the private broker is already running");
+        assert!(
+            self.child.is_none(),
+            "the private broker is already running"
+        );
         let log_path = self.dir.join("kafka.log");
         let log_start = std::fs::metadata(&log_path).map_or(0, |m| m.len());
         let log = std::fs::OpenOptions::new()
@@ -205,7 +210,10 @@ mod tests {
     fn cluster_ids_are_22_url_safe_base64_characters() {
         let id = cluster_id();
         assert_eq!(id.len(), 22, "{id}");
-        assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(
+            id.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
         assert_ne!(id, cluster_id());
     }
 }
