@@ -82,11 +82,15 @@ pub enum RegistryDecodeError {
     MissingKey,
     #[error("registry key is not UTF-8")]
     KeyNotUtf8,
-    #[error("registry value for {key} is not a valid entry: {source}")]
+    /// Says where the value is malformed, never what it holds: a value can carry secrets.
+    #[error(
+        "registry value for {key} is not a valid entry ({kind} error at line {line}, column {column})"
+    )]
     BadValue {
         key: String,
-        #[source]
-        source: serde_json::Error,
+        kind: &'static str,
+        line: usize,
+        column: usize,
     },
     #[error("registry value for {key} names webhook {inner} instead")]
     KeyMismatch { key: String, inner: String },
@@ -118,9 +122,16 @@ pub fn decode(
         });
     };
     let entry: RegistryEntry =
-        serde_json::from_slice(value).map_err(|source| RegistryDecodeError::BadValue {
+        serde_json::from_slice(value).map_err(|err| RegistryDecodeError::BadValue {
             key: key.to_owned(),
-            source,
+            kind: match err.classify() {
+                serde_json::error::Category::Io => "read",
+                serde_json::error::Category::Syntax => "syntax",
+                serde_json::error::Category::Data => "data",
+                serde_json::error::Category::Eof => "truncation",
+            },
+            line: err.line(),
+            column: err.column(),
         })?;
     if entry.webhook_id != key {
         return Err(RegistryDecodeError::KeyMismatch {
@@ -197,6 +208,20 @@ pub(crate) mod tests {
             decode(Some(b"other"), Some(&encode(&entry()))),
             Err(RegistryDecodeError::KeyMismatch { .. })
         ));
+    }
+
+    #[test]
+    fn a_malformed_value_is_described_without_quoting_it() {
+        let mut value = serde_json::to_value(entry()).unwrap();
+        value["secrets"] = serde_json::json!("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD");
+        let err = decode(Some(b"9b2f"), Some(&serde_json::to_vec(&value).unwrap()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("data error"), "{err}");
+        assert!(
+            !err.contains("whsec_"),
+            "the error quotes the secret: {err}"
+        );
     }
 
     #[test]
