@@ -11,9 +11,11 @@ use hookline_core::shutdown::Shutdown;
 use hookline_core::topics;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 use kube::api::ListParams;
+use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::{Controller, watcher};
+use kube::runtime::{Controller, WatchStreamExt, controller, reflector, watcher};
 use kube::{Api, Client};
 use prometheus_client::registry::Registry;
 use thiserror::Error;
@@ -152,6 +154,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     finish(ops_server).await
 }
 
+/// Reconciles running at once: enough to keep the API server busy, few enough that a
+/// cold start with thousands of Webhooks does not hold thousands of requests in memory.
+const RECONCILE_CONCURRENCY: u16 = 32;
+
 /// Runs the Webhook controller until `shutdown`: all namespaces, or only `namespace`.
 pub async fn run_controller(
     client: Client,
@@ -171,21 +177,43 @@ pub async fn run_controller(
     }
     let children =
         watcher::Config::default().labels("app.kubernetes.io/managed-by=hookline-operator");
-    Controller::new(
+    // Memory stays flat with thousands of Webhooks: the cache keeps Webhooks without
+    // their managedFields, children only as metadata (an owner reference is all a
+    // child's event needs), and at most RECONCILE_CONCURRENCY reconciles run at once.
+    let (store, writer) = reflector::store();
+    let webhooks = watcher(
         api::<Webhook>(&client, namespace),
         watcher::Config::default().any_semantic(),
     )
-    .owns(api::<Deployment>(&client, namespace), children.clone())
-    .owns(api::<Secret>(&client, namespace), children)
-    .graceful_shutdown_on(async move { shutdown.wait().await })
-    .run(reconciler::reconcile, reconciler::error_policy, ctx)
-    .for_each(|result| async move {
-        match result {
-            Ok((object, _)) => tracing::debug!(webhook = %object.name, "reconciled"),
-            Err(err) => tracing::debug!(error = %err, "reconcile error"),
-        }
-    })
-    .await;
+    .default_backoff()
+    .modify(|webhook| webhook.managed_fields_mut().clear())
+    .reflect(writer)
+    .touched_objects();
+    let deployments = watcher(
+        api::<PartialObjectMeta<Deployment>>(&client, namespace),
+        children.clone(),
+    )
+    .default_backoff()
+    .touched_objects();
+    let secrets = watcher(
+        api::<PartialObjectMeta<Secret>>(&client, namespace),
+        children,
+    )
+    .default_backoff()
+    .touched_objects();
+    Controller::for_stream(webhooks, store)
+        .owns_stream(deployments)
+        .owns_stream(secrets)
+        .with_config(controller::Config::default().concurrency(RECONCILE_CONCURRENCY))
+        .graceful_shutdown_on(async move { shutdown.wait().await })
+        .run(reconciler::reconcile, reconciler::error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::debug!(webhook = %object.name, "reconciled"),
+                Err(err) => tracing::debug!(error = %err, "reconcile error"),
+            }
+        })
+        .await;
 }
 
 async fn finish(ops_server: tokio::task::JoinHandle<std::io::Result<()>>) -> Result<(), RunError> {
