@@ -138,6 +138,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     run_controller(
         client.clone(),
         args.watch_namespace.clone(),
+        args.reconcile_concurrency,
         ctx,
         shutdown.clone(),
     )
@@ -154,14 +155,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     finish(ops_server).await
 }
 
-/// Reconciles running at once: enough to keep the API server busy, few enough that a
-/// cold start with thousands of Webhooks does not hold thousands of requests in memory.
-const RECONCILE_CONCURRENCY: u16 = 32;
-
 /// Runs the Webhook controller until `shutdown`: all namespaces, or only `namespace`.
 pub async fn run_controller(
     client: Client,
     namespace: Option<String>,
+    concurrency: u16,
     ctx: Arc<Context>,
     shutdown: Shutdown,
 ) {
@@ -178,8 +176,8 @@ pub async fn run_controller(
     let children =
         watcher::Config::default().labels("app.kubernetes.io/managed-by=hookline-operator");
     // Memory stays flat with thousands of Webhooks: the cache keeps Webhooks without
-    // their managedFields, children only as metadata (an owner reference is all a
-    // child's event needs), and at most RECONCILE_CONCURRENCY reconciles run at once.
+    // their managedFields and children only as metadata (an owner reference is all a
+    // child's event needs).
     let (store, writer) = reflector::store();
     let webhooks = watcher(
         api::<Webhook>(&client, namespace),
@@ -204,7 +202,7 @@ pub async fn run_controller(
     Controller::for_stream(webhooks, store)
         .owns_stream(deployments)
         .owns_stream(secrets)
-        .with_config(controller::Config::default().concurrency(RECONCILE_CONCURRENCY))
+        .with_config(controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(async move { shutdown.wait().await })
         .run(reconciler::reconcile, reconciler::error_policy, ctx)
         .for_each(|result| async move {

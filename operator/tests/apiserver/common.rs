@@ -149,6 +149,7 @@ impl Operator {
         let task = tokio::spawn(run_controller(
             client.clone(),
             Some(namespace.to_owned()),
+            0,
             ctx,
             shutdown.clone(),
         ));
