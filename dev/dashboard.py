@@ -5,6 +5,7 @@ where they listen) and from PostgreSQL. Standard library only."""
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import time
@@ -43,8 +44,13 @@ def pods(path):
         return {}
 
 
-def count(psql, url, table):
-    out = subprocess.run([psql, url, "-Atc", f"select count(*) from {table}"], capture_output=True, text=True)
+def count(psql, url, table, namespace):
+    """Rows of `table` that belong to the namespace's live webhooks (the database is shared)."""
+    sql = (
+        f"select count(*) from {table} t join webhooks w using (webhook_id) "
+        f"where w.namespace = '{namespace}' and w.status <> 'deleted'"
+    )
+    out = subprocess.run([psql, url, "-Atc", sql], capture_output=True, text=True)
     return out.stdout.strip() if out.returncode == 0 else "?"
 
 
@@ -53,8 +59,12 @@ def main():
     parser.add_argument("--pods", required=True)
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--psql", default="psql")
+    parser.add_argument("--namespace", required=True)
     parser.add_argument("--interval", type=float, default=2.0)
     args = parser.parse_args()
+    # A Kubernetes namespace name: safe to write into the SQL text.
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", args.namespace):
+        parser.error(f"not a namespace name: {args.namespace!r}")
     while True:
         totals = {"emitted": 0, "delivered": 0, "accepted": 0, "retried": 0, "failed": 0}
         replicas = {}
@@ -73,8 +83,8 @@ def main():
             elif component == "consumer":
                 text = scrape(ports.get("9090"))
                 totals["retried"] += metric_sum(text, "hookline_consumer_retries_total")
-        stored = count(args.psql, args.database_url, "events")
-        dead = count(args.psql, args.database_url, "dead_letters")
+        stored = count(args.psql, args.database_url, "events", args.namespace)
+        dead = count(args.psql, args.database_url, "dead_letters", args.namespace)
         shape = " ".join(f"{k}={v}" for k, v in sorted(replicas.items()))
         print(
             f"{time.strftime('%H:%M:%S')}  emitted {totals['emitted']:.0f}  delivered {totals['delivered']:.0f}"

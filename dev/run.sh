@@ -144,7 +144,8 @@ watch_live() {
   load_env
   local python
   python=$(bash "$DEV_DIR/pyenv.sh")
-  "$python" "$DEV_DIR/dashboard.py" --pods "$PODS_DIR/pods.json" --database-url "$DATABASE_URL" --psql "$PG_BIN/psql"
+  "$python" "$DEV_DIR/dashboard.py" --pods "$PODS_DIR/pods.json" --database-url "$DATABASE_URL" \
+    --psql "$PG_BIN/psql" --namespace "$NAMESPACE"
 }
 
 case "${1:-run}" in
