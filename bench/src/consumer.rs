@@ -17,7 +17,6 @@
 //!    writing out the checkpoints of the drain's write-ahead log.
 
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -39,7 +38,7 @@ use rdkafka::producer::{
 };
 use rdkafka::types::RDKafkaErrorCode;
 use sqlx::{Connection, PgConnection, PgPool};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use crate::report::{Report, round, rss_mb};
 
@@ -553,43 +552,28 @@ impl Consumer {
         topics: &Topics,
         ops_port: u16,
     ) -> anyhow::Result<Self> {
-        let binary = std::env::current_exe()?.with_file_name("hookline-consumer");
-        let log_dir = std::env::var("HOOKLINE_STACK_DIR").unwrap_or_else(|_| ".stack".into());
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(format!("{log_dir}/logs/bench-consumer.log"))?;
-        let child = Command::new(&binary)
-            .args([
-                "--log-format",
-                "text",
-                "--database-url",
-                database_url,
-                "run",
-            ])
-            .args(["--kafka-bootstrap-servers", bootstrap])
-            .args(["--events-topic", &topics.events])
-            .args(["--dead-letter-topic", &topics.dead_letters])
-            .args(["--registry-topic", &topics.registry])
-            .args(["--group-id", &format!("{}-group", topics.events)])
-            .args(["--ops-addr", &format!("127.0.0.1:{ops_port}")])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("cannot start {}", binary.display()))?;
-        let consumer = Self { child, ops_port };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !matches!(consumer.get("/readyz").await, Ok((200, _))) {
-            if Instant::now() > deadline {
-                bail!(
-                    "the consumer was not ready within 60 s (see .stack/logs/bench-consumer.log)"
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Ok(consumer)
+        let child = crate::local::start_ready(
+            "consumer",
+            |command| {
+                command
+                    .args([
+                        "--log-format",
+                        "text",
+                        "--database-url",
+                        database_url,
+                        "run",
+                    ])
+                    .args(["--kafka-bootstrap-servers", bootstrap])
+                    .args(["--events-topic", &topics.events])
+                    .args(["--dead-letter-topic", &topics.dead_letters])
+                    .args(["--registry-topic", &topics.registry])
+                    .args(["--group-id", &format!("{}-group", topics.events)])
+                    .args(["--ops-addr", &format!("127.0.0.1:{ops_port}")]);
+            },
+            ops_port,
+        )
+        .await?;
+        Ok(Self { child, ops_port })
     }
 
     fn pid(&self) -> anyhow::Result<u32> {

@@ -5,7 +5,6 @@
 //! alternately with Standard Webhooks and `legacy-hex` (so the same load generator
 //! can drive any receiver of those schemes).
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -24,7 +23,7 @@ use hyper_util::rt::TokioIo;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::sync::mpsc;
 
 use crate::report::{Report, percentile, round, rss_mb};
@@ -514,33 +513,20 @@ impl Handler {
         events_topic: &str,
         port: u16,
     ) -> anyhow::Result<Self> {
-        let binary = std::env::current_exe()?.with_file_name("hookline-handler");
-        let log_dir = std::env::var("HOOKLINE_STACK_DIR").unwrap_or_else(|_| ".stack".into());
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(format!("{log_dir}/logs/bench-handler.log"))?;
-        let child = Command::new(&binary)
-            .args(["--log-format", "text"])
-            .args(["--kafka-bootstrap-servers", bootstrap])
-            .args(["--listen-addr", &format!("127.0.0.1:{port}")])
-            .args(["--registry-topic", registry_topic])
-            .args(["--events-topic", events_topic])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("cannot start {}", binary.display()))?;
-        let handler = Self { child, port };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !matches!(handler.get("/readyz").await, Ok((200, _))) {
-            if Instant::now() > deadline {
-                bail!("the handler was not ready within 60 s (see .stack/logs/bench-handler.log)");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Ok(handler)
+        let child = crate::local::start_ready(
+            "handler",
+            |command| {
+                command
+                    .args(["--log-format", "text"])
+                    .args(["--kafka-bootstrap-servers", bootstrap])
+                    .args(["--listen-addr", &format!("127.0.0.1:{port}")])
+                    .args(["--registry-topic", registry_topic])
+                    .args(["--events-topic", events_topic]);
+            },
+            port,
+        )
+        .await?;
+        Ok(Self { child, port })
     }
 
     fn pid(&self) -> anyhow::Result<u32> {

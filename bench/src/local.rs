@@ -37,3 +37,40 @@ pub async fn terminate(child: &mut Child, timeout: Duration) -> anyhow::Result<(
     tokio::time::timeout(timeout, child.wait()).await??;
     Ok(())
 }
+
+/// Starts the release binary `name` (next to this one) as `configure` sets it up, with
+/// `RUST_LOG=warn` and its log in `.stack/logs/bench-<name>.log`, and waits until
+/// `/readyz` on `ready_port` answers 200 (a minute at most).
+pub async fn start_ready(
+    name: &str,
+    configure: impl FnOnce(&mut tokio::process::Command),
+    ready_port: u16,
+) -> anyhow::Result<Child> {
+    let binary = std::env::current_exe()?.with_file_name(format!("hookline-{name}"));
+    let log_dir = std::env::var("HOOKLINE_STACK_DIR").unwrap_or_else(|_| ".stack".into());
+    let log_path = format!("{log_dir}/logs/bench-{name}.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)?;
+    let mut command = tokio::process::Command::new(&binary);
+    configure(&mut command);
+    let mut child = command
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !matches!(http_get(ready_port, "/readyz").await, Ok((200, _))) {
+        if let Some(status) = child.try_wait()? {
+            anyhow::bail!("the {name} exited ({status}); see {log_path}");
+        }
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!("the {name} was not ready within 60 s; see {log_path}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(child)
+}

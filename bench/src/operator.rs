@@ -4,7 +4,6 @@
 //! kube-apiserver and Kafka, in a namespace of its own that it deletes afterwards.
 
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,7 +17,7 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, CustomResourceExt, ResourceExt};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use crate::report::{Report, rss_mb};
 
@@ -229,55 +228,35 @@ fn watch_deployments(client: Client, namespace: &str) -> Arc<Mutex<HashMap<Strin
 /// The release operator binary, started next to this one.
 struct Operator {
     child: Child,
-    ops_port: u16,
 }
 
 impl Operator {
     async fn start(namespace: &str, suffix: &str, ops_port: u16) -> anyhow::Result<Self> {
-        let binary = std::env::current_exe()?.with_file_name("hookline-operator");
-        let log_dir = std::env::var("HOOKLINE_STACK_DIR").unwrap_or_else(|_| ".stack".into());
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(format!("{log_dir}/logs/bench-operator.log"))?;
-        let child = Command::new(&binary)
-            .args(["--log-format", "text", "run"])
-            .args(["--watch-namespace", namespace])
-            // The Lease lives outside the bench namespace, which is deleted at the end
-            // while the operator still has finalizers to remove.
-            .args(["--lease-namespace", "default"])
-            .args(["--lease-name", &format!("bench-{suffix}")])
-            .args(["--public-base-url", "http://hooks.bench.local"])
-            .args([
-                "--in-cluster-handler-url",
-                "http://hookline-handler.bench.svc:8080",
-            ])
-            .args(["--ops-addr", &format!("127.0.0.1:{ops_port}")])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("cannot start {}", binary.display()))?;
-        let operator = Self { child, ops_port };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !matches!(operator.get("/readyz").await, Ok((200, _))) {
-            if Instant::now() > deadline {
-                bail!(
-                    "the operator was not ready within 60 s (see .stack/logs/bench-operator.log)"
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Ok(operator)
+        let child = crate::local::start_ready(
+            "operator",
+            |command| {
+                command
+                    .args(["--log-format", "text", "run"])
+                    .args(["--watch-namespace", namespace])
+                    // The Lease lives outside the bench namespace, which is deleted at
+                    // the end while the operator still has finalizers to remove.
+                    .args(["--lease-namespace", "default"])
+                    .args(["--lease-name", &format!("bench-{suffix}")])
+                    .args(["--public-base-url", "http://hooks.bench.local"])
+                    .args([
+                        "--in-cluster-handler-url",
+                        "http://hookline-handler.bench.svc:8080",
+                    ])
+                    .args(["--ops-addr", &format!("127.0.0.1:{ops_port}")]);
+            },
+            ops_port,
+        )
+        .await?;
+        Ok(Self { child })
     }
 
     fn pid(&self) -> anyhow::Result<u32> {
         self.child.id().context("the operator exited")
-    }
-
-    async fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
-        crate::local::http_get(self.ops_port, path).await
     }
 
     async fn stop(&mut self) -> anyhow::Result<()> {
