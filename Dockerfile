@@ -1,13 +1,24 @@
-# syntax=docker/dockerfile:1
-# One image per binary: docker build --target operator -t hookline-operator:0.1.0 .
+# One image per binary: DOCKER_BUILDKIT=1 docker build --target operator -t hookline-operator:0.1.0 .
 # (targets: operator, handler, consumer, emitter; `make kind-up` builds all four).
+#
+# Build arguments, so the same recipe serves both modes of `make kind-up`:
+#   RUST_IMAGE     the image that compiles (connected mode)
+#   RUNTIME_IMAGE  what the binaries run on: distroless glibc by default; the offline mode
+#                  gives its Debian base (dev/kind/images.sh)
+#   BINARIES       "compiled" (cargo runs in RUST_IMAGE, the default) or "prebuilt": the
+#                  context is then a folder holding prebuilt/hookline-<binary>, the release
+#                  binaries dev/build-release.sh made on the host (no Rust image offline)
+# BuildKit builds only the stages a target needs, so the unused one is never pulled.
 
-ARG RUST_VERSION=1.95
-FROM rust:${RUST_VERSION}-bookworm AS build
+ARG RUST_IMAGE=rust:1.95-bookworm
+ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
+ARG BINARIES=compiled
+
+FROM ${RUST_IMAGE} AS compiled
 WORKDIR /src
 
-# Dependencies first, in a layer of their own: the manifests with empty crate sources,
-# so a change to Hookline's code does not rebuild every crate it depends on.
+# Dependencies first, in a layer of their own: every workspace member's manifest with empty
+# sources, so a change to Hookline's code does not rebuild every crate it depends on.
 COPY Cargo.toml Cargo.lock ./
 COPY core/Cargo.toml core/
 COPY operator/Cargo.toml operator/
@@ -16,41 +27,52 @@ COPY consumer/Cargo.toml consumer/
 COPY emitter/Cargo.toml emitter/
 COPY testkit/Cargo.toml testkit/
 COPY bench/Cargo.toml bench/
+COPY e2e/Cargo.toml e2e/
+COPY dev/pod-runner/Cargo.toml dev/pod-runner/
 COPY dev/build-release.sh dev/
-RUN for crate in core operator handler consumer emitter testkit bench; do \
-      mkdir -p "$crate/src" && : > "$crate/src/lib.rs"; \
+RUN for crate in core operator handler consumer emitter testkit bench e2e dev/pod-runner; do \
+      mkdir -p "$crate/src/bin" && : > "$crate/src/lib.rs"; \
     done \
- && for crate in operator handler consumer emitter bench; do \
+ && for crate in operator handler consumer emitter bench dev/pod-runner; do \
       echo 'fn main() {}' > "$crate/src/main.rs"; \
     done \
+ && echo 'fn main() {}' > e2e/src/bin/chaos.rs \
  && dev/build-release.sh -p hookline-operator -p hookline-handler -p hookline-consumer -p hookline-emitter
 
 # Then Hookline itself. Touch the sources: their copied mtimes may be older than the stubs'.
 COPY . .
-RUN find core operator handler consumer emitter testkit bench -name '*.rs' -exec touch {} + \
- && dev/build-release.sh -p hookline-operator -p hookline-handler -p hookline-consumer -p hookline-emitter
+RUN find core operator handler consumer emitter testkit bench e2e dev/pod-runner -name '*.rs' -exec touch {} + \
+ && dev/build-release.sh -p hookline-operator -p hookline-handler -p hookline-consumer -p hookline-emitter \
+ && mkdir -p /out \
+ && cp target/release/hookline-operator target/release/hookline-handler \
+      target/release/hookline-consumer target/release/hookline-emitter /out/
 
-# glibc and libgcc only, no shell, user 65532.
-FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
+FROM scratch AS prebuilt
+COPY prebuilt/ /out/
+
+FROM ${BINARIES} AS binaries
+
+# glibc and libgcc only (distroless), no shell, user 65532.
+FROM ${RUNTIME_IMAGE} AS runtime
 USER 65532:65532
 
 FROM runtime AS operator
-COPY --from=build /src/target/release/hookline-operator /usr/local/bin/hookline-operator
+COPY --from=binaries /out/hookline-operator /usr/local/bin/hookline-operator
 ENTRYPOINT ["/usr/local/bin/hookline-operator"]
 CMD ["run"]
 
 FROM runtime AS handler
-COPY --from=build /src/target/release/hookline-handler /usr/local/bin/hookline-handler
+COPY --from=binaries /out/hookline-handler /usr/local/bin/hookline-handler
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/hookline-handler"]
 
 FROM runtime AS consumer
-COPY --from=build /src/target/release/hookline-consumer /usr/local/bin/hookline-consumer
+COPY --from=binaries /out/hookline-consumer /usr/local/bin/hookline-consumer
 EXPOSE 9090
 ENTRYPOINT ["/usr/local/bin/hookline-consumer"]
 CMD ["run"]
 
 FROM runtime AS emitter
-COPY --from=build /src/target/release/hookline-emitter /usr/local/bin/hookline-emitter
+COPY --from=binaries /out/hookline-emitter /usr/local/bin/hookline-emitter
 EXPOSE 9090
 ENTRYPOINT ["/usr/local/bin/hookline-emitter"]

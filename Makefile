@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help crds stack-up stack-down stack-status test lint fmt check build run kind-up kind-down bench chaos
+.PHONY: help crds stack-up stack-down stack-status test lint fmt check build run kind-up kind-test kind-down bench chaos
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -43,10 +43,13 @@ test: stack-up lint ## Start the local stack if needed, lint, then run every tes
 run: ## The whole system on this machine, with a live view until Ctrl-C
 	@dev/run.sh
 
-kind-up: ## The whole system on a kind cluster (needs Docker, kind, kubectl, helm)
+kind-up: ## The whole system on a kind cluster: Docker and kind if they answer, else all built here (dev/kind.sh)
 	@dev/kind.sh up
 
-kind-down: ## Remove the kind cluster
+kind-test: ## End-to-end test on the kind cluster of make kind-up (traffic, scaling, pod deletions, helm upgrade and uninstall)
+	@dev/kind.sh test
+
+kind-down: ## Remove the kind cluster; offline, also stop its Docker engine and put the network back
 	@dev/kind.sh down
 
 bench: ## Run every benchmark stage (or STAGES="operator ..."), write bench/results/latest.json

@@ -1,89 +1,337 @@
 #!/usr/bin/env bash
-# Hookline on a kind cluster (needs Docker; this is the quickstart for machines that have it).
+# Hookline on a kind cluster, in one of two modes:
 #
-#   dev/kind.sh up     create the cluster, build and load the images, install Traefik as
-#                      the ingress controller, helm install Hookline, apply
-#                      examples/webhook.yaml and wait until it is Ready
-#   dev/kind.sh down   delete the cluster
+#   connected  a machine whose Docker engine answers and can pull public images: kind's own
+#              node image, the Traefik chart, Hookline's images compiled by the Dockerfile
+#   offline    no container registry: Debian's Docker engine started on a socket of its own,
+#              and every image built here (dev/kind/): a kind node image, the cluster's parts,
+#              Kafka, PostgreSQL, Traefik and Hookline's four binaries
+#
+# The mode is connected when the default Docker engine answers and kind is installed, offline
+# otherwise; HOOKLINE_KIND_MODE=connected|offline chooses it. The chart and kind-config.yaml
+# are the same in both.
+#
+#   dev/kind.sh up       create the cluster, build and load the images, install Traefik and
+#                        Hookline, apply examples/webhook.yaml, wait for it to be Ready and
+#                        for its events to be stored
+#   dev/kind.sh test     the end-to-end test on that cluster (e2e/tests/kind_cluster)
+#   dev/kind.sh down     delete the cluster; offline, also stop the engine and put the
+#                        machine's network back as it was
+#   dev/kind.sh env      print the exports that point kubectl, helm and docker at the cluster
+# shellcheck source=dev/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CLUSTER=hookline
 NAMESPACE=hookline
 RELEASE=hookline
-TAG=0.1.0
-IMAGES=(operator handler consumer emitter)
+INGRESS_HOST=hooks.localtest.me
+KIND_STATE="$STACK_DIR/kind"
+MODE_FILE="$KIND_STATE/mode"
+export KUBECONFIG="$KIND_STATE/kubeconfig"
+# Offline, the commands kind, kubectl, helm and docker are links gathered here (kind calls
+# `docker` itself, and the Debian engine wants its own client).
+TOOL_PATH="$CACHE_DIR/kind/path"
 
-require_tools() {
+mode() {
+  local mode=${HOOKLINE_KIND_MODE:-}
+  [ -z "$mode" ] && [ -f "$MODE_FILE" ] && mode=$(cat "$MODE_FILE")
+  if [ -z "$mode" ]; then
+    if command -v kind >/dev/null && command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+      mode=connected
+    else
+      mode=offline
+    fi
+  fi
+  case "$mode" in
+    connected | offline) echo "$mode" ;;
+    *) die "HOOKLINE_KIND_MODE must be connected or offline, not '$mode'" ;;
+  esac
+}
+
+# Puts the offline engine's client, kind, kubectl and helm first on PATH.
+offline_env() {
+  eval "$(bash "$DEV_DIR/kind/engine.sh" env)"
+  export PATH="$TOOL_PATH:$PATH"
+}
+
+offline_tools() {
+  mkdir -p "$TOOL_PATH"
+  ln -sfn /usr/bin/docker "$TOOL_PATH/docker"
+  ln -sfn "$(bash "$DEV_DIR/kind/tools.sh" path kind)" "$TOOL_PATH/kind"
+  ln -sfn "$CACHE_DIR/kube/$KUBERNETES_VERSION/bin/kubectl" "$TOOL_PATH/kubectl"
+  ln -sfn "$CACHE_DIR/helm/$HELM_VERSION/bin/helm" "$TOOL_PATH/helm"
+}
+
+require_connected_tools() {
   local missing=()
   for tool in docker kind kubectl helm; do
     command -v "$tool" >/dev/null || missing+=("$tool")
   done
-  [ ${#missing[@]} -eq 0 ] || die "missing: ${missing[*]} (install Docker, kind, kubectl and helm first)"
+  [ ${#missing[@]} -eq 0 ] || die "missing: ${missing[*]} (install Docker, kind, kubectl and helm, or run HOOKLINE_KIND_MODE=offline make kind-up)"
   docker info >/dev/null 2>&1 || die "docker is installed but its engine does not answer (is the daemon running?)"
 }
 
-up() {
-  require_tools
-  if kind get clusters | grep -qx "$CLUSTER"; then
-    log "kind cluster $CLUSTER exists"
-  else
-    kind create cluster --config "$REPO_ROOT/kind-config.yaml" --wait 120s
-  fi
-  kubectl config use-context "kind-$CLUSTER" >/dev/null
-  for image in "${IMAGES[@]}"; do
-    log "building hookline-$image:$TAG"
-    docker build --target "$image" -t "hookline-$image:$TAG" "$REPO_ROOT"
-    kind load docker-image --name "$CLUSTER" "hookline-$image:$TAG"
-  done
+cluster_exists() { kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; }
+api_answers() { kubectl get --raw /readyz >/dev/null 2>&1; }
 
-  # ingress-nginx was retired in March 2026; Traefik is maintained and serves the
-  # standard Ingress API. It runs on the ingress-ready node with host ports 80/443.
+# --- the cluster ---------------------------------------------------------------------------
+
+create_cluster() {
+  local config=$1 image=${2:-}
+  if cluster_exists; then
+    kind get kubeconfig --name "$CLUSTER" >"$KUBECONFIG"
+    if api_answers; then
+      log "kind cluster $CLUSTER exists"
+      return 0
+    fi
+    log "kind cluster $CLUSTER exists but its API server does not answer: recreating it"
+    kind delete cluster --name "$CLUSTER"
+  fi
+  local args=(--name "$CLUSTER" --config "$config" --kubeconfig "$KUBECONFIG")
+  [ -n "$image" ] && args+=(--image "$image")
+  # Offline, nodes become Ready only once dev/kind.sh has set up the pod network.
+  [ "$(mode)" = connected ] && args+=(--wait 180s)
+  kind create cluster "${args[@]}"
+}
+
+# The pod network of the offline mode: on each node a bridge CNI config for the node's pod
+# CIDR and a route to every other node's pod CIDR through that node (what kindnet does).
+setup_pod_network() {
+  local nodes node ip cidr other
+  declare -A node_ip node_cidr
+  mapfile -t nodes < <(kind get nodes --name "$CLUSTER")
+  for node in "${nodes[@]}"; do
+    ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$node")
+    cidr=""
+    for _ in $(seq 120); do
+      cidr=$(kubectl get node "$node" -o jsonpath='{.spec.podCIDR}' 2>/dev/null || true)
+      [ -n "$cidr" ] && break
+      sleep 1
+    done
+    [ -n "$cidr" ] || die "node $node got no pod CIDR"
+    node_ip[$node]=$ip
+    node_cidr[$node]=$cidr
+  done
+  for node in "${nodes[@]}"; do
+    sed "s#POD_CIDR#${node_cidr[$node]}#" "$DEV_DIR/kind/cni.conflist" |
+      docker exec -i "$node" sh -c 'cat > /etc/cni/net.d/10-hookline.conflist.tmp && mv /etc/cni/net.d/10-hookline.conflist.tmp /etc/cni/net.d/10-hookline.conflist'
+    # Bridged pod traffic must pass iptables, or a Service reply between pods of one node
+    # skips kube-proxy's reverse NAT.
+    docker exec "$node" sysctl -qw net.bridge.bridge-nf-call-iptables=1
+    for other in "${nodes[@]}"; do
+      [ "$other" = "$node" ] && continue
+      docker exec "$node" ip route replace "${node_cidr[$other]}" via "${node_ip[$other]}"
+    done
+  done
+  log "pod network: ${#nodes[@]} nodes, routes between their pod CIDRs"
+}
+
+wait_nodes_ready() {
+  kubectl wait node --all --for=condition=Ready --timeout=300s >/dev/null ||
+    die "the nodes did not become Ready: kubectl describe nodes"
+  log "every node is Ready"
+}
+
+# --- Hookline ------------------------------------------------------------------------------
+
+# The chart's values for this mode, as --set arguments.
+chart_values() {
+  echo "--set=handler.ingress.className=traefik"
+  echo "--set=handler.ingress.host=$INGRESS_HOST"
+  if [ "$(mode)" = offline ]; then
+    echo "--set=image.tag=kind"
+    echo "--set=kafka.image=hookline-kind/kafka"
+    echo "--set=kafka.tag=$KAFKA_VERSION"
+    echo "--set=postgres.image=hookline-kind/postgres"
+    echo "--set=postgres.tag=$POSTGRES_MAJOR"
+  else
+    echo "--set=image.tag=$(chart_app_version)"
+  fi
+}
+
+chart_app_version() { awk '$1 == "appVersion:" { gsub(/"/, "", $2); print $2 }' "$REPO_ROOT/helm/hookline/Chart.yaml"; }
+
+install_hookline() {
+  local values
+  mapfile -t values < <(chart_values)
+  log "helm install $RELEASE (helm/hookline) into namespace $NAMESPACE"
+  helm upgrade --install "$RELEASE" "$REPO_ROOT/helm/hookline" \
+    --namespace "$NAMESPACE" --create-namespace "${values[@]}" \
+    --wait --timeout 10m >/dev/null || {
+    kubectl -n "$NAMESPACE" get pods >&2 || true
+    die "helm install did not finish: kubectl -n $NAMESPACE get pods; kubectl -n $NAMESPACE describe pods"
+  }
+  kubectl -n "$NAMESPACE" apply -f "$REPO_ROOT/examples/webhook.yaml" >/dev/null
+  kubectl -n "$NAMESPACE" wait webhook/invoices --for=condition=Ready --timeout=180s >/dev/null ||
+    die "the Webhook invoices did not become Ready: kubectl -n $NAMESPACE describe webhook invoices"
+  log "Webhook invoices is Ready"
+}
+
+stored_events() {
+  kubectl -n "$NAMESPACE" exec "statefulset/$RELEASE-postgres" -- \
+    psql -U hookline -d hookline -tAc "select count(*) from events e join webhooks w using (webhook_id) where w.name = 'invoices'" 2>/dev/null |
+    tr -d '[:space:]'
+}
+
+wait_stored() {
+  local n=""
+  for _ in $(seq 90); do
+    n=$(stored_events || true)
+    [ -n "$n" ] && [ "$n" -gt 0 ] && break
+    sleep 2
+  done
+  if [ -z "$n" ] || [ "$n" -eq 0 ]; then
+    die "no event of invoices was stored within 3 minutes: kubectl -n $NAMESPACE logs deployment/$RELEASE-consumer"
+  fi
+  log "$n events of invoices stored in the cluster's PostgreSQL"
+}
+
+# --- the modes -----------------------------------------------------------------------------
+
+up_connected() {
+  local image
+  require_connected_tools
+  create_cluster "$REPO_ROOT/kind-config.yaml"
+  for image in operator handler consumer emitter; do
+    log "building hookline-$image:$(chart_app_version)"
+    DOCKER_BUILDKIT=1 docker build --target "$image" -t "hookline-$image:$(chart_app_version)" "$REPO_ROOT"
+    kind load docker-image --name "$CLUSTER" "hookline-$image:$(chart_app_version)"
+  done
+  # ingress-nginx was retired in March 2026; Traefik is maintained and serves the standard
+  # Ingress API. It runs on the ingress-ready node with host port 80.
   helm repo add traefik https://traefik.github.io/charts >/dev/null
   helm repo update traefik >/dev/null
-  # Unpinned: no chart registry is reachable from where this script was written, so no
-  # version could be checked; pin one (--version) once it is known to work for you.
-  helm upgrade --install traefik traefik/traefik \
+  helm upgrade --install traefik traefik/traefik --version "$TRAEFIK_CHART_VERSION" \
     --namespace traefik --create-namespace \
     --set ingressClass.enabled=true --set ingressClass.name=traefik \
-    --set ports.web.hostPort=80 --set ports.websecure.hostPort=443 \
+    --set ports.web.hostPort=80 \
     --set service.type=ClusterIP \
     --set 'nodeSelector.ingress-ready=true' \
     --set 'tolerations[0].key=node-role.kubernetes.io/control-plane' \
     --set 'tolerations[0].operator=Exists' --set 'tolerations[0].effect=NoSchedule' \
     --wait --timeout 5m
+}
 
-  helm upgrade --install "$RELEASE" "$REPO_ROOT/helm/hookline" \
-    --namespace "$NAMESPACE" --create-namespace \
-    --set image.tag="$TAG" --set handler.ingress.className=traefik \
-    --wait --timeout 10m
-  kubectl -n "$NAMESPACE" apply -f "$REPO_ROOT/examples/webhook.yaml"
-  kubectl -n "$NAMESPACE" wait webhook/invoices --for=condition=Ready --timeout=180s
+# The offline config: kind-config.yaml plus dev/kind/offline-config.yaml, versions filled in.
+offline_config() {
+  local out="$KIND_STATE/kind-config.yaml" key
+  for key in networking containerdConfigPatches kubeadmConfigPatches; do
+    grep -q "^$key:" "$REPO_ROOT/kind-config.yaml" &&
+      die "kind-config.yaml has a top-level $key: merge it with dev/kind/offline-config.yaml by hand"
+  done
+  {
+    cat "$REPO_ROOT/kind-config.yaml"
+    sed -e "s/PAUSE_VERSION/$PAUSE_VERSION/" -e "s/ETCD_NODE_VERSION/$ETCD_NODE_VERSION/" \
+      -e "s/COREDNS_VERSION/$COREDNS_VERSION/" "$DEV_DIR/kind/offline-config.yaml"
+  } >"$out"
+  echo "$out"
+}
+
+up_offline() {
+  local start=$SECONDS images
+  log "offline mode: everything is built here; the first run takes 40-60 minutes on 2 cores, later ones a few"
+  bash "$DEV_DIR/kind/engine.sh" install
+  bash "$DEV_DIR/stack.sh" install
+  bash "$DEV_DIR/kind/tools.sh" all
+  bash "$DEV_DIR/kind/engine.sh" start
+  offline_env
+  offline_tools
+  bash "$DEV_DIR/kind/images.sh" all
+  log "everything built in $((SECONDS - start))s"
+  create_cluster "$(offline_config)" "$(bash "$DEV_DIR/kind/images.sh" node-image)"
+  setup_pod_network
+  wait_nodes_ready
+  mapfile -t images < <(bash "$DEV_DIR/kind/images.sh" names)
+  log "loading ${#images[@]} images into the nodes"
+  kind load docker-image --name "$CLUSTER" "${images[@]}" >/dev/null
+  sed "s/TRAEFIK_VERSION/$TRAEFIK_VERSION/" "$DEV_DIR/kind/manifests/traefik.yaml" | kubectl apply -f - >/dev/null
+  kubectl -n traefik rollout status deployment/traefik --timeout=180s >/dev/null ||
+    die "Traefik did not start: kubectl -n traefik describe pods"
+  log "Traefik serves the Ingress on 127.0.0.1:80"
+}
+
+cmd_up() {
+  local mode start=$SECONDS
+  mode=$(mode)
+  mkdir -p "$KIND_STATE"
+  echo "$mode" >"$MODE_FILE"
+  if [ "$mode" = offline ]; then up_offline; else up_connected; fi
+  install_hookline
+  wait_stored
+  log "make kind-up took $((SECONDS - start))s"
+  kubectl -n "$NAMESPACE" get webhooks
+  print_usage
+}
+
+print_usage() {
+  local env_line=""
+  env_line="eval \"\$(dev/kind.sh env)\""
   cat <<INFO
 
-Hookline runs on kind. The emitter of examples/webhook.yaml sends an event every 5 seconds.
+Hookline runs on kind ($(mode) mode). The emitter of examples/webhook.yaml sends an event every
+5 seconds through the handler Service; the Ingress answers on 127.0.0.1:80.
 
+  $env_line    # kubectl and helm reach the cluster (run from the repository)
   kubectl -n $NAMESPACE get webhooks
-  kubectl -n $NAMESPACE exec -it statefulset/$RELEASE-postgres -- psql -U hookline -d hookline \\
+  kubectl -n $NAMESPACE exec statefulset/$RELEASE-postgres -- psql -U hookline -d hookline \\
     -c 'select event_type, count(*) from events group by 1'
-  kubectl -n $NAMESPACE exec -it statefulset/$RELEASE-kafka -- /opt/kafka/bin/kafka-console-consumer.sh \\
-    --bootstrap-server localhost:9092 --topic hookline.events --from-beginning
   kubectl -n $NAMESPACE scale deployment/$RELEASE-handler --replicas=5
-  curl -i http://hooks.localtest.me/webhooks/\$(kubectl -n $NAMESPACE get webhook invoices -o jsonpath='{.status.webhookId}')
+  curl -i --resolve $INGRESS_HOST:80:127.0.0.1 \\
+    http://$INGRESS_HOST/webhooks/\$(kubectl -n $NAMESPACE get webhook invoices -o jsonpath='{.status.webhookId}')
 
-make kind-down removes it all.
+make kind-test runs the end-to-end test on it; make kind-down removes it all.
 INFO
 }
 
-down() {
-  command -v kind >/dev/null || die "kind is not installed"
-  kind delete cluster --name "$CLUSTER"
+cmd_env() {
+  [ -f "$MODE_FILE" ] || die "no kind cluster was made from this checkout: make kind-up"
+  printf 'export KUBECONFIG=%q\n' "$KUBECONFIG"
+  if [ "$(mode)" = offline ]; then
+    bash "$DEV_DIR/kind/engine.sh" env
+    # shellcheck disable=SC2016 # $PATH expands where the line is eval'ed
+    printf 'export PATH=%q:"$PATH"\n' "$TOOL_PATH"
+  fi
+}
+
+cmd_test() {
+  [ -f "$MODE_FILE" ] || die "no kind cluster was made from this checkout: make kind-up first"
+  [ "$(mode)" = offline ] && offline_env
+  api_answers || die "the kind cluster does not answer: make kind-up"
+  local values
+  mapfile -t values < <(chart_values)
+  (cd "$REPO_ROOT" &&
+    HOOKLINE_KIND_NAMESPACE=$NAMESPACE HOOKLINE_KIND_RELEASE=$RELEASE HOOKLINE_KIND_INGRESS="127.0.0.1:80" \
+      HOOKLINE_KIND_INGRESS_HOST=$INGRESS_HOST HOOKLINE_KIND_CHART="$REPO_ROOT/helm/hookline" \
+      HOOKLINE_KIND_CHART_VALUES="${values[*]}" \
+      cargo test --locked -p hookline-e2e --test kind_cluster -- --ignored --nocapture) || die "make kind-test failed"
+  # The test ends with helm uninstall: put Hookline back as make kind-up left it.
+  install_hookline
+}
+
+cmd_down() {
+  local mode
+  [ -f "$MODE_FILE" ] || { log "no kind cluster was made from this checkout"; }
+  mode=$(mode)
+  if [ "$mode" = offline ]; then
+    offline_env
+    if bash "$DEV_DIR/kind/engine.sh" status >/dev/null 2>&1 && [ -x "$TOOL_PATH/kind" ]; then
+      kind delete cluster --name "$CLUSTER" --kubeconfig "$KUBECONFIG"
+    fi
+    bash "$DEV_DIR/kind/engine.sh" stop
+  else
+    command -v kind >/dev/null || die "kind is not installed"
+    kind delete cluster --name "$CLUSTER" --kubeconfig "$KUBECONFIG"
+  fi
+  rm -rf "$KIND_STATE"
 }
 
 case "${1:-}" in
-  up) up ;;
-  down) down ;;
+  up) cmd_up ;;
+  test) cmd_test ;;
+  down) cmd_down ;;
+  env) cmd_env ;;
   *)
-    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -108,3 +108,84 @@ apt_install() {
   fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
+
+# The go command, for the scripts that build tools from Go modules. Build directories live in
+# the cache, outside any workspace: GOWORK=off keeps a go.work elsewhere out of them.
+find_go() {
+  GO=$(command -v go || true)
+  [ -n "$GO" ] || GO=/usr/local/go/bin/go
+  [ -x "$GO" ] || die "Go is needed to build from Go modules (not found on PATH or at /usr/local/go/bin/go)"
+  export GO GOWORK=off
+}
+
+# Prints the path of the go.mod of MODULE@VERSION (downloading it into the module cache).
+module_gomod() {
+  local dir
+  find_go
+  dir=$(mktemp -d)
+  (cd "$dir" && "$GO" mod download -json "$1@$2") |
+    sed -n 's/^[[:space:]]*"GoMod":[[:space:]]*"\(.*\)",\{0,1\}$/\1/p' || true
+  rm -rf "$dir"
+}
+
+# Prints the directory of MODULE@VERSION's source in the module cache.
+module_dir() {
+  local dir
+  find_go
+  dir=$(mktemp -d)
+  (cd "$dir" && "$GO" mod download -json "$1@$2") |
+    sed -n 's/^[[:space:]]*"Dir":[[:space:]]*"\(.*\)",\{0,1\}$/\1/p' || true
+  rm -rf "$dir"
+}
+
+# Usage: go_wrapper_build OUT MODULE VERSION SRC_DIR
+# Builds a static binary OUT from a generated module that requires MODULE@VERSION and holds
+# the Go files of SRC_DIR (a main that calls into MODULE: for modules whose own go.mod has
+# replace directives, which `go install` refuses). A go.mod.extra file in SRC_DIR, if any, is
+# appended to the generated go.mod (replace and exclude lines). Skipped when OUT exists.
+go_wrapper_build() {
+  local out=$1 module=$2 version=$3 src_dir=$4 build start
+  [ -x "$out" ] && return 0
+  find_go
+  build="$out.build"
+  rm -rf "$build"
+  mkdir -p "$build" "$(dirname "$out")"
+  cp -R "$src_dir/." "$build/"
+  {
+    echo "module hookline.local/dev/$(basename "$out")"
+    echo
+    echo "require $module $version"
+    [ -f "$build/go.mod.extra" ] && cat "$build/go.mod.extra"
+  } >"$build/go.mod"
+  rm -f "$build/go.mod.extra"
+  start=$SECONDS
+  log "building $(basename "$out") from $module@$version (log $out.build.log)"
+  (cd "$build" && "$GO" mod tidy &&
+    CGO_ENABLED=0 nice -n 10 "$GO" build -trimpath -ldflags '-s -w' -o "$out" .) >"$out.build.log" 2>&1 || {
+    tail -n 40 "$out.build.log" >&2
+    die "building $(basename "$out") from $module@$version failed (full log: $out.build.log)"
+  }
+  rm -rf "$build"
+  log "built $(basename "$out") in $((SECONDS - start))s"
+}
+
+# Usage: go_install_build OUT MODULE_PATH VERSION: `go install` of a main package whose
+# module has no replace directives, into OUT. Skipped when OUT exists.
+go_install_build() {
+  local out=$1 pkg=$2 version=$3 bin_dir start
+  [ -x "$out" ] && return 0
+  find_go
+  bin_dir="$out.gobin"
+  rm -rf "$bin_dir"
+  mkdir -p "$bin_dir"
+  start=$SECONDS
+  log "building $(basename "$out") from $pkg@$version (log $out.build.log)"
+  (cd "$bin_dir" && GOBIN="$bin_dir" CGO_ENABLED=0 nice -n 10 "$GO" install -trimpath -ldflags '-s -w' "$pkg@$version") \
+    >"$out.build.log" 2>&1 || {
+    tail -n 40 "$out.build.log" >&2
+    die "building $(basename "$out") from $pkg@$version failed (full log: $out.build.log)"
+  }
+  mv "$bin_dir/$(basename "${pkg%@*}")" "$out"
+  rm -rf "$bin_dir"
+  log "built $(basename "$out") in $((SECONDS - start))s"
+}

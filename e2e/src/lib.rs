@@ -3,5 +3,6 @@
 //! tests in `tests/`, the fault scenarios of `make chaos` and the log scan for secrets.
 
 pub mod chaos;
+pub mod kind;
 pub mod leaks;
 pub mod system;

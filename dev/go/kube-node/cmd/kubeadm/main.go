@@ -1,0 +1,29 @@
+/*
+Copyright 2016 The Kubernetes Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Upstream's cmd/kubeadm/kubeadm.go from k8s.io/kubernetes; only this comment is added.
+// dev/components/kube.sh builds it (install-node) in a generated module that requires
+// k8s.io/kubernetes and replaces its staging modules with their published versions.
+package main
+
+import (
+	"k8s.io/kubernetes/cmd/kubeadm/app"
+	utilerrors "k8s.io/kubernetes/cmd/kubeadm/app/util/errors"
+)
+
+func main() {
+	utilerrors.HandleError(app.Run())
+}
