@@ -139,13 +139,13 @@ chart_values() {
   echo "--set=handler.ingress.className=traefik"
   echo "--set=handler.ingress.host=$INGRESS_HOST"
   if [ "$(mode)" = offline ]; then
-    echo "--set=image.tag=kind"
+    echo "--set-string=image.tag=kind"
     echo "--set=kafka.image=hookline-kind/kafka"
-    echo "--set=kafka.tag=$KAFKA_VERSION"
+    echo "--set-string=kafka.tag=$KAFKA_VERSION"
     echo "--set=postgres.image=hookline-kind/postgres"
-    echo "--set=postgres.tag=$POSTGRES_MAJOR"
+    echo "--set-string=postgres.tag=$POSTGRES_MAJOR"
   else
-    echo "--set=image.tag=$(chart_app_version)"
+    echo "--set-string=image.tag=$(chart_app_version)"
   fi
 }
 
