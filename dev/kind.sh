@@ -139,7 +139,7 @@ chart_values() {
   echo "--set=handler.ingress.className=traefik"
   echo "--set=handler.ingress.host=$INGRESS_HOST"
   if [ "$(mode)" = offline ]; then
-    echo "--set-string=image.tag=kind"
+    echo "--set-string=image.tag=$(bash "$DEV_DIR/kind/images.sh" hookline-tag)"
     echo "--set=kafka.image=hookline-kind/kafka"
     echo "--set-string=kafka.tag=$KAFKA_VERSION"
     echo "--set=postgres.image=hookline-kind/postgres"
@@ -276,7 +276,8 @@ Hookline runs on kind ($(mode) mode). The emitter of examples/webhook.yaml sends
   kubectl -n $NAMESPACE exec statefulset/$RELEASE-postgres -- psql -U hookline -d hookline \\
     -c 'select event_type, count(*) from events group by 1'
   kubectl -n $NAMESPACE scale deployment/$RELEASE-handler --replicas=5
-  curl -i --resolve $INGRESS_HOST:80:127.0.0.1 \\
+  # through the Ingress: unsigned, so the handler answers 401 and names the missing header
+  curl -si --resolve $INGRESS_HOST:80:127.0.0.1 -X POST -d '{}' \\
     http://$INGRESS_HOST/webhooks/\$(kubectl -n $NAMESPACE get webhook invoices -o jsonpath='{.status.webhookId}')
 
 make kind-test runs the end-to-end test on it; make kind-down removes it all.

@@ -34,6 +34,52 @@ pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool,
         .map_err(DbError::Connect)
 }
 
+/// Connects and applies the migrations, trying again while PostgreSQL cannot be reached:
+/// in a cluster the consumer's pod often starts before its database answers, and waiting
+/// (not ready) beats exiting into a crash loop whose back-off outlasts the database's start.
+/// `None` when shut down first. A malformed URL and a migration PostgreSQL refuses are final.
+pub async fn connect_and_migrate(
+    database_url: &str,
+    max_connections: u32,
+    readiness: &Readiness,
+    shutdown: &Shutdown,
+) -> Result<Option<PgPool>, DbError> {
+    const MAX_DELAY: Duration = Duration::from_secs(10);
+    let mut delay = Duration::from_millis(500);
+    loop {
+        let attempt = async {
+            let pool = connect(database_url, max_connections).await?;
+            migrate(&pool).await?;
+            Ok::<_, DbError>(pool)
+        };
+        match attempt.await {
+            Ok(pool) => return Ok(Some(pool)),
+            // A malformed URL does not get better by waiting.
+            Err(err @ DbError::Connect(sqlx::Error::Configuration(_))) => return Err(err),
+            Err(DbError::Migrate(err)) if !is_connection_failure(&err) => {
+                return Err(DbError::Migrate(err));
+            }
+            Err(err) => {
+                tracing::warn!(err = %err, retry_in = ?delay, "PostgreSQL not reachable yet");
+                readiness.set_not_ready(READINESS_CONDITION, err.to_string());
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shutdown.wait() => return Ok(None),
+        }
+        delay = (delay * 2).min(MAX_DELAY);
+    }
+}
+
+/// A migration that failed because the connection did, not because of the schema.
+fn is_connection_failure(err: &MigrateError) -> bool {
+    match err {
+        MigrateError::Execute(err) => !matches!(err, sqlx::Error::Database(_)),
+        _ => false,
+    }
+}
+
 /// Applies the migrations that are missing. sqlx holds a PostgreSQL advisory lock
 /// meanwhile, so replicas starting together apply each migration once.
 pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {

@@ -49,15 +49,24 @@ pub async fn run(database_url: &str, args: RunArgs, shutdown: Shutdown) -> Resul
     let metrics = Metrics::register(&mut metrics_registry);
     let bootstrap = args.kafka.kafka_bootstrap_servers.clone();
 
-    let pool = db::connect(database_url, args.database_max_connections).await?;
-    db::migrate(&pool).await?;
-    tracing::info!("database schema is current");
-
+    // The ops endpoints first: probes get answers (live, not ready) while PostgreSQL starts.
     let ops_server = tokio::spawn(ops::serve(
         args.ops.ops_addr,
         ops::router(readiness.clone(), Arc::new(metrics_registry)),
         shutdown.clone(),
     ));
+    readiness.require(db::READINESS_CONDITION, "PostgreSQL not connected yet");
+    let Some(pool) = db::connect_and_migrate(
+        database_url,
+        args.database_max_connections,
+        &readiness,
+        &shutdown,
+    )
+    .await?
+    else {
+        return Ok(());
+    };
+    tracing::info!("database schema is current");
     tokio::spawn(kafka::watch_reachability(
         bootstrap.clone(),
         readiness.clone(),

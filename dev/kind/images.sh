@@ -9,6 +9,7 @@
 #                                 the release binaries of dev/build-release.sh
 #   dev/kind/images.sh all        all of them
 #   dev/kind/images.sh names      print the images `kind load` puts on the nodes
+#   dev/kind/images.sh hookline-tag  print the tag of Hookline's images
 #
 # An image is rebuilt when what it is built from changes: the key of each is a hash of its
 # inputs, kept as a label.
@@ -24,8 +25,6 @@ KUBE_BIN_DIR="$CACHE_DIR/kube/$KUBERNETES_VERSION/bin"
 KUBE_NODE_BIN_DIR="$CACHE_DIR/kube/$KUBERNETES_VERSION/node-bin"
 KAFKA_LIBS="$CACHE_DIR/kafka/$KAFKA_VERSION/libs"
 REPO=hookline-kind
-# The name Hookline's images carry; the chart's image.tag is set to it.
-HOOKLINE_TAG=kind
 POSTGRES_TAG=$POSTGRES_MAJOR
 
 BASE_IMAGE="$REPO/debian:$DEBIAN_SUITE"
@@ -52,7 +51,15 @@ workload_images() {
   echo "$KAFKA_IMAGE"
   echo "$POSTGRES_IMAGE"
   echo "$TRAEFIK_IMAGE"
-  for b in "${HOOKLINE_BINARIES[@]}"; do echo "hookline-$b:$HOOKLINE_TAG"; done
+  for b in "${HOOKLINE_BINARIES[@]}"; do echo "hookline-$b:$(hookline_tag)"; done
+}
+
+# The tag of Hookline's images: a hash of the release binaries and the Dockerfile, so that a
+# new build is a new tag and `helm upgrade` rolls the pods (the nodes never pull).
+hookline_tag() {
+  local b files=("$REPO_ROOT/Dockerfile")
+  for b in "${HOOKLINE_BINARIES[@]}"; do files+=("$REPO_ROOT/target/release/hookline-$b"); done
+  echo "kind-$(inputs_key "${files[@]}" | cut -c1-12)"
 }
 
 image_key() { "${DOCKER[@]}" image inspect --format '{{ index .Config.Labels "io.hookline.key" }}' "$1" 2>/dev/null || true; }
@@ -193,7 +200,7 @@ build_workloads() {
 # Hookline's images: the top-level Dockerfile with the Debian base as its runtime and the host's
 # release binaries (no Rust image can be had offline) instead of its compiling stage.
 build_hookline() {
-  local ctx="$KIND_DIR/hookline-context" b key
+  local ctx="$KIND_DIR/hookline-context" b key tag
   log "release build of Hookline's binaries (dev/build-release.sh)"
   (cd "$REPO_ROOT" && dev/build-release.sh -p hookline-operator -p hookline-handler -p hookline-consumer -p hookline-emitter) ||
     die "the release build failed"
@@ -202,17 +209,18 @@ build_hookline() {
   for b in "${HOOKLINE_BINARIES[@]}"; do
     cp "$REPO_ROOT/target/release/hookline-$b" "$ctx/prebuilt/"
   done
+  tag=$(hookline_tag)
   for b in "${HOOKLINE_BINARIES[@]}"; do
     key=$(inputs_key "$REPO_ROOT/Dockerfile" "$ctx/prebuilt/hookline-$b" "$(image_key "$BASE_IMAGE")")
-    if [ "$(image_key "hookline-$b:$HOOKLINE_TAG")" = "$key" ]; then
-      log "hookline-$b:$HOOKLINE_TAG is up to date"
+    if [ "$(image_key "hookline-$b:$tag")" = "$key" ]; then
+      log "hookline-$b:$tag is up to date"
       continue
     fi
-    log "building hookline-$b:$HOOKLINE_TAG (Dockerfile, target $b, prebuilt binaries)"
+    log "building hookline-$b:$tag (Dockerfile, target $b, prebuilt binaries)"
     DOCKER_BUILDKIT=1 "${DOCKER[@]}" build --quiet --target "$b" \
       --build-arg "RUNTIME_IMAGE=$BASE_IMAGE" --build-arg BINARIES=prebuilt \
-      --label "io.hookline.key=$key" -f "$REPO_ROOT/Dockerfile" -t "hookline-$b:$HOOKLINE_TAG" "$ctx" >/dev/null ||
-      die "building hookline-$b:$HOOKLINE_TAG failed"
+      --label "io.hookline.key=$key" -f "$REPO_ROOT/Dockerfile" -t "hookline-$b:$tag" "$ctx" >/dev/null ||
+      die "building hookline-$b:$tag failed"
   done
 }
 
@@ -223,9 +231,10 @@ case "${1:-}" in
   hookline) build_base && build_hookline ;;
   all) build_base && stage_context && build_cluster && build_workloads && build_hookline ;;
   names) workload_images ;;
+  hookline-tag) hookline_tag ;;
   node-image) echo "$NODE_IMAGE" ;;
   *)
-    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -66,6 +66,11 @@ pub struct RunArgs {
     /// Name of the leader-election Lease.
     #[arg(long, env = "HOOKLINE_LEASE_NAME", default_value = "hookline-operator")]
     pub lease_name: String,
+    /// The Deployment (in the Lease's namespace) that owns the Lease, so that deleting the
+    /// operator (helm uninstall) garbage-collects it too, even one a stopping replica
+    /// re-created at the last moment. Unset: the Lease has no owner.
+    #[arg(long, env = "HOOKLINE_LEASE_OWNER_DEPLOYMENT")]
+    pub lease_owner_deployment: Option<String>,
     /// This replica's identity in the Lease (the pod name in a cluster).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,

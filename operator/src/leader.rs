@@ -7,6 +7,7 @@ use chrono::Utc;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
 
@@ -16,6 +17,7 @@ pub struct LeaseLock {
     name: String,
     identity: String,
     duration: Duration,
+    owner: Option<OwnerReference>,
 }
 
 impl LeaseLock {
@@ -31,7 +33,19 @@ impl LeaseLock {
             name: name.to_owned(),
             identity: identity.to_owned(),
             duration,
+            owner: None,
         }
+    }
+
+    /// Gives the Lease an owner whose deletion garbage-collects it.
+    #[must_use]
+    pub fn owned_by(mut self, owner: OwnerReference) -> Self {
+        self.owner = Some(owner);
+        self
+    }
+
+    fn owner_references(&self) -> Option<Vec<OwnerReference>> {
+        self.owner.clone().map(|owner| vec![owner])
     }
 
     pub fn identity(&self) -> &str {
@@ -51,6 +65,7 @@ impl LeaseLock {
             let lease = Lease {
                 metadata: ObjectMeta {
                     name: Some(self.name.clone()),
+                    owner_references: self.owner_references(),
                     ..ObjectMeta::default()
                 },
                 spec: Some(self.spec_taken(now, 0)),
@@ -74,6 +89,9 @@ impl LeaseLock {
             return Ok(false);
         };
         lease.spec = Some(spec);
+        if self.owner.is_some() {
+            lease.metadata.owner_references = self.owner_references();
+        }
         // The resourceVersion in `lease` makes this a compare-and-swap.
         match self
             .api

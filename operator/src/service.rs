@@ -11,6 +11,7 @@ use hookline_core::shutdown::Shutdown;
 use hookline_core::topics;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
 use kube::api::ListParams;
 use kube::core::PartialObjectMeta;
@@ -37,10 +38,38 @@ pub enum RunError {
     CrdMissing(#[source] kube::Error),
     #[error(transparent)]
     Registry(#[from] PublishError),
+    #[error("cannot read the Deployment {name} that is to own the leader Lease: {source}")]
+    LeaseOwner {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("lost the leader Lease {0}; exiting so that only one replica acts")]
     LostLeadership(String),
     #[error("cannot serve the operational endpoints: {0}")]
     Ops(#[source] std::io::Error),
+}
+
+/// An owner reference to the operator's own Deployment, for the leader Lease.
+async fn lease_owner(
+    client: &Client,
+    namespace: &str,
+    deployment: &str,
+) -> Result<OwnerReference, RunError> {
+    let found = Api::<Deployment>::namespaced(client.clone(), namespace)
+        .get(deployment)
+        .await
+        .map_err(|source| RunError::LeaseOwner {
+            name: format!("{namespace}/{deployment}"),
+            source,
+        })?;
+    Ok(OwnerReference {
+        api_version: "apps/v1".into(),
+        kind: "Deployment".into(),
+        name: deployment.to_owned(),
+        uid: found.metadata.uid.unwrap_or_default(),
+        ..OwnerReference::default()
+    })
 }
 
 const TOPICS_READY: &str = "topics";
@@ -105,13 +134,17 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         .identity
         .clone()
         .unwrap_or_else(|| format!("hookline-operator-{}", uuid::Uuid::new_v4().simple()));
-    let lease = Arc::new(LeaseLock::new(
+    let mut lease = LeaseLock::new(
         client.clone(),
         &args.lease_namespace,
         &args.lease_name,
         &identity,
         args.lease_duration(),
-    ));
+    );
+    if let Some(deployment) = &args.lease_owner_deployment {
+        lease = lease.owned_by(lease_owner(&client, &args.lease_namespace, deployment).await?);
+    }
+    let lease = Arc::new(lease);
     if !acquire(&lease, &shutdown).await {
         return finish(ops_server).await;
     }

@@ -212,6 +212,13 @@ impl Harness {
 
     /// Starts the consumer in this process and waits until it is ready.
     pub async fn start(&self, extra: &[&str]) -> Running {
+        let running = self.spawn(extra);
+        running.wait_ready().await;
+        running
+    }
+
+    /// Starts the consumer in this process without waiting for it to be ready.
+    pub fn spawn(&self, extra: &[&str]) -> Running {
         let ops_port = http::free_port();
         let mut argv = vec!["hookline-consumer".to_owned()];
         argv.extend(self.run_args(ops_port, extra));
@@ -224,13 +231,11 @@ impl Harness {
             let shutdown = shutdown.clone();
             async move { hookline_consumer::service::run(&cli.database_url, *args, shutdown).await }
         });
-        let running = Running {
+        Running {
             ops_port,
             shutdown,
             task: Some(task),
-        };
-        running.wait_ready().await;
-        running
+        }
     }
 
     pub async fn count_events(&self) -> i64 {
@@ -423,7 +428,7 @@ pub struct Running {
 }
 
 impl Running {
-    async fn wait_ready(&self) {
+    pub async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let port = self.ops_port;
@@ -456,6 +461,11 @@ impl Running {
     }
 
     /// SIGTERM's path: shutdown, then the service returns.
+    /// Whether the service ended on its own.
+    pub fn has_exited(&self) -> bool {
+        self.task.as_ref().is_none_or(tokio::task::JoinHandle::is_finished)
+    }
+
     pub async fn stop(mut self) {
         self.shutdown.trigger();
         if let Some(task) = self.task.take() {

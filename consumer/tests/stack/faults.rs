@@ -104,6 +104,60 @@ async fn a_database_outage_mid_stream_loses_and_dead_letters_nothing() {
     drop(postgres);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_started_before_its_database_waits_unready_then_stores() {
+    let postgres = tokio::task::spawn_blocking(PrivatePostgres::start)
+        .await
+        .expect("start a private PostgreSQL");
+    let h = Harness::with_database("consumer-db-late", 1, postgres.url()).await;
+    h.register(&entry("wh-late", DeliveryPolicy::default())).await;
+    let postgres = tokio::task::spawn_blocking(move || {
+        postgres.stop();
+        postgres
+    })
+    .await
+    .expect("stop PostgreSQL");
+
+    // As in a cluster where the consumer's pod starts first: alive, not ready, no exit.
+    let consumer = h.spawn(&[]);
+    let port = consumer.ops_port;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (ready, live) = tokio::task::spawn_blocking(move || {
+            (http::get(port, "/readyz"), http::get(port, "/healthz"))
+        })
+        .await
+        .expect("probe");
+        if let (Some((503, body)), Some((200, _))) = (&ready, &live)
+            && body.contains("database")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no live-but-not-ready answer naming the database: {ready:?} {live:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Several connection attempts fail meanwhile; the consumer keeps waiting.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!consumer.has_exited(), "the consumer gave up on PostgreSQL");
+
+    let postgres = tokio::task::spawn_blocking(move || {
+        postgres.start_again();
+        postgres
+    })
+    .await
+    .expect("start PostgreSQL again");
+    consumer.wait_ready().await;
+    let ids = h.produce_paced("late", &["wh-late"], 50, 500).await;
+    h.wait_for_events(ids.len() as i64, Duration::from_secs(30))
+        .await;
+    assert_stored_once_without_retries(&h, &ids).await;
+    consumer.stop().await;
+    drop(postgres);
+}
+
 /// The real binary, run as a child process of the test.
 struct Child {
     process: tokio::process::Child,
