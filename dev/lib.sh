@@ -118,25 +118,20 @@ find_go() {
   export GO GOWORK=off
 }
 
-# Prints the path of the go.mod of MODULE@VERSION (downloading it into the module cache).
-module_gomod() {
-  local dir
+# Usage: module_info FIELD MODULE VERSION: prints FIELD (GoMod, Dir, ...) of what
+# `go mod download -json` says of MODULE@VERSION, downloading it into the module cache.
+module_info() {
+  local field=$1 dir
   find_go
   dir=$(mktemp -d)
-  (cd "$dir" && "$GO" mod download -json "$1@$2") |
-    sed -n 's/^[[:space:]]*"GoMod":[[:space:]]*"\(.*\)",\{0,1\}$/\1/p' || true
+  (cd "$dir" && "$GO" mod download -json "$2@$3") |
+    sed -n "s/^[[:space:]]*\"$field\":[[:space:]]*\"\(.*\)\",\{0,1\}\$/\1/p" || true
   rm -rf "$dir"
 }
 
-# Prints the directory of MODULE@VERSION's source in the module cache.
-module_dir() {
-  local dir
-  find_go
-  dir=$(mktemp -d)
-  (cd "$dir" && "$GO" mod download -json "$1@$2") |
-    sed -n 's/^[[:space:]]*"Dir":[[:space:]]*"\(.*\)",\{0,1\}$/\1/p' || true
-  rm -rf "$dir"
-}
+# The path of MODULE@VERSION's go.mod, and the folder of its source.
+module_gomod() { module_info GoMod "$@"; }
+module_dir() { module_info Dir "$@"; }
 
 # Usage: go_wrapper_build OUT MODULE VERSION SRC_DIR
 # Builds a static binary OUT from a generated module that requires MODULE@VERSION and holds

@@ -89,8 +89,7 @@ cmd_start() {
   fi
 }
 
-# Removes from TABLE what dockerd added: the whole table when it was not loaded before start,
-# otherwise it is restored from the saved copy by the caller.
+# Whether TABLE was loaded when the engine first started (iptables-save lists only those).
 table_was_saved() { grep -qx "\*$1" "$IPTABLES_BEFORE"; }
 
 cmd_stop() {
@@ -118,8 +117,14 @@ cmd_stop() {
   done
   if [ -f "$IPTABLES_BEFORE" ]; then
     for table in "${TABLES[@]}"; do
-      if ! table_was_saved "$table" && iptables -t "$table" -S >/dev/null 2>&1; then
+      # (Listing a table with iptables-nft would create it: ask iptables-save what exists.)
+      if ! table_was_saved "$table" && iptables-save | grep -qx "\*$table"; then
+        # A table that was not there: empty, and every built-in chain back to the ACCEPT
+        # policy a fresh table has (dockerd sets FORWARD to DROP).
         iptables -t "$table" -F && iptables -t "$table" -X
+        iptables -t "$table" -S | awk '$1 == "-P" { print $2 }' | while read -r chain; do
+          iptables -t "$table" -P "$chain" ACCEPT
+        done
       fi
     done
     iptables-restore <"$IPTABLES_BEFORE"

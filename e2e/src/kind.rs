@@ -20,7 +20,8 @@ use serde_json::Value;
 use crate::system::{Summary, eventually};
 
 fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the test with make kind-test"))
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run the test with make kind-test"))
 }
 
 /// The cluster and the release under test.
@@ -61,7 +62,11 @@ impl KindCluster {
     pub fn run(&self, program: &str, args: &[&str], stdin: Option<&str>) -> String {
         let mut child = Command::new(program)
             .args(args)
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -98,8 +103,17 @@ impl KindCluster {
             "metadata": {"name": name, "namespace": self.namespace},
             "spec": spec,
         });
-        self.run("kubectl", &["apply", "-f", "-"], Some(&manifest.to_string()));
-        self.kubectl(&["wait", &format!("webhook/{name}"), "--for=condition=Ready", "--timeout=180s"]);
+        self.run(
+            "kubectl",
+            &["apply", "-f", "-"],
+            Some(&manifest.to_string()),
+        );
+        self.kubectl(&[
+            "wait",
+            &format!("webhook/{name}"),
+            "--for=condition=Ready",
+            "--timeout=180s",
+        ]);
         self.kubectl(&["get", "webhook", name, "-o", "jsonpath={.status.webhookId}"])
     }
 
@@ -141,7 +155,11 @@ impl KindCluster {
 
     /// The message ids stored for a Webhook (one row each: the primary key forbids more).
     pub fn stored_ids(&self, webhook_id: &str) -> Vec<String> {
-        assert!(webhook_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(
+            webhook_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
         self.sql(&format!(
             "select message_id from events where webhook_id = '{webhook_id}' order by 1"
         ))
@@ -157,10 +175,17 @@ impl KindCluster {
     }
 
     pub fn pod_names(&self, selector: &str) -> Vec<String> {
-        self.kubectl(&["get", "pods", "-l", selector, "-o", "jsonpath={.items[*].metadata.name}"])
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect()
+        self.kubectl(&[
+            "get",
+            "pods",
+            "-l",
+            selector,
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ])
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
     }
 }
 
@@ -188,8 +213,12 @@ impl Sender {
         let secret = Arc::new(secret);
         let tasks = (0..workers)
             .map(|worker| {
-                let (stop, accepted, statuses, secret) =
-                    (stop.clone(), accepted.clone(), statuses.clone(), secret.clone());
+                let (stop, accepted, statuses, secret) = (
+                    stop.clone(),
+                    accepted.clone(),
+                    statuses.clone(),
+                    secret.clone(),
+                );
                 let path = format!("/webhooks/{webhook_id}");
                 let (ingress, host) = (cluster.ingress.clone(), cluster.ingress_host.clone());
                 tokio::task::spawn_blocking(move || {
@@ -223,7 +252,12 @@ impl Sender {
                 })
             })
             .collect();
-        Self { stop, accepted, statuses, tasks }
+        Self {
+            stop,
+            accepted,
+            statuses,
+            tasks,
+        }
     }
 
     /// Stops sending; returns the accepted ids and how often each status was answered.
@@ -297,8 +331,11 @@ impl EmitterLogs {
             followed: Arc::new(Mutex::new(BTreeSet::new())),
             stopped_lines: Arc::new(Mutex::new(Vec::new())),
         };
-        let (stop, followed, lines) =
-            (logs.stop.clone(), logs.followed.clone(), logs.stopped_lines.clone());
+        let (stop, followed, lines) = (
+            logs.stop.clone(),
+            logs.followed.clone(),
+            logs.stopped_lines.clone(),
+        );
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let list = pods.list(&ListParams::default().labels(&selector)).await;
@@ -314,7 +351,10 @@ impl EmitterLogs {
                     }
                     let (pods, lines) = (pods.clone(), lines.clone());
                     tokio::spawn(async move {
-                        let params = LogParams { follow: true, ..LogParams::default() };
+                        let params = LogParams {
+                            follow: true,
+                            ..LogParams::default()
+                        };
                         let Ok(stream) = pods.log_stream(&name, &params).await else {
                             return;
                         };

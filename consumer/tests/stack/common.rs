@@ -460,12 +460,14 @@ impl Running {
             .1
     }
 
-    /// SIGTERM's path: shutdown, then the service returns.
     /// Whether the service ended on its own.
     pub fn has_exited(&self) -> bool {
-        self.task.as_ref().is_none_or(tokio::task::JoinHandle::is_finished)
+        self.task
+            .as_ref()
+            .is_none_or(tokio::task::JoinHandle::is_finished)
     }
 
+    /// SIGTERM's path: shutdown, then the service returns.
     pub async fn stop(mut self) {
         self.shutdown.trigger();
         if let Some(task) = self.task.take() {

@@ -110,7 +110,8 @@ async fn a_consumer_started_before_its_database_waits_unready_then_stores() {
         .await
         .expect("start a private PostgreSQL");
     let h = Harness::with_database("consumer-db-late", 1, postgres.url()).await;
-    h.register(&entry("wh-late", DeliveryPolicy::default())).await;
+    h.register(&entry("wh-late", DeliveryPolicy::default()))
+        .await;
     let postgres = tokio::task::spawn_blocking(move || {
         postgres.stop();
         postgres

@@ -30,8 +30,12 @@ async fn the_users_path_on_kind_loses_nothing() {
     let handler = format!("deployment/{}-handler", cluster.release);
     let consumer = format!("deployment/{}-consumer", cluster.release);
 
-    let direct_id = cluster.apply_webhook("kind-direct", &spec(false, 1.0)).await;
-    let emitted_id = cluster.apply_webhook("kind-emitter", &spec(true, 20.0)).await;
+    let direct_id = cluster
+        .apply_webhook("kind-direct", &spec(false, 1.0))
+        .await;
+    let emitted_id = cluster
+        .apply_webhook("kind-emitter", &spec(true, 20.0))
+        .await;
     let secret = cluster.signing_secret("kind-direct").await;
     let logs = EmitterLogs::follow(&cluster, "kind-emitter");
     let sender = Sender::start(&cluster, &direct_id, secret, 4, Duration::from_millis(100));
@@ -47,17 +51,21 @@ async fn the_users_path_on_kind_loses_nothing() {
 
     // The emitter scaled through the Webhook's scale subresource.
     cluster.kubectl(&["scale", "webhook/kind-emitter", "--replicas=3"]);
-    eventually("three emitter pods of kind-emitter", Duration::from_secs(120), || async {
-        let ready = cluster.kubectl(&[
-            "get",
-            "deployment",
-            "-l",
-            "hookline.io/webhook=kind-emitter",
-            "-o",
-            "jsonpath={.items[*].status.readyReplicas}",
-        ]);
-        (ready.trim() == "3").then_some(())
-    })
+    eventually(
+        "three emitter pods of kind-emitter",
+        Duration::from_secs(120),
+        || async {
+            let ready = cluster.kubectl(&[
+                "get",
+                "deployment",
+                "-l",
+                "hookline.io/webhook=kind-emitter",
+                "-o",
+                "jsonpath={.items[*].status.readyReplicas}",
+            ]);
+            (ready.trim() == "3").then_some(())
+        },
+    )
     .await;
     tokio::time::sleep(SETTLE).await;
 
@@ -91,32 +99,54 @@ async fn the_users_path_on_kind_loses_nothing() {
     tokio::time::sleep(SETTLE).await;
 
     let (accepted, statuses) = sender.stop().await;
-    cluster.kubectl(&["patch", "webhook", "kind-emitter", "--type=merge", "-p", r#"{"spec":{"emitter":{"enabled":false}}}"#]);
+    cluster.kubectl(&[
+        "patch",
+        "webhook",
+        "kind-emitter",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"emitter":{"enabled":false}}}"#,
+    ]);
     let emitted = logs.summary().await;
 
     // Every event the Ingress accepted is stored, exactly once.
-    let stored = eventually("every accepted event stored", Duration::from_secs(180), || async {
-        let stored = cluster.stored_ids(&direct_id);
-        (stored.len() >= accepted.len()).then_some(stored)
-    })
+    let stored = eventually(
+        "every accepted event stored",
+        Duration::from_secs(180),
+        || async {
+            let stored = cluster.stored_ids(&direct_id);
+            (stored.len() >= accepted.len()).then_some(stored)
+        },
+    )
     .await;
     let stored_set: std::collections::BTreeSet<String> = stored.iter().cloned().collect();
     assert_eq!(stored_set.len(), stored.len(), "a message id stored twice");
     let missing: Vec<_> = accepted.difference(&stored_set).collect();
     assert!(missing.is_empty(), "accepted but not stored: {missing:?}");
     let unexpected: Vec<_> = stored_set.difference(&accepted).collect();
-    assert!(unexpected.is_empty(), "stored but never accepted: {unexpected:?}");
+    assert!(
+        unexpected.is_empty(),
+        "stored but never accepted: {unexpected:?}"
+    );
 
     // Every event the emitter pods delivered is stored, exactly once.
     assert!(emitted.processes >= 3, "{emitted:?}");
     assert_eq!((emitted.failed, emitted.abandoned), (0, 0), "{emitted:?}");
     let delivered = usize::try_from(emitted.delivered).expect("count");
-    let emitter_rows = eventually("every delivered event stored", Duration::from_secs(180), || async {
-        let rows = cluster.stored_ids(&emitted_id);
-        (rows.len() >= delivered).then_some(rows)
-    })
+    let emitter_rows = eventually(
+        "every delivered event stored",
+        Duration::from_secs(180),
+        || async {
+            let rows = cluster.stored_ids(&emitted_id);
+            (rows.len() >= delivered).then_some(rows)
+        },
+    )
     .await;
-    assert_eq!(emitter_rows.len(), delivered, "rows of kind-emitter against {emitted:?}");
+    assert_eq!(
+        emitter_rows.len(),
+        delivered,
+        "rows of kind-emitter against {emitted:?}"
+    );
 
     println!(
         "kind-test counts: through the Ingress {} accepted and {} stored (answers {statuses:?}); \
@@ -130,8 +160,21 @@ async fn the_users_path_on_kind_loses_nothing() {
     );
 
     // The Webhooks go first (the operator removes their parts), then the release.
-    cluster.kubectl(&["delete", "webhooks", "--all", "--wait=true", "--timeout=120s"]);
-    cluster.helm(&["uninstall", &cluster.release, "-n", &cluster.namespace, "--wait", "--timeout=5m"]);
+    cluster.kubectl(&[
+        "delete",
+        "webhooks",
+        "--all",
+        "--wait=true",
+        "--timeout=120s",
+    ]);
+    cluster.helm(&[
+        "uninstall",
+        &cluster.release,
+        "-n",
+        &cluster.namespace,
+        "--wait",
+        "--timeout=5m",
+    ]);
     let kinds = "deployments,statefulsets,pods,services,ingresses,secrets,configmaps,\
                  serviceaccounts,persistentvolumeclaims,roles,rolebindings,\
                  poddisruptionbudgets,leases,webhooks";
@@ -141,10 +184,21 @@ async fn the_users_path_on_kind_loses_nothing() {
             "app.kubernetes.io/part-of=hookline".to_owned(),
             format!("app.kubernetes.io/instance={}", cluster.release),
         ] {
-            left += &cluster.run("kubectl", &["get", kinds, "-A", "-l", &selector, "-o", "name"], None);
             left += &cluster.run(
                 "kubectl",
-                &["get", "clusterroles,clusterrolebindings", "-l", &selector, "-o", "name"],
+                &["get", kinds, "-A", "-l", &selector, "-o", "name"],
+                None,
+            );
+            left += &cluster.run(
+                "kubectl",
+                &[
+                    "get",
+                    "clusterroles,clusterrolebindings",
+                    "-l",
+                    &selector,
+                    "-o",
+                    "name",
+                ],
                 None,
             );
         }
@@ -159,6 +213,13 @@ async fn the_users_path_on_kind_loses_nothing() {
         left = leftovers();
     }
     assert_eq!(left.trim(), "", "left behind by helm uninstall");
-    let crd = cluster.run("kubectl", &["get", "crd", "webhooks.hookline.io", "-o", "name"], None);
-    assert_eq!(crd.trim(), "customresourcedefinition.apiextensions.k8s.io/webhooks.hookline.io");
+    let crd = cluster.run(
+        "kubectl",
+        &["get", "crd", "webhooks.hookline.io", "-o", "name"],
+        None,
+    );
+    assert_eq!(
+        crd.trim(),
+        "customresourcedefinition.apiextensions.k8s.io/webhooks.hookline.io"
+    );
 }
