@@ -229,7 +229,7 @@ offline_config() {
 
 up_offline() {
   local start=$SECONDS images
-  log "offline mode: everything is built here; the first run takes 40-60 minutes on 2 cores, later ones a few"
+  log "offline mode: everything is built here; the first run takes about an hour on 2 cores, later ones a few minutes"
   bash "$DEV_DIR/kind/engine.sh" install
   bash "$DEV_DIR/stack.sh" install
   bash "$DEV_DIR/kind/tools.sh" all
