@@ -229,6 +229,7 @@ offline_config() {
 
 up_offline() {
   local start=$SECONDS images
+  [ "$(id -u)" = 0 ] || die "the offline mode installs packages and starts a Docker engine of its own: run it as root"
   log "offline mode: everything is built here; the first run takes about an hour on 2 cores, later ones a few minutes"
   bash "$DEV_DIR/kind/engine.sh" install
   bash "$DEV_DIR/stack.sh" install
