@@ -244,7 +244,10 @@ up_offline() {
   wait_nodes_ready
   mapfile -t images < <(bash "$DEV_DIR/kind/images.sh" names)
   log "loading ${#images[@]} images into the nodes"
-  kind load docker-image --name "$CLUSTER" "${images[@]}" >/dev/null
+  kind load docker-image --name "$CLUSTER" "${images[@]}" >"$KIND_STATE/kind-load.log" 2>&1 || {
+    tail -n 20 "$KIND_STATE/kind-load.log" >&2
+    die "kind load docker-image failed (log $KIND_STATE/kind-load.log)"
+  }
   sed "s/TRAEFIK_VERSION/$TRAEFIK_VERSION/" "$DEV_DIR/kind/manifests/traefik.yaml" | kubectl apply -f - >/dev/null
   kubectl -n traefik rollout status deployment/traefik --timeout=180s >/dev/null ||
     die "Traefik did not start: kubectl -n traefik describe pods"

@@ -150,7 +150,7 @@ build_target() {
 }
 
 build_cluster() {
-  local key preload
+  local key ids preload
   build_target binary "$REPO/kube-apiserver:$KUBERNETES_VERSION" kube-apiserver
   build_target binary "$REPO/kube-controller-manager:$KUBERNETES_VERSION" kube-controller-manager
   build_target binary "$REPO/kube-scheduler:$KUBERNETES_VERSION" kube-scheduler
@@ -164,7 +164,8 @@ build_cluster() {
   # The node image: node-base with the cluster's images in its containerd, as kind's own node
   # images carry them (kubeadm finds them there and pulls nothing).
   mapfile -t preload < <(cluster_images)
-  key=$(for image in "$REPO/node-base:$KUBERNETES_VERSION" "${preload[@]}"; do "${DOCKER[@]}" image inspect --format '{{.Id}}' "$image"; done | inputs_key /dev/stdin)
+  ids=$(for image in "$REPO/node-base:$KUBERNETES_VERSION" "${preload[@]}"; do "${DOCKER[@]}" image inspect --format '{{.Id}}' "$image"; done)
+  key=$(inputs_key "$ids")
   if [ "$(image_key "$NODE_IMAGE")" = "$key" ]; then
     log "$NODE_IMAGE is up to date"
     return 0
