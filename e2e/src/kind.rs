@@ -388,13 +388,8 @@ impl EmitterLogs {
         .await;
         self.stop.store(true, Ordering::Relaxed);
         let mut total = Summary::default();
-        for fields in summary {
-            let n = |k: &str| fields[k].as_u64().unwrap_or(0);
-            total.processes += 1;
-            total.emitted += n("emitted");
-            total.delivered += n("delivered");
-            total.failed += n("failed");
-            total.abandoned += n("abandoned");
+        for fields in &summary {
+            total.add_stopped_line(fields);
         }
         total
     }

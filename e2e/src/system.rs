@@ -277,12 +277,7 @@ impl System {
             let log = std::fs::read_to_string(entry.path().join("emitter.log")).unwrap_or_default();
             for line in log.lines().filter(|l| l.contains("emitter stopped")) {
                 let fields: Value = serde_json::from_str(line).expect("JSON log line");
-                let n = |k: &str| fields[k].as_u64().unwrap_or(0);
-                summary.processes += 1;
-                summary.emitted += n("emitted");
-                summary.delivered += n("delivered");
-                summary.failed += n("failed");
-                summary.abandoned += n("abandoned");
+                summary.add_stopped_line(&fields);
             }
         }
         assert!(
@@ -390,6 +385,18 @@ pub struct Summary {
     pub delivered: u64,
     pub failed: u64,
     pub abandoned: u64,
+}
+
+impl Summary {
+    /// Adds what one emitter process's "emitter stopped" log line reports.
+    pub fn add_stopped_line(&mut self, fields: &Value) {
+        let n = |k: &str| fields[k].as_u64().unwrap_or(0);
+        self.processes += 1;
+        self.emitted += n("emitted");
+        self.delivered += n("delivered");
+        self.failed += n("failed");
+        self.abandoned += n("abandoned");
+    }
 }
 
 pub fn metric_sum(body: &str, name: &str) -> f64 {
