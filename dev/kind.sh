@@ -268,14 +268,12 @@ cmd_up() {
 }
 
 print_usage() {
-  local env_line=""
-  env_line="eval \"\$(dev/kind.sh env)\""
   cat <<INFO
 
 Hookline runs on kind ($(mode) mode). The emitter of examples/webhook.yaml sends an event every
 5 seconds through the handler Service; the Ingress answers on 127.0.0.1:80.
 
-  $env_line    # kubectl and helm reach the cluster (run from the repository)
+  eval "\$(dev/kind.sh env)"    # kubectl and helm reach the cluster (run from the repository)
   kubectl -n $NAMESPACE get webhooks
   kubectl -n $NAMESPACE exec statefulset/$RELEASE-postgres -- psql -U hookline -d hookline \\
     -c 'select event_type, count(*) from events group by 1'
@@ -315,7 +313,7 @@ cmd_test() {
 
 cmd_down() {
   local mode
-  [ -f "$MODE_FILE" ] || { log "no kind cluster was made from this checkout"; }
+  [ -f "$MODE_FILE" ] || log "no kind cluster was made from this checkout; cleaning up what the $(mode) mode would have left"
   mode=$(mode)
   if [ "$mode" = offline ]; then
     offline_env
