@@ -6,6 +6,13 @@ pub const RECEIVED_AT: &str = "hookline-received-at";
 pub const SCHEME: &str = "hookline-scheme";
 pub const CONTENT_TYPE: &str = "content-type";
 pub const TRACEPARENT: &str = "traceparent";
+/// The provider's event id, type and time (see `provider::identify`), when it says.
+pub const EVENT_ID: &str = "hookline-event-id";
+pub const EVENT_TYPE: &str = "hookline-event-type";
+pub const OCCURRED_AT: &str = "hookline-occurred-at";
+/// The request headers kept with the event (`provider::kept_headers`), as a JSON
+/// object of lowercase name to value, so a stored event can be verified again.
+pub const REQUEST_HEADERS: &str = "hookline-request-headers";
 /// How many times processing was retried (the prototype's header name, kept).
 pub const RETRY_COUNT: &str = "retry_count";
 /// Earliest time (RFC 3339) a retry copy may be processed.

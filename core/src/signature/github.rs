@@ -8,6 +8,10 @@ use super::{Claim, MAX_SIGNATURE_HEADER_LEN, Outgoing, VerifyError};
 
 pub const SIGNATURE: &str = "x-hub-signature-256";
 pub const DELIVERY: &str = "x-github-delivery";
+pub const EVENT: &str = "x-github-event";
+/// Which of the sender's hooks delivered: one event delivered to several hooks shares
+/// its delivery id.
+pub const HOOK_ID: &str = "x-github-hook-id";
 
 pub(super) fn read<H: HeaderLookup + ?Sized>(headers: &H) -> Result<Claim<'_>, VerifyError> {
     let value = headers::required(headers, SIGNATURE, MAX_SIGNATURE_HEADER_LEN)?;

@@ -3,14 +3,15 @@
 //!
 //! | scheme | signature header | signed content | encoding | timestamp | message id |
 //! | --- | --- | --- | --- | --- | --- |
-//! | `standard` | `webhook-signature: v1,<sig> v1,<sig>` | `{id}.{timestamp}.{body}` | base64 | `webhook-timestamp` | `webhook-id` (signed) |
+//! | `standard` | `webhook-signature: v1,<sig> v1,<sig>` (or `svix-signature`) | `{id}.{timestamp}.{body}` | base64 | `webhook-timestamp` (`svix-timestamp`) | `webhook-id` (`svix-id`), signed |
 //! | `github` | `x-hub-signature-256: sha256=<sig>` | body | hex | - | `x-github-delivery` (not signed) |
 //! | `stripe` | `stripe-signature: t=<ts>,v1=<sig>,v1=<sig>` | `{t}.{body}` | hex | `t` | - |
-//! | `shopify` | `x-shopify-hmac-sha256: <sig>` | body | base64 | - | `x-shopify-webhook-id` (not signed) |
+//! | `shopify` | `x-shopify-hmac-sha256: <sig>` (or `shopify-hmac-sha256`) | body | base64 | - | `x-shopify-webhook-id` (not signed) |
 //! | `slack` | `x-slack-signature: v0=<sig>` | `v0:{ts}:{body}` | hex | `x-slack-request-timestamp` | - |
 //! | `legacy-hex` | `x-webhook-signature: <sig>` | body | hex | - | - |
 //!
-//! Every signature is an HMAC-SHA256. [`verify`] reads and checks the headers first
+//! The id a provider keeps across its retries, and the event's type, are read by
+//! [`crate::provider`]. Every signature is an HMAC-SHA256. [`verify`] reads and checks the headers first
 //! (missing or malformed), then compares every signature of the request with the
 //! signature of every secret in constant time, and checks the timestamp window last:
 //! a forged request is reported as [`VerifyError::NoMatchingSignature`] whatever its

@@ -24,21 +24,32 @@ pub enum SecretError {
     Empty,
     #[error("a Standard Webhooks secret must start with whsec_")]
     MissingPrefix,
-    #[error(
-        "a Standard Webhooks secret must be whsec_ followed by base64 (no spaces or trailing newline)"
-    )]
+    #[error("a Standard Webhooks secret must be whsec_ followed by base64")]
     NotBase64,
+    /// For the schemes whose key is the secret's own bytes: a newline or space at
+    /// either end (what `kubectl create secret --from-file` of an `echo`ed file gives)
+    /// would be part of the key, so the provider's signatures could never match.
+    #[error(
+        "the signing secret starts or ends with whitespace (a trailing newline?); {0} uses the secret's bytes as they are, so remove it"
+    )]
+    SurroundingWhitespace(Scheme),
 }
 
 impl SigningSecret {
-    /// The key `secret` stands for under `scheme`: for Standard Webhooks,
-    /// `whsec_<base64>` and the key is the decoded bytes (padding optional); for every
-    /// other scheme the string's own bytes, as is (so a Stripe `whsec_...` secret is
-    /// used whole, prefix included). Nothing is trimmed.
+    /// The key `secret` stands for under `scheme`.
+    ///
+    /// - Standard Webhooks: `whsec_<base64>`, the key is the decoded bytes (padding
+    ///   optional). Whitespace around it is dropped: it cannot be part of base64, and
+    ///   the official Python library's decoder drops it too.
+    /// - Every other scheme: the string's own bytes, as their libraries use them (so a
+    ///   Stripe `whsec_...` secret is used whole, prefix included). Whitespace at
+    ///   either end is refused, not trimmed: the library would sign with it, the
+    ///   provider never does, so it can only be a mistake, and guessing would hide it.
     pub fn parse(scheme: Scheme, secret: &str) -> Result<Self, SecretError> {
         match scheme {
             Scheme::Standard => {
                 let encoded = secret
+                    .trim_ascii()
                     .strip_prefix(STANDARD_SECRET_PREFIX)
                     .ok_or(SecretError::MissingPrefix)?;
                 let key = BASE64.decode(encoded).map_err(|_| SecretError::NotBase64)?;
@@ -48,7 +59,12 @@ impl SigningSecret {
             | Scheme::Stripe
             | Scheme::Shopify
             | Scheme::Slack
-            | Scheme::LegacyHex => Self::from_bytes(secret.as_bytes()),
+            | Scheme::LegacyHex => {
+                if secret.trim_ascii().len() != secret.len() {
+                    return Err(SecretError::SurroundingWhitespace(scheme));
+                }
+                Self::from_bytes(secret.as_bytes())
+            }
         }
     }
 

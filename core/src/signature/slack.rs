@@ -7,6 +7,9 @@ use super::{Claim, MAX_SIGNATURE_HEADER_LEN, Outgoing, VerifyError};
 
 pub const TIMESTAMP: &str = "x-slack-request-timestamp";
 pub const SIGNATURE: &str = "x-slack-signature";
+/// Set on Slack's retries of an Events API request (1, 2, 3), with the reason.
+pub const RETRY_NUM: &str = "x-slack-retry-num";
+pub const RETRY_REASON: &str = "x-slack-retry-reason";
 
 pub(super) fn read<H: HeaderLookup + ?Sized>(headers: &H) -> Result<Claim<'_>, VerifyError> {
     let timestamp_text = headers::required(headers, TIMESTAMP, 32)?;

@@ -2,6 +2,11 @@
 //! `webhook-id`, `webhook-timestamp` and `webhook-signature`, a space-separated list
 //! of `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">` entries (one per live
 //! secret during a rotation; entries of other versions are skipped).
+//!
+//! Svix, which sends Standard Webhooks unless an account is white-labelled, names the
+//! same three headers `svix-id`, `svix-timestamp` and `svix-signature`. Like Svix's
+//! own verifier, each of the three is read from its `svix-` name when the request has
+//! it, else from its `webhook-` name.
 
 use super::headers::{self, HeaderLookup};
 use super::tag::{self, BASE64};
@@ -12,14 +17,45 @@ pub const ID: &str = "webhook-id";
 pub const TIMESTAMP: &str = "webhook-timestamp";
 pub const SIGNATURE: &str = "webhook-signature";
 
+/// The names Svix gives the same headers.
+pub const SVIX_ID: &str = "svix-id";
+pub const SVIX_TIMESTAMP: &str = "svix-timestamp";
+pub const SVIX_SIGNATURE: &str = "svix-signature";
+
+/// The three header names a request is read by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderNames {
+    pub id: &'static str,
+    pub timestamp: &'static str,
+    pub signature: &'static str,
+}
+
+/// Svix's own rule, header by header: the `svix-` name when the request has it, else
+/// the `webhook-` one.
+pub fn names_of<H: HeaderLookup + ?Sized>(headers: &H) -> HeaderNames {
+    let pick = |svix: &'static str, standard: &'static str| {
+        if headers.header(svix).is_some() {
+            svix
+        } else {
+            standard
+        }
+    };
+    HeaderNames {
+        id: pick(SVIX_ID, ID),
+        timestamp: pick(SVIX_TIMESTAMP, TIMESTAMP),
+        signature: pick(SVIX_SIGNATURE, SIGNATURE),
+    }
+}
+
 pub(super) fn read<H: HeaderLookup + ?Sized>(headers: &H) -> Result<Claim<'_>, VerifyError> {
-    let id = headers::optional_message_id(headers, ID)?
-        .ok_or(VerifyError::MissingHeader { name: ID })?;
-    let timestamp_text = headers::required(headers, TIMESTAMP, 32)?;
-    let timestamp = headers::parse_timestamp(TIMESTAMP, timestamp_text)?;
-    let list = headers::required(headers, SIGNATURE, MAX_SIGNATURE_HEADER_LEN)?;
+    let names = names_of(headers);
+    let id = headers::optional_message_id(headers, names.id)?
+        .ok_or(VerifyError::MissingHeader { name: names.id })?;
+    let timestamp_text = headers::required(headers, names.timestamp, 32)?;
+    let timestamp = headers::parse_timestamp(names.timestamp, timestamp_text)?;
+    let list = headers::required(headers, names.signature, MAX_SIGNATURE_HEADER_LEN)?;
     let malformed = |why| VerifyError::MalformedHeader {
-        name: SIGNATURE,
+        name: names.signature,
         why,
     };
     let mut signatures = Vec::new();
@@ -35,7 +71,7 @@ pub(super) fn read<H: HeaderLookup + ?Sized>(headers: &H) -> Result<Claim<'_>, V
             .split_once(',')
             .ok_or_else(|| malformed("entry is not <version>,<signature>"))?;
         if version == "v1" {
-            signatures.push(tag::from_base64(SIGNATURE, signature)?);
+            signatures.push(tag::from_base64(names.signature, signature)?);
         }
     }
     Ok(Claim {

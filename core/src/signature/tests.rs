@@ -336,6 +336,72 @@ mod schemes {
     }
 }
 
+mod svix {
+    use super::*;
+
+    fn renamed(headers: &Headers, renames: &[(&str, &'static str)]) -> Headers {
+        headers
+            .iter()
+            .map(|(name, value)| {
+                let name = renames
+                    .iter()
+                    .find(|(from, _)| from == name)
+                    .map_or(*name, |(_, to)| *to);
+                (name, value.clone())
+            })
+            .collect()
+    }
+
+    const ALL_SVIX: &[(&str, &str)] = &[
+        ("webhook-id", "svix-id"),
+        ("webhook-timestamp", "svix-timestamp"),
+        ("webhook-signature", "svix-signature"),
+    ];
+
+    #[test]
+    fn svix_names_verify_alone_mixed_and_win_over_webhook_names() {
+        let secrets = two_secrets(Scheme::Standard);
+        let headers = signed(Scheme::Standard, &secrets);
+        let svix = renamed(&headers, ALL_SVIX);
+        let verified = check(Scheme::Standard, &svix, BODY, &secrets, T0).unwrap();
+        assert_eq!(verified.id.as_deref(), Some("msg_1"));
+        let mixed = renamed(&headers, &ALL_SVIX[..1]);
+        assert!(check(Scheme::Standard, &mixed, BODY, &secrets, T0).is_ok());
+        // Both sets: the svix- value is the one read, as Svix's verifier reads it.
+        let mut both = headers.clone();
+        both.push(("svix-id", "msg_other".into()));
+        assert_eq!(
+            check(Scheme::Standard, &both, BODY, &secrets, T0),
+            Err(VerifyError::NoMatchingSignature)
+        );
+        let mut svix_right = renamed(&headers, &ALL_SVIX[..1]);
+        svix_right.push(("webhook-id", "msg_other".into()));
+        assert!(check(Scheme::Standard, &svix_right, BODY, &secrets, T0).is_ok());
+    }
+
+    #[test]
+    fn a_missing_header_is_named_as_the_request_would_name_it() {
+        let secrets = two_secrets(Scheme::Standard);
+        let svix = renamed(&signed(Scheme::Standard, &secrets), ALL_SVIX);
+        assert_eq!(
+            check(
+                Scheme::Standard,
+                &without(&svix, "svix-signature"),
+                BODY,
+                &secrets,
+                T0
+            ),
+            Err(VerifyError::MissingHeader {
+                name: "webhook-signature"
+            })
+        );
+        assert_eq!(
+            check(Scheme::Standard, &Headers::new(), BODY, &secrets, T0),
+            Err(VerifyError::MissingHeader { name: "webhook-id" })
+        );
+    }
+}
+
 mod secrets {
     use super::*;
 
@@ -345,12 +411,7 @@ mod secrets {
             SigningSecret::parse(Scheme::Standard, "C2FVsBQIhrscChlQIMV+b5sSYspob7oD").unwrap_err(),
             SecretError::MissingPrefix
         );
-        for bad in [
-            "whsec_not base64",
-            "whsec_abc$",
-            "whsec_QUJD\n",
-            " whsec_QUJD",
-        ] {
+        for bad in ["whsec_not base64", "whsec_abc$", "whsec_QUJD\nQUJD"] {
             let error = SigningSecret::parse(Scheme::Standard, bad).unwrap_err();
             assert!(
                 matches!(error, SecretError::NotBase64 | SecretError::MissingPrefix),
@@ -362,6 +423,31 @@ mod secrets {
             SigningSecret::parse(Scheme::Standard, "whsec_").unwrap_err(),
             SecretError::Empty
         );
+    }
+
+    #[test]
+    fn standard_secrets_drop_surrounding_whitespace_other_schemes_refuse_it() {
+        let clean = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let sign_with = |text: &str| signed(Scheme::Standard, &[secret(Scheme::Standard, text)]);
+        for padded in [
+            format!("{clean}\n"),
+            format!("{clean}\r\n"),
+            format!(" {clean}\t"),
+        ] {
+            assert_eq!(sign_with(&padded), sign_with(clean), "{padded:?}");
+        }
+        for scheme in Scheme::ALL.into_iter().filter(|s| *s != Scheme::Standard) {
+            for bad in ["whsec_abc\n", " abc", "abc\r\n", "\tabc"] {
+                let error = SigningSecret::parse(scheme, bad).unwrap_err();
+                assert_eq!(
+                    error,
+                    SecretError::SurroundingWhitespace(scheme),
+                    "{scheme} {bad:?}"
+                );
+                assert_no_leak(&error, &[bad.trim()]);
+            }
+            assert!(SigningSecret::parse(scheme, "inner space is kept").is_ok());
+        }
     }
 
     #[test]
