@@ -1,15 +1,11 @@
 //! One consumed Kafka record and what it says: the handler's metadata in headers and
 //! the raw body as the event. Pure, so every rule is unit tested without a broker.
 
-use std::borrow::Cow;
-use std::fmt;
-
 use chrono::{DateTime, Utc};
 use hookline_core::headers;
 use rdkafka::Message;
 use rdkafka::message::Headers;
-use serde::Deserialize;
-use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::IgnoredAny;
 use thiserror::Error;
 
 /// A Kafka partition, named by topic and number.
@@ -120,12 +116,17 @@ fn parse_time(value: &str) -> Option<DateTime<Utc>> {
 pub struct EventRow {
     pub webhook_id: String,
     pub message_id: String,
+    /// The provider's event id, type and time, as the handler read them.
     pub event_id: Option<String>,
     pub event_type: Option<String>,
     pub source_timestamp: Option<DateTime<Utc>>,
-    pub invoice_id: Option<String>,
-    /// The body, known to be JSON.
-    pub payload: String,
+    /// The body exactly as received and signed, whatever it is.
+    pub body: Vec<u8>,
+    /// The body as JSON text, when it is JSON that PostgreSQL's `jsonb` can hold.
+    pub payload: Option<String>,
+    pub content_type: Option<String>,
+    /// The request headers the handler kept, as a JSON object.
+    pub request_headers: Option<String>,
     pub received_at: DateTime<Utc>,
     pub attempts: i32,
 }
@@ -140,10 +141,6 @@ pub enum EventError {
         name: &'static str,
         expected: &'static str,
     },
-    #[error("the payload is not JSON: {0}")]
-    NotJson(String),
-    #[error("field `timestamp` is not an RFC 3339 time")]
-    BadTimestamp,
     #[error("webhook {0} is not in the registry")]
     UnknownWebhook(String),
     #[error("PostgreSQL cannot store the event: {0}")]
@@ -158,8 +155,6 @@ impl EventError {
         match self {
             Self::MissingHeader(_) => "missing_header",
             Self::InvalidHeader { .. } => "invalid_header",
-            Self::NotJson(_) => "not_json",
-            Self::BadTimestamp => "bad_timestamp",
             Self::UnknownWebhook(_) => "unknown_webhook",
             Self::Unstorable(_) => "unstorable",
             Self::Injected => "injected",
@@ -167,10 +162,10 @@ impl EventError {
     }
 }
 
-/// Reads the event a record carries. Any JSON is accepted; the prototype's fields
-/// (`event_id`, `event_type`, `timestamp`, `data.invoice_id`) are extracted when they
-/// are strings. One rule rejects: a `timestamp` string that is not RFC 3339, since the
-/// prototype's contract promises RFC 3339 and a wrong time would be stored as true.
+/// Reads the event a record carries. Any body is an event, stored as it came (Slack's
+/// form-encoded commands and XML included); only the handler's own headers are
+/// required. The provider's event id, type and time come from the headers the handler
+/// wrote (`hookline_core::provider`); an unreadable one is left empty, not refused.
 pub fn decode(consumed: &Consumed) -> Result<EventRow, EventError> {
     let webhook_id = consumed
         .webhook_id()
@@ -188,166 +183,38 @@ pub fn decode(consumed: &Consumed) -> Result<EventRow, EventError> {
                 expected: "an RFC 3339 time",
             })
         })?;
-    let text = std::str::from_utf8(&consumed.payload)
-        .map_err(|_| EventError::NotJson("the body is not UTF-8".into()))?;
-    let fields: PrototypeFields<'_> =
-        serde_json::from_str(text).map_err(|err| EventError::NotJson(err.to_string()))?;
-    let source_timestamp = match fields.timestamp {
-        Some(value) => Some(parse_time(&value).ok_or(EventError::BadTimestamp)?),
-        None => None,
-    };
     let attempts = i32::try_from(consumed.retries_done().saturating_add(1)).unwrap_or(i32::MAX);
+    let text_header = |name| {
+        consumed
+            .header(name)
+            .filter(|value| !value.is_empty() && !value.contains('\0'))
+            .map(str::to_owned)
+    };
     Ok(EventRow {
         webhook_id: webhook_id.to_owned(),
         message_id: message_id.to_owned(),
-        event_id: fields.event_id.map(Cow::into_owned),
-        event_type: fields.event_type.map(Cow::into_owned),
-        source_timestamp,
-        invoice_id: fields.invoice_id.map(Cow::into_owned),
-        payload: text.to_owned(),
+        event_id: text_header(headers::EVENT_ID),
+        event_type: text_header(headers::EVENT_TYPE),
+        source_timestamp: consumed.header(headers::OCCURRED_AT).and_then(parse_time),
+        body: consumed.payload.clone(),
+        payload: storable_json(&consumed.payload).map(str::to_owned),
+        content_type: text_header(headers::CONTENT_TYPE),
+        request_headers: consumed
+            .header(headers::REQUEST_HEADERS)
+            .and_then(|value| storable_json(value.as_bytes()))
+            .filter(|value| value.trim_start().starts_with('{'))
+            .map(str::to_owned),
         received_at,
         attempts,
     })
 }
 
-/// The prototype's fields of any JSON document, read in one pass without building a
-/// tree (a 1 KiB body costs microseconds): string values are taken, others ignored.
-#[derive(Debug, Default, PartialEq)]
-struct PrototypeFields<'a> {
-    event_id: Option<Cow<'a, str>>,
-    event_type: Option<Cow<'a, str>>,
-    timestamp: Option<Cow<'a, str>>,
-    invoice_id: Option<Cow<'a, str>>,
-}
-
-impl<'de> Deserialize<'de> for PrototypeFields<'de> {
-    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(FieldsVisitor { nested: false })
-    }
-}
-
-/// Visits the top-level document (`nested: false`) or the `data` object (`nested: true`).
-struct FieldsVisitor {
-    nested: bool,
-}
-
-impl<'de> Visitor<'de> for FieldsVisitor {
-    type Value = PrototypeFields<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut fields = PrototypeFields::default();
-        while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
-            let key = key.unwrap_or_default();
-            match (self.nested, key.as_ref()) {
-                (false, "event_id") => fields.event_id = map.next_value::<Text<'de>>()?.0,
-                (false, "event_type") => fields.event_type = map.next_value::<Text<'de>>()?.0,
-                (false, "timestamp") => fields.timestamp = map.next_value::<Text<'de>>()?.0,
-                (false, "data") => {
-                    let data = map.next_value_seed(NestedSeed)?;
-                    fields.invoice_id = data.invoice_id;
-                }
-                (true, "invoice_id") => fields.invoice_id = map.next_value::<Text<'de>>()?.0,
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(fields)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(PrototypeFields::default())
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(PrototypeFields::default())
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(PrototypeFields::default())
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(PrototypeFields::default())
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(PrototypeFields::default())
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(PrototypeFields::default())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(PrototypeFields::default())
-    }
-}
-
-struct NestedSeed;
-
-impl<'de> de::DeserializeSeed<'de> for NestedSeed {
-    type Value = PrototypeFields<'de>;
-
-    fn deserialize<D: de::Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_any(FieldsVisitor { nested: true })
-    }
-}
-
-/// A string value (borrowed from the body when it has no escapes), or nothing for any
-/// other JSON value, which is read and ignored.
-struct Text<'a>(Option<Cow<'a, str>>);
-
-impl<'de> Deserialize<'de> for Text<'de> {
-    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(TextVisitor)
-    }
-}
-
-struct TextVisitor;
-
-impl<'de> Visitor<'de> for TextVisitor {
-    type Value = Text<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, value: &'de str) -> Result<Self::Value, E> {
-        Ok(Text(Some(Cow::Borrowed(value))))
-    }
-    fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
-        Ok(Text(Some(Cow::Owned(value.to_owned()))))
-    }
-    fn visit_string<E: de::Error>(self, value: String) -> Result<Self::Value, E> {
-        Ok(Text(Some(Cow::Owned(value))))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Text(None))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Text(None))
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Text(None))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Text(None))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Text(None))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(Text(None))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Text(None))
-    }
+/// `bytes` as text when they are one JSON document that `jsonb` accepts: `jsonb`
+/// refuses the escape `\u0000` (a document holding that text is stored as bytes only).
+fn storable_json(bytes: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    serde_json::from_str::<IgnoredAny>(text).ok()?;
+    (!text.contains("\\u0000")).then_some(text)
 }
 
 #[cfg(test)]
@@ -375,71 +242,89 @@ pub(crate) mod tests {
         }
     }
 
-    const PROTOTYPE: &str = r#"{"event_id":"e-1","event_type":"PAID","timestamp":"2026-03-01T09:59:59Z","data":{"invoice_id":"inv-7","amount":3}}"#;
-
     #[test]
-    fn the_prototype_event_fills_its_columns() {
-        let row = decode(&consumed(PROTOTYPE)).unwrap();
+    fn the_provider_identity_comes_from_the_handler_headers() {
+        let body = r#"{"id":"evt_1","type":"invoice.paid","data":{"invoice_id":"inv-7"}}"#;
+        let mut record = consumed(body);
+        record.headers.extend([
+            (headers::EVENT_ID.into(), b"evt_1".to_vec()),
+            (headers::EVENT_TYPE.into(), b"invoice.paid".to_vec()),
+            (
+                headers::OCCURRED_AT.into(),
+                b"2026-03-01T09:59:59Z".to_vec(),
+            ),
+            (
+                headers::REQUEST_HEADERS.into(),
+                br#"{"stripe-signature":"t=1,v1=ab"}"#.to_vec(),
+            ),
+        ]);
+        let row = decode(&record).unwrap();
         assert_eq!(row.webhook_id, "wh-1");
         assert_eq!(row.message_id, "msg-1");
-        assert_eq!(row.event_id.as_deref(), Some("e-1"));
-        assert_eq!(row.event_type.as_deref(), Some("PAID"));
-        assert_eq!(row.invoice_id.as_deref(), Some("inv-7"));
+        assert_eq!(row.event_id.as_deref(), Some("evt_1"));
+        assert_eq!(row.event_type.as_deref(), Some("invoice.paid"));
         assert_eq!(
             row.source_timestamp.unwrap().to_rfc3339(),
             "2026-03-01T09:59:59+00:00"
         );
         assert_eq!(row.received_at.timestamp_subsec_millis(), 250);
-        assert_eq!(row.payload, PROTOTYPE);
+        assert_eq!(row.body, body.as_bytes());
+        assert_eq!(row.payload.as_deref(), Some(body));
+        assert_eq!(row.content_type.as_deref(), Some("application/json"));
+        assert_eq!(
+            row.request_headers.as_deref(),
+            Some(r#"{"stripe-signature":"t=1,v1=ab"}"#)
+        );
         assert_eq!(row.attempts, 1);
     }
 
     #[test]
-    fn any_json_is_an_event_and_odd_field_types_are_ignored() {
+    fn any_body_is_an_event_kept_byte_for_byte() {
         for body in [
-            "[1,2]",
-            "\"text\"",
-            "42",
-            "null",
-            "true",
-            r#"{"x":{"y":[]}}"#,
+            "",
+            "{",
+            "token=x&command=%2Fweather&text=94070",
+            "<xml/>",
+            "{\"a\":1} trailing",
+            r#"{"text":"nul \u0000 here"}"#,
         ] {
             let row = decode(&consumed(body)).unwrap();
-            assert_eq!(row.event_id, None, "{body}");
-            assert_eq!(row.payload, body);
-        }
-        let row = decode(&consumed(
-            r#"{"event_id":7,"event_type":["A"],"data":"x","timestamp":1700000000}"#,
-        ))
-        .unwrap();
-        assert_eq!(
-            (row.event_id, row.event_type, row.invoice_id),
-            (None, None, None)
-        );
-        assert_eq!(row.source_timestamp, None);
-        let escaped = decode(&consumed(
-            r#"{"event_type":"P\u0041ID","nested":{"event_id":"no"}}"#,
-        ))
-        .unwrap();
-        assert_eq!(escaped.event_type.as_deref(), Some("PAID"));
-        assert_eq!(escaped.event_id, None, "only top-level fields count");
-    }
-
-    #[test]
-    fn bodies_that_are_not_json_are_event_errors() {
-        for body in ["", "{", "{\"a\":1} trailing", "not json"] {
-            let err = decode(&consumed(body)).unwrap_err();
-            assert_eq!(err.reason(), "not_json", "{body:?}");
+            assert_eq!(row.body, body.as_bytes(), "{body:?}");
+            assert_eq!(row.payload, None, "{body:?} is not storable JSON");
+            assert_eq!((row.event_id, row.event_type), (None, None));
         }
         let mut binary = consumed("{}");
-        binary.payload = vec![b'"', 0xff, b'"'];
-        assert_eq!(decode(&binary).unwrap_err().reason(), "not_json");
+        binary.payload = vec![b'"', 0xff, b'"', 0];
+        let row = decode(&binary).unwrap();
+        assert_eq!(row.body, [b'"', 0xff, b'"', 0]);
+        assert_eq!(row.payload, None);
+        for body in ["[1,2]", "\"text\"", "null", r#"{"x":{"y":[]}}"#] {
+            assert_eq!(
+                decode(&consumed(body)).unwrap().payload.as_deref(),
+                Some(body)
+            );
+        }
     }
 
     #[test]
-    fn a_timestamp_that_is_not_rfc3339_is_rejected() {
-        let err = decode(&consumed(r#"{"timestamp":"yesterday"}"#)).unwrap_err();
-        assert_eq!(err, EventError::BadTimestamp);
+    fn unreadable_identity_headers_are_left_empty() {
+        let mut record = consumed("{}");
+        record.headers.extend([
+            (headers::EVENT_ID.into(), b"\xff".to_vec()),
+            (headers::EVENT_TYPE.into(), b"nul\0".to_vec()),
+            (headers::OCCURRED_AT.into(), b"yesterday".to_vec()),
+            (headers::REQUEST_HEADERS.into(), b"[1]".to_vec()),
+        ]);
+        let row = decode(&record).unwrap();
+        assert_eq!(
+            (
+                row.event_id,
+                row.event_type,
+                row.source_timestamp,
+                row.request_headers
+            ),
+            (None, None, None, None)
+        );
     }
 
     #[test]

@@ -349,7 +349,7 @@ mod tests {
             .push((headers::ORIGIN_OFFSET.into(), b"7".to_vec()));
         let failure = Failure {
             consumed: &event,
-            error: EventError::NotJson("expected value".into()),
+            error: EventError::Unstorable("invalid byte sequence".into()),
             policy: policy(5, true),
         };
         let now = Utc.with_ymd_and_hms(2026, 3, 1, 10, 0, 0).unwrap();
@@ -368,7 +368,11 @@ mod tests {
             Some("7"),
             "the first origin is kept"
         );
-        assert!(header(copy, headers::ERROR).unwrap().contains("not JSON"));
+        assert!(
+            header(copy, headers::ERROR)
+                .unwrap()
+                .contains("cannot store")
+        );
         let count = |name: &str| copy.headers.iter().filter(|(k, _)| k == name).count();
         assert_eq!((count(headers::ERROR), count(headers::RETRY_COUNT)), (1, 1));
         let not_before =
@@ -391,7 +395,7 @@ mod tests {
         let failures = [
             Failure {
                 consumed: &event,
-                error: EventError::NotJson("expected value".into()),
+                error: EventError::Unstorable("invalid byte sequence".into()),
                 policy: policy(2, true),
             },
             Failure {
@@ -429,8 +433,8 @@ mod tests {
 
     #[test]
     fn long_errors_are_cut_on_a_character_boundary() {
-        let error = EventError::NotJson("é".repeat(400));
+        let error = EventError::Unstorable("é".repeat(400));
         let text = error_text(&error);
-        assert!(text.len() <= 500 && text.starts_with("the payload"));
+        assert!(text.len() <= 500 && text.starts_with("PostgreSQL cannot store"));
     }
 }

@@ -12,11 +12,12 @@ use crate::routing::DeadLetterRow;
 
 const INSERT_EVENTS: &str = "\
     INSERT INTO events (webhook_id, message_id, event_id, event_type, source_timestamp, \
-                        invoice_id, payload, received_at, attempts) \
-    SELECT w, m, e, t, s, i, p::jsonb, r, a \
+                        body, payload, content_type, request_headers, received_at, attempts) \
+    SELECT w, m, e, t, s, b, p::jsonb, c, h::jsonb, r, a \
     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], \
-                $6::text[], $7::text[], $8::timestamptz[], $9::int4[]) \
-         AS u(w, m, e, t, s, i, p, r, a) \
+                $6::bytea[], $7::text[], $8::text[], $9::text[], $10::timestamptz[], \
+                $11::int4[]) \
+         AS u(w, m, e, t, s, b, p, c, h, r, a) \
     ON CONFLICT (webhook_id, message_id) DO NOTHING";
 
 /// Inserts `rows` in one statement; returns how many were new.
@@ -39,8 +40,10 @@ pub async fn insert_events(
         .bind(column(|r| r.event_id.as_deref()))
         .bind(column(|r| r.event_type.as_deref()))
         .bind(rows.iter().map(|r| r.source_timestamp).collect::<Vec<_>>())
-        .bind(column(|r| r.invoice_id.as_deref()))
-        .bind(rows.iter().map(|r| r.payload.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.body.as_slice()).collect::<Vec<_>>())
+        .bind(column(|r| r.payload.as_deref()))
+        .bind(column(|r| r.content_type.as_deref()))
+        .bind(column(|r| r.request_headers.as_deref()))
         .bind(rows.iter().map(|r| r.received_at).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.attempts).collect::<Vec<_>>())
         .execute(connection)

@@ -66,8 +66,8 @@ fn valid_headers() -> Vec<(String, Vec<u8>)> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
-    /// Any record: no panic; a decoded row repeats the record's own ids and body, and
-    /// the body is JSON.
+    /// Any record: no panic; a decoded row repeats the record's own ids and its body
+    /// byte for byte, and holds it as JSON text only when it is JSON.
     #[test]
     fn any_record_decodes_faithfully_or_is_a_named_error(
         key in prop::option::of(prop::collection::vec(any::<u8>(), 0..12)),
@@ -80,20 +80,25 @@ proptest! {
                 prop_assert_eq!(Some(row.webhook_id.as_str()), record.webhook_id());
                 prop_assert_eq!(Some(row.message_id.as_str()), record.header(headers::MESSAGE_ID));
                 prop_assert!(!row.message_id.is_empty());
-                prop_assert_eq!(row.payload.as_bytes(), payload.as_slice());
-                prop_assert!(serde_json::from_slice::<serde::de::IgnoredAny>(&payload).is_ok());
+                prop_assert_eq!(row.body.as_slice(), payload.as_slice());
+                if let Some(json) = &row.payload {
+                    prop_assert_eq!(json.as_bytes(), payload.as_slice());
+                    prop_assert!(serde_json::from_slice::<serde::de::IgnoredAny>(&payload).is_ok());
+                }
                 prop_assert!(row.attempts >= 1);
             }
             Err(err) => prop_assert!(!err.reason().is_empty() && !err.to_string().is_empty()),
         }
     }
 
-    /// Good headers and a body that is not JSON: refused as not JSON, whatever it is.
+    /// Good headers and a body that is not JSON: an event all the same, kept as bytes.
     #[test]
-    fn bodies_that_are_not_json_are_refused(payload in prop::collection::vec(any::<u8>(), 0..200)) {
+    fn bodies_that_are_not_json_are_kept_as_bytes(payload in prop::collection::vec(any::<u8>(), 0..200)) {
         prop_assume!(serde_json::from_slice::<serde::de::IgnoredAny>(&payload).is_err());
-        let record = consumed(None, valid_headers(), payload);
-        prop_assert!(matches!(decode(&record), Err(EventError::NotJson(_))));
+        let record = consumed(None, valid_headers(), payload.clone());
+        let row = decode(&record).expect("a body that is not JSON is still an event");
+        prop_assert_eq!(row.body, payload);
+        prop_assert_eq!(row.payload, None);
     }
 
     /// Each required header left out, or garbled, is named.

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use hookline_core::registry;
 use hookline_core::retry::{DeliveryPolicy, with_jitter};
 use hookline_core::signature::{self, Scheme};
 use http_body_util::{BodyExt, Full};
@@ -42,14 +43,26 @@ pub enum Outcome {
 }
 
 /// Classifies an HTTP answer: 2xx delivered; 429 and 503 retry honouring `Retry-After`;
-/// 408 and other 5xx retry with the policy's backoff; 410 stops emission; other 4xx
-/// (and anything else) are final.
-pub fn classify(status: StatusCode, retry_after: Option<&str>, now: DateTime<Utc>) -> Outcome {
+/// 408 and other 5xx retry with the policy's backoff; 410 stops emission; a 404 whose
+/// `error` is [`registry::UNKNOWN_WEBHOOK_ERROR`] retries with the backoff (the
+/// handlers learn of a new webhook a moment after it is Ready); other 4xx (a suspended
+/// webhook's 404 included) and anything else are final.
+pub fn classify(
+    status: StatusCode,
+    retry_after: Option<&str>,
+    error_code: Option<&str>,
+    now: DateTime<Utc>,
+) -> Outcome {
     let code = status.as_u16();
     if status.is_success() {
         Outcome::Delivered
     } else if code == 410 {
         Outcome::Gone
+    } else if code == 404 && error_code == Some(registry::UNKNOWN_WEBHOOK_ERROR) {
+        Outcome::Retry {
+            reason: format!("http_404_{}", registry::UNKNOWN_WEBHOOK_ERROR),
+            after: None,
+        }
     } else if code == 429 || code == 503 {
         Outcome::Retry {
             reason: format!("http_{code}"),
@@ -65,6 +78,17 @@ pub fn classify(status: StatusCode, retry_after: Option<&str>, now: DateTime<Utc
             reason: format!("http_{code}"),
         }
     }
+}
+
+/// The `error` field of a JSON refusal, as the handler writes it.
+fn error_code(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Refusal {
+        error: String,
+    }
+    serde_json::from_slice::<Refusal>(body)
+        .ok()
+        .map(|refusal| refusal.error)
 }
 
 /// `Retry-After` as delay seconds or an HTTP date, capped at [`MAX_RETRY_AFTER`].
@@ -202,12 +226,22 @@ impl Deliverer {
                 .get(RETRY_AFTER)
                 .and_then(|v: &HeaderValue| v.to_str().ok())
                 .map(str::to_owned);
-            // Read the answer to its end so the connection goes back to the pool.
-            let _ = response.into_body().collect().await;
-            Ok::<_, hyper_util::client::legacy::Error>((status, retry_after))
+            // Read the answer to its end so the connection goes back to the pool; a
+            // refusal's `error` code says whether it is worth retrying.
+            let answer = response.into_body().collect().await;
+            let error_code = match answer {
+                Ok(collected) if !status.is_success() => error_code(&collected.to_bytes()),
+                _ => None,
+            };
+            Ok::<_, hyper_util::client::legacy::Error>((status, retry_after, error_code))
         };
         match tokio::time::timeout(self.request_timeout, exchange).await {
-            Ok(Ok((status, retry_after))) => classify(status, retry_after.as_deref(), Utc::now()),
+            Ok(Ok((status, retry_after, error_code))) => classify(
+                status,
+                retry_after.as_deref(),
+                error_code.as_deref(),
+                Utc::now(),
+            ),
             Ok(Err(err)) if refusal_in(&err).is_some() => Outcome::Final {
                 reason: "private_target_refused".into(),
             },
@@ -242,18 +276,18 @@ mod tests {
 
     #[test]
     fn answers_are_classified_like_a_careful_sender_would() {
-        assert_eq!(classify(code(200), None, now()), Outcome::Delivered);
-        assert_eq!(classify(code(202), None, now()), Outcome::Delivered);
-        assert_eq!(classify(code(410), None, now()), Outcome::Gone);
+        assert_eq!(classify(code(200), None, None, now()), Outcome::Delivered);
+        assert_eq!(classify(code(202), None, None, now()), Outcome::Delivered);
+        assert_eq!(classify(code(410), None, None, now()), Outcome::Gone);
         assert_eq!(
-            classify(code(429), Some("7"), now()),
+            classify(code(429), Some("7"), None, now()),
             Outcome::Retry {
                 reason: "http_429".into(),
                 after: Some(Duration::from_secs(7))
             }
         );
         assert_eq!(
-            classify(code(503), None, now()),
+            classify(code(503), None, None, now()),
             Outcome::Retry {
                 reason: "http_503".into(),
                 after: None
@@ -262,16 +296,30 @@ mod tests {
         for retried in [408, 500, 502, 504] {
             assert!(
                 matches!(
-                    classify(code(retried), None, now()),
+                    classify(code(retried), None, None, now()),
                     Outcome::Retry { after: None, .. }
                 ),
                 "{retried}"
             );
         }
+        assert!(matches!(
+            classify(code(404), None, Some("unknown_webhook"), now()),
+            Outcome::Retry { after: None, .. }
+        ));
+        assert!(matches!(
+            classify(code(404), None, Some("webhook_suspended"), now()),
+            Outcome::Final { .. }
+        ));
+        assert_eq!(
+            error_code(br#"{"error":"unknown_webhook","message":"no webhook with this id"}"#)
+                .as_deref(),
+            Some("unknown_webhook")
+        );
+        assert_eq!(error_code(b"<html>not found</html>"), None);
         for final_code in [400, 401, 403, 404, 413, 422, 301] {
             assert!(
                 matches!(
-                    classify(code(final_code), None, now()),
+                    classify(code(final_code), None, None, now()),
                     Outcome::Final { .. }
                 ),
                 "{final_code}"

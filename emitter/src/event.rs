@@ -1,5 +1,6 @@
-//! The simulated events, in the prototype's shape by default:
-//! `{"event_id", "event_type", "timestamp", "data": {"invoice_id"}}`.
+//! The simulated events, shaped as Standard Webhooks recommends:
+//! `{"type", "timestamp", "data": {"invoice_id"}}`; the event's id is its message id
+//! (`webhook-id`), the same on every retry.
 
 use std::time::Duration;
 
@@ -31,8 +32,7 @@ pub fn invoice_event(
         event_types[rng.random_range(0..event_types.len())].as_str()
     };
     let body = json!({
-        "event_id": event_id,
-        "event_type": event_type,
+        "type": event_type,
         "timestamp": now.to_rfc3339_opts(SecondsFormat::Millis, true),
         "data": {"invoice_id": invoice_id},
     });
@@ -59,22 +59,19 @@ mod tests {
     use rand::SeedableRng;
 
     #[test]
-    fn events_have_the_prototype_shape_and_a_message_id() {
+    fn events_have_the_standard_webhooks_shape_and_a_message_id() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let types = vec!["PAID".to_owned()];
         let event = invoice_event(&types, Utc::now(), &mut rng);
         let value: serde_json::Value = serde_json::from_slice(&event.body).expect("JSON");
-        assert_eq!(value["event_type"], "PAID");
+        assert_eq!(value["type"], "PAID");
         assert!(
             value["data"]["invoice_id"]
                 .as_str()
                 .is_some_and(|id| id.len() == 36)
         );
         assert!(DateTime::parse_from_rfc3339(value["timestamp"].as_str().unwrap()).is_ok());
-        assert_eq!(
-            event.message_id,
-            format!("msg_{}", value["event_id"].as_str().unwrap())
-        );
+        assert!(event.message_id.starts_with("msg_") && event.message_id.len() == 36);
         let other = invoice_event(&types, Utc::now(), &mut rng);
         assert_ne!(other.message_id, event.message_id);
     }

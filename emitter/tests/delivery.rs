@@ -204,7 +204,7 @@ async fn failures_then_success_deliver_once_with_the_policys_delays() {
     }
     let body: serde_json::Value = serde_json::from_slice(&received[0].body).expect("JSON");
     assert!(
-        body["event_id"].is_string() && body["data"]["invoice_id"].is_string(),
+        body["type"].is_string() && body["data"]["invoice_id"].is_string(),
         "{body}"
     );
 }

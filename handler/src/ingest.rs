@@ -3,8 +3,11 @@
 //! 1. the webhook exists and is active (404 unknown or suspended, 410 deleted);
 //! 2. the body fits the limit (413, checked while reading);
 //! 3. the source address is inside the webhook's `allowedSourceRanges` (403);
-//! 4. the signature (401) and its timestamp (401);
-//! 5. a repeat of an accepted message is acknowledged without producing (202);
+//! 4. the signature (401) and its timestamp (401), or 503 when the webhook has no
+//!    usable secret at all (a retry succeeds once it is fixed);
+//! 5. a repeat of a message this replica accepted is acknowledged without producing
+//!    (202 `duplicate`); the message id is the provider's (`hookline_core::provider`),
+//!    so the provider's re-signed retries are repeats too;
 //! 6. the webhook's rate limit (429): only verified requests spend its budget, so a
 //!    flood of forged requests cannot starve the real sender;
 //! 7. produce, and answer 202 only after the broker's ack (503 if it does not come).
@@ -21,9 +24,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use chrono::Utc;
 use hookline_core::ops::Readiness;
+use hookline_core::provider;
 use hookline_core::registry::{self, Lookup, RegistryEntry, RegistryView};
 use hookline_core::shutdown::Shutdown;
-use hookline_core::signature::{self, SigningSecret, Verified};
+use hookline_core::signature::{self, Scheme, SigningSecret, Verified};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Bytes;
 use serde_json::json;
@@ -163,13 +167,20 @@ impl Ingest {
             return Err(Rejection::SourceNotAllowed);
         }
         let received_at = Utc::now();
-        let verified = verify(&entry, headers, &body, received_at, &self.limits)?;
+        verify(&entry, headers, &body, received_at, &self.limits)?;
 
+        let identity = provider::identify(entry.scheme, headers, &body);
         let signature_header = headers
             .get(replay::signature_header_name(entry.scheme))
             .map_or(&b""[..], |value| value.as_bytes());
-        let key = ReplayKey::of(webhook_id, &verified, signature_header, &body);
-        let message_id = verified.id.unwrap_or_else(|| key.to_hex());
+        let key = ReplayKey::of(
+            webhook_id,
+            identity.message_id.as_deref(),
+            signature_header,
+            &body,
+        );
+        let message_id = identity.message_id.clone().unwrap_or_else(|| key.to_hex());
+        let request_headers = kept_headers_json(entry.scheme, headers);
         let in_flight = match self.replay.begin(key) {
             Ok(guard) => guard,
             Err(Seen::Accepted) => {
@@ -192,6 +203,8 @@ impl Ingest {
                 .get("traceparent")
                 .map(|v| v.as_bytes())
                 .filter(|v| v.len() <= MAX_TRACEPARENT_LEN),
+            identity: &identity,
+            request_headers: request_headers.as_deref(),
             body: &body,
         };
         let producing = Instant::now();
@@ -253,16 +266,19 @@ impl Ingest {
     }
 
     fn record_rejection(&self, webhook_id: &str, peer: SocketAddr, rejection: &Rejection) {
-        if let Rejection::BadSignature(err) | Rejection::StaleTimestamp(err) = rejection {
+        let reason = match rejection {
+            Rejection::BadSignature(err) | Rejection::StaleTimestamp(err) => Some(err.reason()),
+            Rejection::SecretUnusable => Some(rejection.code()),
+            _ => None,
+        };
+        if let Some(reason) = reason {
             self.metrics
                 .verification_failures
-                .get_or_create(&ReasonLabel {
-                    reason: err.reason(),
-                })
+                .get_or_create(&ReasonLabel { reason })
                 .inc();
         }
         match rejection {
-            Rejection::KafkaUnavailable(_) => {
+            Rejection::KafkaUnavailable(_) | Rejection::SecretUnusable => {
                 tracing::warn!(webhook_id, %rejection, "event not stored");
             }
             _ => {
@@ -290,6 +306,9 @@ fn verify(
             }
         })
         .collect();
+    if secrets.is_empty() {
+        return Err(Rejection::SecretUnusable);
+    }
     signature::verify(
         entry.scheme,
         headers,
@@ -299,6 +318,19 @@ fn verify(
         limits.timestamp_tolerance,
     )
     .map_err(Rejection::from_verify)
+}
+
+/// The request's headers that [`provider::kept_headers`] names for `scheme`, as a
+/// JSON object (lowercase name to value; values that are not text are left out).
+fn kept_headers_json(scheme: Scheme, headers: &HeaderMap) -> Option<Vec<u8>> {
+    let kept: serde_json::Map<String, serde_json::Value> = provider::kept_headers(scheme)
+        .iter()
+        .filter_map(|name| Some(((*name).to_owned(), header_text(headers, name)?.into())))
+        .collect();
+    if kept.is_empty() {
+        return None;
+    }
+    serde_json::to_vec(&kept).ok()
 }
 
 fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use hookline_core::headers;
 use hookline_core::kafka::reliable_producer_config;
+use hookline_core::provider::EventIdentity;
 use hookline_core::signature::Scheme;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -23,6 +24,10 @@ pub struct Event<'a> {
     pub scheme: Scheme,
     pub content_type: Option<&'a [u8]>,
     pub traceparent: Option<&'a [u8]>,
+    /// What the provider says about the event.
+    pub identity: &'a EventIdentity,
+    /// The kept request headers (`provider::kept_headers`) as a JSON object, if any.
+    pub request_headers: Option<&'a [u8]>,
     pub body: &'a [u8],
 }
 
@@ -42,6 +47,22 @@ impl Event<'_> {
         }
         if let Some(traceparent) = self.traceparent {
             kafka_headers = kafka_headers.insert(header(headers::TRACEPARENT, traceparent));
+        }
+        let identity = self.identity;
+        if let Some(event_id) = &identity.event_id {
+            kafka_headers = kafka_headers.insert(header(headers::EVENT_ID, event_id.as_bytes()));
+        }
+        if let Some(event_type) = &identity.event_type {
+            kafka_headers =
+                kafka_headers.insert(header(headers::EVENT_TYPE, event_type.as_bytes()));
+        }
+        if let Some(occurred_at) = identity.occurred_at {
+            let occurred_at = occurred_at.to_rfc3339_opts(SecondsFormat::AutoSi, true);
+            kafka_headers =
+                kafka_headers.insert(header(headers::OCCURRED_AT, occurred_at.as_bytes()));
+        }
+        if let Some(request_headers) = self.request_headers {
+            kafka_headers = kafka_headers.insert(header(headers::REQUEST_HEADERS, request_headers));
         }
         kafka_headers
     }
@@ -155,6 +176,8 @@ mod tests {
             scheme: Scheme::LegacyHex,
             content_type: Some(b"application/json"),
             traceparent: None,
+            identity: &EventIdentity::default(),
+            request_headers: None,
             body: b"{}",
         };
         let kafka_headers = event.headers();
@@ -170,6 +193,35 @@ mod tests {
                 (headers::RECEIVED_AT, b"2026-01-02T03:04:05.000Z"),
                 (headers::SCHEME, b"legacy-hex"),
                 (headers::CONTENT_TYPE, b"application/json"),
+            ]
+        );
+        let identity = EventIdentity {
+            message_id: Some("evt_1".into()),
+            event_id: Some("evt_1".into()),
+            event_type: Some("invoice.paid".into()),
+            occurred_at: Some(Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 0).unwrap()),
+        };
+        let described = Event {
+            identity: &identity,
+            request_headers: Some(br#"{"stripe-signature":"t=1,v1=00"}"#),
+            ..event
+        };
+        let kafka_headers = described.headers();
+        let extra: Vec<(&str, &[u8])> = kafka_headers
+            .iter()
+            .skip(5)
+            .map(|h| (h.key, h.value.unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            extra,
+            [
+                (headers::EVENT_ID, &b"evt_1"[..]),
+                (headers::EVENT_TYPE, b"invoice.paid"),
+                (headers::OCCURRED_AT, b"2026-01-02T03:04:00Z"),
+                (
+                    headers::REQUEST_HEADERS,
+                    br#"{"stripe-signature":"t=1,v1=00"}"#
+                ),
             ]
         );
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use hookline_core::registry;
 use hookline_core::signature::VerifyError;
 use serde_json::json;
 use thiserror::Error;
@@ -26,6 +27,11 @@ pub enum Rejection {
     SuspendedWebhook,
     #[error("the webhook registry is still loading")]
     RegistryLoading,
+    /// The registry entry holds no secret the scheme can use (the operator refuses
+    /// such secrets, so only an entry written by something else gets here). A 503, so
+    /// senders retry and nothing is lost once the secret is fixed.
+    #[error("this webhook has no usable signing secret; see its Webhook resource's conditions")]
+    SecretUnusable,
     #[error("the body is larger than {limit} bytes")]
     BodyTooLarge { limit: u64 },
     #[error("the body was not received within {0:?}")]
@@ -68,6 +74,7 @@ impl Rejection {
             Self::BadSignature(_) | Self::StaleTimestamp(_) => StatusCode::UNAUTHORIZED,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::RegistryLoading
+            | Self::SecretUnusable
             | Self::Overloaded
             | Self::DuplicateInFlight
             | Self::KafkaUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -77,10 +84,11 @@ impl Rejection {
     /// The stable name of the check that failed, the `error` field of the body.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::UnknownWebhook => "unknown_webhook",
+            Self::UnknownWebhook => registry::UNKNOWN_WEBHOOK_ERROR,
             Self::DeletedWebhook => "webhook_deleted",
             Self::SuspendedWebhook => "webhook_suspended",
             Self::RegistryLoading => "registry_loading",
+            Self::SecretUnusable => "secret_unusable",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::BodyTimeout(_) => "body_timeout",
             Self::BodyRead(_) => "body_unreadable",
@@ -100,6 +108,7 @@ impl Rejection {
             Self::RateLimited { retry_after } => Some(retry_after_secs(*retry_after)),
             Self::RegistryLoading | Self::Overloaded | Self::DuplicateInFlight => Some(1),
             Self::KafkaUnavailable(_) => Some(5),
+            Self::SecretUnusable => Some(30),
             _ => None,
         }
     }

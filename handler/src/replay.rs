@@ -10,23 +10,29 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use hookline_core::signature::{self, Scheme, Verified};
+use hookline_core::signature::{self, Scheme};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use sha2::{Digest, Sha256};
 
-/// A fixed-size digest of (webhook id, message id) or, for schemes without a message
-/// id, of (webhook id, signature header, body).
+/// A fixed-size digest of (webhook id, message id) or, for requests whose provider
+/// gives no message id, of (webhook id, signature header, body).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ReplayKey([u8; 16]);
 
 impl ReplayKey {
-    /// The key of a verified request. `signature_header` is the raw value of the
-    /// scheme's signature header (see [`signature_header_name`]).
-    pub fn of(webhook_id: &str, verified: &Verified, signature_header: &[u8], body: &[u8]) -> Self {
+    /// The key of a verified request: its provider's message id (see
+    /// `hookline_core::provider`), else `signature_header`, the raw value of the
+    /// scheme's signature header (see [`signature_header_name`]), and the body.
+    pub fn of(
+        webhook_id: &str,
+        message_id: Option<&str>,
+        signature_header: &[u8],
+        body: &[u8],
+    ) -> Self {
         let mut hash = Sha256::new();
         hash.update(webhook_id.as_bytes());
-        match &verified.id {
+        match message_id {
             Some(id) => {
                 hash.update(b"\0id\0");
                 hash.update(id.as_bytes());
@@ -305,29 +311,19 @@ mod tests {
 
     #[test]
     fn keys_separate_webhooks_and_fall_back_to_signature_and_body() {
-        let with_id = |id: &str| Verified {
-            id: Some(id.to_owned()),
-            id_signed: true,
-            timestamp: None,
-            secret_index: 0,
-        };
-        let without_id = Verified {
-            id: None,
-            id_signed: false,
-            timestamp: None,
-            secret_index: 0,
-        };
-        let a = ReplayKey::of("wh-a", &with_id("msg_1"), b"sig", b"body");
+        let with_id = |id| Some(id);
+        let without_id = None;
+        let a = ReplayKey::of("wh-a", with_id("msg_1"), b"sig", b"body");
         assert_eq!(
             a,
-            ReplayKey::of("wh-a", &with_id("msg_1"), b"other", b"other")
+            ReplayKey::of("wh-a", with_id("msg_1"), b"other", b"other")
         );
-        assert_ne!(a, ReplayKey::of("wh-b", &with_id("msg_1"), b"sig", b"body"));
-        assert_ne!(a, ReplayKey::of("wh-a", &with_id("msg_2"), b"sig", b"body"));
-        let b = ReplayKey::of("wh-a", &without_id, b"sig", b"body");
-        assert_eq!(b, ReplayKey::of("wh-a", &without_id, b"sig", b"body"));
-        assert_ne!(b, ReplayKey::of("wh-a", &without_id, b"sig2", b"body"));
-        assert_ne!(b, ReplayKey::of("wh-a", &without_id, b"sig", b"body2"));
+        assert_ne!(a, ReplayKey::of("wh-b", with_id("msg_1"), b"sig", b"body"));
+        assert_ne!(a, ReplayKey::of("wh-a", with_id("msg_2"), b"sig", b"body"));
+        let b = ReplayKey::of("wh-a", without_id, b"sig", b"body");
+        assert_eq!(b, ReplayKey::of("wh-a", without_id, b"sig", b"body"));
+        assert_ne!(b, ReplayKey::of("wh-a", without_id, b"sig2", b"body"));
+        assert_ne!(b, ReplayKey::of("wh-a", without_id, b"sig", b"body2"));
         assert_eq!(b.to_hex().len(), 32);
     }
 

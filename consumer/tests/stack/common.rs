@@ -8,6 +8,7 @@ use clap::Parser;
 use hookline_consumer::config::{Cli, Command};
 use hookline_core::headers;
 use hookline_core::kafka::{TopicSpec, ensure_topics, reliable_producer_config};
+use hookline_core::provider;
 use hookline_core::registry::{self, RateLimit, RegistryEntry};
 use hookline_core::retry::{BackoffPolicy, DeliveryPolicy};
 use hookline_core::shutdown::Shutdown;
@@ -136,6 +137,29 @@ impl Harness {
         .await
     }
 
+    /// Produces an event no consumer can store: its received-at header is not a time
+    /// (every attempt fails the same way, so it walks the retry tiers).
+    pub async fn produce_poison(
+        &self,
+        webhook_id: &str,
+        message_id: &str,
+        body: &[u8],
+    ) -> (i32, i64) {
+        let delivery = self
+            .producer
+            .send(
+                FutureRecord::to(&self.events_topic)
+                    .key(webhook_id)
+                    .payload(body)
+                    .headers(event_headers(webhook_id, message_id, "not a time", body)),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(err, _)| err)
+            .expect("event acknowledged");
+        (delivery.partition, delivery.offset)
+    }
+
     /// Produces `count` small events for `webhook_ids` (round robin) at about
     /// `per_second`, waiting for every acknowledgement at the end; returns the message
     /// ids (`<prefix>-<n>`).
@@ -159,7 +183,7 @@ impl Harness {
             let record = FutureRecord::to(&self.events_topic)
                 .key(webhook_id)
                 .payload(&body)
-                .headers(event_headers(webhook_id, &message_id, &received_at));
+                .headers(event_headers(webhook_id, &message_id, &received_at, &body));
             deliveries.push(
                 self.producer
                     .send_result(record)
@@ -329,7 +353,7 @@ pub async fn produce_event(
     body: &[u8],
 ) -> (i32, i64) {
     let received_at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
-    let headers = event_headers(webhook_id, message_id, &received_at);
+    let headers = event_headers(webhook_id, message_id, &received_at, body);
     let delivery = producer
         .send(
             FutureRecord::to(topic)
@@ -344,14 +368,31 @@ pub async fn produce_event(
     (delivery.partition, delivery.offset)
 }
 
-/// The headers the handler puts on an event.
-fn event_headers(webhook_id: &str, message_id: &str, received_at: &str) -> OwnedHeaders {
-    OwnedHeaders::new()
+/// The headers the handler puts on a Standard Webhooks event with this message id.
+fn event_headers(
+    webhook_id: &str,
+    message_id: &str,
+    received_at: &str,
+    body: &[u8],
+) -> OwnedHeaders {
+    let identity = provider::identify(Scheme::Standard, &[("webhook-id", message_id)], body);
+    let mut kafka_headers = OwnedHeaders::new()
         .insert(header(headers::WEBHOOK_ID, webhook_id))
         .insert(header(headers::MESSAGE_ID, message_id))
         .insert(header(headers::RECEIVED_AT, received_at))
         .insert(header(headers::SCHEME, "standard"))
-        .insert(header(headers::CONTENT_TYPE, "application/json"))
+        .insert(header(headers::CONTENT_TYPE, "application/json"));
+    let occurred_at = identity.occurred_at.map(|at| at.to_rfc3339());
+    for (name, value) in [
+        (headers::EVENT_ID, identity.event_id.as_deref()),
+        (headers::EVENT_TYPE, identity.event_type.as_deref()),
+        (headers::OCCURRED_AT, occurred_at.as_deref()),
+    ] {
+        if let Some(value) = value {
+            kafka_headers = kafka_headers.insert(header(name, value));
+        }
+    }
+    kafka_headers
 }
 
 fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
@@ -375,13 +416,12 @@ pub fn payload_of(message: &OwnedMessage) -> &[u8] {
     message.payload().unwrap_or_default()
 }
 
-/// The prototype's event shape, the default simulated event.
-pub fn prototype_event(event_id: &str, event_type: &str) -> Vec<u8> {
+/// A Standard Webhooks event as the emitter sends it.
+pub fn prototype_event(invoice: &str, event_type: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
-        "event_id": event_id,
-        "event_type": event_type,
+        "type": event_type,
         "timestamp": "2026-03-01T10:00:00Z",
-        "data": {"invoice_id": format!("inv-{event_id}")}
+        "data": {"invoice_id": format!("inv-{invoice}")}
     }))
     .expect("json")
 }

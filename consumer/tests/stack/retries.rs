@@ -40,8 +40,8 @@ async fn a_poison_event_walks_every_tier_then_becomes_a_dead_letter() {
     let consumer = h.start(&[]).await;
 
     let body = b"not json {";
-    let (partition, offset) = h.produce("wh-p", "poison", body).await;
-    h.produce("wh-q", "dropped", b"nope").await;
+    let (partition, offset) = h.produce_poison("wh-p", "poison", body).await;
+    h.produce_poison("wh-q", "dropped", b"nope").await;
     h.produce("wh-p", "fresh", &prototype_event("f1", "PAID"))
         .await;
     // The fresh event is not held up by the poison one ahead of it in the same webhook.
@@ -71,7 +71,7 @@ async fn a_poison_event_walks_every_tier_then_becomes_a_dead_letter() {
         Some(offset.to_string().as_str())
     );
     assert!(
-        header_of(letter, headers::ERROR).is_some_and(|e| e.contains("not JSON")),
+        header_of(letter, headers::ERROR).is_some_and(|e| e.contains("not an RFC 3339 time")),
         "{:?}",
         header_of(letter, headers::ERROR)
     );

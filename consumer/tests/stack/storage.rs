@@ -29,8 +29,8 @@ async fn events_are_stored_exactly_once_and_the_registry_is_mirrored() {
         .await;
         expected.push((
             webhook.to_owned(),
+            message_id.clone(),
             message_id,
-            format!("e{i:02}"),
             event_type.to_owned(),
         ));
     }
@@ -44,8 +44,8 @@ async fn events_are_stored_exactly_once_and_the_registry_is_mirrored() {
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let rows = sqlx::query(
-        "select webhook_id, message_id, event_id, event_type, invoice_id, source_timestamp, \
-                attempts, payload, received_at, stored_at \
+        "select webhook_id, message_id, event_id, event_type, source_timestamp, \
+                attempts, body, payload, received_at, stored_at \
          from events where message_id <> 'msg-array' order by message_id",
     )
     .fetch_all(&h.pool)
@@ -64,17 +64,17 @@ async fn events_are_stored_exactly_once_and_the_registry_is_mirrored() {
             Some(event_type.as_str())
         );
         assert_eq!(
-            row.get::<Option<String>, _>("invoice_id"),
-            Some(format!("inv-{event_id}"))
-        );
-        assert_eq!(
             row.get::<Option<DateTime<Utc>>, _>("source_timestamp")
                 .map(|t| t.to_rfc3339()),
             Some("2026-03-01T10:00:00+00:00".to_owned())
         );
         assert_eq!(row.get::<i32, _>("attempts"), 1);
         let payload: serde_json::Value = row.get("payload");
-        assert_eq!(payload["data"]["invoice_id"], format!("inv-{event_id}"));
+        let body: Vec<u8> = row.get("body");
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&body).ok(),
+            Some(payload)
+        );
         let received: DateTime<Utc> = row.get("received_at");
         let stored: DateTime<Utc> = row.get("stored_at");
         assert!(received <= stored && stored - received < chrono::Duration::seconds(10));
@@ -176,26 +176,27 @@ async fn an_event_postgres_refuses_is_dead_lettered_and_its_batch_is_stored() {
     h.register(&entry("wh-z", policy(0, 100, true))).await;
     let consumer = h.start(&["--batch-max-wait", "300ms"]).await;
 
-    // jsonb cannot hold \u0000: PostgreSQL refuses that row alone (SQLSTATE 22P05).
+    // A text column cannot hold NUL: PostgreSQL refuses that row alone (SQLSTATE
+    // 22021). Bodies are bytes: JSON that jsonb cannot hold (\u0000) and bodies that
+    // are not JSON at all are stored as received.
     h.produce("wh-z", "good-1", b"{\"n\":1}").await;
-    let (partition, offset) = h.produce("wh-z", "nul", br#"{"note":"\u0000"}"#).await;
+    let (partition, offset) = h.produce("wh-z", "nul\0id", b"{\"n\":0}").await;
     h.produce("wh-z", "good-2", b"{\"n\":2}").await;
     h.produce("wh-z", "not-json", b"<xml/>").await;
-    h.wait_for_events(2, Duration::from_secs(20)).await;
+    h.produce("wh-z", "nul-json", br#"{"note":"\u0000"}"#).await;
+    h.wait_for_events(4, Duration::from_secs(20)).await;
 
     let dead = h
-        .read_topic(&h.dead_letter_topic, 2, Duration::from_secs(20))
+        .read_topic(&h.dead_letter_topic, 1, Duration::from_secs(20))
         .await;
     assert_eq!(
         dead.len(),
-        2,
-        "both bad events are dead letters (no retries in their policy)"
+        1,
+        "the refused event is a dead letter (no retries in its policy)"
     );
-    let nul = dead
-        .iter()
-        .find(|m| header_of(m, headers::MESSAGE_ID) == Some("nul"))
-        .expect("the NUL event in the dead-letter topic");
-    assert_eq!(payload_of(nul), br#"{"note":"\u0000"}"#);
+    let nul = &dead[0];
+    assert_eq!(header_of(nul, headers::MESSAGE_ID), Some("nul\0id"));
+    assert_eq!(payload_of(nul), b"{\"n\":0}");
     assert_eq!(header_of(nul, headers::ATTEMPTS), Some("1"));
     assert_eq!(
         header_of(nul, headers::ORIGIN_TOPIC),
@@ -215,20 +216,37 @@ async fn an_event_postgres_refuses_is_dead_lettered_and_its_batch_is_stored() {
         header_of(nul, headers::ERROR)
     );
 
-    let stored: Vec<String> = sqlx::query_scalar("select message_id from events order by 1")
-        .fetch_all(&h.pool)
-        .await
-        .expect("events");
-    assert_eq!(stored, ["good-1", "good-2"]);
+    let stored: Vec<(String, Vec<u8>, Option<serde_json::Value>)> =
+        sqlx::query_as("select message_id, body, payload from events order by 1")
+            .fetch_all(&h.pool)
+            .await
+            .expect("events");
+    let expected: [(&str, &[u8], Option<serde_json::Value>); 4] = [
+        ("good-1", b"{\"n\":1}", Some(serde_json::json!({"n": 1}))),
+        ("good-2", b"{\"n\":2}", Some(serde_json::json!({"n": 2}))),
+        ("not-json", b"<xml/>", None),
+        ("nul-json", br#"{"note":"\u0000"}"#, None),
+    ];
+    assert_eq!(stored.len(), expected.len());
+    for ((id, body, payload), (want_id, want_body, want_payload)) in stored.iter().zip(&expected) {
+        assert_eq!((id.as_str(), body.as_slice()), (*want_id, *want_body));
+        assert_eq!(payload, want_payload, "{id}");
+    }
     let dead_rows: Vec<(String, i32, String)> =
-        sqlx::query_as("select message_id, attempts, reason from dead_letters order by message_id")
+        sqlx::query_as("select message_id, attempts, reason from dead_letters")
             .fetch_all(&h.pool)
             .await
             .expect("dead letters");
-    assert_eq!(dead_rows.len(), 2);
-    assert_eq!((dead_rows[0].0.as_str(), dead_rows[0].1), ("not-json", 1));
-    assert!(dead_rows[0].2.contains("not JSON"), "{}", dead_rows[0].2);
-    assert_eq!((dead_rows[1].0.as_str(), dead_rows[1].1), ("nul", 1));
+    assert_eq!(dead_rows.len(), 1);
+    assert_eq!(
+        (dead_rows[0].0.as_str(), dead_rows[0].1),
+        ("nul\u{fffd}id", 1)
+    );
+    assert!(
+        dead_rows[0].2.contains("PostgreSQL cannot store"),
+        "{}",
+        dead_rows[0].2
+    );
     assert_eq!(
         consumer
             .metric("hookline_consumer_event_failures_total{reason=\"unstorable\"}")
@@ -239,7 +257,7 @@ async fn an_event_postgres_refuses_is_dead_lettered_and_its_batch_is_stored() {
         consumer
             .metric("hookline_consumer_dead_letters_total")
             .await,
-        2.0
+        1.0
     );
     consumer.stop().await;
 }

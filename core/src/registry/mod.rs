@@ -9,6 +9,11 @@ mod view;
 
 pub use view::{FollowError, Lookup, READINESS_CONDITION, RegistryView, follow};
 
+/// The `error` code of the handler's 404 for a webhook id it does not know. An entry
+/// reaches the handlers a moment after the operator publishes it, so a sender told
+/// about a new webhook retries this answer for a while instead of giving up.
+pub const UNKNOWN_WEBHOOK_ERROR: &str = "unknown_webhook";
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
