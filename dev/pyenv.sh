@@ -1,29 +1,41 @@
 #!/usr/bin/env bash
-# A Python virtual environment with the official `standardwebhooks` package (for the
-# interoperability test of core/tests/standardwebhooks_interop.rs) and PyYAML (for
-# dev/chart-test.sh).
+# A Python virtual environment with the providers' official webhook libraries
+# (standardwebhooks, svix, stripe, slack_sdk: for the interop tests of
+# core/tests/standardwebhooks_interop.rs and, through testkit/providers/sign.py, of
+# e2e/tests/providers) and PyYAML (for dev/chart-test.sh), at the versions of
+# dev/versions.env.
 #
-#   pyenv.sh   create $CACHE_DIR/pyenv-$STANDARDWEBHOOKS_PY_VERSION once (idempotent) and
-#              print the path of its python on stdout (everything else goes to stderr)
+#   pyenv.sh   create the venv under $CACHE_DIR once (idempotent) and print the path of
+#              its python on stdout (everything else goes to stderr)
 #
-# A venv that is missing, half-built or holds another version is built again from scratch.
+# The venv's directory is named after the pinned versions: a missing or half-built one
+# is built again from scratch, and changing a version builds a new one.
 # shellcheck source=dev/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-VENV_DIR="$CACHE_DIR/pyenv-$STANDARDWEBHOOKS_PY_VERSION-yaml$PYYAML_VERSION"
+REQUIREMENTS=(
+  "standardwebhooks==$STANDARDWEBHOOKS_PY_VERSION"
+  "svix==$SVIX_PY_VERSION"
+  "stripe==$STRIPE_PY_VERSION"
+  "slack_sdk==$SLACK_SDK_PY_VERSION"
+  "PyYAML==$PYYAML_VERSION"
+)
+VENV_DIR="$CACHE_DIR/pyenv-$(printf '%s\n' "${REQUIREMENTS[@]}" | sha256sum | cut -c1-12)"
 VENV_PYTHON="$VENV_DIR/bin/python"
 READY_MARKER="$VENV_DIR/.hookline-ready"
 
-# True when the venv imports the pinned version of the package.
+# True when the venv has every pinned package at its version and imports them.
 venv_ready() {
   [ -f "$READY_MARKER" ] && [ -x "$VENV_PYTHON" ] &&
-    "$VENV_PYTHON" - "$STANDARDWEBHOOKS_PY_VERSION" "$PYYAML_VERSION" >/dev/null 2>&1 <<'EOF'
+    "$VENV_PYTHON" - "${REQUIREMENTS[@]}" >/dev/null 2>&1 <<'PY'
 import sys
 from importlib.metadata import version
-from standardwebhooks.webhooks import Webhook  # noqa: F401
-import yaml  # noqa: F401
-sys.exit(0 if (version("standardwebhooks"), version("PyYAML")) == tuple(sys.argv[1:3]) else 1)
-EOF
+import standardwebhooks, svix, stripe, slack_sdk, yaml  # noqa: F401
+for requirement in sys.argv[1:]:
+    name, wanted = requirement.split("==")
+    if version(name) != wanted:
+        sys.exit(1)
+PY
 }
 
 # The interpreter to build the venv with: python3 with a working venv module.
@@ -38,19 +50,18 @@ base_python() {
 build_venv() {
   local python
   python=$(base_python)
-  log "creating $VENV_DIR with standardwebhooks==$STANDARDWEBHOOKS_PY_VERSION ($("$python" --version 2>&1))"
+  log "creating $VENV_DIR with ${REQUIREMENTS[*]} ($("$python" --version 2>&1))"
   rm -rf "$VENV_DIR"
   "$python" -m venv "$VENV_DIR" >&2
-  PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV_PYTHON" -m pip install --quiet \
-    "standardwebhooks==$STANDARDWEBHOOKS_PY_VERSION" "PyYAML==$PYYAML_VERSION" >&2 ||
-    die "pip could not install standardwebhooks==$STANDARDWEBHOOKS_PY_VERSION and PyYAML==$PYYAML_VERSION into $VENV_DIR"
+  PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV_PYTHON" -m pip install --quiet "${REQUIREMENTS[@]}" >&2 ||
+    die "pip could not install ${REQUIREMENTS[*]} into $VENV_DIR"
   touch "$READY_MARKER"
-  venv_ready || die "$VENV_DIR was built but cannot import standardwebhooks $STANDARDWEBHOOKS_PY_VERSION and PyYAML $PYYAML_VERSION"
+  venv_ready || die "$VENV_DIR was built but cannot import ${REQUIREMENTS[*]}"
 }
 
 main() {
   # Tests may call this concurrently: one builds, the others wait and reuse.
-  exec 9>"$CACHE_DIR/pyenv-$STANDARDWEBHOOKS_PY_VERSION.lock"
+  exec 9>"$VENV_DIR.lock"
   flock 9
   venv_ready || build_venv
   printf '%s\n' "$VENV_PYTHON"

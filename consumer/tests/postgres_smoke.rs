@@ -1,7 +1,11 @@
 //! Against the real PostgreSQL of the local stack: the embedded migrations apply to a
-//! fresh database, twice without harm, and the schema enforces the idempotency key.
+//! fresh database, twice without harm, the schema enforces the idempotency key, and
+//! rows stored before 0002 are carried over.
+
+use std::borrow::Cow;
 
 use hookline_consumer::db;
+use sqlx::migrate::Migrator;
 
 #[tokio::test]
 async fn migrations_apply_and_the_events_key_refuses_duplicates() {
@@ -21,30 +25,75 @@ async fn migrations_apply_and_the_events_key_refuses_duplicates() {
     .expect("list tables");
     assert_eq!(tables, ["dead_letters", "events", "webhooks"]);
 
-    let insert = "insert into events (webhook_id, message_id, payload, received_at) \
+    let insert = "insert into events (webhook_id, message_id, body, received_at) \
                   values ($1, $2, $3, now()) on conflict do nothing";
-    let payload = serde_json::json!({"event_id": "e1", "data": {"invoice_id": "i1"}});
+    let body: &[u8] = b"token=x&command=%2Fweather";
     let first = sqlx::query(insert)
         .bind("wh-1")
         .bind("msg-1")
-        .bind(&payload)
+        .bind(body)
         .execute(&pool)
         .await
         .expect("insert");
     let again = sqlx::query(insert)
         .bind("wh-1")
         .bind("msg-1")
-        .bind(&payload)
+        .bind(body)
         .execute(&pool)
         .await
         .expect("insert again");
     assert_eq!(first.rows_affected(), 1);
     assert_eq!(again.rows_affected(), 0);
 
-    let stored: serde_json::Value =
-        sqlx::query_scalar("select payload from events where webhook_id = 'wh-1'")
-            .fetch_one(&pool)
-            .await
-            .expect("read back");
-    assert_eq!(stored, payload);
+    let stored: Vec<u8> = sqlx::query_scalar("select body from events where webhook_id = 'wh-1'")
+        .fetch_one(&pool)
+        .await
+        .expect("read back");
+    assert_eq!(stored, body);
+}
+
+#[tokio::test]
+async fn rows_of_the_first_schema_are_carried_over_by_0002() {
+    let database_url = hookline_testkit::fresh_database("upgrade").await;
+    let pool = db::connect(&database_url, 2).await.expect("connect");
+    let first_only = Migrator {
+        migrations: Cow::Owned(
+            db::MIGRATOR
+                .migrations
+                .iter()
+                .filter(|migration| migration.version == 1)
+                .cloned()
+                .collect(),
+        ),
+        ..Migrator::DEFAULT
+    };
+    first_only.run(&pool).await.expect("migration 0001");
+    sqlx::query(
+        "insert into events (webhook_id, message_id, event_id, event_type, invoice_id, payload, received_at) \
+         values ('wh-1', 'msg-1', 'e1', 'PAID', 'inv-7', '{\"event_id\":\"e1\",\"data\":{\"invoice_id\":\"inv-7\"}}', now())",
+    )
+    .execute(&pool)
+    .await
+    .expect("a row of the first schema");
+
+    db::migrate(&pool).await.expect("the later migrations");
+    let (event_id, event_type, body, invoice): (String, String, Vec<u8>, Option<String>) =
+        sqlx::query_as(
+            "select event_id, event_type, body, payload->'data'->>'invoice_id' from events",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("the carried-over row");
+    assert_eq!((event_id.as_str(), event_type.as_str()), ("e1", "PAID"));
+    let body: serde_json::Value = serde_json::from_slice(&body).expect("the body is the payload");
+    assert_eq!(body["data"]["invoice_id"], "inv-7");
+    assert_eq!(invoice.as_deref(), Some("inv-7"));
+    let invoice_column: i64 = sqlx::query_scalar(
+        "select count(*) from information_schema.columns \
+         where table_name = 'events' and column_name = 'invoice_id'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("columns");
+    assert_eq!(invoice_column, 0, "invoice_id is gone");
 }

@@ -2,18 +2,17 @@
 //! version pinned in dev/versions.env: what it signs, Hookline verifies, and what
 //! Hookline signs (one secret, or several during a rotation), it verifies.
 //!
-//! Python comes from `HOOKLINE_PYTHON`, else from `bash dev/pyenv.sh` (which builds a
-//! venv once). Without Python or the package these tests fail; they never skip.
+//! Python comes from `hookline_testkit::providers::python()` (`HOOKLINE_PYTHON`, else
+//! the venv of `dev/pyenv.sh`). Without Python or the package these tests fail; they
+//! never skip.
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::process::Command;
 
 use chrono::{DateTime, Utc};
 use hookline_core::signature::{
     self, DEFAULT_TOLERANCE, Scheme, SigningSecret, VerifyError, generate_standard_secret,
 };
+use hookline_testkit::providers;
 use serde_json::{Value, json};
 
 /// Runs a list of operations with the Python library; prints one result per operation:
@@ -51,60 +50,12 @@ const BODIES: &[&str] = &[
     "",
 ];
 
-fn python() -> &'static str {
-    static PYTHON: OnceLock<String> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        if let Some(path) = std::env::var("HOOKLINE_PYTHON")
-            .ok()
-            .filter(|p| !p.is_empty())
-        {
-            return path;
-        }
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("core/ has a parent");
-        let output = Command::new("bash")
-            .arg("dev/pyenv.sh")
-            .current_dir(root)
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("cannot run `bash dev/pyenv.sh`");
-        assert!(
-            output.status.success(),
-            "`bash dev/pyenv.sh` failed ({}): this test needs Python 3 and the standardwebhooks \
-             package; set HOOKLINE_PYTHON to a python that has it",
-            output.status
-        );
-        String::from_utf8(output.stdout)
-            .expect("dev/pyenv.sh printed a non-UTF-8 path")
-            .lines()
-            .last()
-            .expect("dev/pyenv.sh printed no python path")
-            .trim()
-            .to_owned()
-    })
-}
-
 /// Runs `ops` through [`BRIDGE`] and returns one result per operation.
 fn run_python(ops: &[Value]) -> Vec<String> {
-    let python = python();
-    let mut child = Command::new(python)
-        .args(["-c", BRIDGE])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|error| panic!("cannot start {python}: {error}"));
-    let input = serde_json::to_vec(ops).unwrap();
-    child.stdin.take().unwrap().write_all(&input).unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{python} failed ({}): {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let results: Vec<String> = serde_json::from_slice(&output.stdout).unwrap();
+    let mut command = Command::new(providers::python());
+    command.args(["-c", BRIDGE]);
+    let output = providers::run_with_input(command, &serde_json::to_vec(ops).unwrap());
+    let results: Vec<String> = serde_json::from_slice(&output).unwrap();
     assert_eq!(results.len(), ops.len());
     results
 }

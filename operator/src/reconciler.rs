@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use hookline_core::signature::generate_standard_secret;
+use hookline_core::signature::{SigningSecret, generate_standard_secret};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -183,22 +183,37 @@ async fn apply(webhook: &Webhook, ctx: &Context) -> Result<Action, Error> {
                 .and_then(|data| data.get(&reference.key).cloned())
                 .and_then(|bytes| String::from_utf8(bytes.0).ok())
                 .filter(|value| !value.is_empty());
-            if value.is_none() {
-                let message = format!(
-                    "Secret {:?} has no non-empty key {:?}: create it or fix spec.secretRef",
-                    reference.name, reference.key
-                );
+            let refusal = match &value {
+                None => Some((
+                    "SecretNotFound",
+                    format!(
+                        "Secret {:?} has no non-empty key {:?}: create it or fix spec.secretRef",
+                        reference.name, reference.key
+                    ),
+                )),
+                Some(value) => SigningSecret::parse(webhook.spec.scheme, value)
+                    .err()
+                    .map(|err| {
+                        (
+                            "SecretInvalid",
+                            format!(
+                                "key {:?} of Secret {:?} is not a usable {} secret: {err}",
+                                reference.key, reference.name, webhook.spec.scheme
+                            ),
+                        )
+                    }),
+            };
+            if let Some((reason, message)) = refusal {
+                // The last published registry entry (if any) stays: senders signing
+                // with the previous secret are still accepted until this is fixed.
                 let waiting = PartState::unmet("WaitingForSecret", "waits for the signing secret");
                 let parts = [
-                    (
-                        SECRET_READY,
-                        PartState::unmet("SecretNotFound", message.clone()),
-                    ),
+                    (SECRET_READY, PartState::unmet(reason, message.clone())),
                     (REGISTERED, waiting.clone()),
                     (EMITTER_AVAILABLE, waiting),
                 ];
                 patch_status(ctx, webhook, &id, &parts, None).await?;
-                publish_event(ctx, webhook, EventType::Warning, "SecretNotFound", message).await;
+                publish_event(ctx, webhook, EventType::Warning, reason, message).await;
                 return Ok(Action::requeue(Duration::from_secs(30)));
             }
             value

@@ -7,6 +7,7 @@
 pub mod http;
 pub mod kafka_broker;
 pub mod postgres;
+pub mod providers;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,6 @@
 //! storing in PostgreSQL. One test, in phases, because the phases change the system
 //! (handler replicas, the consumers' injected failure rate).
 
-use std::io::{Read, Write};
 use std::time::Duration;
 
 use hookline_e2e::system::{Summary, System, eventually};
@@ -41,19 +40,10 @@ async fn every_delivered_event_is_stored_once(system: &System, webhook_id: &str,
 }
 
 fn post(port: u16, path: &str) -> u16 {
-    let mut stream =
-        std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the proxy");
-    let request = format!(
-        "POST {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
-    );
-    stream.write_all(request.as_bytes()).expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("answer");
-    response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status")
+    let headers = [("Content-Type".to_owned(), "application/json".to_owned())];
+    hookline_testkit::http::post(port, path, &headers, b"{}")
+        .expect("the proxy answers")
+        .0
 }
 
 #[tokio::test]

@@ -403,6 +403,128 @@ async fn a_missing_referenced_secret_is_reported_then_used_once_it_exists() {
 }
 
 #[tokio::test]
+async fn a_malformed_referenced_secret_keeps_the_webhook_not_ready_naming_the_problem() {
+    let mut f = Fixture::new("badsecret").await;
+    let standard_key = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+    // (name, scheme, secret, what the condition must say, or None when usable)
+    let cases: [(&str, &str, String, Option<&str>); 5] = [
+        (
+            "no-prefix",
+            "standard",
+            standard_key["whsec_".len()..].to_owned(),
+            Some("must start with whsec_"),
+        ),
+        (
+            "bad-base64",
+            "standard",
+            "whsec_not*base64!".to_owned(),
+            Some("followed by base64"),
+        ),
+        (
+            "stripe-newline",
+            "stripe",
+            "whsec_stripe-key\n".to_owned(),
+            Some("whitespace"),
+        ),
+        (
+            "slack-space",
+            "slack",
+            " 8f742231b10e8888abcd99yyyzzz85a5".to_owned(),
+            Some("whitespace"),
+        ),
+        // Standard secrets are base64, where whitespace means nothing: trimmed, usable.
+        (
+            "standard-newline",
+            "standard",
+            format!("{standard_key}\n"),
+            None,
+        ),
+    ];
+    for (name, scheme, value, _) in &cases {
+        let mut secret = Secret::default();
+        secret.metadata.name = Some(format!("{name}-key"));
+        secret.data = Some([("key".to_owned(), ByteString(value.clone().into_bytes()))].into());
+        f.secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .expect("create the referenced Secret");
+        let spec = json!({
+            "customerId": "c",
+            "scheme": scheme,
+            "secretRef": {"name": format!("{name}-key"), "key": "key"},
+            "emitter": {"enabled": false},
+        });
+        f.webhooks
+            .create(&PostParams::default(), &webhook(name, spec))
+            .await
+            .expect("create Webhook");
+    }
+    for (name, _, value, problem) in &cases {
+        let Some(problem) = problem else {
+            let ready = eventually("Ready", WAIT, || async {
+                condition_is(&f.webhooks, name, "Ready", "True").await
+            })
+            .await;
+            let id = ready.status.and_then(|s| s.webhook_id).expect("webhook id");
+            f.registry.wait_for(&id, WAIT, |_| true).await;
+            continue;
+        };
+        let refused = eventually("SecretInvalid", WAIT, || async {
+            let w = f.webhooks.get(name).await.ok()?;
+            (condition(&w, "SecretReady")? == ("False".into(), "SecretInvalid".into())).then_some(w)
+        })
+        .await;
+        let conditions = refused.status.expect("status").conditions;
+        let ready = conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .expect("Ready");
+        assert_eq!(ready.status, "False", "{name}");
+        let secret_ready = conditions
+            .iter()
+            .find(|c| c.type_ == "SecretReady")
+            .expect("SecretReady");
+        assert!(
+            secret_ready.message.contains(problem)
+                && secret_ready.message.contains(&format!("{name}-key")),
+            "{name}: {}",
+            secret_ready.message
+        );
+        assert!(
+            !secret_ready.message.contains(value.trim()) && !ready.message.contains(value.trim()),
+            "{name}: a condition shows the secret"
+        );
+        let registered = conditions
+            .iter()
+            .find(|c| c.type_ == "Registered")
+            .expect("Registered");
+        assert_eq!(
+            registered.status, "False",
+            "{name}: registered with an unusable secret"
+        );
+    }
+
+    // Fixed in place, the Webhook becomes Ready with the fixed secret.
+    let fixed = json!({"stringData": {"key": standard_key}});
+    f.secrets
+        .patch(
+            "no-prefix-key",
+            &PatchParams::default(),
+            &Patch::Merge(&fixed),
+        )
+        .await
+        .expect("fix the Secret");
+    let ready = eventually("Ready after the fix", Duration::from_secs(60), || async {
+        condition_is(&f.webhooks, "no-prefix", "Ready", "True").await
+    })
+    .await;
+    let id = ready.status.and_then(|s| s.webhook_id).expect("webhook id");
+    let entry = f.registry.wait_for(&id, WAIT, |_| true).await;
+    assert_eq!(upsert(&entry).secrets[0].value, standard_key);
+    f.finish().await;
+}
+
+#[tokio::test]
 async fn invalid_webhooks_are_refused_by_the_api_server_naming_the_field() {
     let client = common::client().await;
     common::install_crd(&client).await;
