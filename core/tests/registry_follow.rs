@@ -135,6 +135,28 @@ async fn loads_everything_before_ready_then_follows_changes() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+
+    // An entry the broker acknowledged is found by a lookup made right after, without
+    // waiting for the view to follow; an id nobody published is still unknown.
+    for i in 0..20 {
+        let id = format!("wh-fresh-{i}");
+        put(&producer, &topic, &id, Some(&entry(&id, "fresh"))).await;
+        let found = view
+            .lookup_current(&id, Duration::from_secs(5))
+            .await
+            .expect("the topic's end is readable");
+        assert!(matches!(found, Lookup::Active(_)), "{id}: {found:?}");
+    }
+    let started = tokio::time::Instant::now();
+    let unknown = view
+        .lookup_current("wh-never", Duration::from_secs(5))
+        .await
+        .expect("the topic's end is readable");
+    assert_eq!(unknown, Lookup::Unknown);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "a caught-up view answers an unknown id without waiting for the timeout"
+    );
     shutdown.trigger();
     follower.await.expect("task").expect("follow ends cleanly");
 }

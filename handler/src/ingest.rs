@@ -1,6 +1,8 @@
 //! `POST /webhooks/{id}`: the checks, in the order the API promises, then the produce.
 //!
-//! 1. the webhook exists and is active (404 unknown or suspended, 410 deleted);
+//! 1. the webhook exists and is active (404 unknown or suspended, 410 deleted); an id
+//!    is unknown only once this replica has read the registry up to where it stood
+//!    when the request came, so a Webhook the operator has registered is never 404;
 //! 2. the body fits the limit (413, checked while reading);
 //! 3. the source address is inside the webhook's `allowedSourceRanges` (403);
 //! 4. the signature (401) and its timestamp (401), or 503 when the webhook has no
@@ -39,6 +41,9 @@ use crate::rate_limit::SharedRateLimiter;
 use crate::rejection::Rejection;
 use crate::replay::{self, ReplayKey, Seen, SharedReplayCache};
 use crate::source::{self, Cidr};
+
+/// How long a request for an unknown id waits for the registry to catch up.
+const REGISTRY_CATCH_UP: Duration = Duration::from_secs(1);
 
 /// The longest `traceparent` passed on (the W3C format is 55 characters).
 const MAX_TRACEPARENT_LEN: usize = 256;
@@ -156,7 +161,7 @@ impl Ingest {
         headers: &HeaderMap,
         body: Body,
     ) -> Result<Accepted, Rejection> {
-        let entry = self.active_entry(webhook_id)?;
+        let entry = self.active_entry(webhook_id).await?;
         let body = self.read_body(headers, body).await?;
         let client = source::client_address(
             peer.ip(),
@@ -229,8 +234,26 @@ impl Ingest {
         }
     }
 
-    fn active_entry(&self, webhook_id: &str) -> Result<Arc<RegistryEntry>, Rejection> {
-        match self.registry.lookup(webhook_id) {
+    async fn active_entry(&self, webhook_id: &str) -> Result<Arc<RegistryEntry>, Rejection> {
+        let mut lookup = self.registry.lookup(webhook_id);
+        if lookup == Lookup::Unknown
+            && !self
+                .readiness
+                .unmet()
+                .contains_key(registry::READINESS_CONDITION)
+        {
+            // Published a moment ago, perhaps: an id is unknown only once this replica
+            // has read every registry record the broker had when the request came.
+            lookup = self
+                .registry
+                .lookup_current(webhook_id, REGISTRY_CATCH_UP)
+                .await
+                .map_err(|err| {
+                    tracing::warn!(%err, "cannot tell whether the registry is current");
+                    Rejection::RegistryLoading
+                })?;
+        }
+        match lookup {
             Lookup::Active(entry) if entry.suspended => Err(Rejection::SuspendedWebhook),
             Lookup::Active(entry) => Ok(entry),
             Lookup::Deleted => Err(Rejection::DeletedWebhook),

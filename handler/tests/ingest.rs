@@ -646,3 +646,101 @@ async fn behind_a_trusted_proxy_the_forwarded_client_address_is_checked() {
     assert_eq!(handler.events(&fenced.webhook_id).await.len(), 1);
     handler.stop().await;
 }
+
+#[tokio::test]
+async fn a_webhook_registered_a_moment_ago_is_accepted_at_once() {
+    let handler = Handler::start(bootstrap(), &[], &[]).await;
+    let body = br#"{"type":"invoice.paid"}"#;
+    for _ in 0..10 {
+        let (fresh, secret) = entry(Scheme::Standard);
+        support::publish(bootstrap(), &handler.registry_topic, &fresh).await;
+        // No waiting: the broker acknowledged the entry, so it is not unknown.
+        let request = signed(Scheme::Standard, &secret, &message_id(), Utc::now(), body);
+        let answer = handler.post(&fresh.webhook_id, &request, body).await;
+        assert_eq!(answer.status, 202, "{}", answer.text());
+    }
+    let (never, secret) = entry(Scheme::Standard);
+    let request = signed(Scheme::Standard, &secret, &message_id(), Utc::now(), body);
+    let answer = handler.post(&never.webhook_id, &request, body).await;
+    assert_eq!(
+        (answer.status, answer.error()),
+        (404, "unknown_webhook".into())
+    );
+    handler.stop().await;
+}
+
+#[tokio::test]
+async fn a_webhook_without_a_usable_secret_is_answered_503_to_be_retried() {
+    let (mut unusable, _) = entry(Scheme::Standard);
+    unusable.secrets[0].value = "C2FVsBQIhrscChlQIMV+b5sSYspob7oD".into();
+    let handler = Handler::start(bootstrap(), &[unusable.clone()], &[]).await;
+    let body = br#"{"type":"invoice.paid"}"#;
+    let request = signed(
+        Scheme::Standard,
+        "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+        &message_id(),
+        Utc::now(),
+        body,
+    );
+    let answer = handler.post(&unusable.webhook_id, &request, body).await;
+    assert_eq!(
+        (answer.status, answer.error()),
+        (503, "secret_unusable".into())
+    );
+    assert!(
+        answer.headers.contains_key("retry-after"),
+        "{:?}",
+        answer.headers
+    );
+    assert!(!answer.text().contains("C2FVsBQIhrsc"), "{}", answer.text());
+    let metrics = handler.metrics().await;
+    assert!(
+        metrics
+            .contains("hookline_handler_verification_failures_total{reason=\"secret_unusable\"} 1"),
+        "{metrics}"
+    );
+    assert!(handler.events(&unusable.webhook_id).await.is_empty());
+    handler.stop().await;
+}
+
+#[tokio::test]
+async fn a_stripe_retry_is_a_repeat_of_its_event_and_kafka_carries_the_provider_identity() {
+    let (stripe, secret) = entry(Scheme::Stripe);
+    let handler = Handler::start(bootstrap(), &[stripe.clone()], &[]).await;
+    let body = br#"{"id":"evt_1QeZ","object":"event","type":"invoice.paid","created":1764496800}"#;
+    let now = Utc::now();
+    let first = signed(Scheme::Stripe, &secret, "unused", now, body);
+    let retry = signed(
+        Scheme::Stripe,
+        &secret,
+        "unused",
+        now + chrono::Duration::seconds(30),
+        body,
+    );
+    assert_ne!(first, retry, "Stripe re-signs its retries");
+    let accepted = handler.post(&stripe.webhook_id, &first, body).await;
+    assert_eq!(accepted.status, 202, "{}", accepted.text());
+    assert_eq!(accepted.json()["messageId"], "evt_1QeZ");
+    let repeat = handler.post(&stripe.webhook_id, &retry, body).await;
+    assert_eq!(repeat.status, 202, "{}", repeat.text());
+    assert_eq!(
+        (
+            repeat.json()["status"].as_str(),
+            repeat.json()["messageId"].as_str()
+        ),
+        (Some("duplicate"), Some("evt_1QeZ"))
+    );
+    let events = handler.events(&stripe.webhook_id).await;
+    let [event] = events.as_slice() else {
+        panic!("one event produced, got {}", events.len());
+    };
+    assert_eq!(event.payload, body);
+    assert_eq!(event.headers[headers::MESSAGE_ID], "evt_1QeZ");
+    assert_eq!(event.headers[headers::EVENT_ID], "evt_1QeZ");
+    assert_eq!(event.headers[headers::EVENT_TYPE], "invoice.paid");
+    assert_eq!(event.headers[headers::OCCURRED_AT], "2025-11-30T10:00:00Z");
+    let kept: serde_json::Value =
+        serde_json::from_str(&event.headers[headers::REQUEST_HEADERS]).expect("JSON");
+    assert_eq!(kept["stripe-signature"], first[0].1.as_str());
+    handler.stop().await;
+}

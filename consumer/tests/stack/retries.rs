@@ -134,7 +134,10 @@ async fn a_poison_event_walks_every_tier_then_becomes_a_dead_letter() {
     assert_eq!(row.get::<String, _>("webhook_id"), "wh-p");
     assert_eq!(row.get::<String, _>("message_id"), "poison");
     assert_eq!(row.get::<i32, _>("attempts"), 6);
-    assert!(row.get::<String, _>("reason").contains("not JSON"));
+    assert!(
+        row.get::<String, _>("reason")
+            .contains("not an RFC 3339 time")
+    );
     assert_eq!(row.get::<String, _>("origin_topic"), h.events_topic);
     assert_eq!(row.get::<i32, _>("origin_partition"), partition);
     assert_eq!(row.get::<i64, _>("origin_offset"), offset);

@@ -7,7 +7,7 @@
 
 mod view;
 
-pub use view::{FollowError, Lookup, READINESS_CONDITION, RegistryView, follow};
+pub use view::{CatchUpError, FollowError, Lookup, READINESS_CONDITION, RegistryView, follow};
 
 /// The `error` code of the handler's 404 for a webhook id it does not know. An entry
 /// reaches the handlers a moment after the operator publishes it, so a sender told

@@ -2,10 +2,10 @@
 //! before the service reports ready, then kept current by tailing it.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use thiserror::Error;
@@ -37,9 +37,112 @@ struct State {
 #[derive(Clone, Default)]
 pub struct RegistryView {
     state: Arc<RwLock<State>>,
+    progress: Arc<Progress>,
 }
 
+/// How far the view has read the topic, so a lookup can wait for what was published
+/// before it.
+struct Progress {
+    /// The next offset to apply, per partition.
+    applied: tokio::sync::watch::Sender<HashMap<i32, i64>>,
+    /// A client that reads the topic's ends, the topic and its partitions, once
+    /// `follow` has them. Not the consumer itself: its connection is busy with long
+    /// fetches, which would hold each read of the ends back by up to a second.
+    source: OnceLock<(Arc<BaseConsumer>, String, Vec<i32>)>,
+    /// The newest topic ends read, and when that read started. One read at a time:
+    /// every lookup that arrived before a read started is served by it, so a flood of
+    /// unknown ids costs the broker one request per round trip, not one per lookup.
+    ends: tokio::sync::Mutex<Option<(Instant, HashMap<i32, i64>)>>,
+    /// Topic ends the view could not reach in time. Compaction may remove the last
+    /// records of a partition (an old tombstone), so an end is not always reachable:
+    /// lookups then stop waiting for it until the topic moves on.
+    unreachable: std::sync::Mutex<Option<HashMap<i32, i64>>>,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self {
+            applied: tokio::sync::watch::Sender::new(HashMap::new()),
+            source: OnceLock::new(),
+            ends: tokio::sync::Mutex::new(None),
+            unreachable: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+/// Why [`RegistryView::lookup_current`] could not answer.
+#[derive(Debug, Error)]
+#[error("cannot read the registry topic's end: {0}")]
+pub struct CatchUpError(#[source] KafkaError);
+
 impl RegistryView {
+    /// Looks `webhook_id` up in the registry as it stands now: when the view does not
+    /// know it, first reads the topic's end and waits (up to `timeout`) until the view
+    /// has applied every record published before this call. So a webhook whose entry
+    /// the broker acknowledged before a request arrived is not answered unknown,
+    /// however recently it was published. An end not reached within `timeout` is
+    /// not waited for again (see `Progress::unreachable`): the view's answer stands.
+    pub async fn lookup_current(
+        &self,
+        webhook_id: &str,
+        timeout: Duration,
+    ) -> Result<Lookup, CatchUpError> {
+        let asked = Instant::now();
+        let lookup = self.lookup(webhook_id);
+        if lookup != Lookup::Unknown {
+            return Ok(lookup);
+        }
+        let Some((consumer, topic, partitions)) = self.progress.source.get() else {
+            return Ok(lookup);
+        };
+        let ends = {
+            let mut newest = self.progress.ends.lock().await;
+            match newest.as_ref() {
+                Some((started, ends)) if *started >= asked => ends.clone(),
+                _ => {
+                    let started = Instant::now();
+                    let ends = read_ends(consumer.clone(), topic.clone(), partitions.clone())
+                        .await
+                        .map_err(CatchUpError)?;
+                    *newest = Some((started, ends.clone()));
+                    ends
+                }
+            }
+        };
+        let unreachable = || {
+            self.progress
+                .unreachable
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
+        if unreachable().as_ref() == Some(&ends) {
+            return Ok(self.lookup(webhook_id));
+        }
+        let mut applied = self.progress.applied.subscribe();
+        let caught_up = applied.wait_for(|applied| {
+            ends.iter()
+                .all(|(partition, end)| applied.get(partition).copied().unwrap_or(0) >= *end)
+        });
+        let reached = tokio::time::timeout(timeout.saturating_sub(asked.elapsed()), caught_up)
+            .await
+            .is_ok_and(|changed| changed.is_ok());
+        if !reached {
+            tracing::warn!(
+                ?ends,
+                "the registry view did not reach the topic's end in time; answering from what it has"
+            );
+            *unreachable() = Some(ends);
+        }
+        Ok(self.lookup(webhook_id))
+    }
+
+    /// Records that the record at `offset` of `partition` was applied.
+    fn applied(&self, partition: i32, offset: i64) {
+        self.progress.applied.send_modify(|applied| {
+            applied.insert(partition, offset + 1);
+        });
+    }
+
     pub fn lookup(&self, webhook_id: &str) -> Lookup {
         let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
         if let Some(entry) = state.active.get(webhook_id) {
@@ -156,6 +259,15 @@ async fn follow_topic(
             partition: -1,
             source,
         })?;
+    let partitions = ends.keys().copied().collect();
+    let probe: BaseConsumer = client_config(&bootstrap_servers, "hookline-registry-ends")
+        .create()
+        .map_err(FollowError::Consumer)?;
+    // A second `follow` of the same view keeps the first source; views are followed once.
+    let _ = view
+        .progress
+        .source
+        .set((Arc::new(probe), topic.clone(), partitions));
     let mut unread: HashMap<i32, i64> = ends.into_iter().filter(|(_, end)| *end > 0).collect();
     if unread.is_empty() {
         readiness.set_ready(READINESS_CONDITION);
@@ -185,6 +297,7 @@ async fn follow_topic(
                 "skipping a registry record that cannot be decoded"
             ),
         }
+        view.applied(message.partition(), message.offset());
         if !unread.is_empty() {
             if let Some(end) = unread.get(&message.partition())
                 && message.offset() + 1 >= *end
@@ -197,6 +310,26 @@ async fn follow_topic(
             }
         }
     }
+}
+
+/// The high watermark of each of `partitions` of `topic`.
+async fn read_ends(
+    consumer: Arc<BaseConsumer>,
+    topic: String,
+    partitions: Vec<i32>,
+) -> Result<HashMap<i32, i64>, KafkaError> {
+    const TIMEOUT: Duration = Duration::from_secs(5);
+    tokio::task::spawn_blocking(move || {
+        partitions
+            .into_iter()
+            .map(|partition| {
+                let (_, high) = consumer.fetch_watermarks(&topic, partition, TIMEOUT)?;
+                Ok((partition, high))
+            })
+            .collect()
+    })
+    .await
+    .unwrap_or(Err(KafkaError::Canceled))
 }
 
 /// The high watermark of every partition of `topic`, waiting for the topic to exist.
