@@ -28,7 +28,9 @@ packages_ready() {
 }
 
 install_packages() {
-  command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    apt_install nodejs npm
+  fi
   log "installing ${PACKAGES[*]} into $NPM_DIR ($(node --version))"
   rm -rf "$NPM_DIR"
   mkdir -p "$NPM_DIR"

@@ -673,7 +673,7 @@ async fn a_webhook_registered_a_moment_ago_is_accepted_at_once() {
 async fn a_webhook_without_a_usable_secret_is_answered_503_to_be_retried() {
     let (mut unusable, _) = entry(Scheme::Standard);
     unusable.secrets[0].value = "C2FVsBQIhrscChlQIMV+b5sSYspob7oD".into();
-    let handler = Handler::start(bootstrap(), &[unusable.clone()], &[]).await;
+    let handler = Handler::start(bootstrap(), std::slice::from_ref(&unusable), &[]).await;
     let body = br#"{"type":"invoice.paid"}"#;
     let request = signed(
         Scheme::Standard,
@@ -706,7 +706,7 @@ async fn a_webhook_without_a_usable_secret_is_answered_503_to_be_retried() {
 #[tokio::test]
 async fn a_stripe_retry_is_a_repeat_of_its_event_and_kafka_carries_the_provider_identity() {
     let (stripe, secret) = entry(Scheme::Stripe);
-    let handler = Handler::start(bootstrap(), &[stripe.clone()], &[]).await;
+    let handler = Handler::start(bootstrap(), std::slice::from_ref(&stripe), &[]).await;
     let body = br#"{"id":"evt_1QeZ","object":"event","type":"invoice.paid","created":1764496800}"#;
     let now = Utc::now();
     let first = signed(Scheme::Stripe, &secret, "unused", now, body);

@@ -32,6 +32,16 @@ struct Provider {
     timestamped: bool,
 }
 
+/// A stored row: event id, event type, body, payload, kept request headers, received at.
+type StoredEvent = (
+    Option<String>,
+    Option<String>,
+    Vec<u8>,
+    Option<Value>,
+    Option<Value>,
+    DateTime<Utc>,
+);
+
 /// One request to send: what the signer gets, and the body.
 struct Request {
     signer: Value,
@@ -374,14 +384,7 @@ async fn official_provider_libraries_are_accepted_and_each_event_is_one_row() {
             || async { (system.stored(id).await >= expected).then_some(()) },
         )
         .await;
-        let rows: Vec<(
-            Option<String>,
-            Option<String>,
-            Vec<u8>,
-            Option<Value>,
-            Option<Value>,
-            DateTime<Utc>,
-        )> = sqlx::query_as(
+        let rows: Vec<StoredEvent> = sqlx::query_as(
             "select event_id, event_type, body, payload, request_headers, received_at \
                  from events where webhook_id = $1 order by event_id nulls last",
         )
