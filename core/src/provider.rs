@@ -133,6 +133,16 @@ pub fn identify<H: HeaderLookup + ?Sized>(
     .checked()
 }
 
+/// The `challenge` of a Slack `url_verification` request: Slack sends one, signed,
+/// when an Events API URL is set, and accepts the URL only if the answer echoes it.
+/// It is a handshake, not an event.
+pub fn slack_challenge(body: &[u8]) -> Option<String> {
+    let fields = BodyFields::read(body);
+    (fields.kind.as_deref() == Some("url_verification"))
+        .then_some(fields.challenge)
+        .flatten()
+}
+
 /// The request headers kept with an event of `scheme`: those its signature and its
 /// identity are read from, so a stored event can be verified again and explained.
 pub fn kept_headers(scheme: Scheme) -> &'static [&'static str] {
@@ -228,6 +238,8 @@ struct BodyFields {
     event_time: Option<i64>,
     /// Slack's `event.type`.
     inner_kind: Option<String>,
+    /// Slack's `url_verification` challenge.
+    challenge: Option<String>,
 }
 
 impl BodyFields {
@@ -278,6 +290,7 @@ impl<'de> Visitor<'de> for FieldsVisitor {
                 "created" => fields.created = map.next_value::<Scalar<'de>>()?.integer(),
                 "event_time" => fields.event_time = map.next_value::<Scalar<'de>>()?.integer(),
                 "event" => fields.inner_kind = map.next_value_seed(NestedSeed)?.kind,
+                "challenge" => fields.challenge = map.next_value::<Scalar<'de>>()?.text(),
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -456,6 +469,15 @@ mod tests {
         );
         assert_eq!(verification.message_id, None);
         assert_eq!(verification.event_type.as_deref(), Some("url_verification"));
+        assert_eq!(
+            slack_challenge(br#"{"token":"t","challenge":"3eZbrw1a","type":"url_verification"}"#)
+                .as_deref(),
+            Some("3eZbrw1a")
+        );
+        assert_eq!(
+            slack_challenge(br#"{"type":"event_callback","challenge":"x"}"#),
+            None
+        );
         let command = id(Scheme::Slack, &[], "token=x&command=%2Fweather&text=94070");
         assert_eq!(command, EventIdentity::default(), "form bodies carry no id");
     }

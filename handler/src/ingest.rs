@@ -13,6 +13,9 @@
 //! 6. the webhook's rate limit (429): only verified requests spend its budget, so a
 //!    flood of forged requests cannot starve the real sender;
 //! 7. produce, and answer 202 only after the broker's ack (503 if it does not come).
+//!
+//! Slack's signed `url_verification` handshake is answered 200 with its challenge
+//! after step 4, and not produced: it is not an event.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -84,8 +87,14 @@ pub fn router(ingest: Arc<Ingest>) -> Router {
 /// How an accepted request was accepted.
 #[derive(Debug, PartialEq, Eq)]
 enum Accepted {
-    Stored { message_id: String },
-    Repeat { message_id: String },
+    Stored {
+        message_id: String,
+    },
+    Repeat {
+        message_id: String,
+    },
+    /// Slack's signed `url_verification` handshake, answered with its challenge.
+    SlackChallenge(String),
 }
 
 async fn receive(
@@ -109,6 +118,11 @@ async fn receive(
         Ok(Accepted::Repeat { message_id }) => (
             StatusCode::ACCEPTED,
             axum::Json(json!({ "status": "duplicate", "messageId": message_id })),
+        )
+            .into_response(),
+        Ok(Accepted::SlackChallenge(challenge)) => (
+            StatusCode::OK,
+            axum::Json(json!({ "challenge": challenge })),
         )
             .into_response(),
         Err(rejection) => {
@@ -173,6 +187,11 @@ impl Ingest {
         }
         let received_at = Utc::now();
         verify(&entry, headers, &body, received_at, &self.limits)?;
+        if entry.scheme == Scheme::Slack
+            && let Some(challenge) = provider::slack_challenge(&body)
+        {
+            return Ok(Accepted::SlackChallenge(challenge));
+        }
 
         let identity = provider::identify(entry.scheme, headers, &body);
         let signature_header = headers

@@ -744,3 +744,24 @@ async fn a_stripe_retry_is_a_repeat_of_its_event_and_kafka_carries_the_provider_
     assert_eq!(kept["stripe-signature"], first[0].1.as_str());
     handler.stop().await;
 }
+
+#[tokio::test]
+async fn slacks_url_verification_is_answered_with_its_challenge_and_not_stored() {
+    let (slack, secret) = entry(Scheme::Slack);
+    let handler = Handler::start(bootstrap(), std::slice::from_ref(&slack), &[]).await;
+    let body = br#"{"token":"Jhj5dZrVaK7ZwHHjRyZWjbDl","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#;
+    let request = signed(Scheme::Slack, &secret, "unused", Utc::now(), body);
+    let answer = handler.post(&slack.webhook_id, &request, body).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(
+        answer.json()["challenge"],
+        "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"
+    );
+    let forged = signed(Scheme::Slack, "another-secret", "unused", Utc::now(), body);
+    assert_eq!(
+        handler.post(&slack.webhook_id, &forged, body).await.status,
+        401
+    );
+    assert!(handler.events(&slack.webhook_id).await.is_empty());
+    handler.stop().await;
+}
