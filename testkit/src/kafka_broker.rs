@@ -181,8 +181,19 @@ group.initial.rebalance.delay.ms=0
     )
 }
 
-/// A KRaft cluster id: 16 random bytes in URL-safe base64 without padding.
+/// A KRaft cluster id: 16 random bytes in URL-safe base64 without padding, never
+/// starting with `-` (Kafka's `random-uuid` avoids it too: StorageTool's argument
+/// parser would take the id for a flag, one id in 64).
 fn cluster_id() -> String {
+    loop {
+        let id = random_base64_id();
+        if !id.starts_with('-') {
+            return id;
+        }
+    }
+}
+
+fn random_base64_id() -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let bytes = uuid::Uuid::new_v4().into_bytes();
     let mut bits = 0u32;
@@ -215,5 +226,9 @@ mod tests {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         );
         assert_ne!(id, cluster_id());
+        assert!(
+            (0..10_000).all(|_| !cluster_id().starts_with('-')),
+            "an id would be read as a flag"
+        );
     }
 }
