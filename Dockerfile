@@ -21,6 +21,7 @@ WORKDIR /src
 # sources, so a change to Hookline's code does not rebuild every crate it depends on.
 COPY Cargo.toml Cargo.lock ./
 COPY core/Cargo.toml core/
+COPY api/Cargo.toml api/
 COPY operator/Cargo.toml operator/
 COPY handler/Cargo.toml handler/
 COPY consumer/Cargo.toml consumer/
@@ -30,7 +31,7 @@ COPY bench/Cargo.toml bench/
 COPY e2e/Cargo.toml e2e/
 COPY dev/pod-runner/Cargo.toml dev/pod-runner/
 COPY dev/build-release.sh dev/
-RUN for crate in core operator handler consumer emitter testkit bench e2e dev/pod-runner; do \
+RUN for crate in core api operator handler consumer emitter testkit bench e2e dev/pod-runner; do \
       mkdir -p "$crate/src/bin" && : > "$crate/src/lib.rs"; \
     done \
  && for crate in operator handler consumer emitter bench dev/pod-runner; do \
@@ -41,7 +42,7 @@ RUN for crate in core operator handler consumer emitter testkit bench e2e dev/po
 
 # Then Hookline itself. Touch the sources: their copied mtimes may be older than the stubs'.
 COPY . .
-RUN find core operator handler consumer emitter testkit bench e2e dev/pod-runner -name '*.rs' -exec touch {} + \
+RUN find core api operator handler consumer emitter testkit bench e2e dev/pod-runner -name '*.rs' -exec touch {} + \
  && dev/build-release.sh -p hookline-operator -p hookline-handler -p hookline-consumer -p hookline-emitter \
  && mkdir -p /out \
  && cp target/release/hookline-operator target/release/hookline-handler \

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use chrono::{SecondsFormat, Utc};
-use hookline_core::headers;
 use hookline_core::kafka::{TopicSpec, client_config, ensure_topics, reliable_producer_config};
+use hookline_core::record_headers;
 use hookline_core::registry::{self, RateLimit, RegistryEntry};
 use hookline_core::retry::DeliveryPolicy;
 use hookline_core::signature::Scheme;
@@ -187,7 +187,7 @@ impl Topics {
     }
 
     fn tiers(&self) -> Vec<String> {
-        (0..hookline_core::topics::RETRY_TIER_DELAYS.len())
+        (0..hookline_api::topics::RETRY_TIER_DELAYS.len())
             .map(|n| format!("{}.retry.{n}", self.events))
             .collect()
     }
@@ -275,11 +275,11 @@ fn event_body(n: u64, bytes: usize) -> String {
 fn event_headers(webhook_id: &str, message_id: &str) -> OwnedHeaders {
     let received_at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
     [
-        (headers::WEBHOOK_ID, webhook_id),
-        (headers::MESSAGE_ID, message_id),
-        (headers::RECEIVED_AT, received_at.as_str()),
-        (headers::SCHEME, "standard"),
-        (headers::CONTENT_TYPE, "application/json"),
+        (record_headers::WEBHOOK_ID, webhook_id),
+        (record_headers::MESSAGE_ID, message_id),
+        (record_headers::RECEIVED_AT, received_at.as_str()),
+        (record_headers::SCHEME, "standard"),
+        (record_headers::CONTENT_TYPE, "application/json"),
     ]
     .into_iter()
     .fold(OwnedHeaders::new_with_capacity(5), |all, (key, value)| {

@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use futures::{StreamExt, TryStreamExt, stream};
-use hookline_operator::crd::Webhook;
+use hookline_api::webhook::Webhook;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, CustomResourceExt, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 use tokio::process::Child;
 
 use crate::report::{Report, rss_mb};
@@ -191,7 +191,7 @@ async fn install_crd(client: &Client) -> anyhow::Result<()> {
     crds.patch(
         "webhooks.hookline.io",
         &PatchParams::apply("hookline-bench").force(),
-        &Patch::Apply(Webhook::crd()),
+        &Patch::Apply(hookline_api::webhook::definition()),
     )
     .await?;
     tokio::time::timeout(

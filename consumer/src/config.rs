@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use clap::{ArgGroup, Parser, Subcommand};
+use hookline_api::topics;
 use hookline_core::config::{CommonArgs, KafkaArgs, OpsArgs, parse_duration};
-use hookline_core::topics;
 
 /// Hookline's consumer: stores verified events from Kafka in PostgreSQL exactly once in
 /// effect, with retry topics and a dead-letter topic.
@@ -63,8 +63,9 @@ pub struct RunArgs {
     /// The log-compacted registry topic the operator writes (read fully before ready).
     #[arg(long, env = "CONSUMER_REGISTRY_TOPIC", default_value = topics::REGISTRY)]
     pub registry_topic: String,
-    /// The delay each retry tier stands for, shortest first (e.g. 1s,10s,1m,10m,1h). A
-    /// retry goes to the first tier whose delay covers the wait its Webhook's policy asks for.
+    /// The delay each retry tier stands for, shortest first (e.g. 1s,10s,1m,10m,1h), one
+    /// per retry topic the operator creates (five). A retry goes to the first tier whose
+    /// delay covers the wait its Webhook's policy asks for.
     #[arg(long, env = "CONSUMER_RETRY_TIER_DELAYS", default_value = "1s,10s,1m,10m,1h",
           value_parser = parse_tier_delays)]
     pub retry_tier_delays: TierDelays,
@@ -124,7 +125,8 @@ pub fn parse_database_url(value: &str) -> Result<String, String> {
     }
 }
 
-/// Comma-separated durations, strictly increasing.
+/// Comma-separated durations, strictly increasing, one per retry tier of the topic
+/// layout (a tier without a topic, or a topic nobody reads, would lose events).
 pub fn parse_tier_delays(value: &str) -> Result<TierDelays, String> {
     let delays = value
         .split(',')
@@ -132,6 +134,12 @@ pub fn parse_tier_delays(value: &str) -> Result<TierDelays, String> {
         .collect::<Result<Vec<_>, _>>()?;
     if !delays.windows(2).all(|pair| pair[0] < pair[1]) {
         return Err(format!("{value:?}: tier delays must grow strictly"));
+    }
+    if delays.len() != topics::RETRY_TIER_COUNT {
+        return Err(format!(
+            "{value:?}: expected {} delays, one per retry topic",
+            topics::RETRY_TIER_COUNT
+        ));
     }
     Ok(TierDelays(delays))
 }
@@ -177,7 +185,11 @@ mod tests {
         };
         assert_eq!(args.retry_tier_delays.0, topics::RETRY_TIER_DELAYS);
         assert_eq!(args.batch_max_wait, Duration::from_millis(20));
-        assert!(parse_tier_delays("100ms,1s").is_ok());
+        assert!(parse_tier_delays("100ms,1s,2s,3s,4s").is_ok());
+        assert!(
+            parse_tier_delays("100ms,1s").is_err(),
+            "one delay per retry topic"
+        );
         assert!(parse_tier_delays("1s,1s").is_err());
         assert!(parse_tier_delays("10s,1s").is_err());
     }

@@ -2,7 +2,7 @@
 //! the raw body as the event. Pure, so every rule is unit tested without a broker.
 
 use chrono::{DateTime, Utc};
-use hookline_core::headers;
+use hookline_core::record_headers;
 use rdkafka::Message;
 use rdkafka::message::Headers;
 use serde::de::IgnoredAny;
@@ -66,7 +66,7 @@ impl Consumed {
 
     /// The webhook id from its header, else from the record key (the handler sets both).
     pub fn webhook_id(&self) -> Option<&str> {
-        self.header(headers::WEBHOOK_ID)
+        self.header(record_headers::WEBHOOK_ID)
             .or_else(|| {
                 self.key
                     .as_deref()
@@ -78,23 +78,26 @@ impl Consumed {
     /// Retries done so far. A missing or unreadable header counts as none, so a bad
     /// header cannot make an event retry forever: the copy gets a valid one.
     pub fn retries_done(&self) -> u32 {
-        self.header(headers::RETRY_COUNT)
+        self.header(record_headers::RETRY_COUNT)
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0)
     }
 
     /// The earliest time a retry copy may be processed, if it says.
     pub fn not_before(&self) -> Option<DateTime<Utc>> {
-        self.header(headers::NOT_BEFORE).and_then(parse_time)
+        self.header(record_headers::NOT_BEFORE).and_then(parse_time)
     }
 
     /// The origin headers when all three are present and valid, else this record itself.
     pub fn origin(&self) -> Origin {
         let carried = (|| {
             Some(Origin {
-                topic: self.header(headers::ORIGIN_TOPIC)?.to_owned(),
-                partition: self.header(headers::ORIGIN_PARTITION)?.parse().ok()?,
-                offset: self.header(headers::ORIGIN_OFFSET)?.parse().ok()?,
+                topic: self.header(record_headers::ORIGIN_TOPIC)?.to_owned(),
+                partition: self
+                    .header(record_headers::ORIGIN_PARTITION)?
+                    .parse()
+                    .ok()?,
+                offset: self.header(record_headers::ORIGIN_OFFSET)?.parse().ok()?,
             })
         })();
         carried.unwrap_or_else(|| Origin {
@@ -169,17 +172,17 @@ impl EventError {
 pub fn decode(consumed: &Consumed) -> Result<EventRow, EventError> {
     let webhook_id = consumed
         .webhook_id()
-        .ok_or(EventError::MissingHeader(headers::WEBHOOK_ID))?;
+        .ok_or(EventError::MissingHeader(record_headers::WEBHOOK_ID))?;
     let message_id = consumed
-        .header(headers::MESSAGE_ID)
+        .header(record_headers::MESSAGE_ID)
         .filter(|id| !id.is_empty())
-        .ok_or(EventError::MissingHeader(headers::MESSAGE_ID))?;
+        .ok_or(EventError::MissingHeader(record_headers::MESSAGE_ID))?;
     let received_at = consumed
-        .header(headers::RECEIVED_AT)
-        .ok_or(EventError::MissingHeader(headers::RECEIVED_AT))
+        .header(record_headers::RECEIVED_AT)
+        .ok_or(EventError::MissingHeader(record_headers::RECEIVED_AT))
         .and_then(|value| {
             parse_time(value).ok_or(EventError::InvalidHeader {
-                name: headers::RECEIVED_AT,
+                name: record_headers::RECEIVED_AT,
                 expected: "an RFC 3339 time",
             })
         })?;
@@ -193,14 +196,16 @@ pub fn decode(consumed: &Consumed) -> Result<EventRow, EventError> {
     Ok(EventRow {
         webhook_id: webhook_id.to_owned(),
         message_id: message_id.to_owned(),
-        event_id: text_header(headers::EVENT_ID),
-        event_type: text_header(headers::EVENT_TYPE),
-        source_timestamp: consumed.header(headers::OCCURRED_AT).and_then(parse_time),
+        event_id: text_header(record_headers::EVENT_ID),
+        event_type: text_header(record_headers::EVENT_TYPE),
+        source_timestamp: consumed
+            .header(record_headers::OCCURRED_AT)
+            .and_then(parse_time),
         body: consumed.payload.clone(),
         payload: storable_json(&consumed.payload).map(str::to_owned),
-        content_type: text_header(headers::CONTENT_TYPE),
+        content_type: text_header(record_headers::CONTENT_TYPE),
         request_headers: consumed
-            .header(headers::REQUEST_HEADERS)
+            .header(record_headers::REQUEST_HEADERS)
             .and_then(|value| storable_json(value.as_bytes()))
             .filter(|value| value.trim_start().starts_with('{'))
             .map(str::to_owned),
@@ -230,14 +235,17 @@ pub(crate) mod tests {
             key: Some(b"wh-1".to_vec()),
             payload: payload.as_bytes().to_vec(),
             headers: vec![
-                (headers::WEBHOOK_ID.into(), b"wh-1".to_vec()),
-                (headers::MESSAGE_ID.into(), b"msg-1".to_vec()),
+                (record_headers::WEBHOOK_ID.into(), b"wh-1".to_vec()),
+                (record_headers::MESSAGE_ID.into(), b"msg-1".to_vec()),
                 (
-                    headers::RECEIVED_AT.into(),
+                    record_headers::RECEIVED_AT.into(),
                     b"2026-03-01T10:00:00.250Z".to_vec(),
                 ),
-                (headers::SCHEME.into(), b"standard".to_vec()),
-                (headers::CONTENT_TYPE.into(), b"application/json".to_vec()),
+                (record_headers::SCHEME.into(), b"standard".to_vec()),
+                (
+                    record_headers::CONTENT_TYPE.into(),
+                    b"application/json".to_vec(),
+                ),
             ],
         }
     }
@@ -247,14 +255,14 @@ pub(crate) mod tests {
         let body = r#"{"id":"evt_1","type":"invoice.paid","data":{"invoice_id":"inv-7"}}"#;
         let mut record = consumed(body);
         record.headers.extend([
-            (headers::EVENT_ID.into(), b"evt_1".to_vec()),
-            (headers::EVENT_TYPE.into(), b"invoice.paid".to_vec()),
+            (record_headers::EVENT_ID.into(), b"evt_1".to_vec()),
+            (record_headers::EVENT_TYPE.into(), b"invoice.paid".to_vec()),
             (
-                headers::OCCURRED_AT.into(),
+                record_headers::OCCURRED_AT.into(),
                 b"2026-03-01T09:59:59Z".to_vec(),
             ),
             (
-                headers::REQUEST_HEADERS.into(),
+                record_headers::REQUEST_HEADERS.into(),
                 br#"{"stripe-signature":"t=1,v1=ab"}"#.to_vec(),
             ),
         ]);
@@ -310,10 +318,10 @@ pub(crate) mod tests {
     fn unreadable_identity_headers_are_left_empty() {
         let mut record = consumed("{}");
         record.headers.extend([
-            (headers::EVENT_ID.into(), b"\xff".to_vec()),
-            (headers::EVENT_TYPE.into(), b"nul\0".to_vec()),
-            (headers::OCCURRED_AT.into(), b"yesterday".to_vec()),
-            (headers::REQUEST_HEADERS.into(), b"[1]".to_vec()),
+            (record_headers::EVENT_ID.into(), b"\xff".to_vec()),
+            (record_headers::EVENT_TYPE.into(), b"nul\0".to_vec()),
+            (record_headers::OCCURRED_AT.into(), b"yesterday".to_vec()),
+            (record_headers::REQUEST_HEADERS.into(), b"[1]".to_vec()),
         ]);
         let row = decode(&record).unwrap();
         assert_eq!(
@@ -330,23 +338,27 @@ pub(crate) mod tests {
     #[test]
     fn envelope_headers_are_required_and_checked() {
         let mut no_id = consumed("{}");
-        no_id.headers.retain(|(k, _)| k != headers::MESSAGE_ID);
+        no_id
+            .headers
+            .retain(|(k, _)| k != record_headers::MESSAGE_ID);
         assert_eq!(
             decode(&no_id).unwrap_err(),
-            EventError::MissingHeader(headers::MESSAGE_ID)
+            EventError::MissingHeader(record_headers::MESSAGE_ID)
         );
         let mut bad_time = consumed("{}");
         bad_time
             .headers
-            .push((headers::RECEIVED_AT.into(), b"noon".to_vec()));
+            .push((record_headers::RECEIVED_AT.into(), b"noon".to_vec()));
         assert_eq!(decode(&bad_time).unwrap_err().reason(), "invalid_header");
         let mut key_only = consumed("{}");
-        key_only.headers.retain(|(k, _)| k != headers::WEBHOOK_ID);
+        key_only
+            .headers
+            .retain(|(k, _)| k != record_headers::WEBHOOK_ID);
         assert_eq!(decode(&key_only).unwrap().webhook_id, "wh-1");
         key_only.key = None;
         assert_eq!(
             decode(&key_only).unwrap_err(),
-            EventError::MissingHeader(headers::WEBHOOK_ID)
+            EventError::MissingHeader(record_headers::WEBHOOK_ID)
         );
     }
 
@@ -363,21 +375,26 @@ pub(crate) mod tests {
                 offset: 41
             }
         );
-        c.headers.push((headers::RETRY_COUNT.into(), b"3".to_vec()));
         c.headers
-            .push((headers::NOT_BEFORE.into(), b"2026-03-01T10:00:01Z".to_vec()));
+            .push((record_headers::RETRY_COUNT.into(), b"3".to_vec()));
+        c.headers.push((
+            record_headers::NOT_BEFORE.into(),
+            b"2026-03-01T10:00:01Z".to_vec(),
+        ));
+        c.headers.push((
+            record_headers::ORIGIN_TOPIC.into(),
+            b"hookline.events".to_vec(),
+        ));
         c.headers
-            .push((headers::ORIGIN_TOPIC.into(), b"hookline.events".to_vec()));
+            .push((record_headers::ORIGIN_PARTITION.into(), b"0".to_vec()));
         c.headers
-            .push((headers::ORIGIN_PARTITION.into(), b"0".to_vec()));
-        c.headers
-            .push((headers::ORIGIN_OFFSET.into(), b"9".to_vec()));
+            .push((record_headers::ORIGIN_OFFSET.into(), b"9".to_vec()));
         assert_eq!(c.retries_done(), 3);
         assert_eq!(decode(&c).unwrap().attempts, 4);
         assert!(c.not_before().is_some());
         assert_eq!(c.origin().offset, 9);
         c.headers
-            .push((headers::RETRY_COUNT.into(), b"many".to_vec()));
+            .push((record_headers::RETRY_COUNT.into(), b"many".to_vec()));
         assert_eq!(c.retries_done(), 0, "an unreadable count starts over");
     }
 }

@@ -109,7 +109,7 @@ mod tests {
     use super::*;
     use crate::event::tests::consumed;
     use chrono::TimeZone;
-    use hookline_core::headers;
+    use hookline_core::record_headers;
 
     fn at(second: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 3, 1, 10, 0, second).unwrap()
@@ -121,7 +121,7 @@ mod tests {
         record.offset = offset;
         if let Some(second) = not_before {
             record.headers.push((
-                headers::NOT_BEFORE.into(),
+                record_headers::NOT_BEFORE.into(),
                 at(second).to_rfc3339().into_bytes(),
             ));
         }

@@ -4,12 +4,12 @@
 pub mod config;
 pub mod db;
 pub mod event;
+pub mod failure_routing;
 pub mod gate;
 pub mod metrics;
 pub mod mirror;
 pub mod pipeline;
 pub mod processor;
 pub mod replay;
-pub mod routing;
 pub mod service;
 pub mod store;

@@ -23,8 +23,8 @@ use thiserror::Error;
 
 use crate::db;
 use crate::event::{self, Consumed, EventError, EventRow};
+use crate::failure_routing::{self, Copy, Failure, FailurePlan, Routes};
 use crate::metrics::{Metrics, ReasonLabel, SourceLabel, TierLabel};
-use crate::routing::{self, Copy, Failure, FailurePlan, Routes};
 use crate::store;
 
 /// A failure of PostgreSQL or Kafka: the batch is kept and tried again, never skipped.
@@ -215,7 +215,7 @@ impl Processor {
             }
             Err(err) => return Err(err),
         };
-        let plan = routing::plan(&failures, &self.routes, Utc::now());
+        let plan = failure_routing::plan(&failures, &self.routes, Utc::now());
         store::insert_dead_letters(&mut tx, &plan.dead_letter_rows).await?;
         tx.commit().await?;
         Ok(Written {

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use hookline_core::headers;
 use hookline_core::kafka::reliable_producer_config;
+use hookline_core::record_headers;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -108,20 +108,19 @@ fn replay_headers(item: &ReplayItem) -> OwnedHeaders {
     let own = match &item.headers {
         Value::Object(map) => map
             .iter()
-            .filter(|(name, _)| name.as_str() != headers::RETRY_COUNT)
+            .filter(|(name, _)| name.as_str() != record_headers::RETRY_COUNT)
             .filter_map(|(name, value)| Some((name.as_str(), value.as_str()?)))
             .collect(),
         _ => Vec::new(),
     };
-    own.into_iter().chain([(headers::RETRY_COUNT, "0")]).fold(
-        OwnedHeaders::new(),
-        |all, (key, value)| {
+    own.into_iter()
+        .chain([(record_headers::RETRY_COUNT, "0")])
+        .fold(OwnedHeaders::new(), |all, (key, value)| {
             all.insert(Header {
                 key,
                 value: Some(value.as_bytes()),
             })
-        },
-    )
+        })
 }
 
 #[cfg(test)]
@@ -136,9 +135,9 @@ mod tests {
             webhook_id: "wh".into(),
             payload: b"{}".to_vec(),
             headers: serde_json::json!({
-                headers::MESSAGE_ID: "m-1",
-                headers::RECEIVED_AT: "2026-03-01T10:00:00Z",
-                headers::RETRY_COUNT: "3",
+                record_headers::MESSAGE_ID: "m-1",
+                record_headers::RECEIVED_AT: "2026-03-01T10:00:00Z",
+                record_headers::RETRY_COUNT: "3",
             }),
         };
         let replayed = replay_headers(&item);
@@ -151,11 +150,14 @@ mod tests {
                 )
             })
             .collect();
-        assert!(pairs.contains(&(headers::MESSAGE_ID.into(), "m-1".into())));
-        assert!(pairs.contains(&(headers::RECEIVED_AT.into(), "2026-03-01T10:00:00Z".into())));
+        assert!(pairs.contains(&(record_headers::MESSAGE_ID.into(), "m-1".into())));
+        assert!(pairs.contains(&(
+            record_headers::RECEIVED_AT.into(),
+            "2026-03-01T10:00:00Z".into()
+        )));
         let counts: Vec<&str> = pairs
             .iter()
-            .filter(|(k, _)| k == headers::RETRY_COUNT)
+            .filter(|(k, _)| k == record_headers::RETRY_COUNT)
             .map(|(_, v)| v.as_str())
             .collect();
         assert_eq!(counts, ["0"]);

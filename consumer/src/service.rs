@@ -15,11 +15,11 @@ use thiserror::Error;
 
 use crate::config::RunArgs;
 use crate::db::{self, DbError};
+use crate::failure_routing::Routes;
 use crate::metrics::Metrics;
 use crate::mirror;
 use crate::pipeline::{Pipeline, PipelineError, PipelineSettings};
 use crate::processor::Processor;
-use crate::routing::Routes;
 
 /// How long Kafka may take to acknowledge a retry copy or dead letter before the batch
 /// counts as hit by an outage.

@@ -8,7 +8,7 @@ use sqlx::postgres::PgConnection;
 use sqlx::{PgPool, Row};
 
 use crate::event::EventRow;
-use crate::routing::DeadLetterRow;
+use crate::failure_routing::DeadLetterRow;
 
 const INSERT_EVENTS: &str = "\
     INSERT INTO events (webhook_id, message_id, event_id, event_type, source_timestamp, \

@@ -65,6 +65,22 @@ fn missing_or_bad_configuration_is_named() {
         &[
             "--database-url",
             "postgres://h/db",
+            "run",
+            "--kafka-bootstrap-servers",
+            "127.0.0.1:9092",
+            "--retry-tier-delays",
+            "1s,2s,3s",
+        ],
+        &[
+            "--retry-tier-delays",
+            "expected 5 delays, one per retry topic",
+        ],
+    );
+    hookline_testkit::assert_missing_config_is_named(
+        BIN,
+        &[
+            "--database-url",
+            "postgres://h/db",
             "replay",
             "--kafka-bootstrap-servers",
             "127.0.0.1:9092",

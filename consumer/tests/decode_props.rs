@@ -3,7 +3,7 @@
 //! body that is JSON; what is missing or garbled is a named error.
 
 use hookline_consumer::event::{Consumed, EventError, decode};
-use hookline_core::headers;
+use hookline_core::record_headers;
 use proptest::prelude::*;
 
 fn consumed(key: Option<Vec<u8>>, headers: Vec<(String, Vec<u8>)>, payload: Vec<u8>) -> Consumed {
@@ -20,14 +20,14 @@ fn consumed(key: Option<Vec<u8>>, headers: Vec<(String, Vec<u8>)>, payload: Vec<
 /// Header names the consumer reads, and some it does not know.
 fn header_name() -> impl Strategy<Value = String> {
     prop_oneof![
-        Just(headers::WEBHOOK_ID.to_owned()),
-        Just(headers::MESSAGE_ID.to_owned()),
-        Just(headers::RECEIVED_AT.to_owned()),
-        Just(headers::RETRY_COUNT.to_owned()),
-        Just(headers::NOT_BEFORE.to_owned()),
-        Just(headers::ORIGIN_TOPIC.to_owned()),
-        Just(headers::ORIGIN_PARTITION.to_owned()),
-        Just(headers::ORIGIN_OFFSET.to_owned()),
+        Just(record_headers::WEBHOOK_ID.to_owned()),
+        Just(record_headers::MESSAGE_ID.to_owned()),
+        Just(record_headers::RECEIVED_AT.to_owned()),
+        Just(record_headers::RETRY_COUNT.to_owned()),
+        Just(record_headers::NOT_BEFORE.to_owned()),
+        Just(record_headers::ORIGIN_TOPIC.to_owned()),
+        Just(record_headers::ORIGIN_PARTITION.to_owned()),
+        Just(record_headers::ORIGIN_OFFSET.to_owned()),
         "[a-z-]{1,20}",
     ]
 }
@@ -54,10 +54,10 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
 
 fn valid_headers() -> Vec<(String, Vec<u8>)> {
     vec![
-        (headers::WEBHOOK_ID.into(), b"wh-1".to_vec()),
-        (headers::MESSAGE_ID.into(), b"msg-1".to_vec()),
+        (record_headers::WEBHOOK_ID.into(), b"wh-1".to_vec()),
+        (record_headers::MESSAGE_ID.into(), b"msg-1".to_vec()),
         (
-            headers::RECEIVED_AT.into(),
+            record_headers::RECEIVED_AT.into(),
             b"2026-11-29T12:00:00Z".to_vec(),
         ),
     ]
@@ -78,7 +78,7 @@ proptest! {
         match decode(&record) {
             Ok(row) => {
                 prop_assert_eq!(Some(row.webhook_id.as_str()), record.webhook_id());
-                prop_assert_eq!(Some(row.message_id.as_str()), record.header(headers::MESSAGE_ID));
+                prop_assert_eq!(Some(row.message_id.as_str()), record.header(record_headers::MESSAGE_ID));
                 prop_assert!(!row.message_id.is_empty());
                 prop_assert_eq!(row.body.as_slice(), payload.as_slice());
                 if let Some(json) = &row.payload {

@@ -7,11 +7,16 @@ use clap::Args;
 
 use crate::telemetry::LogFormat;
 
+/// The environment variables of the shared flags, for whoever sets them for a service
+/// (the operator, for the emitters it deploys).
+pub const LOG_FORMAT_ENV: &str = "HOOKLINE_LOG_FORMAT";
+pub const OPS_ADDR_ENV: &str = "HOOKLINE_OPS_ADDR";
+
 /// Logging and the operational endpoints.
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
     /// Log format: `json` (one object per line, for containers) or `text`.
-    #[arg(long, env = "HOOKLINE_LOG_FORMAT", default_value = "json")]
+    #[arg(long, env = LOG_FORMAT_ENV, default_value = "json")]
     pub log_format: LogFormat,
 }
 
@@ -27,7 +32,7 @@ pub struct KafkaArgs {
 #[derive(Debug, Clone, Args)]
 pub struct OpsArgs {
     /// Address for /healthz, /readyz and /metrics.
-    #[arg(long, env = "HOOKLINE_OPS_ADDR", default_value = "0.0.0.0:9090")]
+    #[arg(long, env = OPS_ADDR_ENV, default_value = "0.0.0.0:9090")]
     pub ops_addr: SocketAddr,
 }
 

@@ -1,15 +1,14 @@
 //! Kubernetes-free code shared by every Hookline service: signatures and what each
-//! provider's request says about its event, Kafka topic and header names, telemetry set-up, the operational HTTP endpoints and shutdown handling.
+//! provider's request says about its event, Kafka header names, telemetry set-up, the operational HTTP endpoints and shutdown handling.
 #![forbid(unsafe_code)]
 
 pub mod config;
-pub mod headers;
 pub mod kafka;
 pub mod ops;
 pub mod provider;
+pub mod record_headers;
 pub mod registry;
 pub mod retry;
 pub mod shutdown;
 pub mod signature;
 pub mod telemetry;
-pub mod topics;

@@ -350,7 +350,7 @@ async fn operator_kill(system: &System) -> Injected {
             .webhooks
             .create(
                 &kube::api::PostParams::default(),
-                &hookline_operator::crd::Webhook::new(name, spec),
+                &hookline_api::webhook::Webhook::new(name, spec),
             )
             .await
             .expect("create Webhook");

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use hookline_api::emitter::env;
 use hookline_core::config::{CommonArgs, OpsArgs, parse_http_url};
 use hookline_core::retry::{BackoffPolicy, DeliveryPolicy};
 use hookline_core::signature::Scheme;
@@ -19,42 +20,42 @@ pub struct Config {
     #[command(flatten)]
     pub ops: OpsArgs,
     /// Id of the Webhook this emitter sends for.
-    #[arg(long, env = "WEBHOOK_ID")]
+    #[arg(long, env = env::WEBHOOK_ID)]
     pub webhook_id: String,
     /// Where events are POSTed (http or https).
-    #[arg(long, env = "WEBHOOK_TARGET_URL", value_parser = parse_http_url)]
+    #[arg(long, env = env::TARGET_URL, value_parser = parse_http_url)]
     pub target_url: String,
     /// Deliver to private, loopback and link-local addresses too. Off by default, so a
     /// Webhook's URL cannot reach inside the cluster or the cloud's metadata service.
-    #[arg(long, env = "EMITTER_ALLOW_PRIVATE_TARGETS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, env = env::ALLOW_PRIVATE_TARGETS, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub allow_private_targets: bool,
     /// Directory of the mounted signing Secret: file `current`, and `previous` during a
     /// rotation. Changes to the files are picked up while running.
-    #[arg(long, env = "WEBHOOK_SECRET_DIR")]
+    #[arg(long, env = env::SECRET_DIR)]
     pub secret_dir: PathBuf,
     /// Signature scheme: standard, github, stripe, shopify, slack or legacy-hex.
-    #[arg(long, env = "WEBHOOK_SCHEME", default_value = "standard")]
+    #[arg(long, env = env::SCHEME, default_value = "standard")]
     pub scheme: Scheme,
     /// Events per second (0.2 = one every 5 s).
-    #[arg(long, env = "EMITTER_RATE_PER_SECOND", default_value_t = 0.2, value_parser = parse_rate)]
+    #[arg(long, env = env::RATE_PER_SECOND, default_value_t = 0.2, value_parser = parse_rate)]
     pub rate_per_second: f64,
     /// Comma-separated event types to draw from.
-    #[arg(long, env = "EMITTER_EVENT_TYPES", default_value = "CREATED,PENDING,PAID,FAILED", value_delimiter = ',', value_parser = parse_event_type)]
+    #[arg(long, env = env::EVENT_TYPES, default_value = "CREATED,PENDING,PAID,FAILED", value_delimiter = ',', value_parser = parse_event_type)]
     pub event_types: Vec<String>,
     /// Stop emitting after this many events (0: never). Delivery of those still finishes.
     #[arg(long, env = "EMITTER_MAX_EVENTS", default_value_t = 0)]
     pub max_events: u64,
     /// Retries after the first attempt.
-    #[arg(long, env = "DELIVERY_RETRIES", default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=20))]
+    #[arg(long, env = env::DELIVERY_RETRIES, default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=20))]
     pub retries: u32,
     /// How retry delays grow: linear or exponential.
-    #[arg(long, env = "DELIVERY_BACKOFF_POLICY", default_value = "exponential", value_parser = parse_backoff_policy)]
+    #[arg(long, env = env::DELIVERY_BACKOFF_POLICY, default_value = "exponential", value_parser = parse_backoff_policy)]
     pub backoff_policy: BackoffPolicy,
     /// Delay before the first retry, in milliseconds.
-    #[arg(long, env = "DELIVERY_BACKOFF_DELAY_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    #[arg(long, env = env::DELIVERY_BACKOFF_DELAY_MS, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub backoff_delay_ms: u64,
     /// Longest delay between retries, in milliseconds.
-    #[arg(long, env = "DELIVERY_MAX_BACKOFF_DELAY_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    #[arg(long, env = env::DELIVERY_MAX_BACKOFF_DELAY_MS, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
     pub max_backoff_delay_ms: u64,
     /// Undelivered events held while the target is slow or down; when full, emission
     /// pauses instead of memory growing.

@@ -11,9 +11,7 @@ use hookline_core::signature::{Scheme, SecretError, SigningSecret};
 use thiserror::Error;
 
 /// File names in the secret directory (the operator's signing Secret keys).
-pub const CURRENT_FILE: &str = "current";
-pub const PREVIOUS_FILE: &str = "previous";
-pub const PREVIOUS_EXPIRES_AT_FILE: &str = "previous-expires-at";
+use hookline_api::emitter::secret as secret_files;
 
 #[derive(Debug, Error)]
 pub enum SecretFileError {
@@ -51,15 +49,15 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, SecretFileError> {
 }
 
 fn read_files(dir: &Path) -> Result<FileContents, SecretFileError> {
-    let current_path = dir.join(CURRENT_FILE);
+    let current_path = dir.join(secret_files::CURRENT);
     let current = std::fs::read(&current_path).map_err(|source| SecretFileError::Read {
         path: current_path,
         source,
     })?;
     Ok(FileContents {
         current,
-        previous: read_optional(&dir.join(PREVIOUS_FILE))?,
-        previous_expires_at: read_optional(&dir.join(PREVIOUS_EXPIRES_AT_FILE))?,
+        previous: read_optional(&dir.join(secret_files::PREVIOUS))?,
+        previous_expires_at: read_optional(&dir.join(secret_files::PREVIOUS_EXPIRES_AT))?,
     })
 }
 
@@ -79,7 +77,7 @@ fn parse(
         SigningSecret::parse(scheme, text)
             .map_err(|source| SecretFileError::Invalid { path, source })
     };
-    let mut secrets = vec![secret(CURRENT_FILE, &files.current)?];
+    let mut secrets = vec![secret(secret_files::CURRENT, &files.current)?];
     let previous_expired = files
         .previous_expires_at
         .as_deref()
@@ -89,7 +87,7 @@ fn parse(
     if let Some(previous) = files.previous.as_deref().filter(|bytes| !bytes.is_empty())
         && !previous_expired
     {
-        secrets.push(secret(PREVIOUS_FILE, previous)?);
+        secrets.push(secret(secret_files::PREVIOUS, previous)?);
     }
     Ok(secrets)
 }
@@ -170,17 +168,25 @@ mod tests {
     #[test]
     fn current_first_then_previous_until_it_expires() {
         let dir = dir();
-        std::fs::write(dir.join(CURRENT_FILE), SECRET).unwrap();
+        std::fs::write(dir.join(secret_files::CURRENT), SECRET).unwrap();
         let keys = SigningKeys::load(&dir, Scheme::Standard).expect("load");
         assert_eq!(keys.secrets().len(), 1);
 
-        std::fs::write(dir.join(PREVIOUS_FILE), OTHER).unwrap();
-        std::fs::write(dir.join(PREVIOUS_EXPIRES_AT_FILE), "2999-01-01T00:00:00Z").unwrap();
+        std::fs::write(dir.join(secret_files::PREVIOUS), OTHER).unwrap();
+        std::fs::write(
+            dir.join(secret_files::PREVIOUS_EXPIRES_AT),
+            "2999-01-01T00:00:00Z",
+        )
+        .unwrap();
         assert!(keys.reload().expect("reload"), "the new file is noticed");
         assert_eq!(keys.secrets().len(), 2);
         assert!(!keys.reload().expect("reload"), "no change, no reload");
 
-        std::fs::write(dir.join(PREVIOUS_EXPIRES_AT_FILE), "2000-01-01T00:00:00Z").unwrap();
+        std::fs::write(
+            dir.join(secret_files::PREVIOUS_EXPIRES_AT),
+            "2000-01-01T00:00:00Z",
+        )
+        .unwrap();
         assert!(keys.reload().expect("reload"));
         assert_eq!(
             keys.secrets().len(),
@@ -197,7 +203,7 @@ mod tests {
             .expect("missing file");
         assert!(err.to_string().contains("current"), "{err}");
 
-        std::fs::write(dir.join(CURRENT_FILE), "not-a-whsec-secret").unwrap();
+        std::fs::write(dir.join(secret_files::CURRENT), "not-a-whsec-secret").unwrap();
         let err = SigningKeys::load(&dir, Scheme::Standard)
             .err()
             .expect("bad secret")
@@ -207,9 +213,9 @@ mod tests {
             "{err}"
         );
 
-        std::fs::write(dir.join(CURRENT_FILE), SECRET).unwrap();
+        std::fs::write(dir.join(secret_files::CURRENT), SECRET).unwrap();
         let keys = SigningKeys::load(&dir, Scheme::Standard).expect("load");
-        std::fs::write(dir.join(CURRENT_FILE), "broken").unwrap();
+        std::fs::write(dir.join(secret_files::CURRENT), "broken").unwrap();
         assert!(keys.reload().is_err());
         assert_eq!(
             keys.secrets().len(),

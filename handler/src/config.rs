@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
+use hookline_api::topics;
 use hookline_core::config::{CommonArgs, KafkaArgs, parse_duration};
-use hookline_core::topics;
 
 use crate::source::Cidr;
 

@@ -42,7 +42,7 @@ use crate::metrics::{Metrics, ReasonLabel, StatusLabel};
 use crate::produce::{Event, EventProducer, ProduceError};
 use crate::rate_limit::SharedRateLimiter;
 use crate::rejection::Rejection;
-use crate::replay::{self, ReplayKey, Seen, SharedReplayCache};
+use crate::repeats::{self, ReplayKey, Seen, SharedReplayCache};
 use crate::source::{self, Cidr};
 
 /// How long a request for an unknown id waits for the registry to catch up.
@@ -195,7 +195,7 @@ impl Ingest {
 
         let identity = provider::identify(entry.scheme, headers, &body);
         let signature_header = headers
-            .get(replay::signature_header_name(entry.scheme))
+            .get(repeats::signature_header_name(entry.scheme))
             .map_or(&b""[..], |value| value.as_bytes());
         let key = ReplayKey::of(
             webhook_id,

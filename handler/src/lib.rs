@@ -7,7 +7,7 @@ pub mod metrics;
 pub mod produce;
 pub mod rate_limit;
 pub mod rejection;
-pub mod replay;
+pub mod repeats;
 pub mod server;
 pub mod service;
 pub mod source;

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use hookline_core::headers;
 use hookline_core::kafka::reliable_producer_config;
 use hookline_core::provider::EventIdentity;
+use hookline_core::record_headers;
 use hookline_core::signature::Scheme;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -38,31 +38,43 @@ impl Event<'_> {
             .received_at
             .to_rfc3339_opts(SecondsFormat::Millis, true);
         let mut kafka_headers = OwnedHeaders::new_with_capacity(6)
-            .insert(header(headers::WEBHOOK_ID, self.webhook_id.as_bytes()))
-            .insert(header(headers::MESSAGE_ID, self.message_id.as_bytes()))
-            .insert(header(headers::RECEIVED_AT, received_at.as_bytes()))
-            .insert(header(headers::SCHEME, self.scheme.as_str().as_bytes()));
+            .insert(header(
+                record_headers::WEBHOOK_ID,
+                self.webhook_id.as_bytes(),
+            ))
+            .insert(header(
+                record_headers::MESSAGE_ID,
+                self.message_id.as_bytes(),
+            ))
+            .insert(header(record_headers::RECEIVED_AT, received_at.as_bytes()))
+            .insert(header(
+                record_headers::SCHEME,
+                self.scheme.as_str().as_bytes(),
+            ));
         if let Some(content_type) = self.content_type {
-            kafka_headers = kafka_headers.insert(header(headers::CONTENT_TYPE, content_type));
+            kafka_headers =
+                kafka_headers.insert(header(record_headers::CONTENT_TYPE, content_type));
         }
         if let Some(traceparent) = self.traceparent {
-            kafka_headers = kafka_headers.insert(header(headers::TRACEPARENT, traceparent));
+            kafka_headers = kafka_headers.insert(header(record_headers::TRACEPARENT, traceparent));
         }
         let identity = self.identity;
         if let Some(event_id) = &identity.event_id {
-            kafka_headers = kafka_headers.insert(header(headers::EVENT_ID, event_id.as_bytes()));
+            kafka_headers =
+                kafka_headers.insert(header(record_headers::EVENT_ID, event_id.as_bytes()));
         }
         if let Some(event_type) = &identity.event_type {
             kafka_headers =
-                kafka_headers.insert(header(headers::EVENT_TYPE, event_type.as_bytes()));
+                kafka_headers.insert(header(record_headers::EVENT_TYPE, event_type.as_bytes()));
         }
         if let Some(occurred_at) = identity.occurred_at {
             let occurred_at = occurred_at.to_rfc3339_opts(SecondsFormat::AutoSi, true);
             kafka_headers =
-                kafka_headers.insert(header(headers::OCCURRED_AT, occurred_at.as_bytes()));
+                kafka_headers.insert(header(record_headers::OCCURRED_AT, occurred_at.as_bytes()));
         }
         if let Some(request_headers) = self.request_headers {
-            kafka_headers = kafka_headers.insert(header(headers::REQUEST_HEADERS, request_headers));
+            kafka_headers =
+                kafka_headers.insert(header(record_headers::REQUEST_HEADERS, request_headers));
         }
         kafka_headers
     }
@@ -188,11 +200,11 @@ mod tests {
         assert_eq!(
             pairs,
             [
-                (headers::WEBHOOK_ID, &b"wh-1"[..]),
-                (headers::MESSAGE_ID, b"msg_1"),
-                (headers::RECEIVED_AT, b"2026-01-02T03:04:05.000Z"),
-                (headers::SCHEME, b"legacy-hex"),
-                (headers::CONTENT_TYPE, b"application/json"),
+                (record_headers::WEBHOOK_ID, &b"wh-1"[..]),
+                (record_headers::MESSAGE_ID, b"msg_1"),
+                (record_headers::RECEIVED_AT, b"2026-01-02T03:04:05.000Z"),
+                (record_headers::SCHEME, b"legacy-hex"),
+                (record_headers::CONTENT_TYPE, b"application/json"),
             ]
         );
         let identity = EventIdentity {
@@ -215,11 +227,11 @@ mod tests {
         assert_eq!(
             extra,
             [
-                (headers::EVENT_ID, &b"evt_1"[..]),
-                (headers::EVENT_TYPE, b"invoice.paid"),
-                (headers::OCCURRED_AT, b"2026-01-02T03:04:00Z"),
+                (record_headers::EVENT_ID, &b"evt_1"[..]),
+                (record_headers::EVENT_TYPE, b"invoice.paid"),
+                (record_headers::OCCURRED_AT, b"2026-01-02T03:04:00Z"),
                 (
-                    headers::REQUEST_HEADERS,
+                    record_headers::REQUEST_HEADERS,
                     br#"{"stripe-signature":"t=1,v1=00"}"#
                 ),
             ]

@@ -17,7 +17,7 @@ use crate::ingest::{self, Ingest, Limits};
 use crate::metrics::Metrics;
 use crate::produce::{EventProducer, ProducerSetupError};
 use crate::rate_limit::SharedRateLimiter;
-use crate::replay::SharedReplayCache;
+use crate::repeats::SharedReplayCache;
 use crate::server::{self, ServerLimits};
 
 #[derive(Debug, Error)]

@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use chrono::Utc;
-use hookline_core::headers;
+use hookline_core::record_headers;
 use hookline_core::registry::{RateLimit, RegistrySecret};
 use hookline_core::signature::{Scheme, generate_standard_secret};
 use support::{Handler, entry, message_id, signed};
@@ -55,14 +55,17 @@ async fn a_valid_request_of_each_scheme_lands_with_its_exact_bytes_and_headers()
             entry.scheme
         );
         let h = &event.headers;
-        assert_eq!(h[headers::WEBHOOK_ID], entry.webhook_id);
-        assert_eq!(h[headers::SCHEME], entry.scheme.as_str());
-        assert_eq!(h[headers::CONTENT_TYPE], "application/json; charset=utf-8");
+        assert_eq!(h[record_headers::WEBHOOK_ID], entry.webhook_id);
+        assert_eq!(h[record_headers::SCHEME], entry.scheme.as_str());
         assert_eq!(
-            h[headers::TRACEPARENT],
+            h[record_headers::CONTENT_TYPE],
+            "application/json; charset=utf-8"
+        );
+        assert_eq!(
+            h[record_headers::TRACEPARENT],
             "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
         );
-        assert_eq!(h[headers::MESSAGE_ID], answered_id);
+        assert_eq!(h[record_headers::MESSAGE_ID], answered_id);
         match entry.scheme {
             // The schemes that carry a message id keep the sender's.
             Scheme::Standard | Scheme::Github | Scheme::Shopify => {
@@ -70,7 +73,7 @@ async fn a_valid_request_of_each_scheme_lands_with_its_exact_bytes_and_headers()
             }
             _ => assert_eq!(answered_id.len(), 32, "{}: derived id", entry.scheme),
         }
-        let received_at = chrono::DateTime::parse_from_rfc3339(&h[headers::RECEIVED_AT])
+        let received_at = chrono::DateTime::parse_from_rfc3339(&h[record_headers::RECEIVED_AT])
             .expect("received-at is RFC 3339");
         assert!((Utc::now() - received_at.to_utc()).num_seconds().abs() < 60);
     }
@@ -735,12 +738,15 @@ async fn a_stripe_retry_is_a_repeat_of_its_event_and_kafka_carries_the_provider_
         panic!("one event produced, got {}", events.len());
     };
     assert_eq!(event.payload, body);
-    assert_eq!(event.headers[headers::MESSAGE_ID], "evt_1QeZ");
-    assert_eq!(event.headers[headers::EVENT_ID], "evt_1QeZ");
-    assert_eq!(event.headers[headers::EVENT_TYPE], "invoice.paid");
-    assert_eq!(event.headers[headers::OCCURRED_AT], "2025-11-30T10:00:00Z");
+    assert_eq!(event.headers[record_headers::MESSAGE_ID], "evt_1QeZ");
+    assert_eq!(event.headers[record_headers::EVENT_ID], "evt_1QeZ");
+    assert_eq!(event.headers[record_headers::EVENT_TYPE], "invoice.paid");
+    assert_eq!(
+        event.headers[record_headers::OCCURRED_AT],
+        "2025-11-30T10:00:00Z"
+    );
     let kept: serde_json::Value =
-        serde_json::from_str(&event.headers[headers::REQUEST_HEADERS]).expect("JSON");
+        serde_json::from_str(&event.headers[record_headers::REQUEST_HEADERS]).expect("JSON");
     assert_eq!(kept["stripe-signature"], first[0].1.as_str());
     handler.stop().await;
 }

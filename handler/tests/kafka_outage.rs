@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use hookline_core::headers;
+use hookline_core::record_headers;
 use hookline_core::signature::Scheme;
 use hookline_testkit::kafka_broker::PrivateKafka;
 use support::{Handler, entry, message_id, signed};
@@ -117,7 +117,7 @@ async fn with_the_broker_down_it_answers_503_and_every_202_is_kept() {
         .events(&webhook.webhook_id)
         .await
         .into_iter()
-        .map(|event| event.headers[headers::MESSAGE_ID].clone())
+        .map(|event| event.headers[record_headers::MESSAGE_ID].clone())
         .collect();
     let lost: Vec<&String> = accepted.iter().filter(|id| !stored.contains(*id)).collect();
     assert!(

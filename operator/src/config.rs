@@ -52,7 +52,7 @@ pub struct RunArgs {
     #[arg(long, env = "HOOKLINE_EMITTER_ALLOW_PRIVATE_TARGETS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub emitter_allow_private_targets: bool,
     /// The log-compacted topic the registry is published to.
-    #[arg(long, env = "HOOKLINE_REGISTRY_TOPIC", default_value = hookline_core::topics::REGISTRY)]
+    #[arg(long, env = "HOOKLINE_REGISTRY_TOPIC", default_value = hookline_api::topics::REGISTRY)]
     pub registry_topic: String,
     /// Partitions of the events, retry and dead-letter topics created at start.
     #[arg(long, env = "HOOKLINE_TOPIC_PARTITIONS", default_value_t = 6, value_parser = clap::value_parser!(i32).range(1..=1024))]

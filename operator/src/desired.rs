@@ -20,7 +20,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 use thiserror::Error;
 
-use crate::crd::{Webhook, WebhookSpec};
+use hookline_api::emitter::{env as emitter_env, secret as secret_keys};
+use hookline_api::webhook::{Webhook, WebhookSpec};
 
 /// Settings of the operator that shape every Webhook's objects.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,9 +45,6 @@ pub enum DesiredError {
 
 pub const MANAGED_BY: &str = "hookline-operator";
 /// Data keys of the signing Secret; the emitter reads the files of the same names.
-pub const CURRENT_KEY: &str = "current";
-pub const PREVIOUS_KEY: &str = "previous";
-pub const PREVIOUS_EXPIRES_AT_KEY: &str = "previous-expires-at";
 /// Annotations of the signing Secret recording which rotation the keys answer.
 pub const ROTATION_GENERATION_ANNOTATION: &str = "hookline.io/rotation-generation";
 pub const ROTATED_AT_ANNOTATION: &str = "hookline.io/rotated-at";
@@ -184,14 +182,17 @@ impl SigningKeys {
         };
         let annotations = secret.metadata.annotations.as_ref();
         let annotation = |key: &str| annotations.and_then(|a| a.get(key));
-        let previous = match (text(PREVIOUS_KEY), text(PREVIOUS_EXPIRES_AT_KEY)) {
+        let previous = match (
+            text(secret_keys::PREVIOUS),
+            text(secret_keys::PREVIOUS_EXPIRES_AT),
+        ) {
             (Some(value), Some(at)) => DateTime::parse_from_rfc3339(&at)
                 .ok()
                 .map(|at| (value, at.with_timezone(&Utc))),
             _ => None,
         };
         Some(Self {
-            current: text(CURRENT_KEY)?,
+            current: text(secret_keys::CURRENT)?,
             previous,
             rotation_generation: annotation(ROTATION_GENERATION_ANNOTATION)
                 .and_then(|g| g.parse().ok())
@@ -277,16 +278,16 @@ pub fn next_signing_keys(
 /// The signing Secret the emitter mounts and the operator reads back.
 pub fn signing_secret(webhook: &Webhook, keys: &SigningKeys) -> Result<Secret, DesiredError> {
     let mut data = BTreeMap::from([(
-        CURRENT_KEY.to_owned(),
+        secret_keys::CURRENT.to_owned(),
         ByteString(keys.current.clone().into_bytes()),
     )]);
     if let Some((previous, expires_at)) = &keys.previous {
         data.insert(
-            PREVIOUS_KEY.into(),
+            secret_keys::PREVIOUS.into(),
             ByteString(previous.clone().into_bytes()),
         );
         data.insert(
-            PREVIOUS_EXPIRES_AT_KEY.into(),
+            secret_keys::PREVIOUS_EXPIRES_AT.into(),
             ByteString(expires_at.to_rfc3339().into_bytes()),
         );
     }
@@ -340,37 +341,37 @@ pub fn emitter_deployment(
         name: "emitter".into(),
         image: Some(settings.emitter_image.clone()),
         env: Some(vec![
-            env("WEBHOOK_ID", id),
-            env("WEBHOOK_TARGET_URL", target_url(spec, settings, id)),
+            env(emitter_env::WEBHOOK_ID, id),
+            env(emitter_env::TARGET_URL, target_url(spec, settings, id)),
             env(
-                "EMITTER_ALLOW_PRIVATE_TARGETS",
+                emitter_env::ALLOW_PRIVATE_TARGETS,
                 allows_private_targets(spec, settings).to_string(),
             ),
-            env("WEBHOOK_SECRET_DIR", SECRET_MOUNT_PATH),
-            env("WEBHOOK_SCHEME", spec.scheme.as_str()),
+            env(emitter_env::SECRET_DIR, SECRET_MOUNT_PATH),
+            env(emitter_env::SCHEME, spec.scheme.as_str()),
             env(
-                "EMITTER_RATE_PER_SECOND",
+                emitter_env::RATE_PER_SECOND,
                 spec.emitter.rate_per_second.to_string(),
             ),
-            env("EMITTER_EVENT_TYPES", spec.emitter.event_types.join(",")),
-            env("DELIVERY_RETRIES", delivery.retries.to_string()),
+            env(emitter_env::EVENT_TYPES, spec.emitter.event_types.join(",")),
+            env(emitter_env::DELIVERY_RETRIES, delivery.retries.to_string()),
             env(
-                "DELIVERY_BACKOFF_POLICY",
+                emitter_env::DELIVERY_BACKOFF_POLICY,
                 match delivery.backoff_policy {
                     BackoffPolicy::Linear => "linear",
                     BackoffPolicy::Exponential => "exponential",
                 },
             ),
             env(
-                "DELIVERY_BACKOFF_DELAY_MS",
+                emitter_env::DELIVERY_BACKOFF_DELAY_MS,
                 delivery.backoff_delay_ms.to_string(),
             ),
             env(
-                "DELIVERY_MAX_BACKOFF_DELAY_MS",
+                emitter_env::DELIVERY_MAX_BACKOFF_DELAY_MS,
                 delivery.max_backoff_delay_ms.to_string(),
             ),
-            env("HOOKLINE_LOG_FORMAT", "json"),
-            env("HOOKLINE_OPS_ADDR", format!("0.0.0.0:{OPS_PORT}")),
+            env(emitter_env::LOG_FORMAT, "json"),
+            env(emitter_env::OPS_ADDR, format!("0.0.0.0:{OPS_PORT}")),
         ]),
         ports: Some(vec![ContainerPort {
             name: Some("ops".into()),
@@ -510,8 +511,8 @@ pub fn registry_entry(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::SecretKeyRef;
     use chrono::TimeZone;
+    use hookline_api::webhook::SecretKeyRef;
     use hookline_core::signature::Scheme;
 
     fn settings() -> Settings {
@@ -673,17 +674,20 @@ mod tests {
         let d = emitter_deployment(&w, &settings(), "7f6c-uid").expect("deployment");
         assert_eq!(d.metadata.name.as_deref(), Some("invoices-emitter"));
         assert_eq!(d.spec.as_ref().unwrap().replicas, Some(2));
-        assert_eq!(env_value(&d, "WEBHOOK_ID").as_deref(), Some("7f6c-uid"));
         assert_eq!(
-            env_value(&d, "WEBHOOK_TARGET_URL").as_deref(),
+            env_value(&d, emitter_env::WEBHOOK_ID).as_deref(),
+            Some("7f6c-uid")
+        );
+        assert_eq!(
+            env_value(&d, emitter_env::TARGET_URL).as_deref(),
             Some("http://hookline-handler.hookline.svc:8080/webhooks/7f6c-uid")
         );
         assert_eq!(
-            env_value(&d, "WEBHOOK_SCHEME").as_deref(),
+            env_value(&d, emitter_env::SCHEME).as_deref(),
             Some("legacy-hex")
         );
         assert_eq!(
-            env_value(&d, "EMITTER_EVENT_TYPES").as_deref(),
+            env_value(&d, emitter_env::EVENT_TYPES).as_deref(),
             Some("CREATED,PENDING,PAID,FAILED")
         );
         let pod = d.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
@@ -720,7 +724,7 @@ mod tests {
         let allowed = |s: &WebhookSpec, settings: &Settings| {
             let d =
                 emitter_deployment(&webhook(s.clone()), settings, "7f6c-uid").expect("deployment");
-            env_value(&d, "EMITTER_ALLOW_PRIVATE_TARGETS")
+            env_value(&d, emitter_env::ALLOW_PRIVATE_TARGETS)
         };
         let mut s = spec();
         assert_eq!(

@@ -4,7 +4,6 @@
 
 pub mod conditions;
 pub mod config;
-pub mod crd;
 pub mod desired;
 pub mod leader;
 pub mod metrics;

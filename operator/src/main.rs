@@ -8,7 +8,7 @@ async fn main() -> std::process::ExitCode {
     hookline_core::telemetry::init(cli.common.log_format);
     let result = match cli.command {
         Command::Crd => {
-            print!("{}", hookline_operator::crd::crd_yaml());
+            print!("{}", hookline_api::webhook::crd_yaml());
             Ok(())
         }
         Command::Run(args) => service::run(*args).await,

@@ -21,10 +21,10 @@ use serde_json::json;
 use thiserror::Error;
 
 use crate::conditions::{self, EMITTER_AVAILABLE, PartState, REGISTERED, SECRET_READY};
-use crate::crd::{Webhook, WebhookStatus};
 use crate::desired::{self, DesiredError, Settings, SigningKeys};
 use crate::metrics::Metrics;
 use crate::registry::{PublishError, RegistryPublisher};
+use hookline_api::webhook::{Webhook, WebhookStatus};
 
 /// The one field manager for everything the operator applies.
 pub const FIELD_MANAGER: &str = "hookline-operator";

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use hookline_core::kafka::{self, TopicSpec};
+use hookline_api::topics;
+use hookline_core::kafka;
 use hookline_core::ops::{self, Readiness};
 use hookline_core::shutdown::Shutdown;
-use hookline_core::topics;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -22,11 +22,11 @@ use prometheus_client::registry::Registry;
 use thiserror::Error;
 
 use crate::config::RunArgs;
-use crate::crd::Webhook;
 use crate::leader::LeaseLock;
 use crate::metrics::Metrics;
 use crate::reconciler::{self, Context};
 use crate::registry::{PublishError, RegistryPublisher};
+use hookline_api::webhook::Webhook;
 
 #[derive(Debug, Error)]
 pub enum RunError {
@@ -74,28 +74,6 @@ async fn lease_owner(
 
 const TOPICS_READY: &str = "topics";
 const API_READY: &str = "kubernetes";
-
-/// The topics Hookline needs, from the operator's settings.
-pub fn topic_specs(partitions: i32, replication: i32, registry_topic: &str) -> Vec<TopicSpec> {
-    let regular = |name: String| TopicSpec {
-        name,
-        partitions,
-        replication,
-        compacted: false,
-    };
-    let mut specs = vec![
-        regular(topics::EVENTS.into()),
-        regular(topics::DEAD_LETTERS.into()),
-    ];
-    specs.extend(topics::retry_tiers().map(regular));
-    specs.push(TopicSpec {
-        name: registry_topic.into(),
-        partitions: 1,
-        replication,
-        compacted: true,
-    });
-    specs
-}
 
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let shutdown = Shutdown::on_signal();
@@ -255,7 +233,7 @@ async fn finish(ops_server: tokio::task::JoinHandle<std::io::Result<()>>) -> Res
 }
 
 async fn create_topics(args: &RunArgs, readiness: &Readiness, shutdown: &Shutdown) {
-    let specs = topic_specs(
+    let specs = topics::layout(
         args.topic_partitions,
         args.topic_replication,
         &args.registry_topic,

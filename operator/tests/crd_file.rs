@@ -2,7 +2,7 @@
 
 #[test]
 fn committed_crds_match_the_code() {
-    let generated = hookline_operator::crd::crd_yaml();
+    let generated = hookline_api::webhook::crd_yaml();
     for path in ["crds/webhook.yaml", "helm/hookline/crds/webhook.yaml"] {
         let full = format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"));
         let committed =

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use hookline_core::headers;
 use hookline_core::kafka::reliable_producer_config;
+use hookline_core::record_headers;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
@@ -48,12 +48,12 @@ async fn garbage_records_become_dead_letters_with_a_reason_and_the_consumer_carr
             topic: h.events_topic.clone(),
             key: Some("wh-b"),
             headers: vec![
-                (headers::WEBHOOK_ID, b"wh-b"),
-                (headers::MESSAGE_ID, b"bad-times"),
-                (headers::RECEIVED_AT, b"yesterday"),
-                (headers::RETRY_COUNT, b"lots"),
-                (headers::NOT_BEFORE, b"soon"),
-                (headers::ORIGIN_OFFSET, b"-x"),
+                (record_headers::WEBHOOK_ID, b"wh-b"),
+                (record_headers::MESSAGE_ID, b"bad-times"),
+                (record_headers::RECEIVED_AT, b"yesterday"),
+                (record_headers::RETRY_COUNT, b"lots"),
+                (record_headers::NOT_BEFORE, b"soon"),
+                (record_headers::ORIGIN_OFFSET, b"-x"),
             ],
             payload: br#"{"event_id":"e2"}"#,
         },
@@ -64,10 +64,10 @@ async fn garbage_records_become_dead_letters_with_a_reason_and_the_consumer_carr
             topic: h.events_topic.clone(),
             key: Some("wh-b"),
             headers: vec![
-                (headers::WEBHOOK_ID, b"wh-b"),
-                (headers::MESSAGE_ID, b"not-utf8"),
-                (headers::RECEIVED_AT, received_at),
-                (headers::SCHEME, b"\xff\xfe"),
+                (record_headers::WEBHOOK_ID, b"wh-b"),
+                (record_headers::MESSAGE_ID, b"not-utf8"),
+                (record_headers::RECEIVED_AT, received_at),
+                (record_headers::SCHEME, b"\xff\xfe"),
             ],
             payload: b"\xff\xfe\x00{",
         },
@@ -78,11 +78,11 @@ async fn garbage_records_become_dead_letters_with_a_reason_and_the_consumer_carr
             topic: h.tier_topic(0),
             key: Some("wh-b"),
             headers: vec![
-                (headers::WEBHOOK_ID, b"wh-b"),
-                (headers::MESSAGE_ID, b"tier-garbage"),
-                (headers::RECEIVED_AT, received_at),
-                (headers::RETRY_COUNT, b"-1"),
-                (headers::NOT_BEFORE, b"\x00\x01"),
+                (record_headers::WEBHOOK_ID, b"wh-b"),
+                (record_headers::MESSAGE_ID, b"tier-garbage"),
+                (record_headers::RECEIVED_AT, received_at),
+                (record_headers::RETRY_COUNT, b"-1"),
+                (record_headers::NOT_BEFORE, b"\x00\x01"),
             ],
             payload: b"<xml/>",
         },
@@ -135,7 +135,7 @@ async fn garbage_records_become_dead_letters_with_a_reason_and_the_consumer_carr
         "one dead letter per unstorable record"
     );
     for letter in &dead {
-        let reason = header_of(letter, headers::ERROR).unwrap_or_default();
+        let reason = header_of(letter, record_headers::ERROR).unwrap_or_default();
         assert!(!reason.is_empty(), "every dead letter says why");
     }
     let rows: i64 = sqlx::query_scalar("select count(*) from dead_letters")

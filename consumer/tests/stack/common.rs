@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use chrono::{SecondsFormat, Utc};
 use clap::Parser;
 use hookline_consumer::config::{Cli, Command};
-use hookline_core::headers;
 use hookline_core::kafka::{TopicSpec, ensure_topics, reliable_producer_config};
 use hookline_core::provider;
+use hookline_core::record_headers;
 use hookline_core::registry::{self, RateLimit, RegistryEntry};
 use hookline_core::retry::{BackoffPolicy, DeliveryPolicy};
 use hookline_core::shutdown::Shutdown;
@@ -23,7 +23,7 @@ use sqlx::PgPool;
 /// Retry tiers short enough for tests: 100 ms doubling, as an exponential policy with
 /// a 100 ms base asks, so five retries visit every tier.
 pub const FAST_TIERS: &str = "100ms,200ms,400ms,800ms,1600ms";
-pub const TIER_COUNT: usize = 5;
+pub const TIER_COUNT: usize = hookline_api::topics::RETRY_TIER_COUNT;
 
 #[derive(Clone)]
 pub struct Harness {
@@ -377,16 +377,16 @@ fn event_headers(
 ) -> OwnedHeaders {
     let identity = provider::identify(Scheme::Standard, &[("webhook-id", message_id)], body);
     let mut kafka_headers = OwnedHeaders::new()
-        .insert(header(headers::WEBHOOK_ID, webhook_id))
-        .insert(header(headers::MESSAGE_ID, message_id))
-        .insert(header(headers::RECEIVED_AT, received_at))
-        .insert(header(headers::SCHEME, "standard"))
-        .insert(header(headers::CONTENT_TYPE, "application/json"));
+        .insert(header(record_headers::WEBHOOK_ID, webhook_id))
+        .insert(header(record_headers::MESSAGE_ID, message_id))
+        .insert(header(record_headers::RECEIVED_AT, received_at))
+        .insert(header(record_headers::SCHEME, "standard"))
+        .insert(header(record_headers::CONTENT_TYPE, "application/json"));
     let occurred_at = identity.occurred_at.map(|at| at.to_rfc3339());
     for (name, value) in [
-        (headers::EVENT_ID, identity.event_id.as_deref()),
-        (headers::EVENT_TYPE, identity.event_type.as_deref()),
-        (headers::OCCURRED_AT, occurred_at.as_deref()),
+        (record_headers::EVENT_ID, identity.event_id.as_deref()),
+        (record_headers::EVENT_TYPE, identity.event_type.as_deref()),
+        (record_headers::OCCURRED_AT, occurred_at.as_deref()),
     ] {
         if let Some(value) = value {
             kafka_headers = kafka_headers.insert(header(name, value));

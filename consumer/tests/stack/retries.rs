@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use hookline_core::headers;
+use hookline_core::record_headers;
 use rdkafka::Message;
 use rdkafka::message::OwnedMessage;
 use sqlx::Row;
@@ -12,7 +12,7 @@ use sqlx::Row;
 use crate::common::{Harness, TIER_COUNT, entry, header_of, payload_of, policy, prototype_event};
 
 fn not_before(message: &OwnedMessage) -> DateTime<Utc> {
-    let text = header_of(message, headers::NOT_BEFORE).expect("a not-before header");
+    let text = header_of(message, record_headers::NOT_BEFORE).expect("a not-before header");
     DateTime::parse_from_rfc3339(text)
         .expect("RFC 3339")
         .with_timezone(&Utc)
@@ -26,7 +26,7 @@ fn produced_at(message: &OwnedMessage) -> DateTime<Utc> {
 fn with_message_id<'m>(messages: &'m [OwnedMessage], id: &str) -> Vec<&'m OwnedMessage> {
     messages
         .iter()
-        .filter(|m| header_of(m, headers::MESSAGE_ID) == Some(id))
+        .filter(|m| header_of(m, record_headers::MESSAGE_ID) == Some(id))
         .collect()
 }
 
@@ -54,28 +54,32 @@ async fn a_poison_event_walks_every_tier_then_becomes_a_dead_letter() {
         panic!("one dead letter expected, got {}", dead.len());
     };
     assert_eq!(payload_of(letter), body);
-    assert_eq!(header_of(letter, headers::MESSAGE_ID), Some("poison"));
-    assert_eq!(header_of(letter, headers::WEBHOOK_ID), Some("wh-p"));
-    assert_eq!(header_of(letter, headers::ATTEMPTS), Some("6"));
-    assert_eq!(header_of(letter, headers::RETRY_COUNT), Some("5"));
     assert_eq!(
-        header_of(letter, headers::ORIGIN_TOPIC),
+        header_of(letter, record_headers::MESSAGE_ID),
+        Some("poison")
+    );
+    assert_eq!(header_of(letter, record_headers::WEBHOOK_ID), Some("wh-p"));
+    assert_eq!(header_of(letter, record_headers::ATTEMPTS), Some("6"));
+    assert_eq!(header_of(letter, record_headers::RETRY_COUNT), Some("5"));
+    assert_eq!(
+        header_of(letter, record_headers::ORIGIN_TOPIC),
         Some(h.events_topic.as_str())
     );
     assert_eq!(
-        header_of(letter, headers::ORIGIN_PARTITION),
+        header_of(letter, record_headers::ORIGIN_PARTITION),
         Some(partition.to_string().as_str())
     );
     assert_eq!(
-        header_of(letter, headers::ORIGIN_OFFSET),
+        header_of(letter, record_headers::ORIGIN_OFFSET),
         Some(offset.to_string().as_str())
     );
     assert!(
-        header_of(letter, headers::ERROR).is_some_and(|e| e.contains("not an RFC 3339 time")),
+        header_of(letter, record_headers::ERROR)
+            .is_some_and(|e| e.contains("not an RFC 3339 time")),
         "{:?}",
-        header_of(letter, headers::ERROR)
+        header_of(letter, record_headers::ERROR)
     );
-    assert!(header_of(letter, headers::RECEIVED_AT).is_some());
+    assert!(header_of(letter, record_headers::RECEIVED_AT).is_some());
 
     // One copy per tier, each with the delay its retry asks for, each taken up no
     // earlier than its not-before time (and not much later).
@@ -96,11 +100,11 @@ async fn a_poison_event_walks_every_tier_then_becomes_a_dead_letter() {
         };
         assert_eq!(payload_of(copy), body);
         assert_eq!(
-            header_of(copy, headers::RETRY_COUNT),
+            header_of(copy, record_headers::RETRY_COUNT),
             Some((tier + 1).to_string().as_str())
         );
         assert_eq!(
-            header_of(copy, headers::ORIGIN_OFFSET),
+            header_of(copy, record_headers::ORIGIN_OFFSET),
             Some(offset.to_string().as_str())
         );
         let delay = (not_before(copy) - produced_at(copy)).num_milliseconds();
@@ -143,8 +147,8 @@ async fn a_poison_event_walks_every_tier_then_becomes_a_dead_letter() {
     assert_eq!(row.get::<i64, _>("origin_offset"), offset);
     assert_eq!(row.get::<Vec<u8>, _>("payload"), body);
     let stored_headers: serde_json::Value = row.get("headers");
-    assert_eq!(stored_headers[headers::MESSAGE_ID], "poison");
-    assert!(stored_headers.get(headers::ERROR).is_none());
+    assert_eq!(stored_headers[record_headers::MESSAGE_ID], "poison");
+    assert!(stored_headers.get(record_headers::ERROR).is_none());
     assert!(row.get::<Option<DateTime<Utc>>, _>("replayed_at").is_none());
 
     // The webhook without dead-lettering: one retry, then counted and dropped.

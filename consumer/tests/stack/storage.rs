@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use hookline_core::headers;
+use hookline_core::record_headers;
 use hookline_core::retry::DeliveryPolicy;
 use sqlx::Row;
 
@@ -195,25 +195,26 @@ async fn an_event_postgres_refuses_is_dead_lettered_and_its_batch_is_stored() {
         "the refused event is a dead letter (no retries in its policy)"
     );
     let nul = &dead[0];
-    assert_eq!(header_of(nul, headers::MESSAGE_ID), Some("nul\0id"));
+    assert_eq!(header_of(nul, record_headers::MESSAGE_ID), Some("nul\0id"));
     assert_eq!(payload_of(nul), b"{\"n\":0}");
-    assert_eq!(header_of(nul, headers::ATTEMPTS), Some("1"));
+    assert_eq!(header_of(nul, record_headers::ATTEMPTS), Some("1"));
     assert_eq!(
-        header_of(nul, headers::ORIGIN_TOPIC),
+        header_of(nul, record_headers::ORIGIN_TOPIC),
         Some(h.events_topic.as_str())
     );
     assert_eq!(
-        header_of(nul, headers::ORIGIN_PARTITION),
+        header_of(nul, record_headers::ORIGIN_PARTITION),
         Some(partition.to_string().as_str())
     );
     assert_eq!(
-        header_of(nul, headers::ORIGIN_OFFSET),
+        header_of(nul, record_headers::ORIGIN_OFFSET),
         Some(offset.to_string().as_str())
     );
     assert!(
-        header_of(nul, headers::ERROR).is_some_and(|e| e.contains("PostgreSQL cannot store")),
+        header_of(nul, record_headers::ERROR)
+            .is_some_and(|e| e.contains("PostgreSQL cannot store")),
         "{:?}",
-        header_of(nul, headers::ERROR)
+        header_of(nul, record_headers::ERROR)
     );
 
     let stored: Vec<(String, Vec<u8>, Option<serde_json::Value>)> =

@@ -2,7 +2,7 @@
 //! id in `x-github-delivery` is reported as the message id, but GitHub does not sign
 //! it, and there is no timestamp.
 
-use super::headers::{self, HeaderLookup};
+use super::request_headers::{self, HeaderLookup};
 use super::tag;
 use super::{Claim, MAX_SIGNATURE_HEADER_LEN, Outgoing, VerifyError};
 
@@ -14,7 +14,7 @@ pub const EVENT: &str = "x-github-event";
 pub const HOOK_ID: &str = "x-github-hook-id";
 
 pub(super) fn read<H: HeaderLookup + ?Sized>(headers: &H) -> Result<Claim<'_>, VerifyError> {
-    let value = headers::required(headers, SIGNATURE, MAX_SIGNATURE_HEADER_LEN)?;
+    let value = request_headers::required(headers, SIGNATURE, MAX_SIGNATURE_HEADER_LEN)?;
     let hex = value
         .strip_prefix("sha256=")
         .ok_or(VerifyError::MalformedHeader {
@@ -26,7 +26,7 @@ pub(super) fn read<H: HeaderLookup + ?Sized>(headers: &H) -> Result<Claim<'_>, V
         prefix: String::new(),
         signatures: vec![signature],
         timestamp: None,
-        id: headers::optional_message_id(headers, DELIVERY)?,
+        id: request_headers::optional_message_id(headers, DELIVERY)?,
         id_signed: false,
     })
 }

@@ -27,8 +27,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub mod github;
-mod headers;
 pub mod legacy_hex;
+mod request_headers;
 mod secret;
 pub mod shopify;
 pub mod slack;
@@ -38,7 +38,7 @@ mod tag;
 #[cfg(test)]
 mod tests;
 
-pub use headers::HeaderLookup;
+pub use request_headers::HeaderLookup;
 pub use secret::{STANDARD_SECRET_PREFIX, SecretError, SigningSecret, generate_standard_secret};
 
 use tag::Tag;
@@ -244,7 +244,7 @@ pub fn sign(
     body: &[u8],
 ) -> Result<Vec<(&'static str, String)>, SignError> {
     let (current, _) = secrets.split_first().ok_or(SignError::NoSecrets)?;
-    headers::check_message_id(msg_id).map_err(|why| SignError::InvalidMessageId { why })?;
+    request_headers::check_message_id(msg_id).map_err(|why| SignError::InvalidMessageId { why })?;
     let seconds = timestamp.timestamp();
     if seconds < 0 {
         return Err(SignError::TimestampBeforeEpoch(seconds));

@@ -5,7 +5,7 @@
 
 use base64::Engine;
 
-use super::headers::{self, HeaderLookup};
+use super::request_headers::{self, HeaderLookup};
 use super::tag::{self, BASE64};
 use super::{Claim, MAX_SIGNATURE_HEADER_LEN, Outgoing, VerifyError};
 
@@ -33,13 +33,13 @@ pub(super) fn read<H: HeaderLookup + ?Sized>(headers: &H) -> Result<Claim<'_>, V
     } else {
         (SIGNATURE, WEBHOOK_ID)
     };
-    let value = headers::required(headers, signature_name, MAX_SIGNATURE_HEADER_LEN)?;
+    let value = request_headers::required(headers, signature_name, MAX_SIGNATURE_HEADER_LEN)?;
     let signature = tag::from_base64(signature_name, value)?;
     Ok(Claim {
         prefix: String::new(),
         signatures: vec![signature],
         timestamp: None,
-        id: headers::optional_message_id(headers, id_name)?,
+        id: request_headers::optional_message_id(headers, id_name)?,
         id_signed: false,
     })
 }

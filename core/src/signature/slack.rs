@@ -1,7 +1,7 @@
 //! Slack: `x-slack-request-timestamp: <ts>` and `x-slack-signature: v0=<hex HMAC-SHA256
 //! of "v0:{ts}:{body}">`. Slack carries no message id.
 
-use super::headers::{self, HeaderLookup};
+use super::request_headers::{self, HeaderLookup};
 use super::tag;
 use super::{Claim, MAX_SIGNATURE_HEADER_LEN, Outgoing, VerifyError};
 
@@ -12,9 +12,9 @@ pub const RETRY_NUM: &str = "x-slack-retry-num";
 pub const RETRY_REASON: &str = "x-slack-retry-reason";
 
 pub(super) fn read<H: HeaderLookup + ?Sized>(headers: &H) -> Result<Claim<'_>, VerifyError> {
-    let timestamp_text = headers::required(headers, TIMESTAMP, 32)?;
-    let timestamp = headers::parse_timestamp(TIMESTAMP, timestamp_text)?;
-    let value = headers::required(headers, SIGNATURE, MAX_SIGNATURE_HEADER_LEN)?;
+    let timestamp_text = request_headers::required(headers, TIMESTAMP, 32)?;
+    let timestamp = request_headers::parse_timestamp(TIMESTAMP, timestamp_text)?;
+    let value = request_headers::required(headers, SIGNATURE, MAX_SIGNATURE_HEADER_LEN)?;
     let hex = value
         .strip_prefix("v0=")
         .ok_or(VerifyError::MalformedHeader {

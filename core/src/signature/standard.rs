@@ -8,7 +8,7 @@
 //! own verifier, each of the three is read from its `svix-` name when the request has
 //! it, else from its `webhook-` name.
 
-use super::headers::{self, HeaderLookup};
+use super::request_headers::{self, HeaderLookup};
 use super::tag::{self, BASE64};
 use super::{Claim, MAX_SIGNATURE_HEADER_LEN, MAX_SIGNATURES, Outgoing, VerifyError};
 use base64::Engine;
@@ -49,11 +49,11 @@ pub fn names_of<H: HeaderLookup + ?Sized>(headers: &H) -> HeaderNames {
 
 pub(super) fn read<H: HeaderLookup + ?Sized>(headers: &H) -> Result<Claim<'_>, VerifyError> {
     let names = names_of(headers);
-    let id = headers::optional_message_id(headers, names.id)?
+    let id = request_headers::optional_message_id(headers, names.id)?
         .ok_or(VerifyError::MissingHeader { name: names.id })?;
-    let timestamp_text = headers::required(headers, names.timestamp, 32)?;
-    let timestamp = headers::parse_timestamp(names.timestamp, timestamp_text)?;
-    let list = headers::required(headers, names.signature, MAX_SIGNATURE_HEADER_LEN)?;
+    let timestamp_text = request_headers::required(headers, names.timestamp, 32)?;
+    let timestamp = request_headers::parse_timestamp(names.timestamp, timestamp_text)?;
+    let list = request_headers::required(headers, names.signature, MAX_SIGNATURE_HEADER_LEN)?;
     let malformed = |why| VerifyError::MalformedHeader {
         name: names.signature,
         why,

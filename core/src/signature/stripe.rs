@@ -3,7 +3,7 @@
 //! other schemes (`v0=`) are skipped. Stripe carries no message id in headers (the
 //! event id is in the body).
 
-use super::headers::{self, HeaderLookup};
+use super::request_headers::{self, HeaderLookup};
 use super::tag;
 use super::{Claim, MAX_SIGNATURE_HEADER_LEN, MAX_SIGNATURES, Outgoing, VerifyError};
 
@@ -12,7 +12,7 @@ pub const SIGNATURE: &str = "stripe-signature";
 const MAX_ITEMS: usize = 2 * MAX_SIGNATURES + 1;
 
 pub(super) fn read<H: HeaderLookup + ?Sized>(headers: &H) -> Result<Claim<'_>, VerifyError> {
-    let value = headers::required(headers, SIGNATURE, MAX_SIGNATURE_HEADER_LEN)?;
+    let value = request_headers::required(headers, SIGNATURE, MAX_SIGNATURE_HEADER_LEN)?;
     let malformed = |why| VerifyError::MalformedHeader {
         name: SIGNATURE,
         why,
@@ -38,7 +38,7 @@ pub(super) fn read<H: HeaderLookup + ?Sized>(headers: &H) -> Result<Claim<'_>, V
         }
     }
     let timestamp_text = timestamp_text.ok_or_else(|| malformed("no t= timestamp"))?;
-    let timestamp = headers::parse_timestamp(SIGNATURE, timestamp_text)?;
+    let timestamp = request_headers::parse_timestamp(SIGNATURE, timestamp_text)?;
     Ok(Claim {
         prefix: format!("{timestamp_text}."),
         signatures,

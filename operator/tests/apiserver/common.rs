@@ -50,14 +50,12 @@ use std::time::Duration;
 use hookline_core::kafka::{TopicSpec, ensure_topics, manual_commit_consumer_config};
 use hookline_core::registry::{self, RegistryUpdate};
 use hookline_core::shutdown::Shutdown;
-use hookline_operator::crd::Webhook;
 use hookline_operator::desired::Settings;
 use hookline_operator::metrics::Metrics;
 use hookline_operator::reconciler::Context;
 use hookline_operator::registry::RegistryPublisher;
 use hookline_operator::service::run_controller;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::CustomResourceExt;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::wait::{await_condition, conditions};
@@ -74,7 +72,7 @@ pub async fn install_crd(client: &Client) {
             crds.patch(
                 "webhooks.hookline.io",
                 &PatchParams::apply("hookline-tests").force(),
-                &Patch::Apply(Webhook::crd()),
+                &Patch::Apply(hookline_api::webhook::definition()),
             )
             .await
             .expect("apply the Webhook CRD");

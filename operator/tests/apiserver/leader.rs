@@ -4,7 +4,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use hookline_operator::crd::Webhook;
+use hookline_api::webhook::Webhook;
 use hookline_testkit::http;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use hookline_operator::crd::Webhook;
+use hookline_api::webhook::Webhook;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};

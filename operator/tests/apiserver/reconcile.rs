@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use hookline_api::webhook::Webhook;
 use hookline_core::registry::{RegistryEntry, RegistryUpdate};
-use hookline_operator::crd::Webhook;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use hookline_core::headers;
+use hookline_core::record_headers;
 use hookline_core::retry::DeliveryPolicy;
 use serde_json::{Map, Value};
 
@@ -20,7 +20,7 @@ pub struct Routes {
 }
 
 impl Routes {
-    /// Tiers named `<events_topic>.retry.<n>` like `hookline_core::topics::retry_tier`.
+    /// Tiers named `<events_topic>.retry.<n>` like `hookline_api::topics::retry_tier`.
     pub fn new(events_topic: &str, tier_delays: &[Duration], dead_letter_topic: &str) -> Self {
         Self {
             tiers: tier_delays
@@ -144,12 +144,12 @@ pub fn plan(failures: &[Failure<'_>], routes: &Routes, now: DateTime<Utc>) -> Fa
                 per_tier[tier] += 1;
                 let mut copy_headers = event_headers(consumed);
                 copy_headers.extend(origin_headers(&origin));
-                copy_headers.push(pair(headers::RETRY_COUNT, retry_count.to_string()));
+                copy_headers.push(pair(record_headers::RETRY_COUNT, retry_count.to_string()));
                 copy_headers.push(pair(
-                    headers::NOT_BEFORE,
+                    record_headers::NOT_BEFORE,
                     not_before.to_rfc3339_opts(SecondsFormat::Millis, true),
                 ));
-                copy_headers.push(pair(headers::ERROR, error));
+                copy_headers.push(pair(record_headers::ERROR, error));
                 plan.copies.push(Copy {
                     topic: routes.tiers[tier].0.clone(),
                     key: consumed.key.clone(),
@@ -161,11 +161,11 @@ pub fn plan(failures: &[Failure<'_>], routes: &Routes, now: DateTime<Utc>) -> Fa
                 let mut copy_headers = event_headers(consumed);
                 copy_headers.extend(origin_headers(&origin));
                 copy_headers.push(pair(
-                    headers::RETRY_COUNT,
+                    record_headers::RETRY_COUNT,
                     consumed.retries_done().to_string(),
                 ));
-                copy_headers.push(pair(headers::ATTEMPTS, attempts.to_string()));
-                copy_headers.push(pair(headers::ERROR, error.clone()));
+                copy_headers.push(pair(record_headers::ATTEMPTS, attempts.to_string()));
+                copy_headers.push(pair(record_headers::ERROR, error.clone()));
                 plan.copies.push(Copy {
                     topic: routes.dead_letter_topic.clone(),
                     key: consumed.key.clone(),
@@ -174,7 +174,11 @@ pub fn plan(failures: &[Failure<'_>], routes: &Routes, now: DateTime<Utc>) -> Fa
                 });
                 plan.dead_letter_rows.push(DeadLetterRow {
                     webhook_id: pg_text(consumed.webhook_id().unwrap_or_default()),
-                    message_id: pg_text(consumed.header(headers::MESSAGE_ID).unwrap_or_default()),
+                    message_id: pg_text(
+                        consumed
+                            .header(record_headers::MESSAGE_ID)
+                            .unwrap_or_default(),
+                    ),
                     reason: pg_text(&error),
                     attempts: i32::try_from(attempts).unwrap_or(i32::MAX),
                     origin,
@@ -197,13 +201,13 @@ pub fn plan(failures: &[Failure<'_>], routes: &Routes, now: DateTime<Utc>) -> Fa
 /// each copy sets afresh.
 pub fn event_headers(consumed: &Consumed) -> Vec<(String, Vec<u8>)> {
     const BOOKKEEPING: [&str; 7] = [
-        headers::RETRY_COUNT,
-        headers::NOT_BEFORE,
-        headers::ERROR,
-        headers::ATTEMPTS,
-        headers::ORIGIN_TOPIC,
-        headers::ORIGIN_PARTITION,
-        headers::ORIGIN_OFFSET,
+        record_headers::RETRY_COUNT,
+        record_headers::NOT_BEFORE,
+        record_headers::ERROR,
+        record_headers::ATTEMPTS,
+        record_headers::ORIGIN_TOPIC,
+        record_headers::ORIGIN_PARTITION,
+        record_headers::ORIGIN_OFFSET,
     ];
     consumed
         .headers
@@ -229,9 +233,12 @@ fn headers_json(consumed: &Consumed) -> Value {
 
 fn origin_headers(origin: &Origin) -> [(String, Vec<u8>); 3] {
     [
-        pair(headers::ORIGIN_TOPIC, origin.topic.clone()),
-        pair(headers::ORIGIN_PARTITION, origin.partition.to_string()),
-        pair(headers::ORIGIN_OFFSET, origin.offset.to_string()),
+        pair(record_headers::ORIGIN_TOPIC, origin.topic.clone()),
+        pair(
+            record_headers::ORIGIN_PARTITION,
+            origin.partition.to_string(),
+        ),
+        pair(record_headers::ORIGIN_OFFSET, origin.offset.to_string()),
     ]
 }
 
@@ -336,17 +343,19 @@ mod tests {
         let mut event = consumed("not json");
         event
             .headers
-            .push((headers::RETRY_COUNT.into(), b"1".to_vec()));
-        event.headers.push((headers::ERROR.into(), b"old".to_vec()));
+            .push((record_headers::RETRY_COUNT.into(), b"1".to_vec()));
         event
             .headers
-            .push((headers::ORIGIN_TOPIC.into(), b"events".to_vec()));
+            .push((record_headers::ERROR.into(), b"old".to_vec()));
         event
             .headers
-            .push((headers::ORIGIN_PARTITION.into(), b"0".to_vec()));
+            .push((record_headers::ORIGIN_TOPIC.into(), b"events".to_vec()));
         event
             .headers
-            .push((headers::ORIGIN_OFFSET.into(), b"7".to_vec()));
+            .push((record_headers::ORIGIN_PARTITION.into(), b"0".to_vec()));
+        event
+            .headers
+            .push((record_headers::ORIGIN_OFFSET.into(), b"7".to_vec()));
         let failure = Failure {
             consumed: &event,
             error: EventError::Unstorable("invalid byte sequence".into()),
@@ -361,22 +370,29 @@ mod tests {
         assert_eq!(copy.topic, "events.retry.1");
         assert_eq!(copy.payload, b"not json");
         assert_eq!(copy.key.as_deref(), Some(&b"wh-1"[..]));
-        assert_eq!(header(copy, headers::RETRY_COUNT), Some("2"));
-        assert_eq!(header(copy, headers::MESSAGE_ID), Some("msg-1"));
+        assert_eq!(header(copy, record_headers::RETRY_COUNT), Some("2"));
+        assert_eq!(header(copy, record_headers::MESSAGE_ID), Some("msg-1"));
         assert_eq!(
-            header(copy, headers::ORIGIN_OFFSET),
+            header(copy, record_headers::ORIGIN_OFFSET),
             Some("7"),
             "the first origin is kept"
         );
         assert!(
-            header(copy, headers::ERROR)
+            header(copy, record_headers::ERROR)
                 .unwrap()
                 .contains("cannot store")
         );
         let count = |name: &str| copy.headers.iter().filter(|(k, _)| k == name).count();
-        assert_eq!((count(headers::ERROR), count(headers::RETRY_COUNT)), (1, 1));
+        assert_eq!(
+            (
+                count(record_headers::ERROR),
+                count(record_headers::RETRY_COUNT)
+            ),
+            (1, 1)
+        );
         let not_before =
-            DateTime::parse_from_rfc3339(header(copy, headers::NOT_BEFORE).unwrap()).unwrap();
+            DateTime::parse_from_rfc3339(header(copy, record_headers::NOT_BEFORE).unwrap())
+                .unwrap();
         assert_eq!(
             (not_before.with_timezone(&Utc) - now).num_milliseconds(),
             200
@@ -388,10 +404,10 @@ mod tests {
         let mut event = consumed("not json");
         event
             .headers
-            .push((headers::RETRY_COUNT.into(), b"2".to_vec()));
+            .push((record_headers::RETRY_COUNT.into(), b"2".to_vec()));
         event
             .headers
-            .push((headers::MESSAGE_ID.into(), b"m\0x".to_vec()));
+            .push((record_headers::MESSAGE_ID.into(), b"m\0x".to_vec()));
         let failures = [
             Failure {
                 consumed: &event,
@@ -411,10 +427,13 @@ mod tests {
             panic!("one dead-letter copy: {:?}", plan.copies);
         };
         assert_eq!(copy.topic, "events.dlq");
-        assert_eq!(header(copy, headers::ATTEMPTS), Some("3"));
-        assert_eq!(header(copy, headers::ORIGIN_TOPIC), Some("hookline.events"));
-        assert_eq!(header(copy, headers::ORIGIN_PARTITION), Some("2"));
-        assert_eq!(header(copy, headers::ORIGIN_OFFSET), Some("41"));
+        assert_eq!(header(copy, record_headers::ATTEMPTS), Some("3"));
+        assert_eq!(
+            header(copy, record_headers::ORIGIN_TOPIC),
+            Some("hookline.events")
+        );
+        assert_eq!(header(copy, record_headers::ORIGIN_PARTITION), Some("2"));
+        assert_eq!(header(copy, record_headers::ORIGIN_OFFSET), Some("41"));
         let [row] = plan.dead_letter_rows.as_slice() else {
             panic!("one row");
         };
@@ -425,10 +444,10 @@ mod tests {
         );
         assert_eq!(row.origin.offset, 41);
         assert_eq!(
-            row.headers[headers::RECEIVED_AT],
+            row.headers[record_headers::RECEIVED_AT],
             "2026-03-01T10:00:00.250Z"
         );
-        assert!(row.headers.get(headers::RETRY_COUNT).is_none());
+        assert!(row.headers.get(record_headers::RETRY_COUNT).is_none());
     }
 
     #[test]

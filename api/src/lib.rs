@@ -1,0 +1,18 @@
+//! What Hookline's processes agree on, written once: a change here is a compile error
+//! (or a failing contract test) on both sides.
+//!
+//! - [`webhook`]: the `Webhook` custom resource (feature `crd`), between users, the
+//!   operator and everything that reads Webhooks.
+//! - [`topics`]: the Kafka topic layout the operator creates and the handler, the
+//!   consumer and `replay` use.
+//! - [`emitter`]: what the operator writes into an emitter's Deployment and signing
+//!   Secret, and the emitter reads.
+//!
+//! The Kafka record headers (`hookline_core::record_headers`) and the registry entry
+//! (`hookline_core::registry`) stay in core with the code that reads and writes them.
+#![forbid(unsafe_code)]
+
+pub mod emitter;
+pub mod topics;
+#[cfg(feature = "crd")]
+pub mod webhook;

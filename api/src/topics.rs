@@ -1,0 +1,96 @@
+//! The Kafka topic layout: which topics exist, their names, partitions and compaction,
+//! and the retry tiers. The operator creates exactly [`layout`]; the consumer takes
+//! one delay per tier of [`RETRY_TIER_DELAYS`]. Other crates name topics only
+//! through these.
+
+use std::time::Duration;
+
+use hookline_core::kafka::TopicSpec;
+
+/// Verified events, as the handler received them (key = webhook id).
+pub const EVENTS: &str = "hookline.events";
+/// Events whose retry budget is spent.
+pub const DEAD_LETTERS: &str = "hookline.events.dlq";
+/// Log-compacted registry of webhooks (key = webhook id, tombstone on delete).
+pub const REGISTRY: &str = "hookline.registry";
+
+/// The delay each retry tier stands for. A retry waits in the first tier whose delay
+/// covers it, so within one tier waits differ by at most that tier's delay: a message
+/// waiting an hour never sits in front of one waiting a second.
+pub const RETRY_TIER_DELAYS: [Duration; 5] = [
+    Duration::from_secs(1),
+    Duration::from_secs(10),
+    Duration::from_secs(60),
+    Duration::from_secs(600),
+    Duration::from_secs(3_600),
+];
+
+/// The retry topic of tier `tier` (0-based), e.g. `hookline.events.retry.0`.
+pub fn retry_tier(tier: usize) -> String {
+    format!("{EVENTS}.retry.{tier}")
+}
+
+/// How many retry tiers there are (and so retry topics, and consumer delays).
+pub const RETRY_TIER_COUNT: usize = RETRY_TIER_DELAYS.len();
+
+/// Every retry tier's topic, shortest delay first.
+pub fn retry_tiers() -> impl Iterator<Item = String> {
+    (0..RETRY_TIER_COUNT).map(retry_tier)
+}
+
+/// Every topic Hookline needs: the events topic, its retry tiers and dead letters with
+/// `partitions` each (keyed by webhook id, so one webhook's events keep their order),
+/// and the registry, compacted, on one partition (its readers load it whole).
+pub fn layout(partitions: i32, replication: i32, registry_topic: &str) -> Vec<TopicSpec> {
+    let regular = |name: String| TopicSpec {
+        name,
+        partitions,
+        replication,
+        compacted: false,
+    };
+    let mut specs = vec![regular(EVENTS.into()), regular(DEAD_LETTERS.into())];
+    specs.extend(retry_tiers().map(regular));
+    specs.push(TopicSpec {
+        name: registry_topic.into(),
+        partitions: 1,
+        replication,
+        compacted: true,
+    });
+    specs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_tiers_are_named_after_the_events_topic_in_delay_order() {
+        assert_eq!(retry_tier(0), "hookline.events.retry.0");
+        let all: Vec<String> = retry_tiers().collect();
+        assert_eq!(all.len(), RETRY_TIER_DELAYS.len());
+        assert_eq!(all[4], "hookline.events.retry.4");
+        assert!(RETRY_TIER_DELAYS.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn the_layout_has_every_topic_once_and_only_the_registry_compacted() {
+        let specs = layout(6, 1, REGISTRY);
+        assert_eq!(specs.len(), 3 + RETRY_TIER_COUNT);
+        let compacted: Vec<&str> = specs
+            .iter()
+            .filter(|s| s.compacted)
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(compacted, [REGISTRY]);
+        assert!(
+            specs
+                .iter()
+                .filter(|s| !s.compacted)
+                .all(|s| s.partitions == 6)
+        );
+        let mut names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), specs.len());
+    }
+}
