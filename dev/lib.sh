@@ -75,17 +75,19 @@ stop_daemon() {
   log "$name stopped"
 }
 
-# Usage: wait_for DESCRIPTION TIMEOUT_SECONDS CMD [ARGS...]
+# Usage: wait_for CONDITION TIMEOUT_SECONDS CMD [ARGS...]
+# CONDITION is a sentence that CMD checks, e.g. "postgres accepts connections": logged
+# once it holds, or named in the error when it does not within the timeout.
 wait_for() {
   local what=$1 timeout=$2; shift 2
   local deadline=$((SECONDS + timeout))
   until "$@" >/dev/null 2>&1; do
     if [ $SECONDS -ge $deadline ]; then
-      die "$what did not answer within ${timeout}s"
+      die "still not true after ${timeout}s: $what"
     fi
     sleep 0.5
   done
-  log "$what is up"
+  log "$what"
 }
 
 # Usage: write_env_part COMPONENT KEY=VALUE...; stack.sh joins the parts into $STACK_DIR/env.

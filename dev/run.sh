@@ -87,7 +87,7 @@ up() {
   namespace_not_terminating() {
     [ "$("$KUBECTL" get namespace "$NAMESPACE" -o jsonpath='{.status.phase}' 2>/dev/null)" != Terminating ]
   }
-  wait_for "the old namespace $NAMESPACE to go" 180 namespace_not_terminating
+  wait_for "the old namespace $NAMESPACE is gone" 180 namespace_not_terminating
   "$KUBECTL" get namespace "$NAMESPACE" >/dev/null 2>&1 || "$KUBECTL" create namespace "$NAMESPACE" >/dev/null
   "$KUBECTL" -n "$NAMESPACE" create secret generic hookline-database \
     --from-literal=DATABASE_URL="$DATABASE_URL" --dry-run=client -o yaml | "$KUBECTL" apply -f - >/dev/null
@@ -107,9 +107,9 @@ up() {
     --namespace "$NAMESPACE" --bin-dir "$BIN_DIR" --state-dir "$PODS_DIR" \
     --proxy-upstreams "$NGINX_DIR/upstreams.conf" \
     --proxy-reload "nginx -p $NGINX_DIR -c $NGINX_DIR/nginx.conf -s reload"
-  wait_for "the operator" 120 "$KUBECTL" -n "$NAMESPACE" wait deployment/$RELEASE-operator --for=condition=Available --timeout=2s
-  wait_for "the handlers" 120 "$KUBECTL" -n "$NAMESPACE" wait deployment/$RELEASE-handler --for=condition=Available --timeout=2s
-  wait_for "the consumers" 120 "$KUBECTL" -n "$NAMESPACE" wait deployment/$RELEASE-consumer --for=condition=Available --timeout=2s
+  wait_for "the operator is available" 120 "$KUBECTL" -n "$NAMESPACE" wait deployment/$RELEASE-operator --for=condition=Available --timeout=2s
+  wait_for "the handlers are available" 120 "$KUBECTL" -n "$NAMESPACE" wait deployment/$RELEASE-handler --for=condition=Available --timeout=2s
+  wait_for "the consumers are available" 120 "$KUBECTL" -n "$NAMESPACE" wait deployment/$RELEASE-consumer --for=condition=Available --timeout=2s
   {
     echo "export HOOKLINE_RUN_NAMESPACE=$NAMESPACE"
     echo "export HOOKLINE_PROXY_URL=$PROXY_URL"

@@ -188,11 +188,11 @@ start() {
       -Dorg.slf4j.simpleLogger.log.org.apache.kafka.coordinator.common.runtime.CoordinatorRuntime=warn \
       -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_CONFIG"
     exec 3>&2
-    wait_for "kafka (broker log)" 180 started
+    wait_for "kafka's broker log says it started" 180 started
   else
     log "kafka already running (pid $(cat "$RUN_DIR/kafka.pid"))"
   fi
-  wait_for "kafka metadata at $BOOTSTRAP" 60 answers
+  wait_for "kafka answers metadata requests at $BOOTSTRAP" 60 answers
   write_env_part kafka \
     "KAFKA_BOOTSTRAP_SERVERS=$BOOTSTRAP" \
     "KAFKA_LIBS=$KAFKA_LIBS"

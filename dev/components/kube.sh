@@ -350,7 +350,7 @@ cmd_start() {
     --initial-cluster "hookline=http://127.0.0.1:$ETCD_PEER_PORT" \
     --unsafe-no-fsync \
     "$progress_flag=5s"
-  wait_for "etcd on $ETCD_URL" 60 up_or_exited etcd etcd_healthy
+  wait_for "etcd is healthy on $ETCD_URL" 60 up_or_exited etcd etcd_healthy
 
   # The front-proxy (requestheader) CA fills kube-system/extension-apiserver-authentication
   # completely, which the controller-manager's delegated authentication insists on (and
@@ -381,7 +381,7 @@ cmd_start() {
     --proxy-client-cert-file="$PKI_DIR/front-proxy-client.crt" \
     --proxy-client-key-file="$PKI_DIR/front-proxy-client.key" \
     --endpoint-reconciler-type=none
-  wait_for "kube-apiserver on $APISERVER_URL" 180 up_or_exited kube-apiserver apiserver_ready
+  wait_for "kube-apiserver is ready on $APISERVER_URL" 180 up_or_exited kube-apiserver apiserver_ready
 
   write_kubeconfig
 
@@ -400,7 +400,7 @@ cmd_start() {
     --cluster-signing-cert-file="$PKI_DIR/ca.crt" \
     --cluster-signing-key-file="$PKI_DIR/ca.key" \
     --controllers='*,-cloud-node-lifecycle-controller,-node-ipam-controller,-node-lifecycle-controller,-node-route-controller,-service-lb-controller'
-  wait_for "kube-controller-manager on $KCM_URL" 120 up_or_exited kube-controller-manager kcm_healthy
+  wait_for "kube-controller-manager is healthy on $KCM_URL" 120 up_or_exited kube-controller-manager kcm_healthy
 
   write_env_part kube \
     "KUBECONFIG=$(printf %q "$KUBECONFIG_PATH")" \

@@ -142,7 +142,7 @@ start() {
       start_daemon postgres "$PG_BIN/postgres" -D "$PGDATA_DIR"
     fi
     exec 3>&2
-    wait_for "postgres on 127.0.0.1:$POSTGRES_PORT" 60 ready
+    wait_for "postgres accepts connections on 127.0.0.1:$POSTGRES_PORT" 60 ready
   else
     log "postgres already running (pid $(cat "$RUN_DIR/postgres.pid"))"
   fi

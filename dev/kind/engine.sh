@@ -81,7 +81,7 @@ cmd_start() {
     --default-runtime "$RUNTIME_NAME" \
     --log-level warn \
     >>"$ENGINE_LOG" 2>&1 </dev/null &
-  wait_for "dockerd on $ENGINE_SOCK" 60 engine_answers
+  wait_for "dockerd answers on $ENGINE_SOCK" 60 engine_answers
   if ! engine_docker network inspect "$KIND_NETWORK" >/dev/null 2>&1; then
     engine_docker network create --driver bridge --subnet "$KIND_NETWORK_SUBNET" \
       -o "com.docker.network.bridge.name=$KIND_NETWORK_BRIDGE" \

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::system::{System, eventually, metric_sum, repo_root};
+use crate::system::{System, metric_sum, repo_root};
+use hookline_testkit::eventually;
 
 /// Events per second of each scenario's emitter.
 pub const RATE: f64 = 50.0;

@@ -17,7 +17,8 @@ use kube::api::{ListParams, LogParams};
 use kube::{Api, Client};
 use serde_json::Value;
 
-use crate::system::{Summary, eventually};
+use crate::system::Summary;
+use hookline_testkit::eventually;
 
 fn env(name: &str) -> String {
     std::env::var(name)

@@ -12,6 +12,7 @@ pub mod providers;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 /// Addresses and tools of the running local stack, read from `.stack/env`.
 #[derive(Debug, Clone)]
@@ -167,5 +168,25 @@ mod tests {
     fn unique_names_differ() {
         assert_ne!(unique_name("t"), unique_name("t"));
         assert!(unique_name("topic").starts_with("topic-"));
+    }
+}
+
+/// Polls `check` every 200 ms until it returns `Some`, or panics naming `what` once
+/// `timeout` has passed.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use hookline_e2e::kind::{EmitterLogs, KindCluster, Sender};
-use hookline_e2e::system::eventually;
+use hookline_testkit::eventually;
 use serde_json::json;
 
 const SETTLE: Duration = Duration::from_secs(8);

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use hookline_core::signature::{self, DEFAULT_TOLERANCE, Scheme, SigningSecret};
-use hookline_e2e::system::{System, eventually};
+use hookline_e2e::system::System;
+use hookline_testkit::eventually;
 use hookline_testkit::providers::{self, SignedHeaders};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;

@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use hookline_e2e::system::{Summary, System, eventually};
+use hookline_e2e::system::{Summary, System};
+use hookline_testkit::eventually;
 use serde_json::json;
 
 const NAMESPACE: &str = "hookline-e2e";

@@ -10,7 +10,8 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use kube::api::PostParams;
 
-use crate::common::{self, eventually};
+use crate::common;
+use hookline_testkit::eventually;
 
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -15,7 +15,8 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 use serde::Deserialize;
 
-use crate::common::{self, Operator, RegistryReader, eventually};
+use crate::common::{self, Operator, RegistryReader};
+use hookline_testkit::eventually;
 
 const RULES: &str = include_str!("../../rbac.yaml");
 const WAIT: Duration = Duration::from_secs(30);

@@ -12,7 +12,8 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 
-use crate::common::{self, Operator, RegistryReader, eventually};
+use crate::common::{self, Operator, RegistryReader};
+use hookline_testkit::eventually;
 
 const WAIT: Duration = Duration::from_secs(30);
 
