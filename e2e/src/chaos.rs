@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::system::{System, metric_sum, repo_root};
+use crate::system::{System, repo_root};
 use hookline_testkit::eventually;
+use hookline_testkit::prometheus::family_sum;
 
 /// Events per second of each scenario's emitter.
 pub const RATE: f64 = 50.0;
@@ -416,7 +417,7 @@ fn leaders(system: &System) -> Vec<(u32, f64)> {
             let pid = u32::try_from(p["pid"].as_u64()?).ok()?;
             let port = u16::try_from(p["ports"]["9090"].as_u64()?).ok()?;
             let (_, body) = hookline_testkit::http::get(port, "/metrics")?;
-            Some((pid, metric_sum(&body, "hookline_operator_leader")))
+            Some((pid, family_sum(&body, "hookline_operator_leader")))
         })
         .collect()
 }

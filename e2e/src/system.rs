@@ -145,7 +145,7 @@ impl System {
         let mut totals = (0.0, 0.0, 0.0);
         for port in self.ports_of(|labels| labels["hookline.io/webhook"] == webhook, "9090") {
             if let Some((_, body)) = hookline_testkit::http::get(port, "/metrics") {
-                let sum = |name: &str| metric_sum(&body, name);
+                let sum = |name: &str| hookline_testkit::prometheus::family_sum(&body, name);
                 totals.0 += sum("hookline_emitter_emitted_total");
                 totals.1 += sum("hookline_emitter_delivered_total");
                 totals.2 += sum("hookline_emitter_failed_total");
@@ -398,14 +398,4 @@ impl Summary {
         self.failed += n("failed");
         self.abandoned += n("abandoned");
     }
-}
-
-pub fn metric_sum(body: &str, name: &str) -> f64 {
-    body.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            (series.split('{').next() == Some(name)).then(|| value.parse::<f64>().ok())?
-        })
-        .sum()
 }

@@ -466,7 +466,8 @@ async fn the_binary_serves_metrics_and_stops_cleanly_on_sigterm() {
             .await
             .expect("task");
         if let Some((200, body)) = metrics
-            && let Some(n) = http::metric(&body, "hookline_emitter_delivered_total")
+            && let Some(n) =
+                hookline_testkit::prometheus::sample(&body, "hookline_emitter_delivered_total")
             && n >= 20.0
         {
             break n;

@@ -47,33 +47,10 @@ pub fn post(
     Some((status, body))
 }
 
-/// The value of an unlabelled or labelled sample line in Prometheus text, e.g.
-/// `metric(body, "hookline_operator_leader")`.
-pub fn metric(body: &str, name: &str) -> Option<f64> {
-    body.lines()
-        .filter(|line| !line.starts_with('#'))
-        .find(|line| line.split_whitespace().next() == Some(name))
-        .and_then(|line| line.split_whitespace().nth(1))
-        .and_then(|value| value.parse().ok())
-}
-
 /// A port nothing listens on right now (bound then released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
         .unwrap_or_else(|err| panic!("cannot find a free port: {err}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_sample_values_by_exact_name() {
-        let body = "# HELP x\nhookline_operator_leader 1\nhookline_operator_leader_other 5\nwith{l=\"a\"} 2\n";
-        assert_eq!(metric(body, "hookline_operator_leader"), Some(1.0));
-        assert_eq!(metric(body, "with{l=\"a\"}"), Some(2.0));
-        assert_eq!(metric(body, "absent"), None);
-    }
 }

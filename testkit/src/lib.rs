@@ -7,6 +7,7 @@
 pub mod http;
 pub mod kafka_broker;
 pub mod postgres;
+pub mod prometheus;
 pub mod providers;
 
 use std::collections::HashMap;

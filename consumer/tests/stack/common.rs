@@ -488,7 +488,7 @@ impl Running {
 
     /// The value of one sample of /metrics (0 when absent).
     pub async fn metric(&self, sample: &str) -> f64 {
-        http::metric(&self.metrics_text().await, sample).unwrap_or(0.0)
+        hookline_testkit::prometheus::sample(&self.metrics_text().await, sample).unwrap_or(0.0)
     }
 
     pub async fn metrics_text(&self) -> String {

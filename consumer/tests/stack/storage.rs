@@ -111,7 +111,7 @@ async fn events_are_stored_exactly_once_and_the_registry_is_mirrored() {
     loop {
         let body = consumer.metrics_text().await;
         let reported: Vec<Option<f64>> = (0..3)
-            .map(|p| hookline_testkit::http::metric(&body, &lag(p)))
+            .map(|p| hookline_testkit::prometheus::sample(&body, &lag(p)))
             .collect();
         if reported.iter().all(|l| *l == Some(0.0)) {
             break;

@@ -59,7 +59,7 @@ impl OperatorProcess {
 
     fn is_leader(&self) -> Option<bool> {
         let (_, body) = http::get(self.port, "/metrics")?;
-        Some(http::metric(&body, "hookline_operator_leader")? == 1.0)
+        Some(hookline_testkit::prometheus::sample(&body, "hookline_operator_leader")? == 1.0)
     }
 
     fn signal(&self, signal: &str) {
