@@ -116,25 +116,12 @@ run_class() {
 
 write_config() {
   mkdir -p "$KAFKA_CONF_DIR" "$KAFKA_LOG_DIR"
-  cat >"$KAFKA_CONFIG" <<EOF
-# Written by dev/components/kafka.sh on every start; edit the script, not this file.
-process.roles=broker,controller
-node.id=1
-controller.quorum.bootstrap.servers=127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dir=$KAFKA_LOG_DIR
-num.partitions=3
-offsets.topic.replication.factor=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-group.initial.rebalance.delay.ms=0
-EOF
+  {
+    echo "# Written by dev/components/kafka.sh on every start from kafka-server.properties."
+    sed -e "s|@PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
+      -e "s|@LOG_DIR@|$KAFKA_LOG_DIR|g" -e "s|@PARTITIONS@|3|g" \
+      "$(dirname "${BASH_SOURCE[0]}")/kafka-server.properties"
+  } >"$KAFKA_CONFIG"
 }
 
 # Formats the log dir once; the cluster id is kept so a restart finds its own data.

@@ -156,29 +156,15 @@ fn started_since(log: &Path, offset: u64) -> bool {
             .is_some_and(|tail| tail.contains("Kafka Server started"))
 }
 
-/// The stack broker's settings (dev/components/kafka.sh), with ports and log directory
-/// of its own and one partition per topic.
+/// The stack broker's settings (`dev/components/kafka-server.properties`, as
+/// `dev/components/kafka.sh` writes them) with ports and a log directory of its own and
+/// one partition per topic.
 fn config(dir: &Path, port: u16, controller_port: u16) -> String {
-    format!(
-        "process.roles=broker,controller
-node.id=1
-controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dir={}
-num.partitions=1
-offsets.topic.replication.factor=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-group.initial.rebalance.delay.ms=0
-",
-        dir.join("data").display()
-    )
+    include_str!("../../dev/components/kafka-server.properties")
+        .replace("@CONTROLLER_PORT@", &controller_port.to_string())
+        .replace("@PORT@", &port.to_string())
+        .replace("@LOG_DIR@", &dir.join("data").display().to_string())
+        .replace("@PARTITIONS@", "1")
 }
 
 /// A KRaft cluster id: 16 random bytes in URL-safe base64 without padding, never
