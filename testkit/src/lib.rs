@@ -152,26 +152,6 @@ pub fn assert_missing_config_is_named(binary: &str, args: &[&str], missing: &[&s
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_export_lines_and_ignores_comments() {
-        let vars = parse_env("# header\nexport A=1\nB=\"two\"\n\nexport C=x=y\n");
-        assert_eq!(vars["A"], "1");
-        assert_eq!(vars["B"], "two");
-        assert_eq!(vars["C"], "x=y");
-        assert_eq!(vars.len(), 3);
-    }
-
-    #[test]
-    fn unique_names_differ() {
-        assert_ne!(unique_name("t"), unique_name("t"));
-        assert!(unique_name("topic").starts_with("topic-"));
-    }
-}
-
 /// Polls `check` every 200 ms until it returns `Some`, or panics naming `what` once
 /// `timeout` has passed.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
@@ -189,5 +169,25 @@ where
             "timed out after {timeout:?} waiting for {what}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_export_lines_and_ignores_comments() {
+        let vars = parse_env("# header\nexport A=1\nB=\"two\"\n\nexport C=x=y\n");
+        assert_eq!(vars["A"], "1");
+        assert_eq!(vars["B"], "two");
+        assert_eq!(vars["C"], "x=y");
+        assert_eq!(vars.len(), 3);
+    }
+
+    #[test]
+    fn unique_names_differ() {
+        assert_ne!(unique_name("t"), unique_name("t"));
+        assert!(unique_name("topic").starts_with("topic-"));
     }
 }
