@@ -7,6 +7,6 @@ pub mod config;
 pub mod desired;
 pub mod leader;
 pub mod metrics;
-pub mod reconciler;
+pub mod reconcile;
 pub mod registry;
 pub mod service;

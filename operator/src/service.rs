@@ -24,7 +24,7 @@ use thiserror::Error;
 use crate::config::RunArgs;
 use crate::leader::LeaseLock;
 use crate::metrics::Metrics;
-use crate::reconciler::{self, Context};
+use crate::reconcile::{self, Context};
 use crate::registry::{PublishError, RegistryPublisher};
 use hookline_api::webhook::Webhook;
 
@@ -215,7 +215,7 @@ pub async fn run_controller(
         .owns_stream(secrets)
         .with_config(controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(async move { shutdown.wait().await })
-        .run(reconciler::reconcile, reconciler::error_policy, ctx)
+        .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|result| async move {
             match result {
                 Ok((object, _)) => tracing::debug!(webhook = %object.name, "reconciled"),

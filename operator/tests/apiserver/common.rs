@@ -51,7 +51,7 @@ use hookline_core::registry::{self, RegistryUpdate};
 use hookline_core::shutdown::Shutdown;
 use hookline_operator::desired::Settings;
 use hookline_operator::metrics::Metrics;
-use hookline_operator::reconciler::Context;
+use hookline_operator::reconcile::Context;
 use hookline_operator::registry::RegistryPublisher;
 use hookline_operator::service::run_controller;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

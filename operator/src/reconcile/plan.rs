@@ -1,0 +1,296 @@
+//! Stages 2 and 3, validate and build: from a Webhook and what was observed, either
+//! why it cannot be served yet (a condition to report) or everything it should be.
+//! Pure, so every decision is unit tested from recorded objects without a server.
+
+use chrono::{DateTime, Utc};
+use hookline_api::webhook::Webhook;
+use hookline_core::registry::RegistryEntry;
+use hookline_core::signature::SigningSecret;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Secret;
+
+use super::observe::{Observed, Referenced};
+use crate::desired::{self, DesiredError, Settings, SigningKeys};
+
+/// What a reconcile decided.
+#[derive(Debug)]
+pub enum Decision {
+    /// Apply all of it.
+    Serve(Box<Plan>),
+    /// Apply nothing, report why (a `SecretReady` condition and a Warning Event).
+    Refuse(Refusal),
+}
+
+/// Everything a served Webhook should be.
+#[derive(Debug)]
+pub struct Plan {
+    pub keys: SigningKeys,
+    /// The current secret changed (a rotation or a new referenced value).
+    pub rotated: bool,
+    pub signing_secret: Secret,
+    pub emitter: Deployment,
+    pub registry_entry: RegistryEntry,
+    pub desired_replicas: i32,
+}
+
+/// Why a Webhook cannot be served, as its condition says it. Never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// Validates what was observed, then builds everything the Webhook should be at `now`;
+/// `generate` makes a new secret when one is needed.
+pub fn plan(
+    webhook: &Webhook,
+    observed: &Observed,
+    settings: &Settings,
+    id: &str,
+    now: DateTime<Utc>,
+    generate: impl FnOnce() -> String,
+) -> Result<Decision, DesiredError> {
+    let referenced = match &observed.referenced {
+        Referenced::NotUsed => None,
+        Referenced::Missing { name, key } => {
+            return Ok(Decision::Refuse(Refusal {
+                reason: "SecretNotFound",
+                message: format!(
+                    "Secret {name:?} has no non-empty key {key:?}: create it or fix spec.secretRef"
+                ),
+            }));
+        }
+        Referenced::Found { name, key, value } => {
+            let scheme = webhook.spec.scheme;
+            if let Err(err) = SigningSecret::parse(scheme, value) {
+                return Ok(Decision::Refuse(Refusal {
+                    reason: "SecretInvalid",
+                    message: format!(
+                        "key {key:?} of Secret {name:?} is not a usable {scheme} secret: {err}"
+                    ),
+                }));
+            }
+            Some(value.as_str())
+        }
+    };
+    let keys = desired::next_signing_keys(
+        &webhook.spec,
+        observed.stored_keys.clone(),
+        referenced,
+        now,
+        generate,
+    );
+    let rotated = observed
+        .stored_keys
+        .as_ref()
+        .is_some_and(|stored| stored.current != keys.current);
+    Ok(Decision::Serve(Box::new(Plan {
+        rotated,
+        signing_secret: desired::signing_secret(webhook, &keys)?,
+        emitter: desired::emitter_deployment(webhook, settings, id)?,
+        registry_entry: desired::registry_entry(webhook, settings, id, &keys, now),
+        desired_replicas: desired::emitter_replicas(&webhook.spec),
+        keys,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use hookline_core::signature::Scheme;
+
+    use super::*;
+    use crate::desired::Settings;
+
+    /// A recorded object of `operator/tests/fixtures`.
+    fn fixture<T: serde::de::DeserializeOwned>(yaml: &str) -> T {
+        serde_yaml::from_str(yaml).expect("a valid recorded object")
+    }
+
+    fn invoices() -> Webhook {
+        fixture(include_str!("../../tests/fixtures/webhook-generated.yaml"))
+    }
+
+    fn from_stripe() -> Webhook {
+        fixture(include_str!(
+            "../../tests/fixtures/webhook-stripe-secretref.yaml"
+        ))
+    }
+
+    fn signing_secret() -> Secret {
+        fixture(include_str!("../../tests/fixtures/signing-secret.yaml"))
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            emitter_image: "hookline-emitter:test".into(),
+            public_base_url: "http://127.0.0.1:18080".into(),
+            in_cluster_handler_url: "http://hookline-handler.hookline.svc:8080".into(),
+            allow_private_targets: false,
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap()
+    }
+
+    fn decide(webhook: &Webhook, observed: &Observed) -> Decision {
+        let id = desired::webhook_id(webhook).expect("recorded objects have a uid");
+        plan(webhook, observed, &settings(), &id, now(), || {
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()
+        })
+        .expect("builds")
+    }
+
+    fn served(decision: Decision) -> Plan {
+        match decision {
+            Decision::Serve(plan) => *plan,
+            Decision::Refuse(refusal) => panic!("refused: {refusal:?}"),
+        }
+    }
+
+    fn refused(decision: Decision) -> Refusal {
+        match decision {
+            Decision::Refuse(refusal) => refusal,
+            Decision::Serve(plan) => panic!("served: {plan:?}"),
+        }
+    }
+
+    #[test]
+    fn a_new_webhook_gets_a_generated_secret_and_all_its_children() {
+        let webhook = invoices();
+        let plan = served(decide(
+            &webhook,
+            &Observed {
+                stored_keys: None,
+                referenced: Referenced::NotUsed,
+            },
+        ));
+        assert_eq!(plan.keys.current, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+        assert!(!plan.rotated, "a first secret is no rotation");
+        assert_eq!(plan.desired_replicas, 2);
+        assert_eq!(
+            plan.registry_entry.webhook_id,
+            "5f1d7c3e-2a44-4b9e-9c61-0d2b7f3e8a10"
+        );
+        assert_eq!(plan.registry_entry.scheme, Scheme::Standard);
+        assert_eq!(
+            plan.signing_secret.metadata.name.as_deref(),
+            Some("invoices-signing")
+        );
+        assert_eq!(
+            plan.emitter.metadata.namespace.as_deref(),
+            Some("shop"),
+            "children live beside their Webhook"
+        );
+    }
+
+    #[test]
+    fn the_recorded_signing_secret_is_kept_until_the_rotation_generation_moves() {
+        let stored = SigningKeys::from_secret(&signing_secret()).expect("recorded keys");
+        let observed = Observed {
+            stored_keys: Some(stored.clone()),
+            referenced: Referenced::NotUsed,
+        };
+        let kept = served(decide(&invoices(), &observed));
+        assert_eq!(kept.keys.current, stored.current);
+        assert!(!kept.rotated);
+
+        let mut rotate = invoices();
+        rotate.spec.secret_rotation.generation = 1;
+        let rotated = served(decide(&rotate, &observed));
+        assert!(rotated.rotated);
+        assert_eq!(rotated.keys.rotation_generation, 1);
+        let (previous, expires) = rotated.keys.previous.clone().expect("previous kept");
+        assert_eq!(previous, stored.current);
+        assert_eq!(expires, now() + chrono::Duration::seconds(3600));
+        assert_eq!(
+            rotated.registry_entry.secrets.len(),
+            2,
+            "both are accepted during the grace period"
+        );
+    }
+
+    #[test]
+    fn a_missing_referenced_secret_is_refused_naming_it() {
+        let webhook = from_stripe();
+        let reference = webhook.spec.secret_ref.clone().expect("secretRef");
+        let observed = Observed {
+            stored_keys: None,
+            referenced: Referenced::from_secret(&reference, None),
+        };
+        let refusal = refused(decide(&webhook, &observed));
+        assert_eq!(refusal.reason, "SecretNotFound");
+        assert!(
+            refusal.message.contains("\"stripe-endpoint\""),
+            "{}",
+            refusal.message
+        );
+    }
+
+    #[test]
+    fn a_referenced_secret_with_a_trailing_newline_is_refused_without_showing_it() {
+        let webhook = from_stripe();
+        let reference = webhook.spec.secret_ref.clone().expect("secretRef");
+        let recorded: Secret = fixture(include_str!(
+            "../../tests/fixtures/stripe-secret-trailing-newline.yaml"
+        ));
+        let observed = Observed {
+            stored_keys: None,
+            referenced: Referenced::from_secret(&reference, Some(recorded)),
+        };
+        let refusal = refused(decide(&webhook, &observed));
+        assert_eq!(refusal.reason, "SecretInvalid");
+        assert!(
+            refusal.message.contains("whitespace"),
+            "{}",
+            refusal.message
+        );
+        assert!(
+            !refusal.message.contains("stripe-key"),
+            "{}",
+            refusal.message
+        );
+
+        let fixed = Referenced::Found {
+            name: "stripe-endpoint".into(),
+            key: "secret".into(),
+            value: "whsec_stripe-key".into(),
+        };
+        let plan = served(decide(
+            &webhook,
+            &Observed {
+                stored_keys: None,
+                referenced: fixed,
+            },
+        ));
+        assert_eq!(plan.keys.current, "whsec_stripe-key");
+        assert_eq!(plan.desired_replicas, 0, "its emitter is off");
+    }
+
+    #[test]
+    fn a_changed_referenced_value_rotates_with_grace() {
+        let webhook = from_stripe();
+        let stored = SigningKeys {
+            current: "whsec_old".into(),
+            previous: None,
+            rotation_generation: 0,
+            rotated_at: None,
+        };
+        let observed = Observed {
+            stored_keys: Some(stored),
+            referenced: Referenced::Found {
+                name: "stripe-endpoint".into(),
+                key: "secret".into(),
+                value: "whsec_new".into(),
+            },
+        };
+        let plan = served(decide(&webhook, &observed));
+        assert!(plan.rotated);
+        assert_eq!(plan.keys.current, "whsec_new");
+        assert_eq!(
+            plan.keys.previous.as_ref().map(|(value, _)| value.as_str()),
+            Some("whsec_old")
+        );
+    }
+}
