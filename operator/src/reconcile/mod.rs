@@ -32,6 +32,8 @@ use crate::metrics::Metrics;
 use crate::registry::{PublishError, RegistryPublisher};
 use hookline_api::webhook::Webhook;
 
+#[cfg(test)]
+mod fixtures;
 mod observe;
 mod plan;
 mod status;

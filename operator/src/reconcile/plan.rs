@@ -100,35 +100,9 @@ mod tests {
     use hookline_core::signature::Scheme;
 
     use super::*;
-    use crate::desired::Settings;
-
-    /// A recorded object of `operator/tests/fixtures`.
-    fn fixture<T: serde::de::DeserializeOwned>(yaml: &str) -> T {
-        serde_yaml::from_str(yaml).expect("a valid recorded object")
-    }
-
-    fn invoices() -> Webhook {
-        fixture(include_str!("../../tests/fixtures/webhook-generated.yaml"))
-    }
-
-    fn from_stripe() -> Webhook {
-        fixture(include_str!(
-            "../../tests/fixtures/webhook-stripe-secretref.yaml"
-        ))
-    }
-
-    fn signing_secret() -> Secret {
-        fixture(include_str!("../../tests/fixtures/signing-secret.yaml"))
-    }
-
-    fn settings() -> Settings {
-        Settings {
-            emitter_image: "hookline-emitter:test".into(),
-            public_base_url: "http://127.0.0.1:18080".into(),
-            in_cluster_handler_url: "http://hookline-handler.hookline.svc:8080".into(),
-            allow_private_targets: false,
-        }
-    }
+    use crate::reconcile::fixtures::{
+        from_stripe, invoices, settings, signing_secret, stripe_secret_with_trailing_newline,
+    };
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap()
@@ -232,9 +206,7 @@ mod tests {
     fn a_referenced_secret_with_a_trailing_newline_is_refused_without_showing_it() {
         let webhook = from_stripe();
         let reference = webhook.spec.secret_ref.clone().expect("secretRef");
-        let recorded: Secret = fixture(include_str!(
-            "../../tests/fixtures/stripe-secret-trailing-newline.yaml"
-        ));
+        let recorded = stripe_secret_with_trailing_newline();
         let observed = Observed {
             stored_keys: None,
             referenced: Referenced::from_secret(&reference, Some(recorded)),

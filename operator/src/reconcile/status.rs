@@ -129,20 +129,7 @@ mod tests {
     use k8s_openapi::jiff::Timestamp;
 
     use super::*;
-
-    fn invoices() -> Webhook {
-        serde_yaml::from_str(include_str!("../../tests/fixtures/webhook-generated.yaml"))
-            .expect("a valid recorded object")
-    }
-
-    fn settings() -> Settings {
-        Settings {
-            emitter_image: "hookline-emitter:test".into(),
-            public_base_url: "http://127.0.0.1:18080".into(),
-            in_cluster_handler_url: "http://hookline-handler.hookline.svc:8080".into(),
-            allow_private_targets: false,
-        }
-    }
+    use crate::reconcile::fixtures::{invoices, settings};
 
     fn now() -> Time {
         Time(Timestamp::from_second(1_796_040_000).expect("a time"))
