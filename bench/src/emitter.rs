@@ -125,10 +125,7 @@ async fn measure(
     );
     let pid = child.id().context("the emitter exited early")?;
     let (rss, _) = rss_mb(pid)?;
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()?;
-    tokio::time::timeout(Duration::from_secs(30), child.wait()).await??;
+    crate::local::terminate(&mut child, Duration::from_secs(30)).await?;
     let seconds = (t2 - t1).as_secs_f64();
     Ok(Measured {
         emitted_per_s: (e2 - e1) / seconds,

@@ -8,6 +8,7 @@
 //! are acknowledged again. Then the emitter is stopped and its own tally (emitted,
 //! delivered = answered 2xx, failed, abandoned) is compared with PostgreSQL.
 
+use hookline_testkit::process::{Signal, send_signal};
 use std::fmt::Write as _;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -268,10 +269,7 @@ fn done(note: &str) -> Injected {
 }
 
 fn sigkill(pid: u32) -> bool {
-    Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .is_ok_and(|s| s.success())
+    send_signal(pid, Signal::Kill)
 }
 
 /// SIGKILLs one process of `component` every `every`, `times` times, taking turns

@@ -1,6 +1,7 @@
 //! The emitter against a receiver inside the test that verifies every signature with
 //! Hookline's verifier and answers as each test tells it to.
 
+use hookline_testkit::process::{Signal, send_signal};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -483,11 +484,8 @@ async fn the_binary_serves_metrics_and_stops_cleanly_on_sigterm() {
         .await
         .expect("task");
     assert_eq!(ready.map(|r| r.0), Some(200));
-    let pid = child.id().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
+    let pid = child.id();
+    assert!(send_signal(pid, Signal::Term), "SIGTERM delivered");
     let output = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .expect("task")

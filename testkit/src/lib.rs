@@ -7,6 +7,7 @@
 pub mod http;
 pub mod kafka_broker;
 pub mod postgres;
+pub mod process;
 pub mod prometheus;
 pub mod providers;
 

@@ -1,6 +1,7 @@
 //! Faults in the middle of a stream: the database stops, the consumer is killed, a
 //! second consumer joins. Every event is stored exactly once, by its first attempt.
 
+use hookline_testkit::process::{Signal, send_signal};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -195,11 +196,7 @@ impl Child {
 
     async fn sigterm_and_wait(mut self) {
         let pid = self.process.id().expect("running");
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .expect("kill -TERM");
-        assert!(status.success());
+        assert!(send_signal(pid, Signal::Term), "SIGTERM delivered");
         let exit = tokio::time::timeout(Duration::from_secs(30), self.process.wait())
             .await
             .expect("exited within 30 s after SIGTERM")

@@ -1,6 +1,7 @@
 //! Two operator processes: the Lease lets exactly one act; when the leader is killed the
 //! other takes over; on SIGTERM a leader releases the Lease.
 
+use hookline_testkit::process::{Signal, send_signal};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -62,12 +63,8 @@ impl OperatorProcess {
         Some(hookline_testkit::prometheus::sample(&body, "hookline_operator_leader")? == 1.0)
     }
 
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
+    fn signal(&self, signal: Signal) {
+        assert!(send_signal(self.child.id(), signal), "{signal:?} delivered");
     }
 }
 
@@ -134,7 +131,7 @@ async fn one_of_two_replicas_acts_and_the_other_takes_over() {
     eventually("reconciled by the leader", WAIT, || registered("one")).await;
 
     // The leader dies without releasing; the follower takes over once the Lease expires.
-    leader.signal("-KILL");
+    leader.signal(Signal::Kill);
     let _ = leader.child.wait();
     eventually("the follower holds the Lease", WAIT, || async {
         (holder(&leases).await? == follower.identity).then_some(())
@@ -163,7 +160,7 @@ async fn one_of_two_replicas_acts_and_the_other_takes_over() {
     .await;
 
     // SIGTERM: the leader stops and gives the Lease up.
-    follower.signal("-TERM");
+    follower.signal(Signal::Term);
     eventually("the Lease released", WAIT, || async {
         let spec = leases.get_opt("operator-test").await.ok()??.spec?;
         spec.holder_identity.is_none().then_some(())
