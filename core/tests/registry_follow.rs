@@ -104,15 +104,10 @@ async fn loads_everything_before_ready_then_follows_changes() {
         shutdown.clone(),
         |_| {},
     ));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !readiness.is_ready() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not ready: {:?}",
-            readiness.unmet()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    hookline_testkit::eventually("the registry loaded", Duration::from_secs(30), || async {
+        readiness.is_ready().then_some(())
+    })
+    .await;
     // Ready means everything written before start is in the view.
     assert_eq!(view.len(), 49);
     assert!(matches!(view.lookup("wh-7"), Lookup::Active(e) if e.customer_id == "second"));
@@ -125,16 +120,12 @@ async fn loads_everything_before_ready_then_follows_changes() {
 
     put(&producer, &topic, "wh-new", Some(&entry("wh-new", "late"))).await;
     put(&producer, &topic, "wh-1", None).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !(matches!(view.lookup("wh-new"), Lookup::Active(_))
-        && view.lookup("wh-1") == Lookup::Deleted)
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "changes not followed within 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    hookline_testkit::eventually("changes followed", Duration::from_secs(10), || async {
+        (matches!(view.lookup("wh-new"), Lookup::Active(_))
+            && view.lookup("wh-1") == Lookup::Deleted)
+            .then_some(())
+    })
+    .await;
 
     // An entry the broker acknowledged is found by a lookup made right after, without
     // waiting for the view to follow; an id nobody published is still unknown.

@@ -269,20 +269,12 @@ impl Harness {
             .expect("count events")
     }
 
-    /// Waits until `events` has `expected` rows; panics with the count after `timeout`.
+    /// Waits until `events` has `expected` rows; panics after `timeout`.
     pub async fn wait_for_events(&self, expected: i64, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let count = self.count_events().await;
-            if count >= expected {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{count} of {expected} events stored within {timeout:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        hookline_testkit::eventually(&format!("{expected} events stored"), timeout, || async {
+            (self.count_events().await >= expected).then_some(())
+        })
+        .await;
     }
 
     /// Reads `topic` from its beginning until `expected` records arrived or `timeout`

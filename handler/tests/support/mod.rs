@@ -108,19 +108,11 @@ impl Handler {
     }
 
     pub async fn wait_ready(&self) {
-        let deadline = tokio::time::Instant::now() + TIMEOUT;
-        loop {
-            if let Ok(response) = self.request("GET", "/readyz", &[], b"").await
-                && response.status == 200
-            {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "handler not ready within {TIMEOUT:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        hookline_testkit::eventually("the handler ready", TIMEOUT, || async {
+            let response = self.request("GET", "/readyz", &[], b"").await.ok()?;
+            (response.status == 200).then_some(())
+        })
+        .await;
     }
 
     pub async fn post(
