@@ -10,6 +10,11 @@
 //!
 //! The Kafka record headers (`hookline_core::record_headers`) and the registry entry
 //! (`hookline_core::registry`) stay in core with the code that reads and writes them.
+//!
+//! `core` keeps its `schemars` and `axum` dependencies: `Scheme` is both the signing
+//! code's enum and a field of the CRD, and one list of schemes (with its JSON schema)
+//! beats two kept in step; `axum` serves the ops endpoints every service shares and
+//! its `HeaderMap` is what the handler verifies. Neither pulls in Kubernetes.
 #![forbid(unsafe_code)]
 
 pub mod emitter;
