@@ -42,20 +42,10 @@ pub fn retry_tiers() -> impl Iterator<Item = String> {
 /// `partitions` each (keyed by webhook id, so one webhook's events keep their order),
 /// and the registry, compacted, on one partition (its readers load it whole).
 pub fn layout(partitions: i32, replication: i32, registry_topic: &str) -> Vec<TopicSpec> {
-    let regular = |name: String| TopicSpec {
-        name,
-        partitions,
-        replication,
-        compacted: false,
-    };
-    let mut specs = vec![regular(EVENTS.into()), regular(DEAD_LETTERS.into())];
-    specs.extend(retry_tiers().map(regular));
-    specs.push(TopicSpec {
-        name: registry_topic.into(),
-        partitions: 1,
-        replication,
-        compacted: true,
-    });
+    let events = |name: String| TopicSpec::events(name, partitions, replication);
+    let mut specs = vec![events(EVENTS.into()), events(DEAD_LETTERS.into())];
+    specs.extend(retry_tiers().map(events));
+    specs.push(TopicSpec::registry(registry_topic, replication));
     specs
 }
 

@@ -75,18 +75,8 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
     ensure_topics(
         &bootstrap,
         &[
-            TopicSpec {
-                name: registry_topic.clone(),
-                partitions: 1,
-                replication: 1,
-                compacted: true,
-            },
-            TopicSpec {
-                name: events_topic.clone(),
-                partitions: 3,
-                replication: 1,
-                compacted: false,
-            },
+            TopicSpec::registry(registry_topic.clone(), 1),
+            TopicSpec::events(events_topic.clone(), 3, 1),
         ],
         Duration::from_secs(30),
     )

@@ -92,6 +92,30 @@ pub struct TopicSpec {
     pub compacted: bool,
 }
 
+impl TopicSpec {
+    /// A topic of records keyed by webhook id, kept for their retention (events, their
+    /// retry tiers, dead letters).
+    pub fn events(name: impl Into<String>, partitions: i32, replication: i32) -> Self {
+        Self {
+            name: name.into(),
+            partitions,
+            replication,
+            compacted: false,
+        }
+    }
+
+    /// The registry: compacted (the newest entry per webhook stays) on one partition,
+    /// since every reader loads it whole.
+    pub fn registry(name: impl Into<String>, replication: i32) -> Self {
+        Self {
+            name: name.into(),
+            partitions: 1,
+            replication,
+            compacted: true,
+        }
+    }
+}
+
 /// Creates the topics that do not exist yet; existing ones are left as they are.
 pub async fn ensure_topics(
     bootstrap_servers: &str,

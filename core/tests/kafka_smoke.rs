@@ -15,12 +15,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 async fn produce_and_consume_round_trip_keeps_key_payload_and_headers() {
     let stack = hookline_testkit::stack();
     let topic = hookline_testkit::unique_name("smoke");
-    let spec = TopicSpec {
-        name: topic.clone(),
-        partitions: 3,
-        replication: 1,
-        compacted: false,
-    };
+    let spec = TopicSpec::events(topic.clone(), 3, 1);
     ensure_topics(
         &stack.kafka_bootstrap_servers,
         std::slice::from_ref(&spec),

@@ -57,11 +57,11 @@ async fn loads_everything_before_ready_then_follows_changes() {
     let topic = hookline_testkit::unique_name("registry-follow");
     ensure_topics(
         &stack.kafka_bootstrap_servers,
+        // Two partitions, unlike the registry Hookline creates: the follower must read
+        // every partition to its end before it is ready.
         &[TopicSpec {
-            name: topic.clone(),
             partitions: 2,
-            replication: 1,
-            compacted: true,
+            ..TopicSpec::registry(topic.clone(), 1)
         }],
         Duration::from_secs(10),
     )

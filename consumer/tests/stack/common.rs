@@ -54,19 +54,14 @@ impl Harness {
         let events_topic = hookline_testkit::unique_name(prefix);
         let dead_letter_topic = format!("{events_topic}.dlq");
         let registry_topic = format!("{events_topic}.registry");
-        let topic = |name: String, partitions, compacted| TopicSpec {
-            name,
-            partitions,
-            replication: 1,
-            compacted,
-        };
         let mut specs = vec![
-            topic(events_topic.clone(), partitions, false),
-            topic(dead_letter_topic.clone(), 1, false),
-            topic(registry_topic.clone(), 1, true),
+            TopicSpec::events(events_topic.clone(), partitions, 1),
+            TopicSpec::events(dead_letter_topic.clone(), 1, 1),
+            TopicSpec::registry(registry_topic.clone(), 1),
         ];
         specs.extend(
-            (0..TIER_COUNT).map(|n| topic(format!("{events_topic}.retry.{n}"), partitions, false)),
+            (0..TIER_COUNT)
+                .map(|n| TopicSpec::events(format!("{events_topic}.retry.{n}"), partitions, 1)),
         );
         ensure_topics(&bootstrap, &specs, Duration::from_secs(20))
             .await

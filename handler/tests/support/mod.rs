@@ -53,18 +53,8 @@ impl Handler {
         kafka::ensure_topics(
             bootstrap,
             &[
-                TopicSpec {
-                    name: registry_topic.clone(),
-                    partitions: 1,
-                    replication: 1,
-                    compacted: true,
-                },
-                TopicSpec {
-                    name: events_topic.clone(),
-                    partitions: 3,
-                    replication: 1,
-                    compacted: false,
-                },
+                TopicSpec::registry(registry_topic.clone(), 1),
+                TopicSpec::events(events_topic.clone(), 3, 1),
             ],
             TIMEOUT,
         )

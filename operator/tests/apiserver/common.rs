@@ -113,12 +113,7 @@ impl Operator {
         let registry_topic = hookline_testkit::unique_name("registry");
         ensure_topics(
             &stack.kafka_bootstrap_servers,
-            &[TopicSpec {
-                name: registry_topic.clone(),
-                partitions: 1,
-                replication: 1,
-                compacted: true,
-            }],
+            &[TopicSpec::registry(registry_topic.clone(), 1)],
             Duration::from_secs(10),
         )
         .await
