@@ -399,6 +399,33 @@ pub fn header_of<'m>(message: &'m OwnedMessage, name: &str) -> Option<&'m str> {
         .and_then(|v| std::str::from_utf8(v).ok())
 }
 
+/// Checks a dead letter's bookkeeping: where it first entered (`topic`, `origin`), how
+/// many attempts it had, and that its error says `reason`.
+pub fn assert_dead_letter(
+    letter: &OwnedMessage,
+    topic: &str,
+    origin: (i32, i64),
+    attempts: u32,
+    reason: &str,
+) {
+    let (partition, offset) = origin;
+    assert_eq!(
+        header_of(letter, record_headers::ATTEMPTS),
+        Some(attempts.to_string().as_str())
+    );
+    assert_eq!(header_of(letter, record_headers::ORIGIN_TOPIC), Some(topic));
+    assert_eq!(
+        header_of(letter, record_headers::ORIGIN_PARTITION),
+        Some(partition.to_string().as_str())
+    );
+    assert_eq!(
+        header_of(letter, record_headers::ORIGIN_OFFSET),
+        Some(offset.to_string().as_str())
+    );
+    let error = header_of(letter, record_headers::ERROR);
+    assert!(error.is_some_and(|e| e.contains(reason)), "{error:?}");
+}
+
 pub fn payload_of(message: &OwnedMessage) -> &[u8] {
     message.payload().unwrap_or_default()
 }

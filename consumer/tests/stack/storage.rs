@@ -7,7 +7,9 @@ use hookline_core::record_headers;
 use hookline_core::retry::DeliveryPolicy;
 use sqlx::Row;
 
-use crate::common::{Harness, entry, header_of, payload_of, policy, prototype_event};
+use crate::common::{
+    Harness, assert_dead_letter, entry, header_of, payload_of, policy, prototype_event,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_are_stored_exactly_once_and_the_registry_is_mirrored() {
@@ -197,24 +199,12 @@ async fn an_event_postgres_refuses_is_dead_lettered_and_its_batch_is_stored() {
     let nul = &dead[0];
     assert_eq!(header_of(nul, record_headers::MESSAGE_ID), Some("nul\0id"));
     assert_eq!(payload_of(nul), b"{\"n\":0}");
-    assert_eq!(header_of(nul, record_headers::ATTEMPTS), Some("1"));
-    assert_eq!(
-        header_of(nul, record_headers::ORIGIN_TOPIC),
-        Some(h.events_topic.as_str())
-    );
-    assert_eq!(
-        header_of(nul, record_headers::ORIGIN_PARTITION),
-        Some(partition.to_string().as_str())
-    );
-    assert_eq!(
-        header_of(nul, record_headers::ORIGIN_OFFSET),
-        Some(offset.to_string().as_str())
-    );
-    assert!(
-        header_of(nul, record_headers::ERROR)
-            .is_some_and(|e| e.contains("PostgreSQL cannot store")),
-        "{:?}",
-        header_of(nul, record_headers::ERROR)
+    assert_dead_letter(
+        nul,
+        &h.events_topic,
+        (partition, offset),
+        1,
+        "PostgreSQL cannot store",
     );
 
     let stored: Vec<(String, Vec<u8>, Option<serde_json::Value>)> =
