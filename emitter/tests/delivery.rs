@@ -461,24 +461,20 @@ async fn the_binary_serves_metrics_and_stops_cleanly_on_sigterm() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start the emitter");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let delivered = loop {
-        let metrics = tokio::task::spawn_blocking(move || http::get(ops_port, "/metrics"))
-            .await
-            .expect("task");
-        if let Some((200, body)) = metrics
-            && let Some(n) =
-                hookline_testkit::prometheus::sample(&body, "hookline_emitter_delivered_total")
-            && n >= 20.0
-        {
-            break n;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no deliveries in /metrics within 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let delivered = hookline_testkit::eventually(
+        "20 deliveries in /metrics",
+        Duration::from_secs(10),
+        || async {
+            let (status, body) =
+                tokio::task::spawn_blocking(move || http::get(ops_port, "/metrics"))
+                    .await
+                    .expect("task")?;
+            let delivered =
+                hookline_testkit::prometheus::sample(&body, "hookline_emitter_delivered_total")?;
+            (status == 200 && delivered >= 20.0).then_some(delivered)
+        },
+    )
+    .await;
     assert!(delivered >= 20.0);
     let ready = tokio::task::spawn_blocking(move || http::get(ops_port, "/readyz"))
         .await

@@ -1,7 +1,7 @@
 //! A consumer under test with topics and a database of its own, and helpers to feed it
 //! events as the handler produces them and to read what came out.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
 use clap::Parser;
@@ -483,21 +483,14 @@ pub struct Running {
 
 impl Running {
     pub async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let port = self.ops_port;
+        let port = self.ops_port;
+        hookline_testkit::eventually("the consumer ready", Duration::from_secs(30), || async {
             let answer = tokio::task::spawn_blocking(move || http::get(port, "/readyz"))
                 .await
                 .expect("probe");
-            if matches!(answer, Some((200, _))) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the consumer was not ready within 30 s: {answer:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            matches!(answer, Some((200, _))).then_some(())
+        })
+        .await;
     }
 
     /// The value of one sample of /metrics (0 when absent).

@@ -1,9 +1,10 @@
 //! Faults in the middle of a stream: the database stops, the consumer is killed, a
 //! second consumer joins. Every event is stored exactly once, by its first attempt.
 
+use hookline_testkit::eventually;
 use hookline_testkit::process::{Signal, send_signal};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hookline_core::retry::DeliveryPolicy;
 use hookline_testkit::http;
@@ -14,18 +15,11 @@ use crate::common::{Harness, assert_stored_once_without_retries, entry};
 const BIN: &str = env!("CARGO_BIN_EXE_hookline-consumer");
 
 async fn wait_until_stored(h: &Harness, at_least: i64, timeout: Duration) -> i64 {
-    let deadline = Instant::now() + timeout;
-    loop {
+    eventually(&format!("{at_least} events stored"), timeout, || async {
         let count = h.count_events().await;
-        if count >= at_least {
-            return count;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {count} of {at_least} stored"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        (count >= at_least).then_some(count)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,33 +45,27 @@ async fn a_database_outage_mid_stream_loses_and_dead_letters_nothing() {
     .await
     .expect("stop PostgreSQL");
     // Down long enough for /readyz to notice (it checks every 5 s) while events arrive.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let port = consumer.ops_port;
-        let answer = tokio::task::spawn_blocking(move || http::get(port, "/readyz"))
-            .await
-            .expect("probe");
-        if let Some((503, body)) = &answer
-            && body.contains("database")
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "/readyz did not report the outage: {answer:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        "/readyz reporting the database outage",
+        Duration::from_secs(15),
+        || async {
+            let port = consumer.ops_port;
+            let answer = tokio::task::spawn_blocking(move || http::get(port, "/readyz"))
+                .await
+                .expect("probe");
+            matches!(&answer, Some((503, body)) if body.contains("database")).then_some(())
+        },
+    )
+    .await;
     // The consumer meets the outage with a batch in hand and pauses.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while consumer
-        .metric("hookline_consumer_paused{source=\"events\"}")
-        .await
-        < 1.0
-    {
-        assert!(Instant::now() < deadline, "the consumer did not pause");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually("the consumer paused", Duration::from_secs(20), || async {
+        (consumer
+            .metric("hookline_consumer_paused{source=\"events\"}")
+            .await
+            >= 1.0)
+            .then_some(())
+    })
+    .await;
     assert!(
         consumer
             .metric("hookline_consumer_infrastructure_failures_total{kind=\"database\"}")
@@ -123,24 +111,23 @@ async fn a_consumer_started_before_its_database_waits_unready_then_stores() {
     // As in a cluster where the consumer's pod starts first: alive, not ready, no exit.
     let consumer = h.spawn(&[]);
     let port = consumer.ops_port;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (ready, live) = tokio::task::spawn_blocking(move || {
-            (http::get(port, "/readyz"), http::get(port, "/healthz"))
-        })
-        .await
-        .expect("probe");
-        if let (Some((503, body)), Some((200, _))) = (&ready, &live)
-            && body.contains("database")
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no live-but-not-ready answer naming the database: {ready:?} {live:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        "live but not ready, naming the database",
+        Duration::from_secs(20),
+        || async {
+            let (ready, live) = tokio::task::spawn_blocking(move || {
+                (http::get(port, "/readyz"), http::get(port, "/healthz"))
+            })
+            .await
+            .expect("probe");
+            matches!(
+                (&ready, &live),
+                (Some((503, body)), Some((200, _))) if body.contains("database")
+            )
+            .then_some(())
+        },
+    )
+    .await;
     // Several connection attempts fail meanwhile; the consumer keeps waiting.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(!consumer.has_exited(), "the consumer gave up on PostgreSQL");

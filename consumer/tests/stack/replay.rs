@@ -1,7 +1,8 @@
 //! `hookline-consumer replay` puts dead letters back with a fresh retry budget, and
 //! replaying an event that is already stored stores nothing twice.
 
-use std::time::{Duration, Instant};
+use hookline_testkit::eventually;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
@@ -52,11 +53,10 @@ async fn replay_stores_a_dead_letter_once() {
         .await;
     h.produce("wh-other", "m-2", &prototype_event("o1", "PAID"))
         .await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while dead_letter_count(&h).await < 2 {
-        assert!(Instant::now() < deadline, "no dead letters within 15 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("two dead letters", Duration::from_secs(15), || async {
+        (dead_letter_count(&h).await >= 2).then_some(())
+    })
+    .await;
     failing.stop().await;
     assert_eq!(h.count_events().await, 0);
 
@@ -110,14 +110,14 @@ async fn replay_stores_a_dead_letter_once() {
             .await
             .contains("replayed 1 ")
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while consumer.metric("hookline_consumer_duplicates_total").await < 1.0 {
-        assert!(
-            Instant::now() < deadline,
-            "the second replay was not processed"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        "the second replay processed (a duplicate)",
+        Duration::from_secs(10),
+        || async {
+            (consumer.metric("hookline_consumer_duplicates_total").await >= 1.0).then_some(())
+        },
+    )
+    .await;
     assert_eq!(h.count_events().await, 1);
 
     let out = replay(&h, &["--all"]).await;

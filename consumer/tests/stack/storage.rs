@@ -1,6 +1,7 @@
 //! Events are stored exactly as expected, once, and the registry is mirrored.
 
-use std::time::{Duration, Instant};
+use hookline_testkit::eventually;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use hookline_core::record_headers;
@@ -103,27 +104,23 @@ async fn events_are_stored_exactly_once_and_the_registry_is_mirrored() {
     );
 
     // Lag comes from librdkafka's statistics (every 5 s): caught up, it is zero.
-    let deadline = Instant::now() + Duration::from_secs(15);
     let lag = |partition: i32| {
         format!(
             "hookline_consumer_lag{{topic=\"{}\",partition=\"{partition}\"}}",
             h.events_topic
         )
     };
-    loop {
-        let body = consumer.metrics_text().await;
-        let reported: Vec<Option<f64>> = (0..3)
-            .map(|p| hookline_testkit::prometheus::sample(&body, &lag(p)))
-            .collect();
-        if reported.iter().all(|l| *l == Some(0.0)) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "lag not reported as caught up: {reported:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    eventually(
+        "lag reported as caught up on every partition",
+        Duration::from_secs(15),
+        || async {
+            let body = consumer.metrics_text().await;
+            (0..3)
+                .all(|p| hookline_testkit::prometheus::sample(&body, &lag(p)) == Some(0.0))
+                .then_some(())
+        },
+    )
+    .await;
 
     // The mirror: both webhooks, no secrets anywhere; a tombstone marks one deleted.
     let webhooks: Vec<(String, String, String)> =
@@ -153,19 +150,19 @@ async fn events_are_stored_exactly_once_and_the_registry_is_mirrored() {
     assert!(!mirrored.contains("whsec_"), "{mirrored}");
 
     h.unregister("wh-b").await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let status: String =
-            sqlx::query_scalar("select status from webhooks where webhook_id = 'wh-b'")
-                .fetch_one(&h.pool)
-                .await
-                .expect("status");
-        if status == "deleted" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the tombstone was not mirrored");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        "the tombstone mirrored",
+        Duration::from_secs(10),
+        || async {
+            let status: String =
+                sqlx::query_scalar("select status from webhooks where webhook_id = 'wh-b'")
+                    .fetch_one(&h.pool)
+                    .await
+                    .expect("status");
+            (status == "deleted").then_some(())
+        },
+    )
+    .await;
     // An event of a deleted webhook was accepted while it existed: it is stored.
     h.produce("wh-b", "msg-late", b"{}").await;
     h.wait_for_events(22, Duration::from_secs(10)).await;
