@@ -47,35 +47,24 @@ fn missing_or_bad_configuration_is_named() {
         &["--database-url", "mysql://u:hunter2@h/db", "migrate"],
         &["postgres://"],
     );
-    hookline_testkit::assert_missing_config_is_named(
-        BIN,
-        &[
-            "--database-url",
-            "postgres://h/db",
-            "run",
-            "--kafka-bootstrap-servers",
-            "127.0.0.1:9092",
-            "--retry-tier-delays",
-            "10s,1s",
-        ],
-        &["--retry-tier-delays", "grow strictly"],
-    );
-    hookline_testkit::assert_missing_config_is_named(
-        BIN,
-        &[
-            "--database-url",
-            "postgres://h/db",
-            "run",
-            "--kafka-bootstrap-servers",
-            "127.0.0.1:9092",
-            "--retry-tier-delays",
-            "1s,2s,3s",
-        ],
-        &[
-            "--retry-tier-delays",
-            "expected 5 delays, one per retry topic",
-        ],
-    );
+    for (delays, why) in [
+        ("10s,1s", "grow strictly"),
+        ("1s,2s,3s", "expected 5 delays, one per retry topic"),
+    ] {
+        hookline_testkit::assert_missing_config_is_named(
+            BIN,
+            &[
+                "--database-url",
+                "postgres://h/db",
+                "run",
+                "--kafka-bootstrap-servers",
+                "127.0.0.1:9092",
+                "--retry-tier-delays",
+                delays,
+            ],
+            &["--retry-tier-delays", why],
+        );
+    }
     hookline_testkit::assert_missing_config_is_named(
         BIN,
         &[

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::signature::{HeaderLookup, Scheme, github, shopify, slack, standard, stripe};
-use crate::signature::{MAX_MESSAGE_ID_LEN, legacy_hex};
+use crate::signature::{check_message_id, legacy_hex};
 
 /// The longest event id or type kept (longer ones are dropped, not cut).
 pub const MAX_FIELD_LEN: usize = 256;
@@ -195,11 +195,7 @@ impl EventIdentity {
             })
         };
         Self {
-            message_id: self.message_id.filter(|id| {
-                !id.is_empty()
-                    && id.len() <= MAX_MESSAGE_ID_LEN
-                    && id.bytes().all(|b| b.is_ascii_graphic())
-            }),
+            message_id: self.message_id.filter(|id| check_message_id(id).is_ok()),
             event_id: field(self.event_id),
             event_type: field(self.event_type),
             occurred_at: self.occurred_at,

@@ -204,7 +204,6 @@ impl Ingest {
             &body,
         );
         let message_id = identity.message_id.clone().unwrap_or_else(|| key.to_hex());
-        let request_headers = kept_headers_json(entry.scheme, headers);
         let in_flight = match self.replay.begin(key) {
             Ok(guard) => guard,
             Err(Seen::Accepted) => {
@@ -216,6 +215,7 @@ impl Ingest {
         self.rate_limiter
             .try_acquire(webhook_id, entry.rate_limit)
             .map_err(|retry_after| Rejection::RateLimited { retry_after })?;
+        let request_headers = kept_headers_json(entry.scheme, headers);
 
         let event = Event {
             webhook_id,

@@ -39,6 +39,7 @@ mod tag;
 mod tests;
 
 pub use request_headers::HeaderLookup;
+pub(crate) use request_headers::check_message_id;
 pub use secret::{STANDARD_SECRET_PREFIX, SecretError, SigningSecret, generate_standard_secret};
 
 use tag::Tag;

@@ -94,7 +94,7 @@ pub(super) fn optional_message_id<'h, H: HeaderLookup + ?Sized>(
 
 /// Message ids are 1 to [`MAX_MESSAGE_ID_LEN`] visible ASCII characters (no spaces),
 /// so they are safe as header values, log fields and cache keys.
-pub(super) fn check_message_id(id: &str) -> Result<(), &'static str> {
+pub(crate) fn check_message_id(id: &str) -> Result<(), &'static str> {
     if id.is_empty() {
         return Err("empty");
     }
