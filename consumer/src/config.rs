@@ -92,7 +92,7 @@ pub struct RunArgs {
 
 #[derive(Debug, Clone, clap::Args)]
 #[command(group(ArgGroup::new("selection").required(true).multiple(true)
-    .args(["webhook", "since", "until", "all"])))]
+    .args(["webhook", "since", "until", "reason", "all"])))]
 pub struct ReplayArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
@@ -107,9 +107,15 @@ pub struct ReplayArgs {
     /// Replay only events that died before this time (RFC 3339).
     #[arg(long, value_parser = parse_time)]
     pub until: Option<DateTime<Utc>>,
+    /// Replay only the dead letters that died for this reason (as the console lists them).
+    #[arg(long)]
+    pub reason: Option<String>,
     /// Replay every dead letter not replayed yet.
-    #[arg(long, conflicts_with_all = ["webhook", "since", "until"])]
+    #[arg(long, conflicts_with_all = ["webhook", "since", "until", "reason"])]
     pub all: bool,
+    /// Who asks for the replay, recorded with it (the console records its user).
+    #[arg(long, env = "USER", default_value = "hookline-consumer replay")]
+    pub requested_by: String,
 }
 
 /// The delays of the retry tiers, strictly increasing, at least one.

@@ -2,10 +2,9 @@
 //! each, arrays bound column by column, duplicates ignored), the registry mirror, and
 //! the dead letters replay reads.
 
-use chrono::{DateTime, Utc};
 use hookline_core::registry::RegistryEntry;
 use sqlx::postgres::PgConnection;
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 
 use crate::event::EventRow;
 use crate::failure_routing::DeadLetterRow;
@@ -180,61 +179,3 @@ pub async fn mark_webhook_deleted(pool: &PgPool, webhook_id: &str) -> Result<(),
     Ok(())
 }
 
-/// Which dead letters a replay takes.
-#[derive(Debug, Clone, Default)]
-pub struct ReplaySelection {
-    pub webhook_id: Option<String>,
-    pub since: Option<DateTime<Utc>>,
-    pub until: Option<DateTime<Utc>>,
-}
-
-/// A dead letter to re-publish.
-#[derive(Debug, Clone)]
-pub struct ReplayItem {
-    pub id: i64,
-    pub webhook_id: String,
-    pub payload: Vec<u8>,
-    pub headers: serde_json::Value,
-}
-
-/// The next `limit` dead letters not replayed yet after id `after`, oldest first.
-pub async fn dead_letters_to_replay(
-    pool: &PgPool,
-    selection: &ReplaySelection,
-    after: i64,
-    limit: i64,
-) -> Result<Vec<ReplayItem>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT id, webhook_id, payload, headers FROM dead_letters \
-         WHERE replayed_at IS NULL AND id > $1 \
-           AND ($2::text IS NULL OR webhook_id = $2) \
-           AND ($3::timestamptz IS NULL OR dead_at >= $3) \
-           AND ($4::timestamptz IS NULL OR dead_at < $4) \
-         ORDER BY id LIMIT $5",
-    )
-    .bind(after)
-    .bind(selection.webhook_id.as_deref())
-    .bind(selection.since)
-    .bind(selection.until)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    rows.into_iter()
-        .map(|row| {
-            Ok(ReplayItem {
-                id: row.try_get("id")?,
-                webhook_id: row.try_get("webhook_id")?,
-                payload: row.try_get("payload")?,
-                headers: row.try_get("headers")?,
-            })
-        })
-        .collect()
-}
-
-pub async fn mark_replayed(pool: &PgPool, ids: &[i64]) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE dead_letters SET replayed_at = now() WHERE id = ANY($1)")
-        .bind(ids)
-        .execute(pool)
-        .await?;
-    Ok(())
-}

@@ -8,7 +8,10 @@ pub mod ops;
 pub mod provider;
 pub mod record_headers;
 pub mod registry;
+#[cfg(feature = "replay")]
+pub mod replay;
 pub mod retry;
 pub mod shutdown;
 pub mod signature;
+pub mod source;
 pub mod telemetry;

@@ -184,6 +184,26 @@ pub fn kept_headers(scheme: Scheme) -> &'static [&'static str] {
     }
 }
 
+/// Every header a signature travels in, under any scheme: kept with the event so it can
+/// be verified again, and never shown to people (the console redacts them).
+pub const SIGNATURE_HEADERS: &[&str] = &[
+    standard::SIGNATURE,
+    standard::SVIX_SIGNATURE,
+    github::SIGNATURE,
+    stripe::SIGNATURE,
+    shopify::SIGNATURE,
+    shopify::EVENTS_SIGNATURE,
+    slack::SIGNATURE,
+    legacy_hex::SIGNATURE,
+];
+
+/// Whether `name` (any case) carries a signature.
+pub fn is_signature_header(name: &str) -> bool {
+    SIGNATURE_HEADERS
+        .iter()
+        .any(|signature| signature.eq_ignore_ascii_case(name))
+}
+
 impl EventIdentity {
     /// Drops what cannot serve: a message id that is not 1 to 256 visible ASCII
     /// characters (the handler then derives one), fields that are too long or hold
@@ -552,4 +572,19 @@ mod tests {
         assert_eq!(escaped.message_id.as_deref(), Some("evt_A"));
         assert_eq!(escaped.event_type, None, "control characters are dropped");
     }
+
+    #[test]
+    fn every_scheme_keeps_its_signature_in_a_header_known_as_one() {
+        for scheme in Scheme::ALL {
+            let signatures: Vec<&str> = kept_headers(scheme)
+                .iter()
+                .copied()
+                .filter(|name| is_signature_header(name))
+                .collect();
+            assert!(!signatures.is_empty(), "{scheme:?}");
+        }
+        assert!(is_signature_header("Stripe-Signature"));
+        assert!(!is_signature_header("webhook-id"));
+    }
+
 }

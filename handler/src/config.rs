@@ -7,7 +7,7 @@ use clap::Parser;
 use hookline_api::topics;
 use hookline_core::config::{CommonArgs, KafkaArgs, parse_duration};
 
-use crate::source::Cidr;
+use hookline_core::source::Cidr;
 
 /// Hookline's HTTP edge: verifies signed webhook deliveries and produces them to Kafka,
 /// answering 202 only after the broker has acknowledged.

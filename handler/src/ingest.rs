@@ -43,7 +43,7 @@ use crate::produce::{Event, EventProducer, ProduceError};
 use crate::rate_limit::SharedRateLimiter;
 use crate::rejection::Rejection;
 use crate::repeats::{self, ReplayKey, Seen, SharedReplayCache};
-use crate::source::{self, Cidr};
+use hookline_core::source::{self, Cidr};
 
 /// How long a request for an unknown id waits for the registry to catch up.
 const REGISTRY_CATCH_UP: Duration = Duration::from_secs(1);

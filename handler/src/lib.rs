@@ -10,4 +10,3 @@ pub mod rejection;
 pub mod repeats;
 pub mod server;
 pub mod service;
-pub mod source;

@@ -1,0 +1,90 @@
+//! The console's Prometheus metrics (prefix `hookline_console`).
+
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels bounded by the router: a route template, never a path with ids in it.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+pub struct Metrics {
+    pub requests: Family<RequestLabels, Counter>,
+    pub request_seconds: Histogram,
+    pub failed_logins: Counter,
+    pub replays: Counter,
+    pub replayed_dead_letters: Counter,
+    pub live_streams: Gauge,
+}
+
+impl Metrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            requests: Family::default(),
+            // 1 ms to ~16 s.
+            request_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
+            failed_logins: Counter::default(),
+            replays: Counter::default(),
+            replayed_dead_letters: Counter::default(),
+            live_streams: Gauge::default(),
+        };
+        registry.register(
+            "requests",
+            "API requests answered, by method, route template and HTTP status",
+            metrics.requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time to answer an API request (a live stream: to its first byte)",
+            metrics.request_seconds.clone(),
+        );
+        registry.register(
+            "failed_logins",
+            "Sign-ins refused for a wrong username or password",
+            metrics.failed_logins.clone(),
+        );
+        registry.register(
+            "replays",
+            "Replays of dead letters run from the console",
+            metrics.replays.clone(),
+        );
+        registry.register(
+            "replayed_dead_letters",
+            "Dead letters replayed from the console",
+            metrics.replayed_dead_letters.clone(),
+        );
+        registry.register(
+            "live_streams",
+            "Live tails open now",
+            metrics.live_streams.clone(),
+        );
+        metrics
+    }
+
+    pub fn observe_request(
+        &self,
+        method: &Method,
+        route: &str,
+        status: StatusCode,
+        elapsed: Duration,
+    ) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                method: method.as_str().to_owned(),
+                route: route.to_owned(),
+                status: status.as_u16(),
+            })
+            .inc();
+        self.request_seconds.observe(elapsed.as_secs_f64());
+    }
+}

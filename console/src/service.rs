@@ -1,0 +1,211 @@
+//! Wires the console together and serves it until SIGTERM: the PostgreSQL pool, the
+//! reflector of Webhooks, the replay producer, the pages and the API.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use futures::StreamExt;
+use hookline_api::webhook::Webhook;
+use hookline_core::ops::{self, Readiness};
+use hookline_core::replay::{ReplayError, Replayer};
+use hookline_core::shutdown::Shutdown;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Api, Client};
+use prometheus_client::registry::Registry;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use thiserror::Error;
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState};
+use crate::assets;
+use crate::auth::{Auth, AuthConfigError, ProxyAuth};
+use crate::config::Config;
+use crate::metrics::Metrics;
+
+const DATABASE: &str = "database";
+const KUBERNETES: &str = "kubernetes";
+
+#[derive(Debug, Error)]
+pub enum ConsoleError {
+    #[error(transparent)]
+    Auth(#[from] AuthConfigError),
+    #[error("the database URL is not one PostgreSQL takes: {0}")]
+    DatabaseUrl(#[source] sqlx::Error),
+    #[error("cannot reach the Kubernetes API: {0}")]
+    Kubernetes(#[source] kube::Error),
+    #[error(transparent)]
+    Producer(#[from] ReplayError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the server stopped: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Everything the console needs, from its configuration.
+pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ConsoleError> {
+    let proxy = config
+        .auth_proxy_user_header
+        .clone()
+        .map(|user_header| ProxyAuth {
+            user_header: user_header.to_ascii_lowercase(),
+            groups_header: config
+                .auth_proxy_groups_header
+                .as_ref()
+                .map(|h| h.to_ascii_lowercase()),
+            operator_groups: config.auth_proxy_operator_groups.clone(),
+            trusted: config.auth_proxy_trusted_cidrs.clone(),
+        });
+    let auth = Auth::new(
+        config.users_file.as_deref(),
+        config.session_key_file.as_deref(),
+        config.session_lifetime,
+        config.secure_cookie,
+        proxy,
+    )?;
+    let readiness = Readiness::default();
+    readiness.require(DATABASE, "PostgreSQL not checked yet");
+    readiness.require(KUBERNETES, "Webhooks not listed yet");
+    let mut registry = Registry::with_prefix("hookline_console");
+    let metrics = Arc::new(Metrics::register(&mut registry));
+    let ops_server = tokio::spawn(ops::serve(
+        config.ops.ops_addr,
+        ops::router(readiness.clone(), Arc::new(registry)),
+        shutdown.clone(),
+    ));
+
+    let pool = pool(&config)?;
+    tokio::spawn(watch_database(pool.clone(), readiness.clone(), shutdown.clone()));
+
+    let client = Client::try_default()
+        .await
+        .map_err(ConsoleError::Kubernetes)?;
+    let api: Api<Webhook> = match &config.watch_namespace {
+        Some(namespace) if !namespace.is_empty() => Api::namespaced(client, namespace),
+        _ => Api::all(client),
+    };
+    let (store, writer) = reflector::store();
+    let webhooks_synced = Arc::new(AtomicBool::new(false));
+    let reflect = reflector(writer, watcher(api, watcher::Config::default()))
+        .default_backoff()
+        .applied_objects();
+    tokio::spawn(async move {
+        futures::pin_mut!(reflect);
+        while let Some(event) = reflect.next().await {
+            if let Err(err) = event {
+                tracing::warn!(%err, "watching Webhooks failed; retrying");
+            }
+        }
+    });
+    {
+        let store = store.clone();
+        let synced = webhooks_synced.clone();
+        let readiness = readiness.clone();
+        tokio::spawn(async move {
+            if store.wait_until_ready().await.is_ok() {
+                synced.store(true, Ordering::Release);
+                readiness.set_ready(KUBERNETES);
+            }
+        });
+    }
+
+    let replayer = Replayer::new(
+        &config.kafka.kafka_bootstrap_servers,
+        "hookline-console-replay",
+        &config.events_topic,
+    )?;
+    let state = AppState {
+        pool,
+        auth: Arc::new(auth),
+        webhooks: store,
+        replayer: Arc::new(replayer),
+        metrics,
+        webhooks_synced,
+        namespaced: config
+            .watch_namespace
+            .as_deref()
+            .is_some_and(|ns| !ns.is_empty()),
+    };
+    let app = app(state);
+    let listener = TcpListener::bind(config.listen_addr)
+        .await
+        .map_err(|source| ConsoleError::Listen {
+            addr: config.listen_addr,
+            source,
+        })?;
+    tracing::info!(addr = %config.listen_addr, "console listening");
+    let grace = config.shutdown_grace;
+    let stopping = shutdown.clone();
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { stopping.wait().await });
+    // Live streams never end by themselves: after the grace period they are dropped.
+    tokio::select! {
+        result = served => result.map_err(ConsoleError::Serve)?,
+        () = async { shutdown.wait().await; tokio::time::sleep(grace).await } => {
+            tracing::info!("grace period over; dropping open streams");
+        }
+    }
+    ops_server.abort();
+    Ok(())
+}
+
+/// The pages and the API, with the security headers on every answer.
+pub fn app(state: AppState) -> Router {
+    assets::router()
+        .merge(api::router(state))
+        .layer(middleware::from_fn(security_headers))
+}
+
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in assets::security_headers() {
+        headers.insert(name, value);
+    }
+    response
+}
+
+/// A lazy pool: the console starts (live, not ready) while PostgreSQL does not answer,
+/// and every statement is bounded by --query-timeout.
+fn pool(config: &Config) -> Result<PgPool, ConsoleError> {
+    let options: PgConnectOptions = config
+        .database_url
+        .parse()
+        .map_err(ConsoleError::DatabaseUrl)?;
+    let timeout_ms = config.query_timeout.as_millis().to_string();
+    let options = options
+        .application_name("hookline-console")
+        .options([("statement_timeout", timeout_ms.as_str())]);
+    Ok(PgPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(std::time::Duration::from_secs(5))
+        .connect_lazy_with(options))
+}
+
+/// Ready while PostgreSQL answers and has the console's tables (the consumer's
+/// migrations made them).
+async fn watch_database(pool: PgPool, readiness: Readiness, shutdown: Shutdown) {
+    const INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+    while !shutdown.is_triggered() {
+        match sqlx::query("SELECT 1 FROM replays LIMIT 0").execute(&pool).await {
+            Ok(_) => readiness.set_ready(DATABASE),
+            Err(err) => readiness.set_not_ready(DATABASE, err.to_string()),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(INTERVAL) => {}
+            () = shutdown.wait() => {}
+        }
+    }
+}
