@@ -1,5 +1,5 @@
 # One image per binary: DOCKER_BUILDKIT=1 docker build --target operator -t hookline-operator:0.1.0 .
-# (targets: operator, handler, consumer, emitter; `make kind-up` builds all four).
+# (targets: operator, handler, consumer, emitter, console; `make kind-up` builds all five).
 #
 # Build arguments, so the same recipe serves both modes of `make kind-up`:
 #   RUST_IMAGE     the image that compiles (connected mode)
@@ -26,27 +26,29 @@ COPY operator/Cargo.toml operator/
 COPY handler/Cargo.toml handler/
 COPY consumer/Cargo.toml consumer/
 COPY emitter/Cargo.toml emitter/
+COPY console/Cargo.toml console/
 COPY testkit/Cargo.toml testkit/
 COPY bench/Cargo.toml bench/
 COPY e2e/Cargo.toml e2e/
 COPY dev/pod-runner/Cargo.toml dev/pod-runner/
 COPY dev/build-release.sh dev/
-RUN for crate in core api operator handler consumer emitter testkit bench e2e dev/pod-runner; do \
+RUN for crate in core api operator handler consumer emitter console testkit bench e2e dev/pod-runner; do \
       mkdir -p "$crate/src/bin" && : > "$crate/src/lib.rs"; \
     done \
- && for crate in operator handler consumer emitter bench dev/pod-runner; do \
+ && for crate in operator handler consumer emitter console bench dev/pod-runner; do \
       echo 'fn main() {}' > "$crate/src/main.rs"; \
     done \
  && echo 'fn main() {}' > e2e/src/bin/chaos.rs \
- && dev/build-release.sh -p hookline-operator -p hookline-handler -p hookline-consumer -p hookline-emitter
+ && dev/build-release.sh -p hookline-operator -p hookline-handler -p hookline-consumer -p hookline-emitter -p hookline-console
 
 # Then Hookline itself. Touch the sources: their copied mtimes may be older than the stubs'.
 COPY . .
-RUN find core api operator handler consumer emitter testkit bench e2e dev/pod-runner -name '*.rs' -exec touch {} + \
- && dev/build-release.sh -p hookline-operator -p hookline-handler -p hookline-consumer -p hookline-emitter \
+RUN find core api operator handler consumer emitter console testkit bench e2e dev/pod-runner -name '*.rs' -exec touch {} + \
+ && dev/build-release.sh -p hookline-operator -p hookline-handler -p hookline-consumer -p hookline-emitter -p hookline-console \
  && mkdir -p /out \
  && cp target/release/hookline-operator target/release/hookline-handler \
-      target/release/hookline-consumer target/release/hookline-emitter /out/
+      target/release/hookline-consumer target/release/hookline-emitter \
+      target/release/hookline-console /out/
 
 FROM scratch AS prebuilt
 COPY prebuilt/ /out/
@@ -77,3 +79,8 @@ FROM runtime AS emitter
 COPY --from=binaries /out/hookline-emitter /usr/local/bin/hookline-emitter
 EXPOSE 9090
 ENTRYPOINT ["/usr/local/bin/hookline-emitter"]
+
+FROM runtime AS console
+COPY --from=binaries /out/hookline-console /usr/local/bin/hookline-console
+EXPOSE 8080 9090
+ENTRYPOINT ["/usr/local/bin/hookline-console"]

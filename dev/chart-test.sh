@@ -43,15 +43,44 @@ render_default() {
 render_external() {
   helm_ template "$RELEASE" "$CHART" --namespace "$NAMESPACE" \
     --set kafka.builtIn=false --set kafka.bootstrapServers=kafka-0.kafka:9092 \
-    --set postgres.builtIn=false --set postgres.external.existingSecret=pg-dsn >"$WORK/external.yaml" &&
+    --set postgres.builtIn=false --set postgres.external.existingSecret=pg-dsn \
+    --set console.database.existingSecret=console-dsn >"$WORK/external.yaml" &&
     ! kinds "$WORK/external.yaml" | grep -q StatefulSet &&
     grep -q 'kafka-0.kafka:9092' "$WORK/external.yaml" &&
-    grep -q 'name: pg-dsn' "$WORK/external.yaml"
+    grep -q 'name: pg-dsn' "$WORK/external.yaml" &&
+    grep -q 'name: console-dsn' "$WORK/external.yaml"
 }
 
 external_needs_its_settings() {
   ! helm_ template "$RELEASE" "$CHART" --set kafka.builtIn=false 2>"$WORK/err" &&
-    grep -q 'kafka.bootstrapServers is required' "$WORK/err"
+    grep -q 'kafka.bootstrapServers is required' "$WORK/err" &&
+    ! helm_ template "$RELEASE" "$CHART" --set postgres.builtIn=false \
+      --set postgres.external.existingSecret=pg-dsn 2>"$WORK/err" &&
+    grep -q 'console.database.existingSecret' "$WORK/err"
+}
+
+console_reads_with_its_own_login() {
+  "$PYTHON" - "$WORK/default.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+console = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-console"))
+env = {e["name"]: e for e in console["spec"]["template"]["spec"]["containers"][0]["env"]}
+ref = env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+assert ref["key"] == "CONSOLE_DATABASE_URL", ref
+secret = next(d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"].endswith("-console"))
+users = secret["stringData"]["users"].splitlines()
+assert [u.split(":")[:2] for u in users] == [["admin", "operator"], ["viewer", "viewer"]], users
+assert all(len(u.split(":", 2)[2]) >= 20 for u in users)
+rules = [d["rules"] for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"].startswith(console["metadata"]["name"])]
+assert rules == [[{"apiGroups": ["hookline.io"], "resources": ["webhooks"], "verbs": ["get", "list", "watch"]}]], rules
+PY
+}
+
+console_ingress_needs_a_host() {
+  ! helm_ template "$RELEASE" "$CHART" --set console.ingress.enabled=true 2>"$WORK/err" &&
+    grep -q 'console.ingress.host is required' "$WORK/err" &&
+    helm_ template "$RELEASE" "$CHART" --set console.ingress.enabled=true \
+      --set console.ingress.host=console.localtest.me | grep -q 'host: "console.localtest.me"'
 }
 
 bad_values_are_refused() {
@@ -86,7 +115,7 @@ import sys, yaml
 chart = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
 wanted = [d for d in yaml.safe_load_all(open(sys.argv[2])) if d]
 for kind in ("ClusterRole", "Role"):
-    got = [d["rules"] for d in chart if d["kind"] == kind]
+    got = [d["rules"] for d in chart if d["kind"] == kind and "-operator" in d["metadata"]["name"]]
     want = [d["rules"] for d in wanted if d["kind"] == kind]
     assert got == want, f"{kind} rules differ from operator/rbac.yaml:\n{got}\n{want}"
 PY
@@ -126,7 +155,8 @@ objects_exist() {
   kubectl_ -n "$NAMESPACE" get "deployment/$RELEASE-hookline-operator" "deployment/$RELEASE-hookline-handler" \
     "deployment/$RELEASE-hookline-consumer" "statefulset/$RELEASE-hookline-kafka" "statefulset/$RELEASE-hookline-postgres" \
     "service/$RELEASE-hookline-handler" "ingress/$RELEASE-hookline-handler" "pdb/$RELEASE-hookline-handler" \
-    "secret/$RELEASE-hookline-postgres" "serviceaccount/$RELEASE-hookline-operator" &&
+    "secret/$RELEASE-hookline-postgres" "serviceaccount/$RELEASE-hookline-operator" \
+    "deployment/$RELEASE-hookline-console" "service/$RELEASE-hookline-console" "secret/$RELEASE-hookline-console" &&
     kubectl_ get crd webhooks.hookline.io
 }
 
@@ -168,6 +198,20 @@ no delete webhooks.hookline.io
 LIST
 }
 
+console_can_only_read_webhooks() {
+  local as="system:serviceaccount:$NAMESPACE:$RELEASE-hookline-console" verb resource want got
+  while read -r want verb resource; do
+    got=$(kubectl_ auth can-i "$verb" "$resource" -n "$NAMESPACE" --as "$as" 2>/dev/null | head -1)
+    [ "$got" = "$want" ] || { echo "can the console $verb $resource? got '$got', want '$want'"; return 1; }
+  done <<'LIST'
+yes watch webhooks.hookline.io
+yes list webhooks.hookline.io
+no patch webhooks.hookline.io
+no get secrets
+no list pods
+LIST
+}
+
 uninstall_leaves_nothing() {
   helm_ uninstall "$RELEASE" --namespace "$NAMESPACE" --wait --timeout 2m || return 1
   local left
@@ -190,6 +234,8 @@ check "render with built-in Kafka and PostgreSQL" render_default
 check "render with external Kafka and PostgreSQL" render_external
 check "external Kafka without bootstrap servers is refused" external_needs_its_settings
 check "values.schema.json refuses bad values" bad_values_are_refused
+check "the console: its own database login, generated users, read-only RBAC" console_reads_with_its_own_login
+check "the console's Ingress needs a host" console_ingress_needs_a_host
 check "with autoscaling the HPA owns the handler's replicas" autoscaling_leaves_replicas_to_the_hpa
 check "KEDA ScaledObject only where KEDA is installed" keda_only_with_its_crds
 check "the chart's CRD is crds/webhook.yaml" crd_matches_the_generated_one
@@ -207,6 +253,7 @@ check "examples/ are accepted by the API server" examples_are_valid
 check "kubectl get shows every object" objects_exist
 check "kubectl scale deployment handler: the ReplicaSet follows" handler_scales_like_any_deployment
 check "kubectl auth can-i: the operator's least privilege" operator_can_exactly_what_it_needs
+check "kubectl auth can-i: the console reads Webhooks, nothing else" console_can_only_read_webhooks
 check "helm uninstall leaves nothing behind (the CRD stays, as Helm does)" uninstall_leaves_nothing
 kubectl_ delete namespace "$NAMESPACE" --wait=false >/dev/null 2>&1
 

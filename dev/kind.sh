@@ -25,6 +25,7 @@ CLUSTER=hookline
 NAMESPACE=hookline
 RELEASE=hookline
 INGRESS_HOST=hooks.localtest.me
+CONSOLE_HOST=console.localtest.me
 KIND_STATE="$STACK_DIR/kind"
 MODE_FILE="$KIND_STATE/mode"
 export KUBECONFIG="$KIND_STATE/kubeconfig"
@@ -138,6 +139,8 @@ wait_nodes_ready() {
 chart_values() {
   echo "--set=handler.ingress.className=traefik"
   echo "--set=handler.ingress.host=$INGRESS_HOST"
+  echo "--set=console.ingress.enabled=true"
+  echo "--set=console.ingress.host=$CONSOLE_HOST"
   if [ "$(mode)" = offline ]; then
     echo "--set-string=image.tag=$(bash "$DEV_DIR/kind/images.sh" hookline-tag)"
     echo "--set=kafka.image=hookline-kind/kafka"
@@ -281,6 +284,10 @@ Hookline runs on kind ($(mode) mode). The emitter of examples/webhook.yaml sends
   # through the Ingress: unsigned, so the handler answers 401 and names the missing header
   curl -si --resolve $INGRESS_HOST:80:127.0.0.1 -X POST -d '{}' \\
     http://$INGRESS_HOST/webhooks/\$(kubectl -n $NAMESPACE get webhook invoices -o jsonpath='{.status.webhookId}')
+
+The console answers on http://$CONSOLE_HOST (127.0.0.1, through the Ingress); its sign-ins
+(admin may replay, viewer may look):
+  kubectl -n $NAMESPACE get secret $RELEASE-console -o jsonpath='{.data.users}' | base64 -d
 
 make kind-test runs the end-to-end test on it; make kind-down removes it all.
 INFO

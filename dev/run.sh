@@ -77,7 +77,7 @@ up() {
     log "building the release binaries"
     "$DEV_DIR/build-release.sh"
   fi
-  for binary in hookline-operator hookline-handler hookline-consumer hookline-emitter dev-pod-runner; do
+  for binary in hookline-operator hookline-handler hookline-consumer hookline-emitter hookline-console dev-pod-runner; do
     [ -x "$BIN_DIR/$binary" ] || die "no $BIN_DIR/$binary (build it first)"
   done
   # The pods of an earlier run (their logs and Secret files) go: a new run starts clean.
@@ -91,11 +91,14 @@ up() {
   "$KUBECTL" get namespace "$NAMESPACE" >/dev/null 2>&1 || "$KUBECTL" create namespace "$NAMESPACE" >/dev/null
   "$KUBECTL" -n "$NAMESPACE" create secret generic hookline-database \
     --from-literal=DATABASE_URL="$DATABASE_URL" --dry-run=client -o yaml | "$KUBECTL" apply -f - >/dev/null
+  "$KUBECTL" -n "$NAMESPACE" create secret generic hookline-console-database \
+    --from-literal=DATABASE_URL="$CONSOLE_DATABASE_URL" --dry-run=client -o yaml | "$KUBECTL" apply -f - >/dev/null
   log "helm upgrade --install $RELEASE into namespace $NAMESPACE"
   "$HELM" upgrade --install "$RELEASE" "$REPO_ROOT/helm/hookline" --namespace "$NAMESPACE" \
     --set logFormat=text \
     --set kafka.builtIn=false --set kafka.bootstrapServers="$KAFKA_BOOTSTRAP_SERVERS" \
     --set postgres.builtIn=false --set postgres.external.existingSecret=hookline-database \
+    --set console.database.existingSecret=hookline-console-database \
     --set handler.replicas=3 --set consumer.replicas=2 \
     --set operator.watchNamespace="$NAMESPACE" \
     --set operator.publicBaseUrl="$PROXY_URL" --set operator.handlerUrl="$PROXY_URL" \
@@ -110,12 +113,32 @@ up() {
   wait_for "the operator is available" 120 "$KUBECTL" -n "$NAMESPACE" wait deployment/$RELEASE-operator --for=condition=Available --timeout=2s
   wait_for "the handlers are available" 120 "$KUBECTL" -n "$NAMESPACE" wait deployment/$RELEASE-handler --for=condition=Available --timeout=2s
   wait_for "the consumers are available" 120 "$KUBECTL" -n "$NAMESPACE" wait deployment/$RELEASE-consumer --for=condition=Available --timeout=2s
+  wait_for "the console is available" 120 "$KUBECTL" -n "$NAMESPACE" wait deployment/$RELEASE-console --for=condition=Available --timeout=2s
+  local console_url
+  console_url=$(console_url)
   {
     echo "export HOOKLINE_RUN_NAMESPACE=$NAMESPACE"
     echo "export HOOKLINE_PROXY_URL=$PROXY_URL"
     echo "export HOOKLINE_PODS_FILE=$PODS_DIR/pods.json"
+    echo "export HOOKLINE_CONSOLE_URL=$console_url"
   } >"$RUN_STATE/env"
   log "Hookline runs in namespace $NAMESPACE; the proxy is $PROXY_URL (env in $RUN_STATE/env)"
+  log "the console: $console_url  sign in as one of (username:role:password):"
+  "$KUBECTL" -n "$NAMESPACE" get secret "$RELEASE-console" -o jsonpath='{.data.users}' | base64 -d | sed 's/^/    /' >&2
+}
+
+# The console's local address: dev-pod-runner gave its container port 8080 a port of its own.
+console_url() {
+  local python
+  python=$(bash "$DEV_DIR/pyenv.sh")
+  "$python" - "$PODS_DIR/pods.json" <<'PY'
+import json, sys
+pods = json.load(open(sys.argv[1]))["pods"]
+ports = [p["ports"]["8080"] for p in pods.values() if p.get("component") == "console" and "8080" in p.get("ports", {})]
+if not ports:
+    sys.exit("no console pod in " + sys.argv[1])
+print(f"http://127.0.0.1:{ports[0]}")
+PY
 }
 
 down() {

@@ -57,6 +57,12 @@ function timeEl(iso) {
   return el('time', { datetime: iso, title: iso }, Number.isNaN(date.getTime()) ? iso : date.toLocaleString());
 }
 
+// For the live list: seconds-old events need the time of day only.
+function clockEl(iso) {
+  const date = new Date(iso);
+  return el('time', { datetime: iso, title: iso }, Number.isNaN(date.getTime()) ? iso : date.toLocaleTimeString());
+}
+
 function localTime(iso) {
   const date = new Date(iso);
   return Number.isNaN(date.getTime()) ? String(iso) : date.toLocaleString();
@@ -285,7 +291,7 @@ function section(title, ...content) {
 }
 
 function headersTable(testid, headers) {
-  const { wrap, tbody } = dataTable(testid, [['Name', 'Value']]);
+  const { wrap, tbody } = dataTable(testid, [[['Name', { class: 'key' }], 'Value']]);
   const names = Object.keys(headers || {}).sort();
   for (const name of names) {
     tbody.append(el('tr', {}, el('th', { scope: 'row' }, el('code', {}, name)), el('td', { class: 'wrap' }, String(headers[name]))));
@@ -320,9 +326,12 @@ function statusBadge(status) {
   return el('span', { class: `badge badge-${status}` }, labels[status] || status);
 }
 
+// Line breaks are allowed after each slash, so a long URL wraps where it reads well.
 function endpointView(url) {
   if (!url) return dash();
-  return el('span', { class: 'endpoint' }, el('code', {}, url), ' ', copyButton(url));
+  const pieces = url.split(/(?<=\/)(?=[^/])/);
+  return el('span', { class: 'endpoint' },
+    el('code', {}, pieces.map((piece, i) => [i ? el('wbr') : null, piece])), copyButton(url));
 }
 
 function webhookOptions(webhooks) {
@@ -494,7 +503,8 @@ function statsChart(stats, width) {
   const times = stats.points.map((p) => Date.parse(p.at));
   const first = times[0];
   const last = times[times.length - 1];
-  const ticks = [0, 1, 2, 3, 4].map((i) => first + ((last - first) * i) / 4);
+  const count = Math.min(5, Math.max(2, Math.floor(width / 100))); // labels must not overlap on a phone
+  const ticks = Array.from({ length: count }, (_, i) => first + ((last - first) * i) / (count - 1));
   return lineChart({
     width,
     title: `Events per ${bucketName(stats.bucket_seconds)} over ${stats.window === '24h' ? 'the last day' : 'the last hour'}`,
@@ -646,6 +656,15 @@ function countCells(counts) {
 
 const webhookHref = (w) => `#/webhooks/${enc(w.namespace)}/${enc(w.name)}`;
 
+// Accepted / stored / dead-lettered in one cell per window keeps the table within a laptop's width.
+function countsCell(counts) {
+  return el('td', { class: 'num counts' }, SERIES.map((s, i) => {
+    const n = counts?.[s.key] ?? 0;
+    const alarming = s.key === 'dead_lettered' && n > 0;
+    return [i ? el('span', { class: 'sep' }, ' / ') : null, el('span', { title: s.label, class: alarming ? 'bad' : null }, fmt(n))];
+  }));
+}
+
 function webhookRow(w) {
   const row = el('tr', { 'data-testid': 'webhook-row', 'data-webhook-id': w.webhook_id },
     el('td', {}, w.namespace),
@@ -654,21 +673,18 @@ function webhookRow(w) {
     el('td', {}, orDash(w.scheme)),
     el('td', {}, statusBadge(w.status)),
     el('td', {}, endpointView(w.endpoint)),
-    countCells(w.counts?.last_hour),
-    countCells(w.counts?.last_day));
+    countsCell(w.counts?.last_hour),
+    countsCell(w.counts?.last_day));
   return clickable(row, webhookHref(w));
 }
 
 async function webhooksPage(pg) {
   heading(pg, 'Webhooks');
   const webhooks = await loading(pg.root, fetchWebhooks());
-  const group = (label) => [label, { colspan: 3, class: 'group' }];
-  const single = (label) => [label, { rowspan: 2 }];
-  const countHeads = SERIES.map((s) => [s.label, { class: 'num' }]);
-  const { wrap, tbody } = dataTable('webhooks-table', [
-    [...['Namespace', 'Name', 'Customer', 'Scheme', 'Status', 'Endpoint'].map(single), group('Last hour'), group('Last day')],
-    [...countHeads, ...countHeads],
-  ]);
+  const windowHead = (label) => [[label, el('span', { class: 'sub' }, 'accepted / stored / dead')], { class: 'num' }];
+  const { wrap, tbody } = dataTable('webhooks-table', [[
+    'Namespace', 'Name', 'Customer', 'Scheme', 'Status', 'Endpoint', windowHead('Last hour'), windowHead('Last day'),
+  ]]);
   tbody.append(...webhooks.map(webhookRow));
   pg.root.append(wrap);
   if (!webhooks.length) pg.root.append(el('p', { class: 'empty' }, 'No Webhook resources yet.'));
@@ -676,6 +692,7 @@ async function webhooksPage(pg) {
 
 function countsTable(counts) {
   const { wrap, tbody } = dataTable('webhook-counts', [['Window', ...SERIES.map((s) => [s.label, { class: 'num' }])]]);
+  wrap.classList.add('compact');
   tbody.append(
     el('tr', {}, el('th', { scope: 'row' }, 'Last hour'), countCells(counts?.last_hour)),
     el('tr', {}, el('th', { scope: 'row' }, 'Last day'), countCells(counts?.last_day)));
@@ -687,7 +704,7 @@ function conditionsTable(conditions) {
   for (const c of conditions || []) {
     tbody.append(el('tr', {},
       el('td', {}, c.type),
-      el('td', {}, el('span', { class: `condition condition-${String(c.status).toLowerCase()}` }, c.status)),
+      el('td', {}, c.status),
       el('td', {}, orDash(c.reason)),
       el('td', { class: 'wrap' }, orDash(c.message)),
       el('td', {}, timeEl(c.last_transition_time))));
@@ -853,8 +870,8 @@ function deadLetterRow(dl, onReplay) {
     el('td', {}, el('a', { href }, el('code', {}, dl.message_id))),
     el('td', { class: 'wrap' }, dl.reason),
     el('td', { class: 'num' }, fmt(dl.attempts)),
-    el('td', { 'data-testid': 'replay-status', 'data-replay-state': replayState(dl.replay) }, replayStatus(dl.replay)),
-    onReplay && el('td', {}, el('button', { type: 'button', class: 'small', 'data-testid': 'replay-one', onclick: () => onReplay(dl) },
+    el('td', { class: 'wrap', 'data-testid': 'replay-status', 'data-replay-state': replayState(dl.replay) }, replayStatus(dl.replay)),
+    onReplay && el('td', {}, el('button', { type: 'button', class: 'secondary small', 'data-testid': 'replay-one', onclick: () => onReplay(dl) },
       dl.replay ? 'Replay again' : 'Replay')));
   return clickable(row, href);
 }
@@ -1027,7 +1044,7 @@ function liveChart(samples, width) {
 function liveItem(ev) {
   return el('li', {},
     el('a', { href: eventHref(ev.webhook_id, ev.message_id) },
-      el('span', { class: 'live-time' }, timeEl(ev.stored_at || ev.received_at)),
+      el('span', { class: 'live-time' }, clockEl(ev.stored_at || ev.received_at)),
       el('span', {}, webhookLabel(ev.webhook_id)),
       el('span', { class: 'live-type' }, orDash(ev.event_type)),
       el('code', {}, ev.event_id || ev.message_id)));

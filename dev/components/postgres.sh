@@ -18,6 +18,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 PG_BIN="/usr/lib/postgresql/$POSTGRES_MAJOR/bin"
 PG_OS_USER=postgres # PostgreSQL refuses to run as root; as another user it runs as that user.
 DATABASE_URL="postgres://hookline:hookline@127.0.0.1:$POSTGRES_PORT/hookline"
+# The console's login: the group role hookline_console only, which the consumer's migrations
+# grant reading the tables and recording replays (hookline may not create roles itself).
+CONSOLE_DATABASE_URL="postgres://hookline_console_login:hookline-console@127.0.0.1:$POSTGRES_PORT/hookline"
 PGDATA_DIR="$DATA_DIR/postgres"
 PG_SOCKET_DIR="$RUN_DIR/postgres"
 # As root, the cluster belongs to the postgres user, who may not be able to traverse the
@@ -119,6 +122,9 @@ create_role_and_database() {
 SELECT 'CREATE ROLE hookline' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'hookline') \gexec
 ALTER ROLE hookline LOGIN CREATEDB PASSWORD 'hookline';
 SELECT 'CREATE DATABASE hookline OWNER hookline' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'hookline') \gexec
+SELECT 'CREATE ROLE hookline_console NOLOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'hookline_console') \gexec
+SELECT 'CREATE ROLE hookline_console_login IN ROLE hookline_console' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'hookline_console_login') \gexec
+ALTER ROLE hookline_console_login LOGIN PASSWORD 'hookline-console';
 SQL
 }
 
@@ -149,6 +155,7 @@ start() {
   create_role_and_database
   write_env_part postgres \
     "DATABASE_URL=$DATABASE_URL" \
+    "CONSOLE_DATABASE_URL=$CONSOLE_DATABASE_URL" \
     "PG_BIN=$PG_BIN" \
     "POSTGRES_PORT=$POSTGRES_PORT"
 }

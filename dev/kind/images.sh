@@ -32,7 +32,7 @@ NODE_IMAGE="$REPO/node:$KUBERNETES_VERSION"
 KAFKA_IMAGE="$REPO/kafka:$KAFKA_VERSION"
 POSTGRES_IMAGE="$REPO/postgres:$POSTGRES_TAG"
 TRAEFIK_IMAGE="$REPO/traefik:$TRAEFIK_VERSION"
-HOOKLINE_BINARIES=(operator handler consumer emitter)
+HOOKLINE_BINARIES=(operator handler consumer emitter console)
 
 # The names kubeadm asks for under the image repository hookline-kind (see offline-config.yaml).
 cluster_images() {
@@ -203,7 +203,7 @@ build_workloads() {
 build_hookline() {
   local ctx="$KIND_DIR/hookline-context" b key tag
   log "release build of Hookline's binaries (dev/build-release.sh)"
-  (cd "$REPO_ROOT" && dev/build-release.sh -p hookline-operator -p hookline-handler -p hookline-consumer -p hookline-emitter) ||
+  (cd "$REPO_ROOT" && dev/build-release.sh -p hookline-operator -p hookline-handler -p hookline-consumer -p hookline-emitter -p hookline-console) ||
     die "the release build failed"
   rm -rf "$ctx"
   mkdir -p "$ctx/prebuilt"

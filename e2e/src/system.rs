@@ -32,6 +32,7 @@ fn bin_dir() -> PathBuf {
         "hookline-handler",
         "hookline-consumer",
         "hookline-emitter",
+        "hookline-console",
         "dev-pod-runner",
     ] {
         assert!(

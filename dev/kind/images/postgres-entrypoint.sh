@@ -1,6 +1,6 @@
 #!/bin/sh
-# Initialises PGDATA on first start from POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB (as
-# the official postgres image does), then runs PostgreSQL listening on every address, with
+# Initialises PGDATA on first start from POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB and
+# runs the *.sh of /docker-entrypoint-initdb.d (as the official postgres image does), then runs PostgreSQL listening on every address, with
 # password (SCRAM) authentication for every network client.
 set -eu
 : "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD must be set}"
@@ -16,10 +16,15 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     --auth-local=trust --auth-host=scram-sha-256
   rm -f "$pwfile"
   echo "host all all all scram-sha-256" >>"$PGDATA/pg_hba.conf"
+  pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start
   if [ "$db" != postgres ]; then
-    pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start
     psql -v ON_ERROR_STOP=1 -U "$user" -d postgres -c "CREATE DATABASE \"$db\""
-    pg_ctl -D "$PGDATA" -m fast -w stop
   fi
+  for script in /docker-entrypoint-initdb.d/*.sh; do
+    [ -f "$script" ] || continue
+    echo "running $script"
+    POSTGRES_USER=$user POSTGRES_DB=$db sh "$script"
+  done
+  pg_ctl -D "$PGDATA" -m fast -w stop
 fi
 exec postgres -D "$PGDATA" -c listen_addresses='*'

@@ -87,3 +87,19 @@ readinessProbe:
   periodSeconds: 5
   failureThreshold: 2
 {{- end -}}
+
+{{/* The Secret and key holding the console's DATABASE_URL: a login with the role
+     hookline_console (read the tables, record replays), not the consumer's. */}}
+{{- define "hookline.consoleDatabaseSecretName" -}}
+{{- if .Values.console.database.existingSecret -}}
+{{- .Values.console.database.existingSecret -}}
+{{- else if .Values.postgres.builtIn -}}
+{{- include "hookline.component" (dict "root" . "name" "postgres") -}}
+{{- else -}}
+{{- required "console.database.existingSecret (a login granted hookline_console) is required when postgres.builtIn is false" .Values.console.database.existingSecret -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "hookline.consoleDatabaseSecretKey" -}}
+{{- if .Values.console.database.existingSecret -}}{{ .Values.console.database.key }}{{- else -}}CONSOLE_DATABASE_URL{{- end -}}
+{{- end -}}
