@@ -2,8 +2,9 @@
 # A Python virtual environment with the providers' official webhook libraries
 # (standardwebhooks, svix, stripe, slack_sdk: for the interop tests of
 # core/tests/standardwebhooks_interop.rs and, through testkit/providers/sign.py, of
-# e2e/tests/providers) and PyYAML (for dev/chart-test.sh), at the versions of
-# dev/versions.env.
+# e2e/tests/providers), PyYAML (for dev/chart-test.sh), and Playwright and schemathesis
+# (the console's browser tests and API fuzzing, e2e/tests/console; Playwright drives
+# Debian's chromium, dev/chromium.sh), at the versions of dev/versions.env.
 #
 #   pyenv.sh   create the venv under $CACHE_DIR once (idempotent) and print the path of
 #              its python on stdout (everything else goes to stderr)
@@ -19,6 +20,8 @@ REQUIREMENTS=(
   "stripe==$STRIPE_PY_VERSION"
   "slack_sdk==$SLACK_SDK_PY_VERSION"
   "PyYAML==$PYYAML_VERSION"
+  "playwright==$PLAYWRIGHT_PY_VERSION"
+  "schemathesis==$SCHEMATHESIS_PY_VERSION"
 )
 VENV_DIR="$CACHE_DIR/pyenv-$(printf '%s\n' "${REQUIREMENTS[@]}" | sha256sum | cut -c1-12)"
 VENV_PYTHON="$VENV_DIR/bin/python"
@@ -30,7 +33,7 @@ venv_ready() {
     "$VENV_PYTHON" - "${REQUIREMENTS[@]}" >/dev/null 2>&1 <<'PY'
 import sys
 from importlib.metadata import version
-import standardwebhooks, svix, stripe, slack_sdk, yaml  # noqa: F401
+import standardwebhooks, svix, stripe, slack_sdk, yaml, playwright, schemathesis  # noqa: F401
 for requirement in sys.argv[1:]:
     name, wanted = requirement.split("==")
     if version(name) != wanted:

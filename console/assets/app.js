@@ -41,6 +41,7 @@ function build(node, attrs, children) {
 }
 
 const el = (tag, attrs, ...children) => build(document.createElement(tag), attrs, children);
+const put = (parent, ...children) => build(parent, null, children); // append, skipping null/false
 const svg = (tag, attrs, ...children) => build(document.createElementNS(SVG_NS, tag), attrs, children);
 
 const enc = encodeURIComponent;
@@ -50,22 +51,17 @@ const dash = () => el('span', { class: 'muted' }, '—');
 const orDash = (value) => (value == null || value === '' ? dash() : value);
 const code = (value) => (value == null || value === '' ? dash() : el('code', {}, value));
 
-// Local time on screen, the ISO value from the API on hover.
-function timeEl(iso) {
-  if (!iso) return dash();
-  const date = new Date(iso);
-  return el('time', { datetime: iso, title: iso }, Number.isNaN(date.getTime()) ? iso : date.toLocaleString());
-}
-
-// For the live list: seconds-old events need the time of day only.
-function clockEl(iso) {
-  const date = new Date(iso);
-  return el('time', { datetime: iso, title: iso }, Number.isNaN(date.getTime()) ? iso : date.toLocaleTimeString());
-}
-
 function localTime(iso) {
   const date = new Date(iso);
   return Number.isNaN(date.getTime()) ? String(iso) : date.toLocaleString();
+}
+
+// Local time on screen, the ISO value from the API on hover; `clock`: the time of day only.
+function timeEl(iso, clock = false) {
+  if (!iso) return dash();
+  const date = new Date(iso);
+  const text = clock && !Number.isNaN(date.getTime()) ? date.toLocaleTimeString() : localTime(iso);
+  return el('time', { datetime: iso, title: iso }, text);
 }
 
 function formatBytes(n) {
@@ -95,7 +91,8 @@ function toLocalInput(iso) {
   if (Number.isNaN(date.getTime())) return '';
   const p = (n) => String(n).padStart(2, '0');
   const seconds = date.getSeconds() ? `:${p(date.getSeconds())}` : '';
-  return `${date.getFullYear()}-${p(date.getMonth() + 1)}-${p(date.getDate())}T${p(date.getHours())}:${p(date.getMinutes())}${seconds}`;
+  const day = `${date.getFullYear()}-${p(date.getMonth() + 1)}-${p(date.getDate())}`;
+  return `${day}T${p(date.getHours())}:${p(date.getMinutes())}${seconds}`;
 }
 
 function fromLocalInput(value) {
@@ -106,10 +103,10 @@ function fromLocalInput(value) {
 // ---------- API ----------
 
 class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, errorCode, message) {
     super(message);
     this.status = status;
-    this.code = code;
+    this.code = errorCode;
   }
 }
 
@@ -195,7 +192,7 @@ async function copyText(text) {
   area.value = text;
   document.body.append(area);
   area.select();
-  let copied = false;
+  let copied;
   try {
     copied = document.execCommand('copy');
   } catch {
@@ -246,7 +243,7 @@ class Page {
 
 function heading(pg, title, ...extra) {
   document.title = `${title} · Hookline`;
-  pg.root.append(el('h1', {}, title, extra.length ? ' ' : '', extra));
+  put(pg.root, el('h1', {}, title, extra.length ? ' ' : '', extra));
 }
 
 async function loading(parent, promise) {
@@ -294,7 +291,9 @@ function headersTable(testid, headers) {
   const { wrap, tbody } = dataTable(testid, [[['Name', { class: 'key' }], 'Value']]);
   const names = Object.keys(headers || {}).sort();
   for (const name of names) {
-    tbody.append(el('tr', {}, el('th', { scope: 'row' }, el('code', {}, name)), el('td', { class: 'wrap' }, String(headers[name]))));
+    tbody.append(el('tr', {},
+      el('th', { scope: 'row' }, el('code', {}, name)),
+      el('td', { class: 'wrap' }, String(headers[name]))));
   }
   if (!names.length) tbody.append(el('tr', {}, el('td', { colspan: 2, class: 'muted' }, 'No headers')));
   return wrap;
@@ -353,10 +352,7 @@ function filterForm(fields, values, onApply, clearHref) {
       input.value = current || '';
     } else {
       const isTime = field.type === 'datetime-local';
-      input = el('input', {
-        name: field.name, type: field.type || 'text', step: isTime ? 1 : null,
-        placeholder: field.placeholder, 'data-testid': field.testid,
-      });
+      input = el('input', { name: field.name, type: field.type || 'text', step: isTime ? 1 : null, 'data-testid': field.testid });
       input.value = isTime ? toLocalInput(values[field.name]) : values[field.name] || '';
     }
     inputs[field.name] = input;
@@ -461,7 +457,8 @@ function lineChart({ width, height = 240, title, xMin, xMax, xTicks, xTitle, yTi
 
 function legend(items) {
   return el('ul', { class: 'legend' }, items.map((item) =>
-    el('li', {}, el('span', { class: `swatch series-${item.key}` }), item.label, item.value == null ? null : [' ', el('strong', {}, item.value)])));
+    el('li', {}, el('span', { class: `swatch series-${item.key}` }), item.label,
+      item.value == null ? null : [' ', el('strong', {}, item.value)])));
 }
 
 // A box holding a chart redrawn whenever its width changes (phone rotation, window resize).
@@ -550,7 +547,9 @@ function showLogin() {
   view.replaceChildren(pg.root);
   document.title = 'Sign in · Hookline';
   const username = el('input', { name: 'username', autocomplete: 'username', required: true, 'data-testid': 'login-username' });
-  const password = el('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true, 'data-testid': 'login-password' });
+  const password = el('input', {
+    name: 'password', type: 'password', autocomplete: 'current-password', required: true, 'data-testid': 'login-password',
+  });
   const submit = el('button', { type: 'submit', 'data-testid': 'login-submit' }, 'Sign in');
   const form = el('form', { class: 'login' },
     el('h1', {}, 'Sign in'),
@@ -567,7 +566,7 @@ function showLogin() {
     }
     route();
   }));
-  pg.root.append(form);
+  put(pg.root, form);
   username.focus();
 }
 
@@ -636,7 +635,7 @@ async function render(pg, path, query) {
   renderHeader(match?.r.nav);
   if (!match) {
     heading(pg, 'Page not found');
-    pg.root.append(el('p', {}, el('a', { href: '#/webhooks' }, 'Back to the webhooks')));
+    put(pg.root, el('p', {}, el('a', { href: '#/webhooks' }, 'Back to the webhooks')));
     return;
   }
   await match.r.render(pg, match.m.slice(1).map(decodeURIComponent), query);
@@ -686,8 +685,8 @@ async function webhooksPage(pg) {
     'Namespace', 'Name', 'Customer', 'Scheme', 'Status', 'Endpoint', windowHead('Last hour'), windowHead('Last day'),
   ]]);
   tbody.append(...webhooks.map(webhookRow));
-  pg.root.append(wrap);
-  if (!webhooks.length) pg.root.append(el('p', { class: 'empty' }, 'No Webhook resources yet.'));
+  put(pg.root, wrap);
+  if (!webhooks.length) put(pg.root, el('p', { class: 'empty' }, 'No Webhook resources yet.'));
 }
 
 function countsTable(counts) {
@@ -748,7 +747,7 @@ async function webhookPage(pg, [namespace, name], query) {
   const links = hook.webhook_id && el('p', { class: 'links' },
     el('a', { href: `#/events${qs({ webhook_id: hook.webhook_id })}` }, 'Events of this webhook'),
     el('a', { href: `#/dead-letters${qs({ webhook_id: hook.webhook_id })}` }, 'Dead letters of this webhook'));
-  pg.root.append(
+  put(pg.root,
     facts([
       ['Webhook id', code(hook.webhook_id)],
       ['Customer', hook.customer_id],
@@ -800,7 +799,7 @@ async function eventsPage(pg, _params, query) {
     emptyText: 'No events match this filter.',
     fetchPage: (cursor) => api('GET', `/events${qs({ ...filter, limit: 50, cursor })}`),
   });
-  pg.root.append(form, wrap, list.controls);
+  put(pg.root, form, wrap, list.controls);
   await loading(pg.root, list.load());
 }
 
@@ -811,7 +810,8 @@ function pathStep(step) {
     step.attempt != null && `attempt ${fmt(step.attempt)}`,
   ].filter(Boolean);
   return el('li', { class: `step step-${step.step}` },
-    el('div', { class: 'step-head' }, el('strong', {}, name[0].toUpperCase() + name.slice(1)), ' ', step.at ? timeEl(step.at) : null),
+    el('div', { class: 'step-head' },
+      el('strong', {}, name[0].toUpperCase() + name.slice(1)), ' ', step.at ? timeEl(step.at) : null),
     meta.length ? el('div', { class: 'step-meta' }, meta.map((m, i) => [i ? ' · ' : '', m])) : null,
     step.detail ? el('div', { class: 'step-detail' }, step.detail) : null);
 }
@@ -822,7 +822,7 @@ async function eventPage(pg, [webhookId, messageId]) {
     fetchWebhooks(),
   ]));
   heading(pg, ev.event_type ? `Event ${ev.event_type}` : 'Event');
-  pg.root.append(
+  put(pg.root,
     facts([
       ['Message id', code(ev.message_id)],
       ['Event id', code(ev.event_id)],
@@ -844,7 +844,8 @@ async function eventPage(pg, [webhookId, messageId]) {
 
 function replayStatus(replay) {
   if (!replay) return ['not replayed'];
-  return [`replayed by ${replay.replayed_by} at `, timeEl(replay.replayed_at), replay.stored ? ' — stored' : ' — not stored yet'];
+  const by = replay.replayed_by ? `replayed by ${replay.replayed_by} at ` : 'replayed at '; // older replays lack a name
+  return [by, timeEl(replay.replayed_at), replay.stored ? ' — stored' : ' — not stored yet'];
 }
 
 function replayState(replay) {
@@ -870,9 +871,11 @@ function deadLetterRow(dl, onReplay) {
     el('td', {}, el('a', { href }, el('code', {}, dl.message_id))),
     el('td', { class: 'wrap' }, dl.reason),
     el('td', { class: 'num' }, fmt(dl.attempts)),
-    el('td', { class: 'wrap', 'data-testid': 'replay-status', 'data-replay-state': replayState(dl.replay) }, replayStatus(dl.replay)),
-    onReplay && el('td', {}, el('button', { type: 'button', class: 'secondary small', 'data-testid': 'replay-one', onclick: () => onReplay(dl) },
-      dl.replay ? 'Replay again' : 'Replay')));
+    el('td', { class: 'wrap', 'data-testid': 'replay-status', 'data-replay-state': replayState(dl.replay) },
+      replayStatus(dl.replay)),
+    onReplay && el('td', {}, el('button', {
+      type: 'button', class: 'secondary small', 'data-testid': 'replay-one', onclick: () => onReplay(dl),
+    }, dl.replay ? 'Replay again' : 'Replay')));
   return clickable(row, href);
 }
 
@@ -882,7 +885,10 @@ async function deadLettersPage(pg, _params, query) {
   const [webhooks, reasons] = await loading(pg.root, Promise.all([fetchWebhooks(), api('GET', '/dead-letters/reasons')]));
   const form = filterForm([
     { name: 'webhook_id', label: 'Webhook', testid: 'filter-webhook', options: webhookOptions(webhooks) },
-    { name: 'reason', label: 'Reason', testid: 'filter-reason', options: [['', 'Any reason'], ...reasons.items.map((r) => [r, r])] },
+    {
+      name: 'reason', label: 'Reason', testid: 'filter-reason',
+      options: [['', 'Any reason'], ...reasons.items.map((r) => [r, r])],
+    },
     { name: 'since', label: 'Dead since', type: 'datetime-local', testid: 'filter-since' },
     { name: 'until', label: 'Dead until', type: 'datetime-local', testid: 'filter-until' },
     { name: 'replayed', label: 'Replayed', testid: 'filter-replayed', options: [['', 'Any'], ['false', 'No'], ['true', 'Yes']] },
@@ -934,7 +940,7 @@ async function deadLettersPage(pg, _params, query) {
   const toolbar = operator && el('div', { class: 'toolbar' },
     el('button', { type: 'button', 'data-testid': 'replay-all', onclick: replayAll }, 'Replay all matching'),
     el('span', { class: 'muted' }, 'Replays the dead letters of this filter that were not replayed yet.'));
-  pg.root.append(form, toolbar, result, wrap, list.controls);
+  put(pg.root, form, toolbar, result, wrap, list.controls);
   await loading(pg.root, list.load());
 }
 
@@ -966,9 +972,10 @@ async function deadLetterPage(pg, [id]) {
       status.replaceChildren(replayInfo(fresh));
     }),
   }, dl.replay ? 'Replay again' : 'Replay');
-  pg.root.append(
+  put(pg.root,
     el('dl', { class: 'facts' },
-      el('dt', {}, 'Webhook'), el('dd', {}, el('a', { href: `#/dead-letters${qs({ webhook_id: dl.webhook_id })}` }, webhookLabel(dl.webhook_id))),
+      el('dt', {}, 'Webhook'),
+      el('dd', {}, el('a', { href: `#/dead-letters${qs({ webhook_id: dl.webhook_id })}` }, webhookLabel(dl.webhook_id))),
       el('dt', {}, 'Message id'), el('dd', {}, code(dl.message_id)),
       el('dt', {}, 'Reason'), el('dd', {}, dl.reason),
       el('dt', {}, 'Attempts'), el('dd', {}, fmt(dl.attempts)),
@@ -1019,7 +1026,7 @@ async function replaysPage(pg) {
     emptyText: 'No replays yet.',
     fetchPage: (cursor) => api('GET', `/replays${qs({ limit: 50, cursor })}`),
   });
-  pg.root.append(wrap, list.controls);
+  put(pg.root, wrap, list.controls);
   await loading(pg.root, list.load());
 }
 
@@ -1044,7 +1051,7 @@ function liveChart(samples, width) {
 function liveItem(ev) {
   return el('li', {},
     el('a', { href: eventHref(ev.webhook_id, ev.message_id) },
-      el('span', { class: 'live-time' }, clockEl(ev.stored_at || ev.received_at)),
+      el('span', { class: 'live-time' }, timeEl(ev.stored_at || ev.received_at, true)),
       el('span', {}, webhookLabel(ev.webhook_id)),
       el('span', { class: 'live-type' }, orDash(ev.event_type)),
       el('code', {}, ev.event_id || ev.message_id)));
@@ -1072,7 +1079,7 @@ async function livePage(pg, _params, query) {
   const chart = chartBox(pg, { 'data-testid': 'live-chart', 'data-samples': 0 });
   const list = el('ol', { class: 'live-list', 'data-testid': 'live-list' });
   const empty = el('p', { class: 'empty' }, 'Waiting for stored events…');
-  pg.root.append(
+  put(pg.root,
     el('div', { class: 'toolbar' }, el('label', { class: 'inline' }, 'Webhook ', select), status,
       el('span', {}, rate, ' stored/s'), skippedNote),
     el('figure', { class: 'chart-figure' }, chart.box, legend([{ key: 'stored', label: 'Stored per second' }])),

@@ -64,13 +64,19 @@ pub fn router(state: AppState) -> Router {
         .route("/dead-letters/{id}", get(dead_letters::one))
         .route("/replays", get(dead_letters::replays))
         .route("/live", get(live::stream))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_sign_in));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_sign_in,
+        ));
     let open = Router::new()
         .route("/session", post(log_in))
         .route("/openapi.json", get(openapi_json));
     Router::new()
         .nest("/api/v1", signed_in.merge(open))
-        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
         .with_state(state)
 }
 

@@ -25,7 +25,10 @@ pub const SECURITY_HEADERS: [(&str, &str); 4] = [
 
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
-        .route("/", get(|| async { page("text/html; charset=utf-8", INDEX_HTML) }))
+        .route(
+            "/",
+            get(|| async { page("text/html; charset=utf-8", INDEX_HTML) }),
+        )
         .route(
             "/assets/app.js",
             get(|| async { page("text/javascript; charset=utf-8", APP_JS) }),

@@ -70,7 +70,9 @@ pub enum AuthConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("users file {path}, line {line}: {why} (expected username:role:password, role viewer or operator)")]
+    #[error(
+        "users file {path}, line {line}: {why} (expected username:role:password, role viewer or operator)"
+    )]
     BadUser {
         path: String,
         line: usize,
@@ -231,7 +233,11 @@ impl Auth {
             .any(|group| proxy.operator_groups.iter().any(|op| op == group));
         Some(Principal {
             username: username.to_owned(),
-            role: if operator { Role::Operator } else { Role::Viewer },
+            role: if operator {
+                Role::Operator
+            } else {
+                Role::Viewer
+            },
             csrf_token: self.csrf_token(&format!("proxy:{username}")),
         })
     }
@@ -322,7 +328,8 @@ fn parse_users(text: &str) -> Result<HashMap<String, User>, (usize, &'static str
         }
         let number = index + 1;
         let mut fields = line.splitn(3, ':');
-        let (Some(name), Some(role), Some(password)) = (fields.next(), fields.next(), fields.next())
+        let (Some(name), Some(role), Some(password)) =
+            (fields.next(), fields.next(), fields.next())
         else {
             return Err((number, "not three fields"));
         };
@@ -365,8 +372,10 @@ mod tests {
 
     fn auth(proxy: Option<ProxyAuth>) -> Auth {
         Auth {
-            users: parse_users("# people\nalice:operator:correct horse\nbob:viewer:battery staple\n")
-                .expect("users"),
+            users: parse_users(
+                "# people\nalice:operator:correct horse\nbob:viewer:battery staple\n",
+            )
+            .expect("users"),
             key: vec![7; 32],
             lifetime: Duration::from_secs(3600),
             secure_cookie: false,
@@ -377,7 +386,10 @@ mod tests {
     fn with_cookie(set_cookie: &str) -> HeaderMap {
         let pair = set_cookie.split(';').next().expect("name=value");
         let mut headers = HeaderMap::new();
-        headers.insert(COOKIE, HeaderValue::from_str(&format!("other=1; {pair}")).expect("ascii"));
+        headers.insert(
+            COOKIE,
+            HeaderValue::from_str(&format!("other=1; {pair}")).expect("ascii"),
+        );
         headers
     }
 
@@ -390,7 +402,9 @@ mod tests {
         assert!(auth.log_in("nobody", "correct horse").is_none());
         let (principal, cookie) = auth.log_in("alice", "correct horse").expect("signed in");
         assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
-        let back = auth.authenticate(&with_cookie(&cookie), PEER).expect("session");
+        let back = auth
+            .authenticate(&with_cookie(&cookie), PEER)
+            .expect("session");
         assert_eq!(back, principal);
         assert_eq!(back.role, Role::Operator);
 
@@ -420,7 +434,10 @@ mod tests {
             HeaderValue::from_str(&format!("Basic {}", STANDARD.encode(user_pass))).expect("ascii")
         };
         headers.insert(AUTHORIZATION, basic("bob:battery staple"));
-        assert_eq!(auth.authenticate(&headers, PEER).map(|p| p.role), Some(Role::Viewer));
+        assert_eq!(
+            auth.authenticate(&headers, PEER).map(|p| p.role),
+            Some(Role::Viewer)
+        );
         headers.insert(AUTHORIZATION, basic("bob:battery"));
         assert!(auth.authenticate(&headers, PEER).is_none());
     }
@@ -438,10 +455,19 @@ mod tests {
         headers.insert("x-forwarded-groups", HeaderValue::from_static("dev, sre"));
         let proxy: IpAddr = "10.1.2.3".parse().expect("ip");
         let carol = auth.authenticate(&headers, proxy).expect("from the proxy");
-        assert_eq!((carol.username.as_str(), carol.role), ("carol", Role::Operator));
-        assert!(auth.authenticate(&headers, PEER).is_none(), "not from the proxy");
+        assert_eq!(
+            (carol.username.as_str(), carol.role),
+            ("carol", Role::Operator)
+        );
+        assert!(
+            auth.authenticate(&headers, PEER).is_none(),
+            "not from the proxy"
+        );
         headers.insert("x-forwarded-groups", HeaderValue::from_static("dev"));
-        assert_eq!(auth.authenticate(&headers, proxy).map(|p| p.role), Some(Role::Viewer));
+        assert_eq!(
+            auth.authenticate(&headers, proxy).map(|p| p.role),
+            Some(Role::Viewer)
+        );
     }
 
     #[test]
@@ -449,8 +475,16 @@ mod tests {
         for (text, line, why) in [
             ("alice:operator", 1, "not three fields"),
             ("alice:admin:long enough", 1, "unknown role"),
-            ("\nalice:viewer:short", 2, "password shorter than 8 characters"),
-            ("a:viewer:12345678\na:viewer:12345678", 2, "username listed twice"),
+            (
+                "\nalice:viewer:short",
+                2,
+                "password shorter than 8 characters",
+            ),
+            (
+                "a:viewer:12345678\na:viewer:12345678",
+                2,
+                "username listed twice",
+            ),
             (" :viewer:12345678", 1, "empty username or one with spaces"),
         ] {
             assert_eq!(parse_users(text).err(), Some((line, why)), "{text:?}");

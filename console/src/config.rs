@@ -53,14 +53,26 @@ pub struct Config {
     pub secure_cookie: bool,
     /// Header an authenticating proxy (e.g. oauth2-proxy) sets to the signed-in user's
     /// name, e.g. X-Forwarded-User. Believed only from --auth-proxy-trusted-cidrs.
-    #[arg(long, env = "CONSOLE_AUTH_PROXY_USER_HEADER", requires = "auth_proxy_trusted_cidrs")]
+    #[arg(
+        long,
+        env = "CONSOLE_AUTH_PROXY_USER_HEADER",
+        requires = "auth_proxy_trusted_cidrs"
+    )]
     pub auth_proxy_user_header: Option<String>,
     /// Header with the user's groups, comma-separated, e.g. X-Forwarded-Groups.
-    #[arg(long, env = "CONSOLE_AUTH_PROXY_GROUPS_HEADER", requires = "auth_proxy_user_header")]
+    #[arg(
+        long,
+        env = "CONSOLE_AUTH_PROXY_GROUPS_HEADER",
+        requires = "auth_proxy_user_header"
+    )]
     pub auth_proxy_groups_header: Option<String>,
     /// Groups whose members get the operator role (replay); everyone else the proxy
     /// signs in is a viewer.
-    #[arg(long, env = "CONSOLE_AUTH_PROXY_OPERATOR_GROUPS", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "CONSOLE_AUTH_PROXY_OPERATOR_GROUPS",
+        value_delimiter = ','
+    )]
     pub auth_proxy_operator_groups: Vec<String>,
     /// Comma-separated CIDRs of the authenticating proxy: the user header of any other
     /// peer is ignored.
@@ -103,9 +115,12 @@ mod tests {
 
     #[test]
     fn a_proxy_user_header_needs_the_proxies_it_is_believed_from() {
-        let err = parse(&["--auth-proxy-user-header", "X-Forwarded-User"])
-            .expect_err("no trusted CIDRs");
-        assert!(err.to_string().contains("--auth-proxy-trusted-cidrs"), "{err}");
+        let err =
+            parse(&["--auth-proxy-user-header", "X-Forwarded-User"]).expect_err("no trusted CIDRs");
+        assert!(
+            err.to_string().contains("--auth-proxy-trusted-cidrs"),
+            "{err}"
+        );
         let config = parse(&[
             "--auth-proxy-user-header",
             "X-Forwarded-User",

@@ -16,6 +16,7 @@ use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ErrorBody};
 use crate::events::{Body, redact};
 use crate::pagination;
+use crate::params::empty_as_none;
 use crate::webhooks::visible_ids;
 
 /// Most dead letters one replay request may name by id.
@@ -24,8 +25,12 @@ const MAX_IDS: usize = 1000;
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DeadLetterFilter {
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(pattern = "^[^\\u0000]*$")]
     pub webhook_id: Option<String>,
     /// Exactly as listed by /api/v1/dead-letters/reasons.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(pattern = "^[^\\u0000]*$")]
     pub reason: Option<String>,
     /// Died at or after (RFC 3339).
     pub since: Option<DateTime<Utc>>,
@@ -39,8 +44,11 @@ pub struct DeadLetterFilter {
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// Page size, 1 to 200 (50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(pattern = "^[^\\u0000]*$")]
     pub cursor: Option<String>,
 }
 
@@ -276,11 +284,7 @@ pub async fn one(
 ) -> Result<Json<DeadLetterDetail>, ApiError> {
     let Path(id) = id.map_err(|r| ApiError::BadRequest(r.body_text()))?;
     let filter = DeadLetterFilter::default();
-    let mut query = filtered(
-        &state,
-        &format!("{COLUMNS}, d.headers, d.payload"),
-        &filter,
-    )?;
+    let mut query = filtered(&state, &format!("{COLUMNS}, d.headers, d.payload"), &filter)?;
     query.push(" AND d.id = ").push_bind(id);
     let row = query
         .build()
@@ -323,12 +327,26 @@ fn redact_nested_request_headers(
 /// A replay: the listed dead letters, or every not yet replayed one a filter selects,
 /// when that is still the number confirmed.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ReplayRequest {
+    ById(ReplayByIds),
+    ByFilter(ReplayByFilter),
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ReplayRequest {
-    pub ids: Option<Vec<i64>>,
-    pub filter: Option<ReplayFilter>,
-    /// With a filter: how many dead letters the person confirmed.
-    pub expected_count: Option<i64>,
+pub struct ReplayByIds {
+    /// The dead letters to replay, replayed before or not.
+    #[schema(min_items = 1, max_items = 1000)]
+    pub ids: Vec<i64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayByFilter {
+    pub filter: ReplayFilter,
+    /// How many dead letters the person confirmed (the count of the same filter).
+    pub expected_count: i64,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -363,9 +381,10 @@ pub struct ReplayPage {
     params(("X-CSRF-Token" = String, Header, description = "The session's CSRF token")),
     responses(
         (status = 200, description = "Replayed; the replay as recorded", body = ReplayView),
-        (status = 400, description = "Neither ids nor a filter, or both", body = ErrorBody),
+        (status = 400, description = "Neither ids nor a filter with expected_count", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an operator, or the CSRF token is wrong", body = ErrorBody),
+        (status = 404, description = "A listed dead letter does not exist (or is not this console's to see)", body = ErrorBody),
         (status = 409, description = "The filter selects another number than confirmed", body = ErrorBody),
         (status = 503, description = "PostgreSQL or Kafka not answering", body = ErrorBody)))]
 pub async fn replay(
@@ -377,32 +396,33 @@ pub async fn replay(
         return Err(ApiError::Forbidden("replay dead letters"));
     }
     let Json(request) = request.map_err(|r| ApiError::BadRequest(r.body_text()))?;
-    let ids = request.ids.map(|mut ids| {
-        ids.sort_unstable();
-        ids.dedup();
-        ids
-    });
-    let selection = match (ids, request.filter) {
-        (Some(ids), None) if !ids.is_empty() && ids.len() <= MAX_IDS => Selection {
-            ids: Some(ids),
-            ..Selection::default()
-        },
-        (Some(_), None) => {
-            return Err(ApiError::BadRequest(format!(
-                "ids must list 1 to {MAX_IDS} dead letters"
-            )));
+    let (selection, expected_count) = match request {
+        ReplayRequest::ById(ReplayByIds { mut ids }) => {
+            ids.sort_unstable();
+            ids.dedup();
+            if ids.is_empty() || ids.len() > MAX_IDS {
+                return Err(ApiError::BadRequest(format!(
+                    "ids must list 1 to {MAX_IDS} dead letters"
+                )));
+            }
+            let selection = Selection {
+                ids: Some(ids),
+                ..Selection::default()
+            };
+            (selection, None)
         }
-        (None, Some(filter)) => Selection {
-            ids: None,
-            webhook_id: filter.webhook_id,
-            reason: filter.reason,
-            since: filter.since,
-            until: filter.until,
-        },
-        _ => {
-            return Err(ApiError::BadRequest(
-                "give either ids or a filter with expected_count".into(),
-            ));
+        ReplayRequest::ByFilter(ReplayByFilter {
+            filter,
+            expected_count,
+        }) => {
+            let selection = Selection {
+                ids: None,
+                webhook_id: filter.webhook_id,
+                reason: filter.reason,
+                since: filter.since,
+                until: filter.until,
+            };
+            (selection, Some(expected_count))
         }
     };
     if state.namespaced {
@@ -428,22 +448,21 @@ pub async fn replay(
         }
     }
     let now = replay::count(&state.pool, &selection).await?;
-    match (&selection.ids, request.expected_count) {
-        (Some(ids), _) if now < ids.len() as i64 => {
-            return Err(ApiError::NotFound(format!(
-                "{} of the {} dead letters listed do not exist",
-                ids.len() as i64 - now,
-                ids.len()
-            )));
+    match expected_count {
+        // By ids: every one listed must exist.
+        None => {
+            let listed = selection.ids.as_ref().map_or(0, Vec::len) as i64;
+            if now < listed {
+                return Err(ApiError::NotFound(format!(
+                    "{} of the {listed} dead letters listed do not exist",
+                    listed - now
+                )));
+            }
         }
-        (Some(_), _) => {}
-        (None, Some(expected)) if expected == now => {}
-        (None, Some(expected)) => return Err(ApiError::CountChanged { expected, now }),
-        (None, None) => {
-            return Err(ApiError::BadRequest(
-                "a filter replay needs expected_count: the number the person confirmed".into(),
-            ));
+        Some(expected) if expected != now => {
+            return Err(ApiError::CountChanged { expected, now });
         }
+        Some(_) => {}
     }
     let replayed = state
         .replayer

@@ -32,7 +32,9 @@ pub enum ApiError {
     Forbidden(&'static str),
     #[error("{0}")]
     NotFound(String),
-    #[error("the filter now selects {now} dead letters, not the {expected} confirmed: nothing was replayed")]
+    #[error(
+        "the filter now selects {now} dead letters, not the {expected} confirmed: nothing was replayed"
+    )]
     CountChanged { expected: i64, now: i64 },
     #[error("the query took longer than the console allows: narrow the time range or the filters")]
     QueryTooBroad,
@@ -64,10 +66,18 @@ impl ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
-        // 57014: canceled by statement_timeout.
         match &err {
+            // 57014: canceled by statement_timeout.
             sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => {
                 Self::QueryTooBroad
+            }
+            // Class 22, data exception: a parameter PostgreSQL cannot take (a NUL
+            // character, a time out of range). The request's fault, not the database's.
+            sqlx::Error::Database(db) if db.code().is_some_and(|code| code.starts_with("22")) => {
+                Self::BadRequest(format!(
+                    "a parameter is not one PostgreSQL can compare: {}",
+                    db.message()
+                ))
             }
             _ => Self::Database(err),
         }
@@ -85,7 +95,9 @@ impl IntoResponse for ApiError {
             }
             Self::Replay(err) => {
                 tracing::warn!(%err, "replay stopped");
-                format!("the replay stopped before it finished ({err}); what it did is recorded, run it again to finish")
+                format!(
+                    "the replay stopped before it finished ({err}); what it did is recorded, run it again to finish"
+                )
             }
             other => other.to_string(),
         };

@@ -15,25 +15,36 @@ use utoipa::{IntoParams, ToSchema};
 use crate::api::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::pagination;
+use crate::params::empty_as_none;
 use crate::webhooks::visible_ids;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EventFilter {
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(pattern = "^[^\\u0000]*$")]
     pub webhook_id: Option<String>,
     /// The provider's event type, e.g. `invoice.paid`.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(pattern = "^[^\\u0000]*$")]
     pub event_type: Option<String>,
     /// The provider's event id, e.g. Stripe's `evt_...` or GitHub's delivery id.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(pattern = "^[^\\u0000]*$")]
     pub event_id: Option<String>,
     /// Received at or after (RFC 3339).
     pub since: Option<DateTime<Utc>>,
     /// Received before (RFC 3339).
     pub until: Option<DateTime<Utc>>,
-    /// Text the body contains, exactly as received (case-sensitive).
+    /// Text the body contains, exactly as received (case-sensitive; any bytes).
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub q: Option<String>,
     /// Page size, 1 to 200 (50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(pattern = "^[^\\u0000]*$")]
     pub cursor: Option<String>,
 }
 
@@ -108,17 +119,23 @@ pub async fn list(
         .as_deref()
         .map(pagination::decode)
         .transpose()?;
-    let mut query = QueryBuilder::<Postgres>::new(format!(
-        "SELECT {SUMMARY_COLUMNS} FROM events WHERE true"
-    ));
+    let mut query =
+        QueryBuilder::<Postgres>::new(format!("SELECT {SUMMARY_COLUMNS} FROM events WHERE true"));
     if state.namespaced {
-        query.push(" AND webhook_id = ANY(").push_bind(visible_ids(&state)?).push(")");
+        query
+            .push(" AND webhook_id = ANY(")
+            .push_bind(visible_ids(&state)?)
+            .push(")");
     }
     if let Some(webhook_id) = &filter.webhook_id {
-        query.push(" AND webhook_id = ").push_bind(webhook_id.clone());
+        query
+            .push(" AND webhook_id = ")
+            .push_bind(webhook_id.clone());
     }
     if let Some(event_type) = &filter.event_type {
-        query.push(" AND event_type = ").push_bind(event_type.clone());
+        query
+            .push(" AND event_type = ")
+            .push_bind(event_type.clone());
     }
     if let Some(event_id) = &filter.event_id {
         query.push(" AND event_id = ").push_bind(event_id.clone());
@@ -260,9 +277,17 @@ impl Body {
 fn is_secret_header(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
     is_signature_header(&name)
-        || ["signature", "hmac", "authorization", "cookie", "secret", "token", "api-key"]
-            .iter()
-            .any(|word| name.contains(word))
+        || [
+            "signature",
+            "hmac",
+            "authorization",
+            "cookie",
+            "secret",
+            "token",
+            "api-key",
+        ]
+        .iter()
+        .any(|word| name.contains(word))
 }
 
 /// The headers without the ones that carry signatures or credentials, and the names removed.

@@ -14,6 +14,7 @@ pub mod events;
 pub mod live;
 pub mod metrics;
 pub mod pagination;
+pub mod params;
 pub mod service;
 pub mod stats;
 pub mod webhooks;

@@ -21,6 +21,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::api::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::events::{EventSummary, SUMMARY_COLUMNS};
+use crate::params::empty_as_none;
 use crate::webhooks::visible_ids;
 
 const LOOK_INTERVAL: Duration = Duration::from_millis(250);
@@ -32,6 +33,8 @@ const MAX_PER_LOOK: i64 = 25;
 #[into_params(parameter_in = Query)]
 pub struct LiveParams {
     /// One webhook; all when absent.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(pattern = "^[^\\u0000]*$")]
     pub webhook_id: Option<String>,
 }
 
@@ -132,7 +135,10 @@ impl Tail {
         if now >= self.next_rate {
             // The second before last: its transactions have committed by now.
             let end = self.next_rate - chrono::Duration::seconds(1);
-            match self.count_between(end - chrono::Duration::seconds(1), end).await {
+            match self
+                .count_between(end - chrono::Duration::seconds(1), end)
+                .await
+            {
                 Ok(count) => {
                     let rate = Rate {
                         at: end,
@@ -153,10 +159,15 @@ impl Tail {
 
     fn scoped(&self, query: &mut QueryBuilder<Postgres>) {
         if let Some(webhook_id) = &self.webhook_id {
-            query.push(" AND webhook_id = ").push_bind(webhook_id.clone());
+            query
+                .push(" AND webhook_id = ")
+                .push_bind(webhook_id.clone());
         }
         if let Some(scope) = &self.scope {
-            query.push(" AND webhook_id = ANY(").push_bind(scope.clone()).push(")");
+            query
+                .push(" AND webhook_id = ANY(")
+                .push_bind(scope.clone())
+                .push(")");
         }
     }
 
@@ -170,10 +181,7 @@ impl Tail {
         query.push_bind(self.cursor - LOOK_BACK);
         self.scoped(&mut query);
         query.push(" ORDER BY stored_at DESC LIMIT 2000");
-        let rows: Vec<EventSummary> = query
-            .build_query_as()
-            .fetch_all(&self.state.pool)
-            .await?;
+        let rows: Vec<EventSummary> = query.build_query_as().fetch_all(&self.state.pool).await?;
         let mut fresh: Vec<EventSummary> = rows
             .into_iter()
             .filter(|e| {
@@ -205,11 +213,11 @@ impl Tail {
     ) -> Result<i64, sqlx::Error> {
         let mut query =
             QueryBuilder::<Postgres>::new("SELECT count(*) FROM events WHERE stored_at >= ");
-        query.push_bind(from).push(" AND stored_at < ").push_bind(to);
-        self.scoped(&mut query);
         query
-            .build_query_scalar()
-            .fetch_one(&self.state.pool)
-            .await
+            .push_bind(from)
+            .push(" AND stored_at < ")
+            .push_bind(to);
+        self.scoped(&mut query);
+        query.build_query_scalar().fetch_one(&self.state.pool).await
     }
 }

@@ -84,7 +84,11 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ConsoleError>
     ));
 
     let pool = pool(&config)?;
-    tokio::spawn(watch_database(pool.clone(), readiness.clone(), shutdown.clone()));
+    tokio::spawn(watch_database(
+        pool.clone(),
+        readiness.clone(),
+        shutdown.clone(),
+    ));
 
     let client = Client::try_default()
         .await
@@ -199,7 +203,10 @@ fn pool(config: &Config) -> Result<PgPool, ConsoleError> {
 async fn watch_database(pool: PgPool, readiness: Readiness, shutdown: Shutdown) {
     const INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
     while !shutdown.is_triggered() {
-        match sqlx::query("SELECT 1 FROM replays LIMIT 0").execute(&pool).await {
+        match sqlx::query("SELECT 1 FROM replays LIMIT 0")
+            .execute(&pool)
+            .await
+        {
             Ok(_) => readiness.set_ready(DATABASE),
             Err(err) => readiness.set_not_ready(DATABASE, err.to_string()),
         }

@@ -12,6 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::api::AppState;
 use crate::error::{ApiError, ErrorBody};
+use crate::params::empty_as_none;
 use crate::webhooks::visible_ids;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, Serialize, ToSchema)]
@@ -38,6 +39,8 @@ impl Window {
 #[into_params(parameter_in = Query)]
 pub struct StatsParams {
     /// One webhook; all when absent.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(pattern = "^[^\\u0000]*$")]
     pub webhook_id: Option<String>,
     /// `1h` (default) or `24h`.
     pub window: Option<Window>,
@@ -81,7 +84,13 @@ pub async fn series(
     let mut points: BTreeMap<DateTime<Utc>, Point> = BTreeMap::new();
     let mut at = start;
     while at < end {
-        points.insert(at, Point { at, ..Point::default() });
+        points.insert(
+            at,
+            Point {
+                at,
+                ..Point::default()
+            },
+        );
         at += bucket;
     }
     let scope = if state.namespaced {
@@ -101,14 +110,18 @@ pub async fn series(
         ));
         query.push_bind(start);
         if let Some(webhook_id) = &params.webhook_id {
-            query.push(" AND webhook_id = ").push_bind(webhook_id.clone());
+            query
+                .push(" AND webhook_id = ")
+                .push_bind(webhook_id.clone());
         }
         if let Some(scope) = &scope {
-            query.push(" AND webhook_id = ANY(").push_bind(scope.clone()).push(")");
+            query
+                .push(" AND webhook_id = ANY(")
+                .push_bind(scope.clone())
+                .push(")");
         }
         query.push(" GROUP BY bucket");
-        let rows: Vec<(DateTime<Utc>, i64)> =
-            query.build_query_as().fetch_all(&state.pool).await?;
+        let rows: Vec<(DateTime<Utc>, i64)> = query.build_query_as().fetch_all(&state.pool).await?;
         for (bucket_start, count) in rows {
             if let Some(point) = points.get_mut(&bucket_start) {
                 match field {

@@ -3,8 +3,8 @@
 //! the dead letters replay reads.
 
 use hookline_core::registry::RegistryEntry;
-use sqlx::postgres::PgConnection;
 use sqlx::PgPool;
+use sqlx::postgres::PgConnection;
 
 use crate::event::EventRow;
 use crate::failure_routing::DeadLetterRow;
@@ -178,4 +178,3 @@ pub async fn mark_webhook_deleted(pool: &PgPool, webhook_id: &str) -> Result<(),
     .await?;
     Ok(())
 }
-

@@ -586,5 +586,4 @@ mod tests {
         assert!(is_signature_header("Stripe-Signature"));
         assert!(!is_signature_header("webhook-id"));
     }
-
 }

@@ -2,7 +2,7 @@
 //! version pinned in dev/versions.env: what it signs, Hookline verifies, and what
 //! Hookline signs (one secret, or several during a rotation), it verifies.
 //!
-//! Python comes from `hookline_testkit::providers::python()` (`HOOKLINE_PYTHON`, else
+//! Python comes from `hookline_testkit::tools::python()` (`HOOKLINE_PYTHON`, else
 //! the venv of `dev/pyenv.sh`). Without Python or the package these tests fail; they
 //! never skip.
 
@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use hookline_core::signature::{
     self, DEFAULT_TOLERANCE, Scheme, SigningSecret, VerifyError, generate_standard_secret,
 };
-use hookline_testkit::providers;
+use hookline_testkit::{providers, tools};
 use serde_json::{Value, json};
 
 /// Runs a list of operations with the Python library; prints one result per operation:
@@ -52,7 +52,7 @@ const BODIES: &[&str] = &[
 
 /// Runs `ops` through [`BRIDGE`] and returns one result per operation.
 fn run_python(ops: &[Value]) -> Vec<String> {
-    let mut command = Command::new(providers::python());
+    let mut command = Command::new(tools::python());
     command.args(["-c", BRIDGE]);
     let output = providers::run_with_input(command, &serde_json::to_vec(ops).unwrap());
     let results: Vec<String> = serde_json::from_slice(&output).unwrap();

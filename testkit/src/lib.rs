@@ -10,6 +10,7 @@ pub mod postgres;
 pub mod process;
 pub mod prometheus;
 pub mod providers;
+pub mod tools;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

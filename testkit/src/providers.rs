@@ -7,61 +7,14 @@
 //! that call these fail; they never skip.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+
+use crate::tools::{node_modules, python, repo_root};
 
 use serde_json::Value;
 
 /// Request headers as a sender sets them, in its order.
 pub type SignedHeaders = Vec<(String, String)>;
-
-fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("testkit lives one level below the repository root")
-}
-
-/// Runs `bash dev/<script>` (which installs what is missing) and returns the last
-/// line it printed: a path.
-fn dev_script_path(script: &str) -> String {
-    let output = Command::new("bash")
-        .arg(format!("dev/{script}"))
-        .current_dir(repo_root())
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap_or_else(|err| panic!("cannot run `bash dev/{script}`: {err}"));
-    assert!(
-        output.status.success(),
-        "`bash dev/{script}` failed ({}): the provider interop tests need it",
-        output.status
-    );
-    String::from_utf8(output.stdout)
-        .unwrap_or_else(|_| panic!("dev/{script} printed a non-UTF-8 path"))
-        .lines()
-        .last()
-        .unwrap_or_else(|| panic!("dev/{script} printed no path"))
-        .trim()
-        .to_owned()
-}
-
-/// The python that has the providers' packages: `HOOKLINE_PYTHON`, else the venv of
-/// `dev/pyenv.sh` (built once).
-pub fn python() -> &'static str {
-    static PYTHON: OnceLock<String> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        std::env::var("HOOKLINE_PYTHON")
-            .ok()
-            .filter(|path| !path.is_empty())
-            .unwrap_or_else(|| dev_script_path("pyenv.sh"))
-    })
-}
-
-/// The `node_modules` directory of `dev/npmenv.sh` (installed once).
-pub fn node_modules() -> &'static Path {
-    static NODE_MODULES: OnceLock<PathBuf> = OnceLock::new();
-    NODE_MODULES.get_or_init(|| PathBuf::from(dev_script_path("npmenv.sh")))
-}
 
 /// Runs `command` with `input` on stdin; its stdout, after checking it succeeded.
 pub fn run_with_input(mut command: Command, input: &[u8]) -> Vec<u8> {

@@ -29,6 +29,7 @@ from playwright.sync_api import expect, sync_playwright
 LAPTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 812}
 POLL_SECONDS = 30
+MAX_PAGES = 100  # "Load more" clicks when looking for a row
 SIGNATURE_HEADER = re.compile(r"signature|^x-hub-signature|^x-shopify-hmac", re.IGNORECASE)
 
 # The page root says which hash it rendered and whether it is done (data-hash, data-state).
@@ -97,7 +98,8 @@ class Flow:
     # ---------- helpers ----------
 
     def by(self, testid, **attrs):
-        selector = f'[data-testid="{testid}"]' + "".join(f'[data-{k.replace("_", "-")}="{css(v)}"]' for k, v in attrs.items())
+        selector = f'[data-testid="{testid}"]'
+        selector += "".join(f'[data-{key.replace("_", "-")}="{css(value)}"]' for key, value in attrs.items())
         return self.page.locator(selector)
 
     def goto(self, hash_route):
@@ -107,10 +109,13 @@ class Flow:
     def wait_done(self):
         """Waits until the route on the hash finished rendering, and fails on an error banner."""
         self.page.wait_for_function(PAGE_DONE, timeout=20_000)
+        self.assert_no_error_banner()
+        self.assert_no_page_errors()
+
+    def assert_no_error_banner(self):
         banner = self.by("error")
         if banner.is_visible():
             raise AssertionError(f"the page at {self.page.url} shows an error: {banner.inner_text()}")
-        self.assert_no_page_errors()
 
     def assert_no_page_errors(self):
         assert not self.page_errors, f"the page raised errors: {self.page_errors}"
@@ -144,15 +149,15 @@ class Flow:
 
     def find_row(self, row):
         """The row in the list, clicking "Load more" until it shows or the list ends."""
-        for _ in range(40):
+        for _ in range(MAX_PAGES):
             if row.count():
-                return row
+                break
             more = self.by("load-more")
             if not more.is_visible():
                 break
-            before = self.page.locator("tbody tr").count()
-            more.click()
-            self.page.wait_for_function(f"() => document.querySelectorAll('tbody tr').length > {before}")
+            more.click()  # disables the button until the page arrived
+            self.page.wait_for_function("() => !document.querySelector('[data-testid=\"load-more\"]').disabled")
+            self.assert_no_error_banner()
         return row
 
     # ---------- checks ----------
@@ -162,7 +167,8 @@ class Flow:
         anonymous = self.pw.request.new_context(base_url=cfg.url)
         try:
             response = anonymous.get("/api/v1/webhooks")
-            assert response.status == 401, f"GET /api/v1/webhooks without credentials answered {response.status}, not 401"
+            assert response.status == 401, (
+                f"GET /api/v1/webhooks without credentials answered {response.status}, not 401")
         finally:
             anonymous.dispose()
 
@@ -174,7 +180,8 @@ class Flow:
             response = basic.post("/api/v1/dead-letters/replay", headers={"Content-Type": "application/json"},
                                   data=json.dumps({"ids": [self.dead_letter_id]}))
             assert response.status == 403, (
-                f"POST /api/v1/dead-letters/replay with Basic auth but no X-CSRF-Token answered {response.status}, not 403")
+                "POST /api/v1/dead-letters/replay with Basic auth but no X-CSRF-Token "
+                f"answered {response.status}, not 403")
         finally:
             basic.dispose()
 
@@ -192,7 +199,8 @@ class Flow:
         row.locator("a").first.click()
         self.wait_done()
         assert re.search(r"#/webhooks/[^/]+/[^/]+", self.page.url), f"a webhook row opens its page, not {self.page.url}"
-        expect(self.page.locator('[data-testid="webhook-chart"] svg'), "the webhook page draws its chart").to_be_visible()
+        chart = self.page.locator('[data-testid="webhook-chart"] svg')
+        expect(chart, "the webhook page draws its chart").to_be_visible()
 
     def check_events(self):
         cfg = self.cfg
@@ -247,7 +255,8 @@ class Flow:
             if not found.count() or cell.get_attribute("data-replay-state") != "stored":
                 return False
             text = cell.inner_text()
-            return f"replayed by {cfg.operator}" in text and text.rstrip().endswith("stored") and "not stored" not in text
+            stored = text.rstrip().endswith("stored") and "not stored" not in text
+            return stored and f"replayed by {cfg.operator}" in text
 
         poll(replayed_and_stored, f"the dead letter {cfg.dead_message_id} says replayed by {cfg.operator} and stored")
 

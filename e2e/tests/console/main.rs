@@ -1,0 +1,350 @@
+//! The console as a person meets it, on the system of `make run`: Playwright drives
+//! Debian's chromium through sign-in, webhooks, events, a dead letter and its replay
+//! (then finds the event stored), a viewer who cannot replay, and a request without
+//! credentials (console/tests/browser/console_flow.py); schemathesis fuzzes the API from
+//! its OpenAPI document with no 5xx and no secret in any answer
+//! (console/tests/api/fuzz.py); and the console's database login can read but not
+//! change the events.
+//!
+//! The dead letter is made for real: a trigger refuses one event type of this test's
+//! webhook with a data exception, as a constraint a DBA added would, so the consumer
+//! retries it and dead-letters it; dropping the trigger is the fix, and the replay from
+//! the browser stores the event.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use chrono::Utc;
+use hookline_core::signature::{self, Scheme, SigningSecret};
+use hookline_e2e::system::{System, repo_root};
+use hookline_testkit::{eventually, tools};
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use kube::api::PostParams;
+use serde_json::json;
+use sqlx::PgPool;
+
+const NAMESPACE: &str = "hookline-console";
+const WAIT: Duration = Duration::from_secs(90);
+const POISONED_TYPE: &str = "order.refused";
+
+struct Sent {
+    message_id: String,
+    event_type: &'static str,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_finds_events_and_replays_a_dead_letter_in_the_console() {
+    let system = System::start(NAMESPACE).await;
+    let secret = signature::generate_standard_secret();
+    create_secret(&system, "orders-signing-input", &secret).await;
+    let webhook_id = system
+        .create_webhook(
+            "orders",
+            json!({
+                "customerId": "acme",
+                "scheme": "standard",
+                "secretRef": {"name": "orders-signing-input", "key": "secret"},
+                "emitter": {"enabled": false},
+                "delivery": {"retry": 1, "backoffDelayMs": 100, "deadLetter": true}
+            }),
+        )
+        .await;
+    let trigger = RefusingTrigger::install(&system.db, &webhook_id).await;
+
+    let signing = SigningSecret::parse(Scheme::Standard, &secret).expect("the secret parses");
+    let mut sent = Vec::new();
+    for (n, event_type) in [
+        "order.created",
+        "order.paid",
+        "order.created",
+        "order.paid",
+        POISONED_TYPE,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let message_id = format!("msg_console_{n}_{}", Utc::now().timestamp_millis());
+        let body = json!({
+            "type": event_type,
+            "timestamp": Utc::now().to_rfc3339(),
+            "data": {"order": n, "note": "a console test order"}
+        })
+        .to_string();
+        let mut headers: Vec<(String, String)> = signature::sign(
+            Scheme::Standard,
+            std::slice::from_ref(&signing),
+            &message_id,
+            Utc::now(),
+            body.as_bytes(),
+        )
+        .expect("sign")
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect();
+        headers.push(("Content-Type".into(), "application/json".into()));
+        let (status, answer) = hookline_testkit::http::post(
+            system.proxy_port,
+            &format!("/webhooks/{webhook_id}"),
+            &headers,
+            body.as_bytes(),
+        )
+        .expect("the proxy answers");
+        assert_eq!(status, 202, "{answer}");
+        sent.push(Sent {
+            message_id,
+            event_type,
+        });
+    }
+    eventually("four events stored and one dead letter", WAIT, || async {
+        let stored = system.stored(&webhook_id).await;
+        let dead = system.dead_lettered(&webhook_id).await;
+        (stored == 4 && dead == 1).then_some(())
+    })
+    .await;
+    trigger.remove().await;
+
+    let console = console_url(&system);
+    let users = console_users(&system).await;
+    let (operator, viewer) = (&users[0], &users[1]);
+    let paid = sent
+        .iter()
+        .find(|s| s.event_type == "order.paid")
+        .expect("a paid order");
+    let dead = sent.last().expect("the refused order");
+    let python = tools::python();
+    let chromium = tools::chromium();
+    let screenshots = screenshot_dir();
+
+    let flow = Command::new(python)
+        .arg(repo_root().join("console/tests/browser/console_flow.py"))
+        .env("CONSOLE_URL", &console)
+        .env("OPERATOR_USER", &operator.0)
+        .env("OPERATOR_PASSWORD", &operator.1)
+        .env("VIEWER_USER", &viewer.0)
+        .env("VIEWER_PASSWORD", &viewer.1)
+        .env("WEBHOOK_ID", &webhook_id)
+        .env("EVENT_TYPE", paid.event_type)
+        .env("EVENT_ID", &paid.message_id)
+        .env("DEAD_MESSAGE_ID", &dead.message_id)
+        .env("SECRET_CANARY", &secret)
+        .env("SCREENSHOT_DIR", &screenshots)
+        .env("CHROMIUM", chromium)
+        .output()
+        .expect("run the browser test");
+    assert!(
+        flow.status.success(),
+        "the browser test failed:\n{}\n{}",
+        String::from_utf8_lossy(&flow.stdout),
+        String::from_utf8_lossy(&flow.stderr)
+    );
+
+    // What the browser did, as the database recorded it.
+    let (requested_by, replayed): (String, i64) = sqlx::query_as(
+        "SELECT r.requested_by, r.replayed FROM dead_letters d JOIN replays r ON r.id = d.replay_id \
+         WHERE d.webhook_id = $1 AND d.message_id = $2",
+    )
+    .bind(&webhook_id)
+    .bind(&dead.message_id)
+    .fetch_one(&system.db)
+    .await
+    .expect("the replay is recorded on the dead letter");
+    assert_eq!((requested_by.as_str(), replayed), (operator.0.as_str(), 1));
+    assert_eq!(
+        system.stored(&webhook_id).await,
+        5,
+        "the replayed event is stored once"
+    );
+
+    let forbidden = forbidden_strings(&system, &webhook_id, &secret, &users).await;
+    let forbidden_file = screenshots.join("forbidden.txt");
+    std::fs::write(&forbidden_file, forbidden.join("\n")).expect("write the forbidden strings");
+    let fuzz = Command::new(python)
+        .arg(repo_root().join("console/tests/api/fuzz.py"))
+        .env("CONSOLE_URL", &console)
+        .env("OPERATOR_USER", &operator.0)
+        .env("OPERATOR_PASSWORD", &operator.1)
+        .env("FORBIDDEN_FILE", &forbidden_file)
+        .output()
+        .expect("run the API fuzzing");
+    let _ = std::fs::remove_file(&forbidden_file);
+    assert!(
+        fuzz.status.success(),
+        "the API fuzzing found failures:\n{}\n{}",
+        String::from_utf8_lossy(&fuzz.stdout),
+        String::from_utf8_lossy(&fuzz.stderr)
+    );
+
+    the_console_login_reads_but_cannot_change_events(&webhook_id).await;
+    system.stop();
+}
+
+/// The console's database login (the stack's CONSOLE_DATABASE_URL): reads, records
+/// replays, and PostgreSQL refuses it everything else.
+async fn the_console_login_reads_but_cannot_change_events(webhook_id: &str) {
+    let url = hookline_testkit::stack()
+        .vars
+        .get("CONSOLE_DATABASE_URL")
+        .expect("the stack's env has CONSOLE_DATABASE_URL: re-run make stack-up")
+        .clone();
+    let console = PgPool::connect(&url)
+        .await
+        .expect("the console's login connects");
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE webhook_id = $1")
+        .bind(webhook_id)
+        .fetch_one(&console)
+        .await
+        .expect("the console reads events");
+    assert_eq!(stored, 5);
+    for statement in [
+        "DELETE FROM events",
+        "UPDATE events SET attempts = 2",
+        "INSERT INTO events (webhook_id, message_id, body, received_at) VALUES ('x', 'y', '', now())",
+        "UPDATE dead_letters SET reason = 'rewritten'",
+        "DELETE FROM dead_letters",
+        "DELETE FROM replays",
+        "UPDATE webhooks SET status = 'deleted'",
+        "DROP TABLE events",
+        "ALTER TABLE events ADD COLUMN c int",
+        "CREATE TABLE console_owned (id int)",
+    ] {
+        let err = sqlx::query(statement)
+            .execute(&console)
+            .await
+            .expect_err(statement);
+        let code = err
+            .as_database_error()
+            .and_then(|db| db.code().map(|c| c.into_owned()));
+        assert_eq!(code.as_deref(), Some("42501"), "{statement}: {err}");
+    }
+}
+
+/// A BEFORE INSERT trigger that refuses one event type of one webhook with a data
+/// exception (SQLSTATE 22023), as a CHECK constraint would.
+struct RefusingTrigger<'p> {
+    db: &'p PgPool,
+}
+
+impl<'p> RefusingTrigger<'p> {
+    async fn install(db: &'p PgPool, webhook_id: &str) -> Self {
+        let trigger = Self { db };
+        trigger.remove().await;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE FUNCTION console_test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN \
+               IF NEW.webhook_id = '{webhook_id}' AND NEW.event_type = '{POISONED_TYPE}' THEN \
+                 RAISE EXCEPTION 'refused by the console test' USING ERRCODE = '22023'; \
+               END IF; \
+               RETURN NEW; \
+             END $$"
+        )))
+        .execute(db)
+        .await
+        .expect("create the trigger function");
+        sqlx::query(
+            "CREATE TRIGGER console_test_refuse BEFORE INSERT ON events \
+             FOR EACH ROW EXECUTE FUNCTION console_test_refuse()",
+        )
+        .execute(db)
+        .await
+        .expect("create the trigger");
+        trigger
+    }
+
+    async fn remove(&self) {
+        for statement in [
+            "DROP TRIGGER IF EXISTS console_test_refuse ON events",
+            "DROP FUNCTION IF EXISTS console_test_refuse()",
+        ] {
+            sqlx::query(statement)
+                .execute(self.db)
+                .await
+                .expect(statement);
+        }
+    }
+}
+
+async fn create_secret(system: &System, name: &str, value: &str) {
+    let secrets: Api<Secret> = Api::namespaced(system.webhooks.clone().into_client(), NAMESPACE);
+    let mut secret = Secret::default();
+    secret.metadata.name = Some(name.to_owned());
+    secret.string_data = Some([("secret".to_owned(), value.to_owned())].into());
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create the signing Secret");
+}
+
+fn console_url(system: &System) -> String {
+    let ports = system.ports_of(
+        |labels| labels["app.kubernetes.io/component"] == "console",
+        "8080",
+    );
+    let port = ports.first().expect("a console pod runs");
+    format!("http://127.0.0.1:{port}")
+}
+
+/// The chart's generated sign-ins, (username, password): the operator, then the viewer.
+async fn console_users(system: &System) -> Vec<(String, String)> {
+    let secrets: Api<Secret> = Api::namespaced(system.webhooks.clone().into_client(), NAMESPACE);
+    let secret = secrets
+        .get("hookline-console")
+        .await
+        .expect("the console's Secret");
+    let data = secret.data.unwrap_or_default();
+    let users = String::from_utf8_lossy(&data.get("users").expect("a users key").0).into_owned();
+    let users: Vec<(String, String)> = users
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.splitn(3, ':');
+            let (name, _role, password) = (fields.next()?, fields.next()?, fields.next()?);
+            Some((name.to_owned(), password.to_owned()))
+        })
+        .collect();
+    assert_eq!(users.len(), 2, "admin and viewer");
+    users
+}
+
+/// What no answer may contain: the signing secret, every signature the senders sent,
+/// the sign-in passwords and the session key.
+async fn forbidden_strings(
+    system: &System,
+    webhook_id: &str,
+    secret: &str,
+    users: &[(String, String)],
+) -> Vec<String> {
+    let mut forbidden = vec![secret.to_owned()];
+    forbidden.extend(users.iter().map(|(_, password)| password.clone()));
+    let signatures: Vec<String> = sqlx::query_scalar(
+        "SELECT request_headers->>'webhook-signature' FROM events \
+         WHERE webhook_id = $1 AND request_headers ? 'webhook-signature'",
+    )
+    .bind(webhook_id)
+    .fetch_all(&system.db)
+    .await
+    .expect("the stored signatures");
+    assert!(!signatures.is_empty());
+    forbidden.extend(signatures);
+    let secrets: Api<Secret> = Api::namespaced(system.webhooks.clone().into_client(), NAMESPACE);
+    let console = secrets
+        .get("hookline-console")
+        .await
+        .expect("the console's Secret");
+    if let Some(key) = console.data.unwrap_or_default().get("session-key") {
+        forbidden.push(String::from_utf8_lossy(&key.0).into_owned());
+    }
+    forbidden
+}
+
+/// docs/screenshots when HOOKLINE_UPDATE_SCREENSHOTS is set (the README shows them),
+/// else a directory under target/ the next run overwrites.
+fn screenshot_dir() -> PathBuf {
+    let dir = if std::env::var_os("HOOKLINE_UPDATE_SCREENSHOTS").is_some() {
+        repo_root().join("docs/screenshots")
+    } else {
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots")
+    };
+    std::fs::create_dir_all(&dir).expect("create the screenshot directory");
+    dir
+}
