@@ -37,9 +37,10 @@ use rdkafka::producer::{
     BaseRecord, FutureProducer, FutureRecord, Producer, ProducerContext, ThreadedProducer,
 };
 use rdkafka::types::RDKafkaErrorCode;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::PgPool;
 use tokio::process::Child;
 
+use crate::local::{create_database, drop_database};
 use crate::report::{Report, round, rss_mb};
 
 #[derive(clap::Args)]
@@ -491,28 +492,6 @@ async fn watch_probes(
         }
     }
     Ok(latencies)
-}
-
-async fn create_database(admin_url: &str, name: &str) -> anyhow::Result<String> {
-    let mut connection = PgConnection::connect(admin_url).await?;
-    // The name is ours (a prefix and hex digits), so formatting it in is safe.
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut connection)
-        .await?;
-    let (server, _) = admin_url
-        .rsplit_once('/')
-        .context("DATABASE_URL ends with /<database>")?;
-    Ok(format!("{server}/{name}"))
-}
-
-async fn drop_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
-    let mut connection = PgConnection::connect(admin_url).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name}"
-    )))
-    .execute(&mut connection)
-    .await?;
-    Ok(())
 }
 
 async fn delete_topics(bootstrap: &str, topics: &[String]) -> anyhow::Result<()> {

@@ -3,15 +3,21 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
+use sqlx::{Connection, PgConnection};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::Child;
 
 /// A minimal HTTP/1.0 GET on `127.0.0.1:port`: (status, body).
 pub async fn http_get(port: u16, path: &str) -> anyhow::Result<(u16, String)> {
+    http_get_with(port, path, "").await
+}
+
+/// The same with extra header lines (each ending in `\r\n`), e.g. an Authorization.
+pub async fn http_get_with(port: u16, path: &str, headers: &str) -> anyhow::Result<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
     stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n{headers}\r\n").as_bytes())
         .await?;
     let mut response = String::new();
     stream.read_to_string(&mut response).await?;
@@ -73,4 +79,27 @@ pub async fn start_ready(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(child)
+}
+
+/// Creates database `name` beside the one of `admin_url`; its URL.
+pub async fn create_database(admin_url: &str, name: &str) -> anyhow::Result<String> {
+    let mut connection = PgConnection::connect(admin_url).await?;
+    // The name is ours (a prefix and hex digits), so formatting it in is safe.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut connection)
+        .await?;
+    let (server, _) = admin_url
+        .rsplit_once('/')
+        .context("DATABASE_URL ends with /<database>")?;
+    Ok(format!("{server}/{name}"))
+}
+
+pub async fn drop_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
+    let mut connection = PgConnection::connect(admin_url).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name}"
+    )))
+    .execute(&mut connection)
+    .await?;
+    Ok(())
 }

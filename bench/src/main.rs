@@ -1,6 +1,7 @@
 //! `hookline-bench STAGE`: measures one part of Hookline against the running local
 //! stack and writes `bench/results/STAGE.json`. `make bench` runs every stage.
 
+mod console;
 mod consumer;
 mod e2e;
 mod emitter;
@@ -36,6 +37,9 @@ enum Stage {
     /// Events stored per second draining a pre-filled topic, produce-to-row delay at a
     /// steady rate, consumer memory.
     Consumer(consumer::Args),
+    /// With 10 million events stored: the console's list and search times through its
+    /// API, and how soon its live tail shows an event at 2,000 stored per second.
+    Console(console::Args),
 }
 
 #[tokio::main]
@@ -47,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
         Stage::Emitter(args) => emitter::run(args).await?,
         Stage::E2e(args) => e2e::run(args).await?,
         Stage::Consumer(args) => consumer::run(args).await?,
+        Stage::Console(args) => console::run(args).await?,
     };
     let path = report.finish(&cli.results)?;
     println!("wrote {}", path.display());

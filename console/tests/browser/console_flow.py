@@ -102,10 +102,6 @@ class Flow:
         selector += "".join(f'[data-{key.replace("_", "-")}="{css(value)}"]' for key, value in attrs.items())
         return self.page.locator(selector)
 
-    def goto(self, hash_route):
-        self.page.goto(f"{self.cfg.url}/{hash_route}")
-        self.wait_done()
-
     def wait_done(self):
         """Waits until the route on the hash finished rendering, and fails on an error banner."""
         self.page.wait_for_function(PAGE_DONE, timeout=20_000)
@@ -293,6 +289,7 @@ class Flow:
         expect(self.by("login-username"), "logging out shows the login form").to_be_visible()
         self.login(cfg.viewer, cfg.viewer_password, f"#/dead-letters?webhook_id={cfg.webhook_id}")
         expect(self.by("whoami"), "the header gives the viewer's role").to_contain_text("viewer")
+        assert "#/dead-letters" in self.page.url, f"after login the page shows {self.page.url}, not the route asked for"
         expect(self.by("dead-letter-row").first, "the viewer sees the dead letters").to_be_visible()
         expect(self.by("replay-one"), "a viewer gets no Replay button").to_have_count(0)
         expect(self.by("replay-all"), "a viewer gets no Replay all button").to_have_count(0)
