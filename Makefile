@@ -24,11 +24,12 @@ crds: ## Regenerate crds/webhook.yaml (and the chart's copy) from the operator's
 fmt: ## Format the Rust code
 	$(CARGO) fmt --all
 
-lint: ## rustfmt check, clippy with warnings as errors, shellcheck on every script, no unused dependencies
+lint: ## rustfmt check, clippy with warnings as errors, shellcheck on every script, no unused dependencies, the console's script parses
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	@dev/shellcheck.sh
 	@dev/unused-deps.sh
+	@dev/check-console-assets.sh
 
 check: ## Type-check everything quickly
 	$(CARGO) check --workspace --all-targets
