@@ -195,7 +195,7 @@ up_connected() {
   local image
   require_connected_tools
   create_cluster "$REPO_ROOT/kind-config.yaml"
-  for image in operator handler consumer emitter; do
+  for image in operator handler consumer emitter console; do
     log "building hookline-$image:$(chart_app_version)"
     DOCKER_BUILDKIT=1 docker build --target "$image" -t "hookline-$image:$(chart_app_version)" "$REPO_ROOT"
     kind load docker-image --name "$CLUSTER" "hookline-$image:$(chart_app_version)"
@@ -311,7 +311,8 @@ cmd_test() {
   mapfile -t values < <(chart_values)
   (cd "$REPO_ROOT" &&
     HOOKLINE_KIND_NAMESPACE=$NAMESPACE HOOKLINE_KIND_RELEASE=$RELEASE HOOKLINE_KIND_INGRESS="127.0.0.1:80" \
-      HOOKLINE_KIND_INGRESS_HOST=$INGRESS_HOST HOOKLINE_KIND_CHART="$REPO_ROOT/helm/hookline" \
+      HOOKLINE_KIND_INGRESS_HOST=$INGRESS_HOST HOOKLINE_KIND_CONSOLE_HOST=$CONSOLE_HOST \
+      HOOKLINE_KIND_CHART="$REPO_ROOT/helm/hookline" \
       HOOKLINE_KIND_CHART_VALUES="${values[*]}" \
       cargo test --locked -p hookline-e2e --test kind_cluster -- --ignored --nocapture) || die "make kind-test failed"
   # The test ends with helm uninstall: put Hookline back as make kind-up left it.

@@ -33,6 +33,8 @@ pub struct KindCluster {
     pub ingress: String,
     /// The Host header the Ingress routes on.
     pub ingress_host: String,
+    /// The Host header of the console's Ingress.
+    pub console_host: String,
     pub chart: String,
     /// The `--set=...` arguments `make kind-up` installed the chart with.
     pub chart_values: Vec<String>,
@@ -49,6 +51,7 @@ impl KindCluster {
             release: env("HOOKLINE_KIND_RELEASE"),
             ingress: env("HOOKLINE_KIND_INGRESS"),
             ingress_host: env("HOOKLINE_KIND_INGRESS_HOST"),
+            console_host: env("HOOKLINE_KIND_CONSOLE_HOST"),
             chart: env("HOOKLINE_KIND_CHART"),
             chart_values: env("HOOKLINE_KIND_CHART_VALUES")
                 .split_whitespace()
@@ -270,6 +273,43 @@ impl Sender {
         let accepted = self.accepted.lock().expect("lock").clone();
         let statuses = self.statuses.lock().expect("lock").clone();
         (accepted, statuses)
+    }
+}
+
+impl KindCluster {
+    /// `GET path` of the console through its Ingress, with HTTP Basic when given:
+    /// (status, body), status 0 when the connection failed.
+    pub fn console_get(&self, path: &str, basic: Option<(&str, &str)>) -> (u16, String) {
+        use base64::Engine;
+        let mut request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            self.console_host
+        );
+        if let Some((user, password)) = basic {
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            request.push_str(&format!("Authorization: Basic {token}\r\n"));
+        }
+        request.push_str("\r\n");
+        let Ok(mut stream) = TcpStream::connect(&self.ingress) else {
+            return (0, String::new());
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+        if stream.write_all(request.as_bytes()).is_err() {
+            return (0, String::new());
+        }
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+            .unwrap_or_default();
+        (status, body)
     }
 }
 

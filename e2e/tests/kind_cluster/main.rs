@@ -148,6 +148,39 @@ async fn the_users_path_on_kind_loses_nothing() {
         "rows of kind-emitter against {emitted:?}"
     );
 
+    // The console, through its Ingress: no answer without credentials; signed in, the
+    // Webhooks with their ids, and the events of one of them.
+    let (status, _) = cluster.console_get("/api/v1/webhooks", None);
+    assert_eq!(status, 401, "the console answered without credentials");
+    let users = cluster.kubectl(&[
+        "get",
+        "secret",
+        &format!("{}-console", cluster.release),
+        "-o",
+        "jsonpath={.data.users}",
+    ]);
+    let users = String::from_utf8(
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, users.trim())
+            .expect("base64 users"),
+    )
+    .expect("UTF-8 users");
+    let admin = users
+        .lines()
+        .find_map(|line| line.strip_prefix("admin:operator:"))
+        .expect("the generated admin");
+    let (status, webhooks) = cluster.console_get("/api/v1/webhooks", Some(("admin", admin)));
+    assert_eq!(status, 200, "{webhooks}");
+    assert!(
+        webhooks.contains(&direct_id) && webhooks.contains(&emitted_id),
+        "{webhooks}"
+    );
+    let (status, events) = cluster.console_get(
+        &format!("/api/v1/events?webhook_id={direct_id}&limit=5"),
+        Some(("admin", admin)),
+    );
+    assert_eq!(status, 200, "{events}");
+    assert!(events.contains(&direct_id), "{events}");
+
     println!(
         "kind-test counts: through the Ingress {} accepted and {} stored (answers {statuses:?}); \
          emitter pods: {} processes, {} emitted, {} delivered, {} stored",
