@@ -199,11 +199,22 @@ async fn measure(
     ];
     for (name, path) in &queries {
         let mut samples = Vec::with_capacity(args.requests);
+        let mut empty = 0;
         for n in 0..args.requests as u64 {
-            let (elapsed, _) = api.get(&path(n)).await.with_context(|| name.to_string())?;
+            let (elapsed, page) = api.get(&path(n)).await.with_context(|| name.to_string())?;
             samples.push(elapsed);
+            if page["items"].as_array().is_none_or(Vec::is_empty) {
+                empty += 1;
+            }
         }
-        report.latencies(name, &mut samples);
+        // Every query but the body search selects rows that exist: an empty answer
+        // would time a query that found nothing.
+        if empty > 0 && !name.starts_with("search") {
+            bail!("{name}: {empty} of {} answers were empty", args.requests);
+        }
+        report
+            .latencies(name, &mut samples)
+            .figure(&format!("{name}_empty_answers"), empty);
         println!("{name}: measured");
     }
     // Deep pages: the 2nd to 21st page of one webhook, cursor after cursor.
@@ -301,7 +312,7 @@ async fn load(pool: &PgPool, events: u64, webhooks: u64) -> anyhow::Result<Load>
              SELECT 'bench-wh-' || (i % {webhooks}), 'msg_' || i, 'evt_' || i, \
                (ARRAY[{types}])[1 + i % 8], t, b::jsonb, convert_to(b, 'UTF8'), 'application/json', \
                jsonb_build_object('webhook-id', 'msg_' || i), t, t + interval '20 milliseconds', 1 \
-             FROM (SELECT i, now() - make_interval(secs => {span_secs} * ({events} - i) / {events}) AS t, \
+             FROM (SELECT i, now() - make_interval(secs => {span_secs:.1} * ({events} - i) / {events}) AS t, \
                      json_build_object('type', (ARRAY[{types}])[1 + i % 8], 'id', 'evt_' || i, \
                        'data', json_build_object('account', 'acct_' || (i % 97), 'amount', i % 10000, \
                          'currency', 'eur', 'note', repeat('x', 120)))::text AS b \
