@@ -61,11 +61,17 @@ def main():
     parser.add_argument("--psql", default="psql")
     parser.add_argument("--namespace", required=True)
     parser.add_argument("--interval", type=float, default=2.0)
+    parser.add_argument("--console-url", default="")
     args = parser.parse_args()
     # A Kubernetes namespace name: safe to write into the SQL text.
     if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", args.namespace):
         parser.error(f"not a namespace name: {args.namespace!r}")
+    lines = 0
     while True:
+        # The console's address scrolls away with the figures: repeat it now and then.
+        if args.console_url and lines % 30 == 0:
+            print(f"console: {args.console_url} (sign-ins: printed above, or the Secret hookline-console)", flush=True)
+        lines += 1
         totals = {"emitted": 0, "delivered": 0, "accepted": 0, "retried": 0, "failed": 0}
         replicas = {}
         for info in pods(args.pods).values():

@@ -168,7 +168,7 @@ watch_live() {
   local python
   python=$(bash "$DEV_DIR/pyenv.sh")
   "$python" "$DEV_DIR/dashboard.py" --pods "$PODS_DIR/pods.json" --database-url "$DATABASE_URL" \
-    --psql "$PG_BIN/psql" --namespace "$NAMESPACE"
+    --psql "$PG_BIN/psql" --namespace "$NAMESPACE" --console-url "$(console_url)"
 }
 
 case "${1:-run}" in
