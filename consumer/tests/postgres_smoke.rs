@@ -23,7 +23,7 @@ async fn migrations_apply_and_the_events_key_refuses_duplicates() {
     .fetch_all(&pool)
     .await
     .expect("list tables");
-    assert_eq!(tables, ["dead_letters", "events", "webhooks"]);
+    assert_eq!(tables, ["dead_letters", "events", "replays", "webhooks"]);
 
     let insert = "insert into events (webhook_id, message_id, body, received_at) \
                   values ($1, $2, $3, now()) on conflict do nothing";
