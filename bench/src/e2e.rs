@@ -156,6 +156,14 @@ async fn measure(
     .fetch_one(db)
     .await?;
     webhooks.delete(&name, &DeleteParams::default()).await?;
+    // Nothing stored is not a figure: the system was not taking traffic (a handler
+    // without the Webhook, a consumer without partitions), and its delay is unknown.
+    if row.0 == 0 {
+        bail!(
+            "rate {rate}/s stored no event emitted in its {} s window",
+            args.seconds
+        );
+    }
     let seconds = (to - from).num_milliseconds() as f64 / 1000.0;
     Ok(Measured {
         stored_per_s: row.0 as f64 / seconds,
