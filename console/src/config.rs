@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use hookline_api::topics;
-use hookline_core::config::{CommonArgs, KafkaArgs, OpsArgs, parse_duration};
+use hookline_core::config::{
+    CommonArgs, KafkaArgs, OpsArgs, parse_cidr, parse_database_url, parse_duration,
+};
 use hookline_core::source::Cidr;
 
 /// Hookline's web console and read API (/api/v1): webhooks, events, dead letters and
@@ -81,18 +83,6 @@ pub struct Config {
     /// After SIGTERM, how long open requests (and live streams) may take before they are dropped.
     #[arg(long, env = "CONSOLE_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
-}
-
-fn parse_cidr(value: &str) -> Result<Cidr, String> {
-    value.trim().parse().map_err(|err| format!("{err}"))
-}
-
-fn parse_database_url(value: &str) -> Result<String, String> {
-    if value.starts_with("postgres://") || value.starts_with("postgresql://") {
-        Ok(value.to_owned())
-    } else {
-        Err("expected postgres://user:password@host:port/database".into())
-    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use hookline_core::replay::{self, Selection};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sqlx::{FromRow, Postgres, QueryBuilder};
+use sqlx::{FromRow, Postgres, QueryBuilder, Row};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::AppState;
@@ -291,7 +291,6 @@ pub async fn one(
         .fetch_optional(&state.pool)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no dead letter {id}")))?;
-    use sqlx::Row;
     let headers: Value = row.try_get("headers")?;
     let payload: Vec<u8> = row.try_get("payload")?;
     let dead_letter = DeadLetter::from(DeadLetterRow::from_row(&row)?);

@@ -5,7 +5,7 @@
 //! a row can appear with a stored_at just before what was last read. Each look reads
 //! back `LOOK_BACK` and skips the rows it already sent.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -61,7 +61,8 @@ struct Tail {
     /// What was sent within the look-back, with its stored_at.
     sent: HashMap<(String, String), DateTime<Utc>>,
     next_rate: DateTime<Utc>,
-    queued: Vec<Event>,
+    /// What the last look found, sent oldest first.
+    queued: VecDeque<Event>,
 }
 
 /// `text/event-stream`: `stored` (an event summary), `skipped` (`{"count"}`, beyond 100
@@ -90,17 +91,15 @@ pub async fn stream(
         cursor: now,
         sent: HashMap::new(),
         next_rate: now + chrono::Duration::seconds(1),
-        queued: Vec::new(),
+        queued: VecDeque::new(),
     };
     let events = futures::stream::unfold(tail, |mut tail| async move {
         loop {
-            if let Some(event) = tail.queued.pop() {
+            if let Some(event) = tail.queued.pop_front() {
                 return Some((Ok(event), tail));
             }
             tokio::time::sleep(LOOK_INTERVAL).await;
             tail.look().await;
-            // Sent oldest first: the queue is popped from its end.
-            tail.queued.reverse();
         }
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
@@ -118,7 +117,7 @@ impl Tail {
             Ok((events, skipped)) => {
                 for event in events {
                     if let Ok(data) = Event::default().event("stored").json_data(&event) {
-                        self.queued.push(data);
+                        self.queued.push_back(data);
                     }
                 }
                 if skipped > 0
@@ -126,7 +125,7 @@ impl Tail {
                         .event("skipped")
                         .json_data(Skipped { count: skipped })
                 {
-                    self.queued.push(data);
+                    self.queued.push_back(data);
                 }
             }
             Err(err) => tracing::debug!(%err, "live tail look failed; trying again"),
@@ -145,7 +144,7 @@ impl Tail {
                         stored_per_second: count as f64,
                     };
                     if let Ok(data) = Event::default().event("rate").json_data(rate) {
-                        self.queued.push(data);
+                        self.queued.push_back(data);
                     }
                 }
                 Err(err) => tracing::debug!(%err, "live rate look failed"),

@@ -85,7 +85,7 @@ pub struct WebhookList {
         (status = 503, description = "Kubernetes or PostgreSQL not answering", body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<WebhookList>, ApiError> {
     let webhooks = synced_webhooks(&state)?;
-    let counts = counts(&state.pool, Utc::now()).await?;
+    let counts = counts(&state.pool, Utc::now(), None).await?;
     let mut items: Vec<WebhookView> = webhooks
         .iter()
         .map(|webhook| view(webhook, &counts))
@@ -110,7 +110,11 @@ pub async fn one(
         .into_iter()
         .find(|w| w.namespace().as_deref() == Some(namespace.as_str()) && w.name_any() == name)
         .ok_or_else(|| ApiError::NotFound(format!("no Webhook {namespace}/{name}")))?;
-    let counts = counts(&state.pool, Utc::now()).await?;
+    let webhook_id = webhook.status.as_ref().and_then(|s| s.webhook_id.clone());
+    let counts = match webhook_id {
+        Some(id) => counts(&state.pool, Utc::now(), Some(&id)).await?,
+        None => HashMap::new(),
+    };
     Ok(Json(view(&webhook, &counts)))
 }
 
@@ -178,10 +182,11 @@ fn view(webhook: &Webhook, counts: &HashMap<String, WindowCounts>) -> WebhookVie
     }
 }
 
-/// The counts of every webhook with traffic in the last day.
+/// The counts of every webhook with traffic in the last day, or of `only` that one.
 async fn counts(
     pool: &PgPool,
     now: DateTime<Utc>,
+    only: Option<&str>,
 ) -> Result<HashMap<String, WindowCounts>, ApiError> {
     let hour = now - Duration::hours(1);
     let day = now - Duration::days(1);
@@ -194,11 +199,13 @@ async fn counts(
                 count(*) FILTER (WHERE received_at >= $2), \
                 count(*) FILTER (WHERE stored_at >= $1), \
                 count(*) FILTER (WHERE stored_at >= $2) \
-         FROM events WHERE received_at >= $3 GROUP BY webhook_id",
+         FROM events WHERE received_at >= $3 AND ($4::text IS NULL OR webhook_id = $4) \
+         GROUP BY webhook_id",
     )
     .bind(hour)
     .bind(day)
     .bind(day - Duration::hours(12))
+    .bind(only)
     .fetch_all(pool)
     .await?;
     for (id, received_hour, received_day, stored_hour, stored_day) in events {
@@ -210,10 +217,12 @@ async fn counts(
     }
     let dead: Vec<(String, i64, i64)> = sqlx::query_as(
         "SELECT webhook_id, count(*) FILTER (WHERE dead_at >= $1), count(*) \
-         FROM dead_letters WHERE dead_at >= $2 GROUP BY webhook_id",
+         FROM dead_letters WHERE dead_at >= $2 AND ($3::text IS NULL OR webhook_id = $3) \
+         GROUP BY webhook_id",
     )
     .bind(hour)
     .bind(day)
+    .bind(only)
     .fetch_all(pool)
     .await?;
     for (id, dead_hour, dead_day) in dead {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::source::Cidr;
 use crate::telemetry::LogFormat;
 
 /// The environment variables of the shared flags, for whoever sets them for a service
@@ -71,6 +72,21 @@ pub fn parse_http_url(value: &str) -> Result<String, String> {
     Ok(value.to_owned())
 }
 
+/// A PostgreSQL URL (`postgres://` or `postgresql://`). The error does not echo the
+/// value: it may hold a password.
+pub fn parse_database_url(value: &str) -> Result<String, String> {
+    if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+        Ok(value.to_owned())
+    } else {
+        Err("expected a postgres:// or postgresql:// URL".into())
+    }
+}
+
+/// A CIDR range, e.g. `10.0.0.0/8`, or a bare address (a range of one).
+pub fn parse_cidr(value: &str) -> Result<Cidr, String> {
+    value.trim().parse().map_err(|err| format!("{err}"))
+}
+
 /// A positive duration written with its unit: `250ms`, `5s`, `2m` or `1h`.
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
     let value = value.trim();
@@ -102,6 +118,14 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn database_url_must_be_postgres_and_errors_do_not_echo_it() {
+        assert!(parse_database_url("postgres://u:p@h/db").is_ok());
+        assert!(parse_database_url("postgresql://h/db").is_ok());
+        let err = parse_database_url("mysql://u:secret@h/db").unwrap_err();
+        assert!(!err.contains("secret"), "{err}");
+    }
 
     #[test]
     fn http_urls_need_scheme_and_host() {

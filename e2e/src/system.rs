@@ -130,6 +130,19 @@ impl System {
         .await
     }
 
+    /// A Secret holding `value` under the key `secret`, for a Webhook's `secretRef`.
+    pub async fn create_secret(&self, name: &str, value: &str) {
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+            Api::namespaced(self.webhooks.clone().into_client(), &self.namespace);
+        let mut secret = k8s_openapi::api::core::v1::Secret::default();
+        secret.metadata.name = Some(name.to_owned());
+        secret.string_data = Some([("secret".to_owned(), value.to_owned())].into());
+        secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .expect("create the Secret");
+    }
+
     pub async fn patch_webhook(&self, name: &str, spec: Value) {
         self.webhooks
             .patch(

@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use hookline_api::topics;
-use hookline_core::config::{CommonArgs, KafkaArgs, parse_duration};
-
+use hookline_core::config::{CommonArgs, KafkaArgs, parse_cidr, parse_duration};
 use hookline_core::source::Cidr;
 
 /// Hookline's HTTP edge: verifies signed webhook deliveries and produces them to Kafka,
@@ -60,10 +59,6 @@ pub struct Config {
     /// After SIGTERM, how long in-flight requests may take to finish before they are dropped.
     #[arg(long, env = "HANDLER_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
-}
-
-fn parse_cidr(value: &str) -> Result<Cidr, String> {
-    value.trim().parse().map_err(|err| format!("{err}"))
 }
 
 #[cfg(test)]

@@ -21,7 +21,6 @@ use hookline_e2e::system::{System, repo_root};
 use hookline_testkit::{eventually, tools};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use kube::api::PostParams;
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -38,7 +37,7 @@ struct Sent {
 async fn a_person_finds_events_and_replays_a_dead_letter_in_the_console() {
     let system = System::start(NAMESPACE).await;
     let secret = signature::generate_standard_secret();
-    create_secret(&system, "orders-signing-input", &secret).await;
+    system.create_secret("orders-signing-input", &secret).await;
     let webhook_id = system
         .create_webhook(
             "orders",
@@ -275,17 +274,6 @@ async fn send(port: u16, webhook_id: &str, headers: &[(String, String)], body: &
         }
     }
     panic!("the proxy answered {}: {}", last.0, last.1);
-}
-
-async fn create_secret(system: &System, name: &str, value: &str) {
-    let secrets: Api<Secret> = Api::namespaced(system.webhooks.clone().into_client(), NAMESPACE);
-    let mut secret = Secret::default();
-    secret.metadata.name = Some(name.to_owned());
-    secret.string_data = Some([("secret".to_owned(), value.to_owned())].into());
-    secrets
-        .create(&PostParams::default(), &secret)
-        .await
-        .expect("create the signing Secret");
 }
 
 fn console_url(system: &System) -> String {

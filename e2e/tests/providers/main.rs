@@ -15,9 +15,6 @@ use hookline_core::signature::{self, DEFAULT_TOLERANCE, Scheme, SigningSecret};
 use hookline_e2e::system::System;
 use hookline_testkit::eventually;
 use hookline_testkit::providers::{self, SignedHeaders};
-use k8s_openapi::api::core::v1::Secret;
-use kube::Api;
-use kube::api::PostParams;
 use serde_json::{Value, json};
 
 const NAMESPACE: &str = "hookline-providers";
@@ -162,18 +159,6 @@ impl Provider {
     }
 }
 
-/// A Secret holding `value` under `secret`, for a Webhook's `secretRef`.
-async fn create_secret(system: &System, name: &str, value: &str) {
-    let secrets: Api<Secret> = Api::namespaced(system.webhooks.clone().into_client(), NAMESPACE);
-    let mut secret = Secret::default();
-    secret.metadata.name = Some(name.to_owned());
-    secret.string_data = Some([("secret".to_owned(), value.to_owned())].into());
-    secrets
-        .create(&PostParams::default(), &secret)
-        .await
-        .expect("create the provider's Secret");
-}
-
 /// The handler's answer: status, `status` field (accepted, duplicate) or `error`, and
 /// the message id when accepted.
 #[derive(Debug, Clone, PartialEq)]
@@ -228,12 +213,9 @@ async fn official_provider_libraries_are_accepted_and_each_event_is_one_row() {
     let providers = Provider::all();
     let mut webhook_ids = BTreeMap::new();
     for provider in &providers {
-        create_secret(
-            &system,
-            &format!("{}-secret", provider.name),
-            &provider.secret,
-        )
-        .await;
+        system
+            .create_secret(&format!("{}-secret", provider.name), &provider.secret)
+            .await;
         let spec = json!({
             "customerId": "providers",
             "scheme": provider.scheme,
