@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::day_partitions::Retention;
 use chrono::{DateTime, Utc};
 use clap::{ArgGroup, Parser, Subcommand};
 use hookline_api::topics;
@@ -53,10 +54,17 @@ pub struct RunArgs {
     /// the group `<group-id>.retries`, so retries never hold up fresh events.
     #[arg(long, env = "CONSUMER_GROUP_ID", default_value = "hookline-consumer")]
     pub group_id: String,
-    /// Static group membership, e.g. the pod name: a restarted replica with the same id
-    /// gets its partitions back at once instead of after the session timeout.
+    /// Static group membership, e.g. the pod name: a replica restarted with the same id
+    /// gets its partitions back at once. Off by default: a static member does not leave
+    /// the group when it stops, so after a scale-down its partitions sit unread for the
+    /// session timeout; without it a stopping replica hands them over at once.
     #[arg(long, env = "CONSUMER_GROUP_INSTANCE_ID")]
     pub group_instance_id: Option<String>,
+    /// How long a replica that stopped answering (a crash, a lost node) keeps its
+    /// partitions before the group moves them, e.g. 10s (the broker allows 6s to 5m by
+    /// default). Shorter moves them sooner; too short makes a slow replica lose them.
+    #[arg(long, env = "CONSUMER_SESSION_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub session_timeout: Duration,
     /// The dead-letter topic: events whose retry budget is spent.
     #[arg(long, env = "CONSUMER_DEAD_LETTER_TOPIC", default_value = topics::DEAD_LETTERS)]
     pub dead_letter_topic: String,
@@ -88,6 +96,42 @@ pub struct RunArgs {
     /// Longest a batch's transaction may take before it counts as a database outage.
     #[arg(long, env = "DATABASE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub database_timeout: Duration,
+    #[command(flatten)]
+    pub retention: RetentionArgs,
+}
+
+/// How long rows are kept. The events table has one partition per UTC day of
+/// received_at; a day goes as a whole.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RetentionArgs {
+    /// Days events are kept (0: forever). A day's partition is dropped once the whole
+    /// day is older than this and none of its rows was stored more recently; the
+    /// idempotency key holds within this window.
+    #[arg(long, env = "CONSUMER_EVENTS_RETENTION_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(0..=36_500))]
+    pub events_retention_days: u32,
+    /// Days dead letters are kept after they died (0: forever), replayed or not.
+    #[arg(long, env = "CONSUMER_DEAD_LETTER_RETENTION_DAYS", default_value_t = 90,
+          value_parser = clap::value_parser!(u32).range(0..=36_500))]
+    pub dead_letter_retention_days: u32,
+    /// Days after today whose events partitions are created in advance.
+    #[arg(long, env = "CONSUMER_PARTITIONS_AHEAD_DAYS", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=60))]
+    pub partitions_ahead_days: u32,
+    /// How often partitions are created ahead and expired rows removed, e.g. 1h.
+    #[arg(long, env = "CONSUMER_RETENTION_INTERVAL", default_value = "1h", value_parser = parse_duration)]
+    pub retention_interval: Duration,
+}
+
+impl RetentionArgs {
+    pub fn retention(&self) -> Retention {
+        let days = |value: u32| (value > 0).then_some(value);
+        Retention {
+            events_days: days(self.events_retention_days),
+            dead_letter_days: days(self.dead_letter_retention_days),
+            days_ahead: self.partitions_ahead_days,
+        }
+    }
 }
 
 #[derive(Debug, Clone, clap::Args)]

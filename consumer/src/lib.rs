@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod day_partitions;
 pub mod db;
 pub mod event;
 pub mod failure_routing;

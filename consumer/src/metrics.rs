@@ -50,6 +50,10 @@ pub struct Metrics {
     pub infrastructure_failures: Family<KindLabel, Counter>,
     pub paused: Family<SourceLabel, Gauge>,
     pub webhooks_mirrored: Counter,
+    pub event_partitions: Gauge,
+    pub event_partitions_dropped: Counter,
+    pub dead_letters_expired: Counter,
+    pub retention_sweep_failures: Counter,
 }
 
 impl Metrics {
@@ -72,6 +76,10 @@ impl Metrics {
             infrastructure_failures: Family::default(),
             paused: Family::default(),
             webhooks_mirrored: Counter::default(),
+            event_partitions: Gauge::default(),
+            event_partitions_dropped: Counter::default(),
+            dead_letters_expired: Counter::default(),
+            retention_sweep_failures: Counter::default(),
         };
         registry.register(
             "consumed",
@@ -142,6 +150,26 @@ impl Metrics {
             "webhooks_mirrored",
             "Registry updates written to the webhooks table",
             metrics.webhooks_mirrored.clone(),
+        );
+        registry.register(
+            "event_partitions",
+            "Day partitions of the events table, as the last sweep found them",
+            metrics.event_partitions.clone(),
+        );
+        registry.register(
+            "event_partitions_dropped",
+            "Day partitions of the events table dropped past the retention",
+            metrics.event_partitions_dropped.clone(),
+        );
+        registry.register(
+            "dead_letters_expired",
+            "Dead-letter rows deleted past their retention",
+            metrics.dead_letters_expired.clone(),
+        );
+        registry.register(
+            "retention_sweep_failures",
+            "Partition and retention sweeps that failed (tried again at the next interval)",
+            metrics.retention_sweep_failures.clone(),
         );
         metrics
     }

@@ -11,7 +11,9 @@
 //! Rebalances: offsets are committed only for work that is done; before partitions are
 //! revoked, their done offsets are committed synchronously, and records of revoked
 //! partitions that were gathered but not processed are dropped, uncommitted, for the
-//! new owner to read.
+//! new owner to read. Assignment is cooperative (incremental): a replica joining or
+//! leaving moves only the partitions that change owner, the others never stop, and a
+//! replica stopping gracefully leaves the group so its partitions move at once.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -69,6 +71,8 @@ pub struct PipelineSettings {
     /// Static group membership: a restarted replica with the same id takes its
     /// partitions back at once instead of after the session timeout.
     pub group_instance_id: Option<String>,
+    /// How long a replica that stopped answering keeps its partitions.
+    pub session_timeout: Duration,
     pub topics: Vec<String>,
     /// Hold records until their not-before time (the retry tiers).
     pub gated: bool,
@@ -253,7 +257,18 @@ impl Pipeline {
         config
             .set("queued.max.messages.kbytes", PREFETCH_KBYTES)
             .set("fetch.queue.backoff.ms", PREFETCH_FULL_BACKOFF_MS)
-            .set("statistics.interval.ms", "5000");
+            .set("statistics.interval.ms", "5000")
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            .set(
+                "session.timeout.ms",
+                settings.session_timeout.as_millis().to_string(),
+            )
+            .set(
+                "heartbeat.interval.ms",
+                (settings.session_timeout.as_millis() / 5)
+                    .max(100)
+                    .to_string(),
+            );
         if let Some(instance) = &settings.group_instance_id {
             config.set("group.instance.id", instance);
         }

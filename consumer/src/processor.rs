@@ -10,6 +10,7 @@
 //! (their keys), and copies may be sent again (at least once), which their consumers
 //! absorb the same way.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -21,6 +22,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::PgPool;
 use thiserror::Error;
 
+use crate::day_partitions::DayPartitions;
 use crate::db;
 use crate::event::{self, Consumed, EventError, EventRow};
 use crate::failure_routing::{self, Copy, Failure, FailurePlan, Routes};
@@ -54,6 +56,7 @@ impl InfrastructureError {
 
 pub struct Processor {
     pool: PgPool,
+    day_partitions: Arc<DayPartitions>,
     registry: RegistryView,
     producer: FutureProducer,
     routes: Routes,
@@ -72,7 +75,7 @@ struct Written<'a> {
 
 impl Processor {
     pub fn new(
-        pool: PgPool,
+        day_partitions: Arc<DayPartitions>,
         registry: RegistryView,
         producer: FutureProducer,
         routes: Routes,
@@ -81,7 +84,8 @@ impl Processor {
         metrics: Metrics,
     ) -> Self {
         Self {
-            pool,
+            pool: day_partitions.pool().clone(),
+            day_partitions,
             registry,
             producer,
             routes,
@@ -193,6 +197,9 @@ impl Processor {
         row_origins: &[(&'a Consumed, DeliveryPolicy)],
         mut failures: Vec<Failure<'a>>,
     ) -> Result<Written<'a>, sqlx::Error> {
+        self.day_partitions
+            .ensure_for(rows.iter().map(|row| row.received_at))
+            .await?;
         let mut tx = self.pool.begin().await?;
         let mut refused_count = 0;
         let inserted = match store::insert_events(&mut tx, rows).await {

@@ -14,6 +14,7 @@ use rdkafka::producer::FutureProducer;
 use thiserror::Error;
 
 use crate::config::RunArgs;
+use crate::day_partitions::DayPartitions;
 use crate::db::{self, DbError};
 use crate::failure_routing::Routes;
 use crate::metrics::Metrics;
@@ -73,6 +74,16 @@ pub async fn run(database_url: &str, args: RunArgs, shutdown: Shutdown) -> Resul
         shutdown.clone(),
     ));
     tokio::spawn(db::watch(pool.clone(), readiness.clone(), shutdown.clone()));
+    let day_partitions = Arc::new(DayPartitions::new(pool.clone(), args.retention.retention()));
+    tokio::spawn({
+        let day_partitions = day_partitions.clone();
+        let (interval, metrics, shutdown) = (
+            args.retention.retention_interval,
+            metrics.clone(),
+            shutdown.clone(),
+        );
+        async move { day_partitions.run(interval, metrics, shutdown).await }
+    });
 
     let view = RegistryView::default();
     let (updates, mirrored) = tokio::sync::mpsc::unbounded_channel();
@@ -108,7 +119,7 @@ pub async fn run(database_url: &str, args: RunArgs, shutdown: Shutdown) -> Resul
         () = shutdown.wait() => false,
     };
     let consumed = if loaded {
-        consume(&args, pool, view, metrics, shutdown.clone()).await
+        consume(&args, day_partitions, view, metrics, shutdown.clone()).await
     } else {
         Ok(())
     };
@@ -126,7 +137,7 @@ pub async fn run(database_url: &str, args: RunArgs, shutdown: Shutdown) -> Resul
 /// Runs both pipelines until shutdown.
 async fn consume(
     args: &RunArgs,
-    pool: sqlx::PgPool,
+    day_partitions: Arc<DayPartitions>,
     view: RegistryView,
     metrics: Metrics,
     shutdown: Shutdown,
@@ -143,7 +154,7 @@ async fn consume(
     );
     let tier_topics: Vec<String> = routes.tier_topics().map(str::to_owned).collect();
     let processor = Arc::new(Processor::new(
-        pool,
+        day_partitions,
         view,
         producer,
         routes,
@@ -156,6 +167,7 @@ async fn consume(
         bootstrap_servers: bootstrap.clone(),
         group_id,
         group_instance_id: args.group_instance_id.clone(),
+        session_timeout: args.session_timeout,
         topics,
         gated,
         batch_max_events: args.batch_max_events as usize,

@@ -9,15 +9,20 @@ use sqlx::postgres::PgConnection;
 use crate::event::EventRow;
 use crate::failure_routing::DeadLetterRow;
 
+/// New rows only: a key already in any partition (a sender's retry received another
+/// day) or twice in the batch (the earliest receipt kept) is skipped, and the primary
+/// key catches a copy with the same received_at written by another session meanwhile.
 const INSERT_EVENTS: &str = "\
     INSERT INTO events (webhook_id, message_id, event_id, event_type, source_timestamp, \
                         body, payload, content_type, request_headers, received_at, attempts) \
-    SELECT w, m, e, t, s, b, p::jsonb, c, h::jsonb, r, a \
+    SELECT DISTINCT ON (w, m) w, m, e, t, s, b, p::jsonb, c, h::jsonb, r, a \
     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], \
                 $6::bytea[], $7::text[], $8::text[], $9::text[], $10::timestamptz[], \
                 $11::int4[]) \
          AS u(w, m, e, t, s, b, p, c, h, r, a) \
-    ON CONFLICT (webhook_id, message_id) DO NOTHING";
+    WHERE NOT EXISTS (SELECT FROM events x WHERE x.webhook_id = u.w AND x.message_id = u.m) \
+    ORDER BY w, m, r \
+    ON CONFLICT DO NOTHING";
 
 /// Inserts `rows` in one statement; returns how many were new.
 pub async fn insert_events(

@@ -1,6 +1,6 @@
 //! Against the real PostgreSQL of the local stack: the embedded migrations apply to a
-//! fresh database, twice without harm, the schema enforces the idempotency key, and
-//! rows stored before 0002 are carried over.
+//! fresh database, twice without harm, the schema refuses a second copy of a record,
+//! and rows stored before 0002 (and before the events were partitioned) are carried over.
 
 use std::borrow::Cow;
 
@@ -18,20 +18,35 @@ async fn migrations_apply_and_the_events_key_refuses_duplicates() {
 
     let tables: Vec<String> = sqlx::query_scalar(
         "select table_name::text from information_schema.tables \
-         where table_schema = 'public' and table_name <> '_sqlx_migrations' order by 1",
+         where table_schema = 'public' and table_name <> '_sqlx_migrations' \
+           and table_name !~ '^events_p[0-9]{8}$' order by 1",
     )
     .fetch_all(&pool)
     .await
     .expect("list tables");
     assert_eq!(tables, ["dead_letters", "events", "replays", "webhooks"]);
+    let today_partition: Option<String> = sqlx::query_scalar(
+        "select partition_name from events_partitions() \
+         where day = (now() at time zone 'UTC')::date",
+    )
+    .fetch_optional(&pool)
+    .await
+    .expect("list partitions");
+    assert!(
+        today_partition.is_some(),
+        "the migration creates today's partition"
+    );
 
+    // The same record read twice from Kafka carries the same received_at.
     let insert = "insert into events (webhook_id, message_id, body, received_at) \
-                  values ($1, $2, $3, now()) on conflict do nothing";
+                  values ($1, $2, $3, $4) on conflict do nothing";
+    let received_at = chrono::Utc::now();
     let body: &[u8] = b"token=x&command=%2Fweather";
     let first = sqlx::query(insert)
         .bind("wh-1")
         .bind("msg-1")
         .bind(body)
+        .bind(received_at)
         .execute(&pool)
         .await
         .expect("insert");
@@ -39,6 +54,7 @@ async fn migrations_apply_and_the_events_key_refuses_duplicates() {
         .bind("wh-1")
         .bind("msg-1")
         .bind(body)
+        .bind(received_at)
         .execute(&pool)
         .await
         .expect("insert again");
@@ -75,11 +91,30 @@ async fn rows_of_the_first_schema_are_carried_over_by_0002() {
     .execute(&pool)
     .await
     .expect("a row of the first schema");
+    sqlx::query(
+        "insert into events (webhook_id, message_id, payload, received_at) \
+         values ('wh-1', 'msg-old', '{}', now() - interval '3 days')",
+    )
+    .execute(&pool)
+    .await
+    .expect("a row received three days ago");
 
     db::migrate(&pool).await.expect("the later migrations");
+    let days: Vec<(String, i64)> = sqlx::query_as(
+        "select tableoid::regclass::text, count(*) from events group by 1 order by 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("rows per partition");
+    assert_eq!(days.len(), 2, "each row in its day's partition: {days:?}");
+    assert!(
+        days.iter()
+            .all(|(partition, count)| partition.starts_with("events_p") && *count == 1)
+    );
     let (event_id, event_type, body, invoice): (String, String, Vec<u8>, Option<String>) =
         sqlx::query_as(
-            "select event_id, event_type, body, payload->'data'->>'invoice_id' from events",
+            "select event_id, event_type, body, payload->'data'->>'invoice_id' from events \
+             where message_id = 'msg-1'",
         )
         .fetch_one(&pool)
         .await

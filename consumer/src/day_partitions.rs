@@ -1,0 +1,285 @@
+//! The events table's day partitions (migration 0004): created days ahead and for any
+//! day a batch holds, so an insert never finds its day missing; dropped whole once
+//! older than the retention, never deleted row by row. Dead letters expire by their own
+//! retention, row by row (they are few, and a partition per day would be mostly empty).
+
+use std::collections::HashSet;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use hookline_core::shutdown::Shutdown;
+use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::{AssertSqlSafe, ConnectOptions as _, Connection as _};
+
+use crate::metrics::Metrics;
+
+/// Rows of dead letters deleted per statement, so one sweep never holds a long lock.
+const DEAD_LETTER_DELETE_CHUNK: i64 = 10_000;
+/// Replicas take turns sweeping; creating partitions has its own lock in SQL.
+const SWEEP_LOCK: &str = "hookline.events.sweep";
+
+/// How long stored rows are kept; `None` keeps them forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub events_days: Option<u32>,
+    pub dead_letter_days: Option<u32>,
+    /// Days after today whose partitions exist before their first event.
+    pub days_ahead: u32,
+}
+
+/// What one sweep did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Sweep {
+    /// False when another replica was sweeping (this one only made sure of the days ahead).
+    pub swept: bool,
+    pub created: Vec<NaiveDate>,
+    pub dropped: Vec<NaiveDate>,
+    pub dead_letters_expired: u64,
+    pub partitions: usize,
+}
+
+pub struct DayPartitions {
+    pool: PgPool,
+    retention: Retention,
+    /// Days known to have a partition: a batch of known days costs no statement.
+    known: Mutex<HashSet<NaiveDate>>,
+}
+
+/// The UTC day `time` falls on: the partition it belongs to.
+pub fn day_of(time: DateTime<Utc>) -> NaiveDate {
+    time.date_naive()
+}
+
+/// The partition of `day`, as `events_ensure_partition` names it. Built from a date
+/// only, so it is safe to write into a statement.
+fn partition_name(day: NaiveDate) -> String {
+    format!("events_p{}", day.format("%Y%m%d"))
+}
+
+impl DayPartitions {
+    pub fn new(pool: PgPool, retention: Retention) -> Self {
+        Self {
+            pool,
+            retention,
+            known: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The pool partitions are created in, which the events are written through too.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, HashSet<NaiveDate>> {
+        self.known.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Creates the partitions missing for `times` (a batch's received_at): today's and
+    /// the days ahead exist already, so this matters for a replayed old dead letter or
+    /// a sender's clock far off. Returns the days it created.
+    pub async fn ensure_for(
+        &self,
+        times: impl IntoIterator<Item = DateTime<Utc>>,
+    ) -> Result<Vec<NaiveDate>, sqlx::Error> {
+        let missing: HashSet<NaiveDate> = {
+            let known = self.known();
+            times
+                .into_iter()
+                .map(day_of)
+                .filter(|day| !known.contains(day))
+                .collect()
+        };
+        let mut created = Vec::new();
+        for day in missing {
+            if self.ensure(day).await? {
+                created.push(day);
+            }
+        }
+        Ok(created)
+    }
+
+    async fn ensure(&self, day: NaiveDate) -> Result<bool, sqlx::Error> {
+        let created: bool = sqlx::query_scalar("SELECT events_ensure_partition($1)")
+            .bind(day)
+            .fetch_one(&self.pool)
+            .await?;
+        self.known().insert(day);
+        if created {
+            tracing::info!(%day, "created the events partition of a day");
+        }
+        Ok(created)
+    }
+
+    /// One pass: the partitions of yesterday to `days_ahead` after today, then (unless
+    /// another replica holds the sweep) the expired partitions dropped and the expired
+    /// dead letters deleted.
+    pub async fn sweep(&self, now: DateTime<Utc>) -> Result<Sweep, sqlx::Error> {
+        let today = day_of(now);
+        let mut sweep = Sweep::default();
+        for offset in -1..=i64::from(self.retention.days_ahead) {
+            let day = today + chrono::Duration::days(offset);
+            if self.ensure(day).await? {
+                sweep.created.push(day);
+            }
+        }
+        // A connection of its own: DETACH ... CONCURRENTLY cannot run in a transaction,
+        // and the session lock and lock_timeout end with it.
+        let mut connection = self.pool.connect_options().connect().await?;
+        let result = self.sweep_locked(&mut connection, now, &mut sweep).await;
+        let closed = connection.close().await;
+        result?;
+        closed?;
+        Ok(sweep)
+    }
+
+    async fn sweep_locked(
+        &self,
+        connection: &mut PgConnection,
+        now: DateTime<Utc>,
+        sweep: &mut Sweep,
+    ) -> Result<(), sqlx::Error> {
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
+            .bind(SWEEP_LOCK)
+            .fetch_one(&mut *connection)
+            .await?;
+        let partitions: Vec<(NaiveDate, bool)> =
+            sqlx::query_as("SELECT day, detach_pending FROM events_partitions()")
+                .fetch_all(&mut *connection)
+                .await?;
+        sweep.partitions = partitions.len();
+        self.known().extend(
+            partitions
+                .iter()
+                .filter(|(_, pending)| !pending)
+                .map(|(day, _)| *day),
+        );
+        if !locked {
+            return Ok(());
+        }
+        sweep.swept = true;
+        sqlx::raw_sql("SET lock_timeout = '30s'")
+            .execute(&mut *connection)
+            .await?;
+        if let Some(days) = self.retention.events_days {
+            let cutoff = now - chrono::Duration::days(i64::from(days));
+            for (day, detach_pending) in &partitions {
+                if *detach_pending {
+                    // A detach interrupted earlier (its lock wait timed out): finish it.
+                    drop_partition(connection, *day, true).await?;
+                    self.forget(*day, sweep);
+                    continue;
+                }
+                let day_ends = (*day + chrono::Duration::days(1))
+                    .and_hms_opt(0, 0, 0)
+                    .map(|end| end.and_utc());
+                if day_ends.is_none_or(|end| end > cutoff) {
+                    continue;
+                }
+                // A day received long ago may hold rows stored lately (a replayed old
+                // dead letter): those are kept for the whole retention too.
+                let last_stored: Option<DateTime<Utc>> = sqlx::query_scalar(AssertSqlSafe(
+                    format!("SELECT max(stored_at) FROM {}", partition_name(*day)),
+                ))
+                .fetch_one(&mut *connection)
+                .await?;
+                if last_stored.is_some_and(|stored| stored > cutoff) {
+                    continue;
+                }
+                drop_partition(connection, *day, false).await?;
+                self.forget(*day, sweep);
+            }
+        }
+        if let Some(days) = self.retention.dead_letter_days {
+            let cutoff = now - chrono::Duration::days(i64::from(days));
+            loop {
+                let deleted = sqlx::query(
+                    "DELETE FROM dead_letters WHERE id IN \
+                     (SELECT id FROM dead_letters WHERE dead_at < $1 LIMIT $2)",
+                )
+                .bind(cutoff)
+                .bind(DEAD_LETTER_DELETE_CHUNK)
+                .execute(&mut *connection)
+                .await?
+                .rows_affected();
+                sweep.dead_letters_expired += deleted;
+                if deleted < DEAD_LETTER_DELETE_CHUNK as u64 {
+                    break;
+                }
+            }
+        }
+        sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
+            .bind(SWEEP_LOCK)
+            .execute(&mut *connection)
+            .await?;
+        Ok(())
+    }
+
+    fn forget(&self, day: NaiveDate, sweep: &mut Sweep) {
+        self.known().remove(&day);
+        sweep.dropped.push(day);
+        sweep.partitions -= 1;
+        tracing::info!(%day, "dropped the events partition of a day past the retention");
+    }
+
+    /// Sweeps at start and every `interval` until shutdown. A failed sweep is logged
+    /// and counted; the next one tries again (inserts create their own days meanwhile).
+    pub async fn run(&self, interval: Duration, metrics: Metrics, shutdown: Shutdown) {
+        while !shutdown.is_triggered() {
+            match self.sweep(Utc::now()).await {
+                Ok(sweep) => {
+                    metrics.event_partitions.set(sweep.partitions as i64);
+                    metrics
+                        .event_partitions_dropped
+                        .inc_by(sweep.dropped.len() as u64);
+                    metrics
+                        .dead_letters_expired
+                        .inc_by(sweep.dead_letters_expired);
+                }
+                Err(err) => {
+                    metrics.retention_sweep_failures.inc();
+                    tracing::warn!(%err, "the partition and retention sweep failed");
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                () = shutdown.wait() => {}
+            }
+        }
+    }
+}
+
+/// Detaches without blocking inserts or queries (waiting for the ones that still see
+/// the partition), then drops. `finalize` completes an interrupted detach.
+async fn drop_partition(
+    connection: &mut PgConnection,
+    day: NaiveDate,
+    finalize: bool,
+) -> Result<(), sqlx::Error> {
+    let name = partition_name(day);
+    let how = if finalize { "FINALIZE" } else { "CONCURRENTLY" };
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "ALTER TABLE events DETACH PARTITION {name} {how}"
+    )))
+    .execute(&mut *connection)
+    .await?;
+    sqlx::raw_sql(AssertSqlSafe(format!("DROP TABLE {name}")))
+        .execute(&mut *connection)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_day_is_the_utc_day() {
+        let late = DateTime::parse_from_rfc3339("2026-12-01T23:59:59.999-05:00")
+            .expect("a time")
+            .with_timezone(&Utc);
+        let day = day_of(late);
+        assert_eq!(day, NaiveDate::from_ymd_opt(2026, 12, 2).expect("a day"));
+        assert_eq!(partition_name(day), "events_p20261202");
+    }
+}

@@ -1,0 +1,194 @@
+//! Against the real PostgreSQL of the local stack: the events table's day partitions
+//! are created ahead and on demand, the idempotency key holds across days, and the
+//! retention drops whole days (never a day with rows inside the window) and expires
+//! dead letters.
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use hookline_consumer::day_partitions::{DayPartitions, Retention, day_of};
+use hookline_consumer::db;
+use hookline_consumer::event::EventRow;
+use hookline_consumer::store;
+use sqlx::PgPool;
+
+const RETENTION: Retention = Retention {
+    events_days: Some(30),
+    dead_letter_days: Some(10),
+    days_ahead: 3,
+};
+
+async fn migrated(prefix: &str) -> PgPool {
+    let database_url = hookline_testkit::fresh_database(prefix).await;
+    let pool = db::connect(&database_url, 4).await.expect("connect");
+    db::migrate(&pool).await.expect("migrate");
+    pool
+}
+
+fn row(message_id: &str, received_at: DateTime<Utc>) -> EventRow {
+    EventRow {
+        webhook_id: "wh-1".into(),
+        message_id: message_id.into(),
+        event_id: None,
+        event_type: Some("invoice.paid".into()),
+        source_timestamp: None,
+        body: b"{}".to_vec(),
+        payload: Some("{}".into()),
+        content_type: Some("application/json".into()),
+        request_headers: None,
+        received_at,
+        attempts: 1,
+    }
+}
+
+/// Writes `rows` as the consumer does: their days ensured, then one statement.
+async fn store(partitions: &DayPartitions, pool: &PgPool, rows: &[EventRow]) -> u64 {
+    partitions
+        .ensure_for(rows.iter().map(|r| r.received_at))
+        .await
+        .expect("ensure partitions");
+    let mut connection = pool.acquire().await.expect("connection");
+    store::insert_events(&mut connection, rows)
+        .await
+        .expect("insert")
+}
+
+async fn days(pool: &PgPool) -> Vec<NaiveDate> {
+    sqlx::query_scalar("select day from events_partitions()")
+        .fetch_all(pool)
+        .await
+        .expect("list partitions")
+}
+
+#[tokio::test]
+async fn partitions_exist_ahead_and_on_demand_and_the_key_holds_across_days() {
+    let pool = migrated("partitions-ahead").await;
+    let partitions = DayPartitions::new(pool.clone(), RETENTION);
+    let now = Utc::now();
+    let today = day_of(now);
+    let sweep = partitions.sweep(now).await.expect("sweep");
+    assert!(sweep.swept);
+    let expected: Vec<NaiveDate> = (-1..=3).map(|d| today + Duration::days(d)).collect();
+    assert_eq!(days(&pool).await, expected, "yesterday to three days ahead");
+    assert_eq!(sweep.partitions, 5);
+    let again = partitions.sweep(now).await.expect("second sweep");
+    assert!(again.created.is_empty() && again.dropped.is_empty());
+
+    // A day far from today (a replayed old dead letter, a clock far off) gets its
+    // partition when a batch needs it.
+    let old = now - Duration::days(12);
+    assert_eq!(store(&partitions, &pool, &[row("m-old", old)]).await, 1);
+    assert!(days(&pool).await.contains(&day_of(old)));
+
+    // A sender's retry of a message received in another partition is not stored again,
+    // nor is a retry inside the same batch (the earliest receipt is kept).
+    assert_eq!(store(&partitions, &pool, &[row("m-old", now)]).await, 0);
+    let batch = [
+        row("m-twice", now - Duration::days(2)),
+        row("m-twice", now - Duration::days(4)),
+        row("m-new", now),
+    ];
+    assert_eq!(store(&partitions, &pool, &batch).await, 2);
+    let kept: DateTime<Utc> =
+        sqlx::query_scalar("select received_at from events where message_id = 'm-twice'")
+            .fetch_one(&pool)
+            .await
+            .expect("the kept receipt");
+    assert_eq!(day_of(kept), day_of(now - Duration::days(4)));
+    let total: i64 = sqlx::query_scalar("select count(*) from events")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(total, 3);
+}
+
+#[tokio::test]
+async fn retention_drops_whole_days_past_the_window_and_expires_dead_letters() {
+    let pool = migrated("partitions-retention").await;
+    let partitions = DayPartitions::new(pool.clone(), RETENTION);
+    let now = Utc::now();
+    let expired = now - Duration::days(40);
+    let edge = now - Duration::days(29);
+    let replayed_lately = now - Duration::days(35);
+    store(
+        &partitions,
+        &pool,
+        &[
+            row("m-expired", expired),
+            row("m-edge", edge),
+            row("m-replayed", replayed_lately),
+        ],
+    )
+    .await;
+    // Stored when received, except the replayed one: received 35 days ago, stored now.
+    sqlx::query("update events set stored_at = received_at where message_id <> 'm-replayed'")
+        .execute(&pool)
+        .await
+        .expect("backdate stored_at");
+    for (origin_offset, days_ago) in [(1_i64, 11_i64), (2, 9)] {
+        sqlx::query(
+            "insert into dead_letters (webhook_id, message_id, reason, attempts, origin_topic, \
+                                       origin_partition, origin_offset, payload, headers, dead_at) \
+             values ('wh-1', $1, 'test', 3, 'hookline.events', 0, $2, '', '{}', now() - $3 * interval '1 day')",
+        )
+        .bind(format!("dl-{origin_offset}"))
+        .bind(origin_offset)
+        .bind(days_ago as f64)
+        .execute(&pool)
+        .await
+        .expect("a dead letter");
+    }
+
+    let sweep = partitions.sweep(now).await.expect("sweep");
+    assert_eq!(sweep.dropped, vec![day_of(expired)]);
+    assert_eq!(sweep.dead_letters_expired, 1);
+    let left: Vec<String> = sqlx::query_scalar("select message_id from events order by 1")
+        .fetch_all(&pool)
+        .await
+        .expect("events left");
+    assert_eq!(
+        left,
+        ["m-edge", "m-replayed"],
+        "nothing inside the window goes"
+    );
+    let dead_letters: Vec<String> =
+        sqlx::query_scalar("select message_id from dead_letters order by 1")
+            .fetch_all(&pool)
+            .await
+            .expect("dead letters left");
+    assert_eq!(dead_letters, ["dl-2"]);
+    assert!(!days(&pool).await.contains(&day_of(expired)));
+
+    // The dropped day comes back if an event of that day arrives again, and inserts
+    // go on while days are dropped.
+    assert_eq!(
+        store(&partitions, &pool, &[row("m-late", expired)]).await,
+        1
+    );
+
+    // Thirty days on, the replayed event's day goes too (its row was stored 30 days ago).
+    let later = partitions
+        .sweep(now + Duration::days(31))
+        .await
+        .expect("a later sweep");
+    assert!(later.dropped.contains(&day_of(replayed_lately)));
+    assert!(later.dropped.contains(&day_of(edge)));
+}
+
+#[tokio::test]
+async fn a_replica_that_finds_the_sweep_taken_leaves_it_alone() {
+    let pool = migrated("partitions-lock").await;
+    let holder = pool.acquire().await;
+    let mut holder = holder.expect("connection");
+    let taken: bool =
+        sqlx::query_scalar("select pg_try_advisory_lock(hashtext('hookline.events.sweep'))")
+            .fetch_one(&mut *holder)
+            .await
+            .expect("take the sweep lock");
+    assert!(taken);
+    let partitions = DayPartitions::new(pool.clone(), RETENTION);
+    let sweep = partitions.sweep(Utc::now()).await.expect("sweep");
+    assert!(!sweep.swept, "another replica holds the sweep");
+    assert!(
+        !sweep.created.is_empty(),
+        "the days ahead are made all the same"
+    );
+}
