@@ -2,13 +2,15 @@
 -- (a DROP of one partition, no row deletes, no vacuum debt) and the console's time
 -- ranges read only the days they cover.
 --
--- PostgreSQL puts the partition key in every unique index, so the primary key becomes
--- (webhook_id, message_id, received_at): a record read twice from Kafka carries the
--- same received_at and is refused by it, in any session. A sender's retry of the same
--- message (a new request, a new received_at) is refused by the consumer's insert,
--- which looks for the key in every partition (store.rs); a Webhook's events share one
--- Kafka partition and so one writer at a time. Beyond the retention window the key
--- is forgotten with the rows.
+-- PostgreSQL puts the partition key in every unique index, so the key is the day
+-- (received_day, the UTC date of received_at) and the primary key becomes
+-- (webhook_id, message_id, received_day): a record read twice from Kafka, and a
+-- sender's retry of a message received the same day, are refused by it at no extra
+-- cost, in any session. A retry received on a later day is refused by the consumer's
+-- insert, which looks for the key in the partitions of the days before, as far back as
+-- its dedup window (store.rs); a Webhook's events share one Kafka partition and so
+-- one writer at a time. Beyond that window (at most the retention) the message is
+-- stored again, as a row of its own day.
 --
 -- Partitions are named events_pYYYYMMDD. The consumer creates them days ahead and
 -- drops them after the retention (partitions.rs) with the functions below.
@@ -34,8 +36,10 @@ CREATE TABLE events (
     body             bytea       NOT NULL,
     content_type     text,
     request_headers  jsonb,
-    PRIMARY KEY (webhook_id, message_id, received_at)
-) PARTITION BY RANGE (received_at);
+    received_day     date        NOT NULL,
+    CHECK (received_day = (received_at AT TIME ZONE 'UTC')::date),
+    PRIMARY KEY (webhook_id, message_id, received_day)
+) PARTITION BY RANGE (received_day);
 CREATE INDEX events_by_type_and_time ON events (event_type, received_at);
 CREATE INDEX events_by_webhook_and_time ON events (webhook_id, received_at, message_id);
 CREATE INDEX events_newest_first ON events (received_at, webhook_id, message_id);
@@ -65,9 +69,7 @@ BEGIN
         partition_name);
     EXECUTE format(
         'ALTER TABLE events ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)',
-        partition_name,
-        day::timestamp AT TIME ZONE 'UTC',
-        (day + 1)::timestamp AT TIME ZONE 'UTC');
+        partition_name, day, day + 1);
     RETURN true;
 END
 $$;
@@ -96,9 +98,11 @@ BEGIN
 END
 $$;
 INSERT INTO events (webhook_id, message_id, event_id, event_type, source_timestamp, payload,
-                    received_at, stored_at, attempts, body, content_type, request_headers)
+                    received_at, stored_at, attempts, body, content_type, request_headers,
+                    received_day)
 SELECT webhook_id, message_id, event_id, event_type, source_timestamp, payload,
-       received_at, stored_at, attempts, body, content_type, request_headers
+       received_at, stored_at, attempts, body, content_type, request_headers,
+       (received_at AT TIME ZONE 'UTC')::date
 FROM events_unpartitioned;
 DROP TABLE events_unpartitioned;
 

@@ -114,6 +114,12 @@ pub struct RetentionArgs {
     #[arg(long, env = "CONSUMER_DEAD_LETTER_RETENTION_DAYS", default_value_t = 90,
           value_parser = clap::value_parser!(u32).range(0..=36_500))]
     pub dead_letter_retention_days: u32,
+    /// Days before an event's own in which a sender's retry of it is recognised (the
+    /// same day always is). Each day costs an index probe per stored event; Stripe
+    /// retries for up to 3 days, most providers for less. At most the retention applies.
+    #[arg(long, env = "CONSUMER_DEDUP_WINDOW_DAYS", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(0..=36_500))]
+    pub dedup_window_days: u32,
     /// Days after today whose events partitions are created in advance.
     #[arg(long, env = "CONSUMER_PARTITIONS_AHEAD_DAYS", default_value_t = 3,
           value_parser = clap::value_parser!(u32).range(1..=60))]
@@ -130,6 +136,7 @@ impl RetentionArgs {
             events_days: days(self.events_retention_days),
             dead_letter_days: days(self.dead_letter_retention_days),
             days_ahead: self.partitions_ahead_days,
+            dedup_window_days: self.dedup_window_days,
         }
     }
 }

@@ -26,6 +26,16 @@ pub struct Retention {
     pub dead_letter_days: Option<u32>,
     /// Days after today whose partitions exist before their first event.
     pub days_ahead: u32,
+    /// Days before an event's own whose partitions are searched for its key (a sender's
+    /// retry received on a later day); the same day's is the primary key's.
+    pub dedup_window_days: u32,
+}
+
+/// The days a batch is written to and the earlier days its keys are looked for in.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct BatchDays {
+    pub created: Vec<NaiveDate>,
+    pub searched: Vec<NaiveDate>,
 }
 
 /// What one sweep did.
@@ -53,7 +63,7 @@ pub fn day_of(time: DateTime<Utc>) -> NaiveDate {
 
 /// The partition of `day`, as `events_ensure_partition` names it. Built from a date
 /// only, so it is safe to write into a statement.
-fn partition_name(day: NaiveDate) -> String {
+pub fn partition_name(day: NaiveDate) -> String {
     format!("events_p{}", day.format("%Y%m%d"))
 }
 
@@ -77,26 +87,51 @@ impl DayPartitions {
 
     /// Creates the partitions missing for `times` (a batch's received_at): today's and
     /// the days ahead exist already, so this matters for a replayed old dead letter or
-    /// a sender's clock far off. Returns the days it created.
+    /// a sender's clock far off. Returns the days it created and the existing earlier
+    /// days within the dedup window, whose partitions the insert searches.
     pub async fn ensure_for(
         &self,
         times: impl IntoIterator<Item = DateTime<Utc>>,
-    ) -> Result<Vec<NaiveDate>, sqlx::Error> {
-        let missing: HashSet<NaiveDate> = {
+    ) -> Result<BatchDays, sqlx::Error> {
+        let days: HashSet<NaiveDate> = times.into_iter().map(day_of).collect();
+        let missing: Vec<NaiveDate> = {
             let known = self.known();
-            times
-                .into_iter()
-                .map(day_of)
+            days.iter()
                 .filter(|day| !known.contains(day))
+                .copied()
                 .collect()
         };
-        let mut created = Vec::new();
+        let mut batch = BatchDays::default();
         for day in missing {
             if self.ensure(day).await? {
-                created.push(day);
+                batch.created.push(day);
             }
         }
-        Ok(created)
+        let known = self.known();
+        let mut searched: Vec<NaiveDate> = days
+            .iter()
+            .flat_map(|day| {
+                (1..=i64::from(self.retention.dedup_window_days))
+                    .map(move |back| *day - chrono::Duration::days(back))
+            })
+            .filter(|day| known.contains(day))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        searched.sort_unstable();
+        batch.searched = searched;
+        Ok(batch)
+    }
+
+    /// Lists the partitions again: after an insert named one that another replica's
+    /// sweep had dropped.
+    pub async fn reload(&self) -> Result<(), sqlx::Error> {
+        let days: Vec<NaiveDate> =
+            sqlx::query_scalar("SELECT day FROM events_partitions() WHERE NOT detach_pending")
+                .fetch_all(&self.pool)
+                .await?;
+        *self.known() = days.into_iter().collect();
+        Ok(())
     }
 
     async fn ensure(&self, day: NaiveDate) -> Result<bool, sqlx::Error> {

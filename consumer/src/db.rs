@@ -99,6 +99,11 @@ pub fn is_data_error(err: &sqlx::Error) -> bool {
     }
 }
 
+/// A statement named a table that is not there (SQLSTATE 42P01).
+pub fn is_undefined_table(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("42P01"))
+}
+
 fn is_data_sqlstate(code: &str) -> bool {
     code.starts_with("22") || code.starts_with("23")
 }

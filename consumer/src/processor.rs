@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{NaiveDate, Utc};
 use hookline_core::registry::{Lookup, RegistryView};
 use hookline_core::retry::DeliveryPolicy;
 use rdkafka::error::KafkaError;
@@ -195,20 +195,42 @@ impl Processor {
         &self,
         rows: &[EventRow],
         row_origins: &[(&'a Consumed, DeliveryPolicy)],
-        mut failures: Vec<Failure<'a>>,
+        failures: Vec<Failure<'a>>,
     ) -> Result<Written<'a>, sqlx::Error> {
-        self.day_partitions
+        let days = self
+            .day_partitions
             .ensure_for(rows.iter().map(|row| row.received_at))
             .await?;
+        let written = self
+            .write_days(rows, row_origins, failures, &days.searched)
+            .await;
+        if let Err(err) = &written
+            && db::is_undefined_table(err)
+        {
+            // A searched partition was dropped by another replica's sweep: list them
+            // again before the batch is tried again.
+            self.day_partitions.reload().await?;
+        }
+        written
+    }
+
+    async fn write_days<'a>(
+        &self,
+        rows: &[EventRow],
+        row_origins: &[(&'a Consumed, DeliveryPolicy)],
+        mut failures: Vec<Failure<'a>>,
+        searched_days: &[NaiveDate],
+    ) -> Result<Written<'a>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let mut refused_count = 0;
-        let inserted = match store::insert_events(&mut tx, rows).await {
+        let inserted = match store::insert_events(&mut tx, rows, searched_days).await {
             Ok(inserted) => inserted,
             Err(err) if db::is_data_error(&err) => {
                 tracing::warn!(%err, "PostgreSQL refused the batch's data; storing event by event");
                 tx.rollback().await?;
                 tx = self.pool.begin().await?;
-                let (inserted, refused) = store::insert_events_one_by_one(&mut tx, rows).await?;
+                let (inserted, refused) =
+                    store::insert_events_one_by_one(&mut tx, rows, searched_days).await?;
                 refused_count = refused.len();
                 failures.extend(refused.into_iter().map(|(index, reason)| {
                     let (consumed, policy) = &row_origins[index];

@@ -2,35 +2,54 @@
 //! each, arrays bound column by column, duplicates ignored), the registry mirror, and
 //! the dead letters replay reads.
 
+use chrono::NaiveDate;
 use hookline_core::registry::RegistryEntry;
-use sqlx::PgPool;
 use sqlx::postgres::PgConnection;
+use sqlx::{AssertSqlSafe, PgPool};
 
+use crate::day_partitions::partition_name;
 use crate::event::EventRow;
 use crate::failure_routing::DeadLetterRow;
 
-/// New rows only: a key already in any partition (a sender's retry received another
-/// day) or twice in the batch (the earliest receipt kept) is skipped, and the primary
-/// key catches a copy with the same received_at written by another session meanwhile.
-const INSERT_EVENTS: &str = "\
-    INSERT INTO events (webhook_id, message_id, event_id, event_type, source_timestamp, \
-                        body, payload, content_type, request_headers, received_at, attempts) \
-    SELECT DISTINCT ON (w, m) w, m, e, t, s, b, p::jsonb, c, h::jsonb, r, a \
-    FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], \
-                $6::bytea[], $7::text[], $8::text[], $9::text[], $10::timestamptz[], \
-                $11::int4[]) \
-         AS u(w, m, e, t, s, b, p, c, h, r, a) \
-    WHERE NOT EXISTS (SELECT FROM events x WHERE x.webhook_id = u.w AND x.message_id = u.m) \
-    ORDER BY w, m, r \
-    ON CONFLICT DO NOTHING";
+/// New rows only. The primary key (webhook_id, message_id, received_day) refuses a
+/// copy received the same day, also one written by another session meanwhile; a key
+/// found in one of `searched_days` (a sender's retry received on a later day) or twice
+/// in the batch (the earliest receipt kept) is skipped. Each searched day costs an
+/// index probe per row, so the dedup window is a setting.
+fn insert_events_statement(searched_days: &[NaiveDate]) -> String {
+    let mut statement = String::from(
+        "INSERT INTO events (webhook_id, message_id, event_id, event_type, source_timestamp, \
+                             body, payload, content_type, request_headers, received_at, \
+                             attempts, received_day) \
+         SELECT DISTINCT ON (w, m) w, m, e, t, s, b, p::jsonb, c, h::jsonb, r, a, \
+                (r AT TIME ZONE 'UTC')::date \
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], \
+                     $6::bytea[], $7::text[], $8::text[], $9::text[], $10::timestamptz[], \
+                     $11::int4[]) \
+              AS u(w, m, e, t, s, b, p, c, h, r, a) \
+         WHERE true",
+    );
+    for day in searched_days {
+        statement.push_str(&format!(
+            " AND NOT EXISTS (SELECT FROM {} x WHERE x.webhook_id = u.w AND x.message_id = u.m)",
+            partition_name(*day)
+        ));
+    }
+    statement.push_str(" ORDER BY w, m, r ON CONFLICT DO NOTHING");
+    statement
+}
 
-/// Inserts `rows` in one statement; returns how many were new.
+/// Inserts `rows` in one statement, looking for their keys in the partitions of
+/// `searched_days` too; returns how many were new.
 pub async fn insert_events(
     connection: &mut PgConnection,
     rows: &[EventRow],
+    searched_days: &[NaiveDate],
 ) -> Result<u64, sqlx::Error> {
     let column = |f: fn(&EventRow) -> Option<&str>| rows.iter().map(f).collect::<Vec<_>>();
-    let done = sqlx::query(INSERT_EVENTS)
+    // Table names made from dates only (partition_name).
+    let statement = AssertSqlSafe(insert_events_statement(searched_days));
+    let done = sqlx::query(statement)
         .bind(
             rows.iter()
                 .map(|r| r.webhook_id.as_str())
@@ -61,6 +80,7 @@ pub async fn insert_events(
 pub async fn insert_events_one_by_one(
     connection: &mut PgConnection,
     rows: &[EventRow],
+    searched_days: &[NaiveDate],
 ) -> Result<(u64, Vec<(usize, String)>), sqlx::Error> {
     let mut inserted = 0;
     let mut refused = Vec::new();
@@ -68,7 +88,7 @@ pub async fn insert_events_one_by_one(
         sqlx::query("SAVEPOINT one_event")
             .execute(&mut *connection)
             .await?;
-        match insert_events(connection, std::slice::from_ref(row)).await {
+        match insert_events(connection, std::slice::from_ref(row), searched_days).await {
             Ok(n) => {
                 inserted += n;
                 sqlx::query("RELEASE SAVEPOINT one_event")

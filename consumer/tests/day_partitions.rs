@@ -14,6 +14,7 @@ const RETENTION: Retention = Retention {
     events_days: Some(30),
     dead_letter_days: Some(10),
     days_ahead: 3,
+    dedup_window_days: 3,
 };
 
 async fn migrated(prefix: &str) -> PgPool {
@@ -41,12 +42,12 @@ fn row(message_id: &str, received_at: DateTime<Utc>) -> EventRow {
 
 /// Writes `rows` as the consumer does: their days ensured, then one statement.
 async fn store(partitions: &DayPartitions, pool: &PgPool, rows: &[EventRow]) -> u64 {
-    partitions
+    let days = partitions
         .ensure_for(rows.iter().map(|r| r.received_at))
         .await
         .expect("ensure partitions");
     let mut connection = pool.acquire().await.expect("connection");
-    store::insert_events(&mut connection, rows)
+    store::insert_events(&mut connection, rows, &days.searched)
         .await
         .expect("insert")
 }
@@ -78,9 +79,30 @@ async fn partitions_exist_ahead_and_on_demand_and_the_key_holds_across_days() {
     assert_eq!(store(&partitions, &pool, &[row("m-old", old)]).await, 1);
     assert!(days(&pool).await.contains(&day_of(old)));
 
-    // A sender's retry of a message received in another partition is not stored again,
-    // nor is a retry inside the same batch (the earliest receipt is kept).
-    assert_eq!(store(&partitions, &pool, &[row("m-old", now)]).await, 0);
+    // A sender's retry is not stored again: the same day (the primary key), a day
+    // within the dedup window (the search), or inside one batch (the earliest receipt
+    // is kept). Past the window it is a row of its own day.
+    let two_days_ago = now - Duration::days(2);
+    assert_eq!(
+        store(&partitions, &pool, &[row("m-recent", two_days_ago)]).await,
+        1
+    );
+    let later_same_day = two_days_ago + Duration::seconds(1);
+    let same_day_retry = if day_of(later_same_day) == day_of(two_days_ago) {
+        later_same_day
+    } else {
+        two_days_ago - Duration::seconds(1)
+    };
+    assert_eq!(
+        store(&partitions, &pool, &[row("m-recent", same_day_retry)]).await,
+        0
+    );
+    assert_eq!(store(&partitions, &pool, &[row("m-recent", now)]).await, 0);
+    assert_eq!(
+        store(&partitions, &pool, &[row("m-old", now)]).await,
+        1,
+        "twelve days later is past the three-day window"
+    );
     let batch = [
         row("m-twice", now - Duration::days(2)),
         row("m-twice", now - Duration::days(4)),
@@ -97,7 +119,7 @@ async fn partitions_exist_ahead_and_on_demand_and_the_key_holds_across_days() {
         .fetch_one(&pool)
         .await
         .expect("count");
-    assert_eq!(total, 3);
+    assert_eq!(total, 5, "m-old twice, m-recent, m-twice, m-new");
 }
 
 #[tokio::test]

@@ -38,8 +38,8 @@ async fn migrations_apply_and_the_events_key_refuses_duplicates() {
     );
 
     // The same record read twice from Kafka carries the same received_at.
-    let insert = "insert into events (webhook_id, message_id, body, received_at) \
-                  values ($1, $2, $3, $4) on conflict do nothing";
+    let insert = "insert into events (webhook_id, message_id, body, received_at, received_day) \
+                  values ($1, $2, $3, $4, ($4 at time zone 'UTC')::date) on conflict do nothing";
     let received_at = chrono::Utc::now();
     let body: &[u8] = b"token=x&command=%2Fweather";
     let first = sqlx::query(insert)

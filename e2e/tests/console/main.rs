@@ -192,7 +192,8 @@ async fn the_console_login_reads_but_cannot_change_events(webhook_id: &str) {
     for statement in [
         "DELETE FROM events",
         "UPDATE events SET attempts = 2",
-        "INSERT INTO events (webhook_id, message_id, body, received_at) VALUES ('x', 'y', '', now())",
+        "INSERT INTO events (webhook_id, message_id, body, received_at, received_day) \
+         VALUES ('x', 'y', '', now(), (now() AT TIME ZONE 'UTC')::date)",
         "UPDATE dead_letters SET reason = 'rewritten'",
         "DELETE FROM dead_letters",
         "DELETE FROM replays",
