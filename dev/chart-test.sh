@@ -107,6 +107,26 @@ keda_only_with_its_crds() {
     helm_ template "$RELEASE" "$CHART" --set consumer.keda.enabled=true --api-versions keda.sh/v1alpha1 | grep -q 'kind: ScaledObject'
 }
 
+consumer_retention_and_membership() {
+  helm_ template "$RELEASE" "$CHART" --set consumer.retention.eventsDays=7 \
+    --set consumer.retention.dedupWindowDays=1 >"$WORK/retention.yaml" &&
+    helm_ template "$RELEASE" "$CHART" --set consumer.staticMembership=true >"$WORK/static.yaml" &&
+    ! helm_ template "$RELEASE" "$CHART" --set consumer.retention.partitionsAheadDays=0 2>/dev/null &&
+    "$PYTHON" - "$WORK/default.yaml" "$WORK/retention.yaml" "$WORK/static.yaml" <<'PY'
+import sys, yaml
+def consumer_env(path):
+    docs = [d for d in yaml.safe_load_all(open(path)) if d]
+    deployment = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-consumer"))
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+default, retention, static = (consumer_env(p) for p in sys.argv[1:])
+assert default["CONSUMER_EVENTS_RETENTION_DAYS"] == "30" and default["CONSUMER_DEDUP_WINDOW_DAYS"] == "3", default
+assert default["CONSUMER_SESSION_TIMEOUT"] == "10s"
+assert "CONSUMER_GROUP_INSTANCE_ID" not in default, "static membership is opt-in: a scale-down would stall"
+assert retention["CONSUMER_EVENTS_RETENTION_DAYS"] == "7" and retention["CONSUMER_DEDUP_WINDOW_DAYS"] == "1"
+assert static["CONSUMER_GROUP_INSTANCE_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+PY
+}
+
 crd_matches_the_generated_one() { cmp "$CHART/crds/webhook.yaml" "$REPO_ROOT/crds/webhook.yaml"; }
 
 rbac_matches_operator_rules() {
@@ -238,6 +258,7 @@ check "the console: its own database login, generated users, read-only RBAC" con
 check "the console's Ingress needs a host" console_ingress_needs_a_host
 check "with autoscaling the HPA owns the handler's replicas" autoscaling_leaves_replicas_to_the_hpa
 check "KEDA ScaledObject only where KEDA is installed" keda_only_with_its_crds
+check "consumer retention, dedup window and static membership values reach the consumer" consumer_retention_and_membership
 check "the chart's CRD is crds/webhook.yaml" crd_matches_the_generated_one
 check "the chart's RBAC is operator/rbac.yaml" rbac_matches_operator_rules
 check "every pod: non-root, read-only, probes, resources, labels" every_pod_is_hardened
