@@ -63,7 +63,8 @@ pub struct RunArgs {
     /// How long a replica that stopped answering (a crash, a lost node) keeps its
     /// partitions before the group moves them, e.g. 10s (the broker allows 6s to 5m by
     /// default). Shorter moves them sooner; too short makes a slow replica lose them.
-    #[arg(long, env = "CONSUMER_SESSION_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "CONSUMER_SESSION_TIMEOUT", default_value = "10s",
+          value_parser = parse_session_timeout)]
     pub session_timeout: Duration,
     /// The dead-letter topic: events whose retry budget is spent.
     #[arg(long, env = "CONSUMER_DEAD_LETTER_TOPIC", default_value = topics::DEAD_LETTERS)]
@@ -192,6 +193,19 @@ pub fn parse_tier_delays(value: &str) -> Result<TierDelays, String> {
     Ok(TierDelays(delays))
 }
 
+/// Within the broker's default bounds (group.min/max.session.timeout.ms, 6 s to 30 min):
+/// outside them the broker refuses the consumer when it joins, long after start-up.
+fn parse_session_timeout(value: &str) -> Result<Duration, String> {
+    let timeout = parse_duration(value)?;
+    if (Duration::from_secs(6)..=Duration::from_secs(1_800)).contains(&timeout) {
+        Ok(timeout)
+    } else {
+        Err(format!(
+            "{value:?}: the broker accepts session timeouts from 6s to 30m"
+        ))
+    }
+}
+
 fn parse_rate(value: &str) -> Result<f64, String> {
     match value.trim().parse::<f64>() {
         Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
@@ -232,6 +246,13 @@ mod tests {
         );
         assert!(parse_tier_delays("1s,1s").is_err());
         assert!(parse_tier_delays("10s,1s").is_err());
+    }
+
+    #[test]
+    fn session_timeout_is_within_the_brokers_bounds() {
+        assert_eq!(parse_session_timeout("10s"), Ok(Duration::from_secs(10)));
+        assert!(parse_session_timeout("1s").is_err());
+        assert!(parse_session_timeout("1h").is_err());
     }
 
     #[test]

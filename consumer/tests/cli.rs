@@ -20,6 +20,15 @@ fn help_documents_flags_and_their_environment_variables() {
             ("--inject-failure-rate", "CONSUMER_INJECT_FAILURE_RATE"),
             ("--database-max-connections", "DATABASE_MAX_CONNECTIONS"),
             ("--database-timeout", "DATABASE_TIMEOUT"),
+            ("--session-timeout", "CONSUMER_SESSION_TIMEOUT"),
+            ("--events-retention-days", "CONSUMER_EVENTS_RETENTION_DAYS"),
+            (
+                "--dead-letter-retention-days",
+                "CONSUMER_DEAD_LETTER_RETENTION_DAYS",
+            ),
+            ("--dedup-window-days", "CONSUMER_DEDUP_WINDOW_DAYS"),
+            ("--partitions-ahead-days", "CONSUMER_PARTITIONS_AHEAD_DAYS"),
+            ("--retention-interval", "CONSUMER_RETENTION_INTERVAL"),
             ("--ops-addr", "HOOKLINE_OPS_ADDR"),
         ],
     );
