@@ -301,6 +301,15 @@ async fn load(pool: &PgPool, events: u64, webhooks: u64) -> anyhow::Result<Load>
     }
     let types = EVENT_TYPES.map(|t| format!("'{t}'")).join(",");
     let span_secs = (SIMULATED_DAYS * 86_400) as f64;
+    // One partition per day of the simulated span (the consumer makes them in service).
+    sqlx::query(
+        "SELECT events_ensure_partition(d::date) \
+         FROM generate_series((now() AT TIME ZONE 'UTC')::date - $1::int - 1, \
+                              (now() AT TIME ZONE 'UTC')::date + 1, interval '1 day') AS d",
+    )
+    .bind(i32::try_from(SIMULATED_DAYS)?)
+    .execute(pool)
+    .await?;
     let started = Instant::now();
     let mut from = 0;
     while from < events {
@@ -308,10 +317,12 @@ async fn load(pool: &PgPool, events: u64, webhooks: u64) -> anyhow::Result<Load>
         // Row i was received span * (events - i) / events seconds ago.
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO events (webhook_id, message_id, event_id, event_type, source_timestamp, \
-               payload, body, content_type, request_headers, received_at, stored_at, attempts) \
+               payload, body, content_type, request_headers, received_at, stored_at, attempts, \
+               received_day) \
              SELECT 'bench-wh-' || (i % {webhooks}), 'msg_' || i, 'evt_' || i, \
                (ARRAY[{types}])[1 + i % 8], t, b::jsonb, convert_to(b, 'UTF8'), 'application/json', \
-               jsonb_build_object('webhook-id', 'msg_' || i), t, t + interval '20 milliseconds', 1 \
+               jsonb_build_object('webhook-id', 'msg_' || i), t, t + interval '20 milliseconds', 1, \
+               (t AT TIME ZONE 'UTC')::date \
              FROM (SELECT i, now() - make_interval(secs => {span_secs:.1} * ({events} - i) / {events}) AS t, \
                      json_build_object('type', (ARRAY[{types}])[1 + i % 8], 'id', 'evt_' || i, \
                        'data', json_build_object('account', 'acct_' || (i % 97), 'amount', i % 10000, \
@@ -406,8 +417,10 @@ async fn live_tail(pool: &PgPool, api: &Api, rate: u64, secs: u64) -> anyhow::Re
     let mut next = tokio::time::Instant::now();
     while started.elapsed() < Duration::from_secs(secs) {
         sqlx::query(
-            "INSERT INTO events (webhook_id, message_id, body, received_at) \
-             SELECT 'bench-live', 'live_' || $1 || '_' || i, '{}', now() FROM generate_series(1, $2) AS i",
+            "INSERT INTO events (webhook_id, message_id, body, received_at, received_day) \
+             SELECT 'bench-live', 'live_' || $1 || '_' || i, '{}', now(), \
+                    (now() AT TIME ZONE 'UTC')::date \
+             FROM generate_series(1, $2) AS i",
         )
         .bind(stored as i64)
         .bind(per_batch as i64)

@@ -9,6 +9,8 @@ mod handler;
 mod local;
 mod operator;
 mod report;
+mod scaling;
+mod storage;
 
 use std::path::PathBuf;
 
@@ -37,6 +39,12 @@ enum Stage {
     /// Events stored per second draining a pre-filled topic, produce-to-row delay at a
     /// steady rate, consumer memory.
     Consumer(consumer::Args),
+    /// Consumers scaled 2 -> 4 -> 1 under a steady rate: the longest any partition went
+    /// unread, produce-to-row delays, every event stored once.
+    ConsumerScaling(scaling::Args),
+    /// Ten million events over simulated days through the consumer's insert while the
+    /// retention sweep drops old days: insert rate and console query times per day.
+    Storage(storage::Args),
     /// With 10 million events stored: the console's list and search times through its
     /// API, and how soon its live tail shows an event at 2,000 stored per second.
     Console(console::Args),
@@ -52,6 +60,8 @@ async fn main() -> anyhow::Result<()> {
         Stage::E2e(args) => e2e::run(args).await?,
         Stage::Consumer(args) => consumer::run(args).await?,
         Stage::Console(args) => console::run(args).await?,
+        Stage::ConsumerScaling(args) => scaling::run(args).await?,
+        Stage::Storage(args) => storage::run(args).await?,
     };
     let path = report.finish(&cli.results)?;
     println!("wrote {}", path.display());

@@ -225,6 +225,18 @@ impl DayPartitions {
                 self.forget(*day, sweep);
             }
         }
+        // Fresh statistics for the days being written: a partition without them makes
+        // the planner scan the newest-first index of every day for a search by event
+        // id (measured: 100+ ms instead of 1 ms). Autovacuum gets there too, but a day
+        // filling fast can be hours ahead of it.
+        let today = day_of(now);
+        for (day, pending) in &partitions {
+            if !pending && (*day == today || *day + chrono::Duration::days(1) == today) {
+                sqlx::raw_sql(AssertSqlSafe(format!("ANALYZE {}", partition_name(*day))))
+                    .execute(&mut *connection)
+                    .await?;
+            }
+        }
         if let Some(days) = self.retention.dead_letter_days {
             let cutoff = now - chrono::Duration::days(i64::from(days));
             loop {
