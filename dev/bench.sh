@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the benchmark stages against the local stack and merges their figures into
-# bench/results/latest.json (one object per stage) and a readable table.
+# Runs the benchmark stages against the local stack, merges their figures into
+# bench/results/latest.json (one object per stage, and the machine) and a readable table,
+# and regenerates docs/BENCHMARKS.md with its charts (docs/bench-*.svg).
 #
 #   dev/bench.sh            every stage
 #   dev/bench.sh operator   one stage
@@ -23,3 +24,4 @@ for stage in "${stages[@]}"; do
 done
 
 python3 "$DEV_DIR/bench_merge.py" "$results"
+python3 "$DEV_DIR/bench_report.py" "$results"

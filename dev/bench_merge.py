@@ -15,11 +15,38 @@ meta = {
     "cpus": os.cpu_count(),
     "machine": platform.machine(),
 }
+
+
+def proc_field(path, name):
+    """The value of `name: value` in a /proc file, or None."""
+    try:
+        with open(path) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == name:
+                    return value.strip()
+    except OSError:
+        pass
+    return None
+
+
+# What the figures came from: the report shows it beside them.
+memory_kb = proc_field("/proc/meminfo", "MemTotal")
+machine = {
+    "cores": os.cpu_count(),
+    "model_name": proc_field("/proc/cpuinfo", "model name"),
+    "memory_gib": round(int(memory_kb.split()[0]) / 1024 / 1024, 1) if memory_kb else None,
+    "kernel": platform.release(),
+    "architecture": platform.machine(),
+}
 with open(os.path.join(results, "latest.json"), "w") as f:
-    json.dump({"meta": meta, **stages}, f, indent=2, sort_keys=True)
+    json.dump({"meta": meta, "machine": machine, **stages}, f, indent=2, sort_keys=True)
     f.write("\n")
 print(f"\n{'figure':<50} value")
 for stage, figures in stages.items():
     for key, value in figures.items():
+        # Series (the e2e curve, the drain's time series) are charted, not listed.
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            value = f"[{len(value)} points]"
         print(f"{stage + '.' + key:<50} {value}")
 print(f"\nwrote {os.path.join(results, 'latest.json')}")

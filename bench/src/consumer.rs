@@ -12,7 +12,9 @@
 //! 2. Drain: `--events` events of `--event-bytes` (the prototype's event shape, padded)
 //!    pre-filled by a batching producer while no consumer runs; then the consumer
 //!    starts and stores them. Stored/s comes from its `stored_total` counter between
-//!    the first sample that moved and the last event.
+//!    the first sample that moved and the last event; CPU per event is the consumer
+//!    process's CPU time over the same span; `drain_series` is the counter every
+//!    250 ms from the consumer's start (the chart of docs/BENCHMARKS.md).
 //! 3. Steady again right after the drain (`after_drain_*`), while PostgreSQL is still
 //!    writing out the checkpoints of the drain's write-ahead log.
 
@@ -40,7 +42,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use sqlx::PgPool;
 use tokio::process::Child;
 
-use crate::local::{create_database, drop_database};
+use crate::local::{Process, create_database, drop_database};
 use crate::report::{Report, round, rss_mb};
 
 #[derive(clap::Args)]
@@ -89,7 +91,12 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
         Duration::from_secs(30),
     )
     .await?;
-    publish_registry(&bootstrap, &topics.registry).await?;
+    publish_registry(
+        &bootstrap,
+        &topics.registry,
+        &[DRAIN_WEBHOOK, STEADY_WEBHOOK, AFTER_DRAIN_WEBHOOK],
+    )
+    .await?;
     let database = format!("hookline_bench_consumer_{suffix}");
     let database_url = create_database(&admin_url, &database).await?;
 
@@ -145,12 +152,17 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
         .figure("drain_s", round(drain.elapsed.as_secs_f64()))
         .figure("drain_rss_mb", drain_rss)
         .figure("drain_consumer_cpu_s", round(drain.consumer_cpu_s))
+        .figure(
+            "cpu_us_per_event",
+            round(drain.consumer_cpu_s * 1e6 / drain.events as f64),
+        )
         .figure("drain_database_busy_share", round(drain.database_share))
         .figure("drain_mean_batch_events", round(drain.mean_batch))
         .figure(
             "drain_mean_transaction_ms",
             round(drain.mean_transaction_ms),
-        );
+        )
+        .figure("drain_series", drain.series);
 
     // The same steady rate right after the drain, while PostgreSQL checkpoints the
     // write-ahead log of a million rows.
@@ -172,14 +184,14 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
 }
 
 /// The stage's own topics, named like the real ones after its events topic.
-struct Topics {
-    events: String,
-    dead_letters: String,
-    registry: String,
+pub(crate) struct Topics {
+    pub(crate) events: String,
+    pub(crate) dead_letters: String,
+    pub(crate) registry: String,
 }
 
 impl Topics {
-    fn new(events: &str) -> Self {
+    pub(crate) fn new(events: &str) -> Self {
         Self {
             events: events.to_owned(),
             dead_letters: format!("{events}.dlq"),
@@ -193,7 +205,7 @@ impl Topics {
             .collect()
     }
 
-    fn all(&self) -> Vec<String> {
+    pub(crate) fn all(&self) -> Vec<String> {
         let mut all = vec![
             self.events.clone(),
             self.dead_letters.clone(),
@@ -203,7 +215,7 @@ impl Topics {
         all
     }
 
-    fn specs(&self, partitions: i32) -> Vec<TopicSpec> {
+    pub(crate) fn specs(&self, partitions: i32) -> Vec<TopicSpec> {
         self.all()
             .into_iter()
             .map(|name| TopicSpec {
@@ -216,10 +228,14 @@ impl Topics {
     }
 }
 
-async fn publish_registry(bootstrap: &str, topic: &str) -> anyhow::Result<()> {
+pub(crate) async fn publish_registry(
+    bootstrap: &str,
+    topic: &str,
+    webhook_ids: &[&str],
+) -> anyhow::Result<()> {
     let producer: FutureProducer =
         reliable_producer_config(bootstrap, "hookline-bench", Duration::from_secs(30)).create()?;
-    for webhook_id in [DRAIN_WEBHOOK, STEADY_WEBHOOK, AFTER_DRAIN_WEBHOOK] {
+    for &webhook_id in webhook_ids {
         let entry = RegistryEntry {
             webhook_id: webhook_id.into(),
             namespace: "bench".into(),
@@ -253,7 +269,7 @@ async fn publish_registry(bootstrap: &str, topic: &str) -> anyhow::Result<()> {
 /// An event body of exactly `bytes` (at least the prototype's fields): the default
 /// simulated event, padded with a note of pseudo-random letters, so that compression
 /// does not make the broker's and the consumer's work look smaller than it is.
-fn event_body(n: u64, bytes: usize) -> String {
+pub(crate) fn event_body(n: u64, bytes: usize) -> String {
     const LETTERS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let head = format!(
         r#"{{"event_id":"{n:012}","event_type":"PAID","timestamp":"2026-03-01T10:00:00Z","data":{{"invoice_id":"inv-{n:012}","note":""#
@@ -273,7 +289,7 @@ fn event_body(n: u64, bytes: usize) -> String {
     body
 }
 
-fn event_headers(webhook_id: &str, message_id: &str) -> OwnedHeaders {
+pub(crate) fn event_headers(webhook_id: &str, message_id: &str) -> OwnedHeaders {
     let received_at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
     [
         (record_headers::WEBHOOK_ID, webhook_id),
@@ -293,8 +309,8 @@ fn event_headers(webhook_id: &str, message_id: &str) -> OwnedHeaders {
 
 /// Counts delivery reports of the pre-fill producer.
 #[derive(Default)]
-struct Deliveries {
-    failed: AtomicU64,
+pub(crate) struct Deliveries {
+    pub(crate) failed: AtomicU64,
 }
 
 impl ClientContext for Deliveries {}
@@ -494,7 +510,7 @@ async fn watch_probes(
     Ok(latencies)
 }
 
-async fn delete_topics(bootstrap: &str, topics: &[String]) -> anyhow::Result<()> {
+pub(crate) async fn delete_topics(bootstrap: &str, topics: &[String]) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> =
         client_config(bootstrap, "hookline-bench-admin").create()?;
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
@@ -510,13 +526,20 @@ async fn delete_topics(bootstrap: &str, topics: &[String]) -> anyhow::Result<()>
 /// What draining measured.
 struct Drain {
     elapsed: Duration,
+    /// Events stored between the first sample that moved and the end.
+    events: u64,
     stored_per_s: f64,
     consumer_cpu_s: f64,
     /// Share of the drain's wall time spent inside database transactions.
     database_share: f64,
     mean_batch: f64,
     mean_transaction_ms: f64,
+    /// `{t_s, stored, stored_per_s}` every 250 ms from the drain's start.
+    series: serde_json::Value,
 }
+
+/// How often the drain's time series takes a point.
+const SERIES_EVERY: Duration = Duration::from_millis(250);
 
 /// The release consumer binary, started next to this one.
 struct Consumer {
@@ -561,20 +584,29 @@ impl Consumer {
 
     /// Samples `stored_total` every 100 ms until `events` are stored.
     async fn drain(&mut self, events: u64) -> anyhow::Result<Drain> {
-        let deadline = Instant::now() + Duration::from_secs(1_800);
+        let process = Process::find(self.pid()?)?;
+        let begun = Instant::now();
+        let deadline = begun + Duration::from_secs(1_800);
         let mut first: Option<(Instant, f64, Metrics, f64)> = None;
+        let mut series = Vec::new();
+        let mut last_point = (begun, 0.0);
         loop {
             let metrics = self.metrics().await.unwrap_or_default();
             let now = Instant::now();
             if first.is_none() && metrics.stored > 0.0 {
-                first = Some((
-                    now,
-                    metrics.stored,
-                    metrics.clone(),
-                    cpu_seconds(self.pid()?)?,
-                ));
+                first = Some((now, metrics.stored, metrics.clone(), process.cpu_seconds()?));
             }
-            if metrics.stored >= events as f64 {
+            let done = metrics.stored >= events as f64;
+            if done || now - last_point.0 >= SERIES_EVERY {
+                let (at, stored) = last_point;
+                series.push(serde_json::json!({
+                    "t_s": round((now - begun).as_secs_f64()),
+                    "stored": metrics.stored,
+                    "stored_per_s": round((metrics.stored - stored) / (now - at).as_secs_f64()),
+                }));
+                last_point = (now, metrics.stored);
+            }
+            if done {
                 let (start, stored_then, before, cpu_then) =
                     first.context("no sample before the drain ended")?;
                 let elapsed = now - start;
@@ -582,11 +614,13 @@ impl Consumer {
                 let transactions = metrics.database_seconds - before.database_seconds;
                 return Ok(Drain {
                     elapsed,
+                    events: (metrics.stored - stored_then) as u64,
                     stored_per_s: (metrics.stored - stored_then) / elapsed.as_secs_f64(),
-                    consumer_cpu_s: cpu_seconds(self.pid()?)? - cpu_then,
+                    consumer_cpu_s: process.cpu_seconds()? - cpu_then,
                     database_share: transactions / elapsed.as_secs_f64(),
                     mean_batch: (metrics.batch_events - before.batch_events) / batches.max(1.0),
                     mean_transaction_ms: transactions * 1_000.0 / batches.max(1.0),
+                    series: series.into(),
                 });
             }
             if Instant::now() > deadline {
@@ -630,24 +664,6 @@ struct Metrics {
     batches: f64,
     batch_events: f64,
     database_seconds: f64,
-}
-
-/// User plus system CPU time of a process, from /proc.
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .context("malformed /proc stat")?
-        .1
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| -> anyhow::Result<f64> {
-        Ok(fields.get(i).context("short /proc stat")?.parse::<f64>()?)
-    };
-    // utime and stime, fields 14 and 15 of the line, are 11 and 12 after the name.
-    // Clock ticks are 100 per second on Linux.
-    Ok((ticks(11)? + ticks(12)?) / 100.0)
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //! the stack's broker (`acks=all`) with a registry topic and an events topic of its
 //! own, and drives it over keep-alive HTTP/1.1 connections with 1 KiB bodies signed
 //! alternately with Standard Webhooks and `legacy-hex` (so the same load generator
-//! can drive any receiver of those schemes).
+//! can drive any receiver of those schemes). The saturation run also gives the
+//! handler's CPU time per verified request (`cpu_us_per_request`, from /proc).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +27,7 @@ use tokio::net::TcpStream;
 use tokio::process::Child;
 use tokio::sync::mpsc;
 
+use crate::local::Process;
 use crate::report::{Report, percentile, round, rss_mb};
 
 #[derive(clap::Args)]
@@ -151,9 +153,12 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
     }
 
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let process = Process::find(handler.pid()?)?;
+    let cpu_before = process.cpu_seconds()?;
     let mut saturation = load
         .saturate(args.connections, Duration::from_secs(args.saturation_secs))
         .await?;
+    let cpu = process.cpu_seconds()? - cpu_before;
     // Right after saturation, when the handler holds the most.
     let (rss, peak) = rss_mb(handler.pid()?)?;
     report
@@ -163,6 +168,12 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
         )
         .figure("saturation_connections", args.connections)
         .figure("saturation_errors", saturation.errors)
+        // The handler's CPU time per verified (202) request in the closed loop, where
+        // it is busiest: what a core buys, whatever the broker's latency.
+        .figure(
+            "cpu_us_per_request",
+            round(cpu * 1e6 / saturation.accepted.max(1) as f64),
+        )
         .latencies("saturation", &mut saturation.latencies);
 
     report

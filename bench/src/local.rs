@@ -1,5 +1,8 @@
-//! Talking to the release binaries a stage starts on loopback.
+//! Talking to the release binaries a stage starts on loopback, and measuring the CPU
+//! time processes spend.
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -15,10 +18,30 @@ pub async fn http_get(port: u16, path: &str) -> anyhow::Result<(u16, String)> {
 
 /// The same with extra header lines (each ending in `\r\n`), e.g. an Authorization.
 pub async fn http_get_with(port: u16, path: &str, headers: &str) -> anyhow::Result<(u16, String)> {
+    exchange(
+        port,
+        format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n{headers}\r\n"),
+    )
+    .await
+}
+
+/// A minimal HTTP/1.0 POST of a JSON `body` on `127.0.0.1:port`: (status, body).
+pub async fn http_post(port: u16, path: &str, body: &str) -> anyhow::Result<(u16, String)> {
+    exchange(
+        port,
+        format!(
+            "POST {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await
+}
+
+/// Sends `request` and reads the answer until the server closes (HTTP/1.0).
+async fn exchange(port: u16, request: String) -> anyhow::Result<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n{headers}\r\n").as_bytes())
-        .await?;
+    stream.write_all(request.as_bytes()).await?;
     let mut response = String::new();
     stream.read_to_string(&mut response).await?;
     let status = response
@@ -102,4 +125,135 @@ pub async fn drop_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
     .execute(&mut connection)
     .await?;
     Ok(())
+}
+
+/// A running process, told apart from a later one that reuses its pid by its start time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Process {
+    pub pid: u32,
+    started: u64,
+}
+
+/// The fields of `/proc/PID/stat` the CPU figures need.
+struct Stat {
+    ppid: u32,
+    started: u64,
+    /// utime + stime + cutime + cstime, in clock ticks.
+    ticks: u64,
+}
+
+fn read_stat(pid: u32) -> anyhow::Result<Stat> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("process {pid} is gone"))?;
+    parse_stat(&stat).with_context(|| format!("malformed /proc/{pid}/stat"))
+}
+
+fn parse_stat(stat: &str) -> Option<Stat> {
+    // Fields after the command name (which may hold spaces and parentheses) start after
+    // the last ')'; there, field 4 of proc(5) (ppid) is index 1, utime..cstime (14-17)
+    // are 11-14 and starttime (22) is 19.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let number = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    Some(Stat {
+        ppid: u32::try_from(number(1)?).ok()?,
+        started: number(19)?,
+        ticks: (11..=14).map(number).sum::<Option<u64>>()?,
+    })
+}
+
+/// Clock ticks per second of /proc's times (`getconf CLK_TCK`, 100 on Linux).
+fn ticks_per_second() -> f64 {
+    static TICKS: OnceLock<f64> = OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|out| String::from_utf8(out.stdout).ok())
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+impl Process {
+    pub fn find(pid: u32) -> anyhow::Result<Self> {
+        Ok(Self {
+            pid,
+            started: read_stat(pid)?.started,
+        })
+    }
+
+    /// User plus system CPU seconds of this process and every descendant, including
+    /// the children already reaped (their time moved into the parent's cutime and
+    /// cstime). So the difference of two readings is what the whole tree spent in
+    /// between, even when short-lived children come and go (PostgreSQL's backends under
+    /// the postmaster, nginx's workers under its master).
+    pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
+        cpu_seconds(std::slice::from_ref(self))
+    }
+}
+
+/// The CPU seconds of several processes, each with its descendants, together (one
+/// pass over /proc).
+pub fn cpu_seconds(processes: &[Process]) -> anyhow::Result<f64> {
+    let mut children: HashMap<u32, Vec<(u32, u64)>> = HashMap::new();
+    for entry in std::fs::read_dir("/proc")? {
+        let Some(pid) = entry?.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        // A process that exits while /proc is read is simply not there any more.
+        if let Ok(stat) = read_stat(pid) {
+            children
+                .entry(stat.ppid)
+                .or_default()
+                .push((pid, stat.ticks));
+        }
+    }
+    let mut ticks = 0;
+    for process in processes {
+        let root = read_stat(process.pid)?;
+        if root.started != process.started {
+            anyhow::bail!("process {} exited and its pid was reused", process.pid);
+        }
+        ticks += root.ticks;
+        let mut pending = vec![process.pid];
+        while let Some(parent) = pending.pop() {
+            for (pid, child_ticks) in children.get(&parent).into_iter().flatten() {
+                ticks += child_ticks;
+                pending.push(*pid);
+            }
+        }
+    }
+    Ok(ticks as f64 / ticks_per_second())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_fields_are_read_after_a_command_name_with_spaces() {
+        let line = "42 (postgres: a (b) c) S 7 42 42 0 -1 4194560 1 0 0 0 \
+                    300 20 5 3 20 0 1 0 123456 1000 10 18446744073709551615";
+        let stat = parse_stat(line).unwrap();
+        assert_eq!(stat.ppid, 7);
+        assert_eq!(stat.ticks, 328);
+        assert_eq!(stat.started, 123_456);
+        assert!(parse_stat("42 (x) S 7").is_none());
+    }
+
+    #[test]
+    fn a_busy_process_shows_cpu_time() {
+        let me = Process::find(std::process::id()).unwrap();
+        let before = me.cpu_seconds().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut x = 0u64;
+        // Spins until a clock tick is charged (a loaded machine may take a while).
+        while me.cpu_seconds().unwrap() <= before {
+            assert!(std::time::Instant::now() < deadline, "no CPU time in 10 s");
+            for _ in 0..1_000_000 {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        }
+    }
 }

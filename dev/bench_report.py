@@ -1,0 +1,432 @@
+#!/usr/bin/env python3
+"""Writes docs/BENCHMARKS.md and its charts (docs/bench-*.svg) from the bench figures.
+
+    python3 dev/bench_report.py bench/results [docs-dir]
+
+Reads RESULTS/latest.json (dev/bench_merge.py writes it), or the stage files when there
+is none. A figure missing from the results is shown as "not measured": the report
+renders whatever a run produced. Python's standard library only.
+"""
+import datetime
+import html
+import json
+import math
+import os
+import sys
+
+# Issue 16's targets: (stage, figure, target, "max" or "min", note).
+TARGETS = [
+    ("e2e", "rate_5000_per_s_p99_ms", 100, "max", "emit-to-row p99 at 5,000 events/s"),
+    ("e2e", "highest_steady_rate_per_s", 5000, "min", "highest steady emit-to-row rate"),
+    ("handler", "cpu_us_per_request", 15, "max", "handler CPU per verified 1 KiB request"),
+    ("consumer", "stored_per_s", 50000, "min", "consumer drain, 1 KiB events"),
+    ("operator", "cold_start_all_ready_s", 30, "max", "1,000 Webhooks cold start (same run as the next row)"),
+    ("operator", "operator_peak_rss_mb", 100, "max", "operator peak memory (same run as the row above)"),
+    ("operator", "apply_to_deployment_p99_ms", 200, "max", "apply-to-Deployment p99"),
+]
+
+STAGES = {
+    "operator": "Apply-to-Deployment latency, cold start with 1,000 Webhooks, operator memory.",
+    "emitter": "Whether the emitter holds its rate over a minute at 1 and 1,000 events per second.",
+    "handler": "Verified requests per second at saturation (closed loop), latency at a fixed rate "
+    "(open loop), CPU per verified request, handler memory.",
+    "consumer": "Events stored per second draining a pre-filled topic, CPU per stored event, "
+    "produce-to-row delay at a steady rate, consumer memory.",
+    "e2e": "Emit-to-row latency through the whole system (emitters, nginx, three handlers, Kafka, "
+    "two consumers, PostgreSQL) at several offered rates, and the CPU each kind of process spends "
+    "per 1,000 events.",
+    "consumer_scaling": "Consumers scaled 2 -> 4 -> 1 under a steady rate: the longest any partition "
+    "went unread, produce-to-row delays, every event stored once.",
+    "storage": "Ten million events over simulated days through the consumer's insert while the retention "
+    "sweep drops old days: insert rate and console query times per day.",
+    "console": "With 10 million events stored: the console's list and search times through its API, "
+    "and how soon its live tail shows an event.",
+}
+NOT_MEASURED = "not measured"
+# The e2e stage's process kinds, along an event's path.
+KINDS = ["emitter", "proxy", "handler", "kafka", "consumer", "postgres", "operator"]
+CPU_PREFIX = "cpu_s_per_1000_events_"
+
+
+def load(results):
+    path = os.path.join(results, "latest.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    data = {}
+    for name in sorted(os.listdir(results)):
+        if name.endswith(".json"):
+            with open(os.path.join(results, name)) as f:
+                data[name[:-5]] = json.load(f)
+    return data
+
+
+def number(value):
+    """A figure as text: thousands separated, at most three decimals."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, float) and math.isnan(value):
+        return "n/a"
+    if float(value).is_integer() and abs(value) >= 1:
+        return f"{int(value):,}"
+    if abs(value) >= 100:
+        return f"{value:,.1f}"
+    return f"{value:,.3f}".rstrip("0").rstrip(".")
+
+
+def cell(value):
+    if value is None:
+        return NOT_MEASURED
+    if isinstance(value, list):
+        return " / ".join(number(v) for v in value)
+    return number(value)
+
+
+def is_series(value):
+    return isinstance(value, list) and bool(value) and isinstance(value[0], dict)
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- charts (SVG)
+
+WIDTH, HEIGHT = 720, 400
+LEFT, RIGHT, TOP, BOTTOM = 80, 170, 40, 60
+COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
+
+
+def linear_ticks(low, high, count=6):
+    """Round ticks from `low` up to the first at or past `high`: (ticks, first, last)."""
+    raw = max(high - low, 1e-9) / count
+    step = 10 ** math.floor(math.log10(raw))
+    for multiple in (1, 2, 2.5, 5, 10):
+        if raw <= step * multiple:
+            step *= multiple
+            break
+    first = math.floor(low / step) * step
+    ticks = [first]
+    while ticks[-1] < high - step * 1e-6:
+        ticks.append(round(first + step * len(ticks), 10))
+    return ticks, first, ticks[-1]
+
+
+def log_ticks(low, high):
+    ticks = []
+    for exponent in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1):
+        for mantissa in (1, 2, 5):
+            value = mantissa * 10 ** exponent
+            if low <= value <= high:
+                ticks.append(value)
+    return ticks
+
+
+class Chart:
+    """A line chart with axes, ticks, labels, optional dashed reference lines and a legend."""
+
+    def __init__(self, title, x_label, y_label, x_range, y_range, y_log=False):
+        self.title, self.x_label, self.y_label, self.y_log = title, x_label, y_label, y_log
+        self.parts = []
+        self.legend = []
+        if y_log:
+            low, high = y_range
+            self.y_low = 10 ** math.floor(math.log10(max(low, 1e-3)))
+            self.y_high = 10 ** math.ceil(math.log10(max(high, self.y_low * 10)))
+            self.y_ticks = log_ticks(self.y_low, self.y_high)
+        else:
+            self.y_ticks, self.y_low, self.y_high = linear_ticks(y_range[0], max(y_range[1], y_range[0] + 1e-9))
+        self.x_ticks, self.x_low, self.x_high = linear_ticks(x_range[0], max(x_range[1], x_range[0] + 1e-9))
+
+    def x(self, value):
+        share = (value - self.x_low) / ((self.x_high - self.x_low) or 1)
+        return LEFT + share * (WIDTH - LEFT - RIGHT)
+
+    def y(self, value):
+        if self.y_log:
+            value = max(value, self.y_low)
+            share = math.log10(value / self.y_low) / math.log10(self.y_high / self.y_low)
+        else:
+            share = (value - self.y_low) / ((self.y_high - self.y_low) or 1)
+        return HEIGHT - BOTTOM - share * (HEIGHT - TOP - BOTTOM)
+
+    def line(self, points, label, color, markers=True, width=2):
+        path = " ".join(f"{self.x(px):.1f},{self.y(py):.1f}" for px, py in points)
+        self.parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="{width}" points="{path}"/>')
+        if markers:
+            for px, py in points:
+                self.parts.append(f'<circle cx="{self.x(px):.1f}" cy="{self.y(py):.1f}" r="3.5" fill="{color}"/>')
+        self.legend.append(("line" if markers else "plain", label, color))
+
+    def dots(self, points, label, color):
+        for px, py in points:
+            self.parts.append(
+                f'<circle cx="{self.x(px):.1f}" cy="{self.y(py):.1f}" r="3" fill="none" stroke="{color}"/>'
+            )
+        self.legend.append(("dot", label, color))
+
+    def reference(self, value, label, color):
+        y = self.y(value)
+        self.parts.append(
+            f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" '
+            f'stroke="{color}" stroke-width="1.5" stroke-dasharray="6 4"/>'
+        )
+        self.legend.append(("dash", label, color))
+
+    def svg(self):
+        text = lambda x, y, s, extra="": (
+            f'<text x="{x:.1f}" y="{y:.1f}" {extra}>{html.escape(str(s))}</text>'
+        )
+        out = [
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
+            f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">',
+            f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>',
+            text(WIDTH / 2, 22, self.title, 'text-anchor="middle" font-size="15" font-weight="bold"'),
+        ]
+        for tick in self.y_ticks:
+            y = self.y(tick)
+            out.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e5e5"/>')
+            out.append(text(LEFT - 8, y + 4, number(tick), 'text-anchor="end"'))
+        for tick in self.x_ticks:
+            x = self.x(tick)
+            out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{HEIGHT - BOTTOM}" stroke="#f0f0f0"/>')
+            out.append(text(x, HEIGHT - BOTTOM + 18, number(tick), 'text-anchor="middle"'))
+        out.append(
+            f'<path d="M{LEFT},{TOP} V{HEIGHT - BOTTOM} H{WIDTH - RIGHT}" fill="none" stroke="#333"/>'
+        )
+        out.append(text((LEFT + WIDTH - RIGHT) / 2, HEIGHT - 18, self.x_label, 'text-anchor="middle"'))
+        middle = (TOP + HEIGHT - BOTTOM) / 2
+        out.append(text(20, middle, self.y_label, f'text-anchor="middle" transform="rotate(-90 20 {middle})"'))
+        out += self.parts
+        for i, (kind, label, color) in enumerate(self.legend):
+            x, y = WIDTH - RIGHT + 14, TOP + 10 + i * 22
+            if kind in ("line", "plain"):
+                out.append(f'<line x1="{x}" x2="{x + 22}" y1="{y}" y2="{y}" stroke="{color}" stroke-width="2"/>')
+            if kind == "line":
+                out.append(f'<circle cx="{x + 11}" cy="{y}" r="3.5" fill="{color}"/>')
+            elif kind == "dot":
+                out.append(f'<circle cx="{x + 11}" cy="{y}" r="3" fill="none" stroke="{color}"/>')
+            else:
+                out.append(
+                    f'<line x1="{x}" x2="{x + 22}" y1="{y}" y2="{y}" stroke="{color}" '
+                    f'stroke-width="1.5" stroke-dasharray="6 4"/>'
+                )
+            out.append(text(x + 28, y + 4, label))
+        out.append("</svg>")
+        return "\n".join(out) + "\n"
+
+
+def latency_chart(curve):
+    points = sorted(curve, key=lambda p: p["rate"])
+    values = [p[k] for p in points for k in ("p50_ms", "p99_ms") if p.get(k) is not None]
+    values += [v for p in points for v in p.get("p99_ms_samples", []) if v is not None]
+    values.append(100)
+    chart = Chart(
+        "End to end: emit-to-row latency against offered rate",
+        "offered rate (events/s)",
+        "latency (ms, log scale)",
+        (0, max(p["rate"] for p in points)),
+        (min(values), max(values)),
+        y_log=True,
+    )
+    # A rate whose percentiles are unknown (null) has no point on the line.
+    line = lambda key: [(p["rate"], p[key]) for p in points if p.get(key) is not None]
+    chart.line(line("p50_ms"), "p50", COLORS[0])
+    chart.line(line("p99_ms"), "p99 (worse repeat)", COLORS[1])
+    samples = [(p["rate"], v) for p in points for v in p.get("p99_ms_samples", []) if v is not None]
+    if samples:
+        chart.dots(samples, "p99 of each repeat", COLORS[1])
+    chart.reference(100, "p99 target 100 ms", COLORS[2])
+    return chart.svg()
+
+
+def drain_chart(series, stored_per_s):
+    points = [(p["t_s"], p["stored_per_s"]) for p in series]
+    top = max([y for _, y in points] + [50000, stored_per_s or 0])
+    chart = Chart(
+        "Consumer drain: events stored per second",
+        "time since the consumer started (s)",
+        "stored per second",
+        (0, max(x for x, _ in points)),
+        (0, top),
+    )
+    chart.line(points, "stored/s (250 ms)", COLORS[0], markers=False)
+    if stored_per_s:
+        chart.reference(stored_per_s, "the drain's figure", COLORS[3])
+    chart.reference(50000, "target 50,000/s", COLORS[2])
+    return chart.svg()
+
+
+# ---------------------------------------------------------------- the page
+
+
+def targets_section(data):
+    rows = []
+    for stage, key, target, direction, note in TARGETS:
+        value = data.get(stage, {}).get(key)
+        if value is None:
+            met = NOT_MEASURED
+        else:
+            met = "met" if (value <= target if direction == "max" else value >= target) else "**not met**"
+        rows.append([f"`{stage}.{key}`", note, cell(value), ("≤ " if direction == "max" else "≥ ") + number(target), met])
+    return table(["figure", "what", "value", "target", "met"], rows)
+
+
+def machine_section(data):
+    machine, meta = data.get("machine") or {}, data.get("meta") or {}
+    # Results merged before `machine` was recorded have only meta's core count and
+    # architecture.
+    cores = machine.get("cores", meta.get("cpus"))
+    memory = machine.get("memory_gib")
+    rows = [
+        ["cores", number(cores) if cores else "not recorded"],
+        ["CPU model", machine.get("model_name") or "not recorded"],
+        ["memory", f"{number(memory)} GiB" if memory else "not recorded"],
+        ["kernel", machine.get("kernel") or "not recorded"],
+        ["architecture", machine.get("architecture") or meta.get("machine") or "not recorded"],
+        ["measured at", meta.get("generated_at", "not recorded")],
+        ["commit", f"`{meta['git_commit']}`" if meta.get("git_commit") else "not recorded"],
+    ]
+    return table(["what", "value"], rows)
+
+
+def e2e_rates(figures):
+    """The reported rates' figures as one table: a row per figure, a column per rate."""
+    rates, names = [], []
+    for key in figures:
+        if key.startswith("rate_") and "_per_s_" in key and not key.endswith("_samples"):
+            rate, name = key[len("rate_"):].split("_per_s_", 1)
+            if int(rate) not in rates:
+                rates.append(int(rate))
+            if name not in names:
+                names.append(name)
+    if not rates:
+        return ""
+    rates.sort()
+    names.sort(key=figure_order)
+    rows = []
+    for name in names:
+        row = [name.replace(CPU_PREFIX, "CPU s per 1,000 events: ")]
+        for rate in rates:
+            key = f"rate_{rate}_per_s_{name}"
+            value, samples = figures.get(key), figures.get(key + "_samples")
+            text = cell(value)
+            if isinstance(samples, list):
+                text += f" ({cell(samples)})"
+            row.append(text)
+        rows.append(row)
+    header = ["figure"] + [f"{number(r)}/s" for r in rates]
+    which = figures.get("repeat_figure_is")
+    intro = f"Reported rates. The figure is {which}; each repeat's sample follows in parentheses:" if which else "Reported rates:"
+    return intro + "\n\n" + table(header, rows)
+
+
+def figure_order(name):
+    """The e2e stage's order: latency, stored rate, then CPU by kind along the event's path."""
+    order = ["p50_ms", "p99_ms", "stored_per_s"] + [CPU_PREFIX + kind for kind in KINDS]
+    return (order.index(name), name) if name in order else (len(order), name)
+
+
+def e2e_curve(curve):
+    found = {k[len(CPU_PREFIX):] for point in curve for k in point if k.startswith(CPU_PREFIX)}
+    kinds = sorted(found, key=lambda kind: figure_order(CPU_PREFIX + kind))
+    rows = []
+    for point in sorted(curve, key=lambda p: p["rate"]):
+        cpu = [point.get(CPU_PREFIX + kind) for kind in kinds]
+        total = sum(c for c in cpu if c is not None)
+        rows.append(
+            [number(point["rate"]), point.get("repeats", 1), "yes" if point.get("steady") else "no",
+             cell(point.get("p50_ms")), cell(point.get("p99_ms")), cell(point.get("stored_per_s"))]
+            + [cell(c) for c in cpu] + [number(round(total, 3))]
+        )
+    header = ["rate/s", "repeats", "steady", "p50 ms", "p99 ms", "stored/s"] + [f"CPU {k}" for k in kinds] + ["CPU all"]
+    return (
+        "Every rate tried (the worse repeat; CPU in seconds per 1,000 events):\n\n" + table(header, rows)
+    )
+
+
+def stage_section(stage, figures, charts):
+    out = [f"### {stage}", "", STAGES.get(stage, ""), ""]
+    if any(isinstance(v, list) and not is_series(v) for k, v in figures.items() if k.endswith("_samples")):
+        out.append("Figures with `_samples` were measured more than once; each repeat is listed.")
+    else:
+        out.append("One run: how much these figures vary between runs is not measured here.")
+    out.append("")
+    for chart in charts:
+        out += [chart, ""]
+    shown = set()
+    if stage == "e2e":
+        rates = e2e_rates(figures)
+        if rates:
+            out += [rates, ""]
+            shown |= {k for k in figures if k.startswith("rate_") and "_per_s_" in k}
+        if is_series(figures.get("curve")):
+            out += [e2e_curve(figures["curve"]), ""]
+    rows = []
+    for key, value in figures.items():
+        if key in shown or is_series(value):
+            continue
+        rows.append([f"`{key}`", cell(value)])
+    if rows:
+        out += [table(["figure", "value"], rows), ""]
+    return out
+
+
+def main():
+    results = sys.argv[1] if len(sys.argv) > 1 else "bench/results"
+    docs = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs")
+    data = load(results)
+    os.makedirs(docs, exist_ok=True)
+
+    charts = {}
+    curve = data.get("e2e", {}).get("curve")
+    if is_series(curve):
+        with open(os.path.join(docs, "bench-e2e-latency.svg"), "w") as f:
+            f.write(latency_chart(curve))
+        charts["e2e"] = ["![emit-to-row latency against offered rate](bench-e2e-latency.svg)"]
+    else:
+        charts["e2e"] = [f"Latency chart: {NOT_MEASURED} (no `e2e.curve` in the results)."]
+    series = data.get("consumer", {}).get("drain_series")
+    if is_series(series):
+        with open(os.path.join(docs, "bench-consumer-drain.svg"), "w") as f:
+            f.write(drain_chart(series, data["consumer"].get("stored_per_s")))
+        charts["consumer"] = ["![stored per second during the drain](bench-consumer-drain.svg)"]
+    else:
+        charts["consumer"] = [f"Drain chart: {NOT_MEASURED} (no `consumer.drain_series` in the results)."]
+
+    order = [s for s in STAGES if s in data] + sorted(
+        s for s in data if s not in STAGES and s not in ("meta", "machine") and isinstance(data[s], dict)
+    )
+    page = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`dev/bench_report.py` from `bench/results/latest.json`); do not edit by hand.",
+        "Each stage runs against the local stack on one machine, every process sharing its cores;",
+        "`hookline-bench STAGE --help` says what a stage does and which settings it takes.",
+        "",
+        "## The machine",
+        "",
+        machine_section(data),
+        "",
+        "## Targets (issue 16)",
+        "",
+        targets_section(data),
+        "",
+        "## Stages",
+        "",
+    ]
+    for stage in order:
+        page += stage_section(stage, data[stage], charts.get(stage, []))
+    for stage in ("e2e", "consumer"):
+        if stage not in data:
+            page += [f"### {stage}", "", f"{NOT_MEASURED}.", ""] + charts[stage] + [""]
+    path = os.path.join(docs, "BENCHMARKS.md")
+    with open(path, "w") as f:
+        f.write("\n".join(page).rstrip() + "\n")
+    print(f"wrote {os.path.normpath(path)} ({datetime.datetime.now():%H:%M:%S})")
+
+
+if __name__ == "__main__":
+    main()
