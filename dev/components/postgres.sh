@@ -84,6 +84,17 @@ write_config() {
     echo "unix_socket_directories = '$PG_SOCKET_DIR'"
     echo "max_connections = 200"
     echo "log_line_prefix = '%m [%p] %q%u@%d '"
+    # Sized for a day of traffic rather than PostgreSQL's small defaults: a million-event
+    # drain writes ~2 GB of WAL, and with max_wal_size 1GB that forced a checkpoint every
+    # few hundred thousand rows, each followed by full-page images (more WAL, slower
+    # inserts). Checkpoints are logged so a latency spike can be matched against them.
+    echo "shared_buffers = 512MB"
+    echo "wal_buffers = 16MB"
+    echo "max_wal_size = 8GB"
+    echo "checkpoint_timeout = 15min"
+    echo "checkpoint_completion_target = 0.9"
+    echo "wal_compression = lz4"
+    echo "log_checkpoints = on"
     if [ "${HOOKLINE_PG_NO_FSYNC:-0}" = 1 ]; then
       echo "fsync = off"
       echo "synchronous_commit = off"
