@@ -94,6 +94,12 @@ pub struct RunArgs {
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 6,
           value_parser = clap::value_parser!(u32).range(2..=100))]
     pub database_max_connections: u32,
+    /// Transactions each batch is split into (by Kafka partition) and written side by
+    /// side, so PostgreSQL works on more than one core. Each pipeline (events, retries)
+    /// uses up to this many connections at once.
+    #[arg(long, env = "DATABASE_PARALLEL_TRANSACTIONS", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub database_parallel_transactions: u32,
     /// Longest a batch's transaction may take before it counts as a database outage.
     #[arg(long, env = "DATABASE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub database_timeout: Duration,

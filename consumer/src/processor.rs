@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, Utc};
+use futures::future::try_join_all;
 use hookline_core::registry::{Lookup, RegistryView};
 use hookline_core::retry::DeliveryPolicy;
 use rdkafka::error::KafkaError;
@@ -54,6 +55,15 @@ impl InfrastructureError {
     }
 }
 
+/// How batches use PostgreSQL.
+#[derive(Debug, Clone, Copy)]
+pub struct DatabaseSettings {
+    /// Longest a batch's transactions may take before it counts as an outage.
+    pub timeout: Duration,
+    /// Transactions a batch is split into, written side by side.
+    pub parallel_transactions: usize,
+}
+
 pub struct Processor {
     pool: PgPool,
     day_partitions: Arc<DayPartitions>,
@@ -62,15 +72,70 @@ pub struct Processor {
     routes: Routes,
     inject_failure_rate: f64,
     database_timeout: Duration,
+    parallel_transactions: usize,
     metrics: Metrics,
 }
 
-/// The outcome of the transaction, before the copies are sent.
+/// The outcome of the transactions, before the copies are sent.
+#[derive(Default)]
 struct Written<'a> {
     inserted: u64,
     attempted: u64,
     failures: Vec<Failure<'a>>,
     plan: FailurePlan,
+}
+
+impl<'a> Written<'a> {
+    fn absorb(mut self, other: Written<'a>) -> Self {
+        self.inserted += other.inserted;
+        self.attempted += other.attempted;
+        self.failures.extend(other.failures);
+        self.plan.copies.extend(other.plan.copies);
+        self.plan
+            .dead_letter_rows
+            .extend(other.plan.dead_letter_rows);
+        self.plan.retries.extend(other.plan.retries);
+        self.plan.dropped += other.plan.dropped;
+        self
+    }
+}
+
+/// A share of a batch written in a transaction of its own.
+struct Group<'a> {
+    rows: Vec<EventRow>,
+    row_origins: Vec<(&'a Consumed, DeliveryPolicy)>,
+    failures: Vec<Failure<'a>>,
+}
+
+/// Splits a batch into at most `count` groups by Kafka partition, so that they can be
+/// written side by side on as many connections (PostgreSQL then uses more than one
+/// core) while a partition's events stay in one transaction, in order. A Webhook's
+/// events share a partition, so a key is only ever written by one of them.
+fn split_by_partition<'a>(
+    rows: Vec<EventRow>,
+    row_origins: Vec<(&'a Consumed, DeliveryPolicy)>,
+    failures: Vec<Failure<'a>>,
+    count: usize,
+) -> Vec<Group<'a>> {
+    let count = count.max(1);
+    let index = |consumed: &Consumed| consumed.partition.rem_euclid(count as i32) as usize;
+    let mut groups: Vec<Group<'a>> = (0..count)
+        .map(|_| Group {
+            rows: Vec::new(),
+            row_origins: Vec::new(),
+            failures: Vec::new(),
+        })
+        .collect();
+    for (row, origin) in rows.into_iter().zip(row_origins) {
+        let group = &mut groups[index(origin.0)];
+        group.rows.push(row);
+        group.row_origins.push(origin);
+    }
+    for failure in failures {
+        groups[index(failure.consumed)].failures.push(failure);
+    }
+    groups.retain(|group| !group.rows.is_empty() || !group.failures.is_empty());
+    groups
 }
 
 impl Processor {
@@ -80,7 +145,7 @@ impl Processor {
         producer: FutureProducer,
         routes: Routes,
         inject_failure_rate: f64,
-        database_timeout: Duration,
+        database: DatabaseSettings,
         metrics: Metrics,
     ) -> Self {
         Self {
@@ -90,7 +155,8 @@ impl Processor {
             producer,
             routes,
             inject_failure_rate,
-            database_timeout,
+            database_timeout: database.timeout,
+            parallel_transactions: database.parallel_transactions,
             metrics,
         }
     }
@@ -114,13 +180,17 @@ impl Processor {
             }
         }
         let started = Instant::now();
-        let written = tokio::time::timeout(
-            self.database_timeout,
-            self.write(&rows, &row_origins, failures),
-        )
-        .await
-        .map_err(|_| InfrastructureError::DatabaseTimeout(self.database_timeout))?
-        .map_err(InfrastructureError::Database)?;
+        let groups = split_by_partition(rows, row_origins, failures, self.parallel_transactions);
+        let writes = groups.into_iter().map(|group| async move {
+            self.write(&group.rows, &group.row_origins, group.failures)
+                .await
+        });
+        let written = tokio::time::timeout(self.database_timeout, try_join_all(writes))
+            .await
+            .map_err(|_| InfrastructureError::DatabaseTimeout(self.database_timeout))?
+            .map_err(InfrastructureError::Database)?
+            .into_iter()
+            .fold(Written::default(), Written::absorb);
         self.metrics
             .database_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -294,5 +364,56 @@ impl Processor {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::tests::consumed;
+
+    #[test]
+    fn a_batch_splits_by_partition_and_keeps_each_partitions_order() {
+        let records: Vec<Consumed> = (0..8)
+            .map(|n| Consumed {
+                partition: n % 4,
+                offset: i64::from(n),
+                ..consumed("{}")
+            })
+            .collect();
+        let (stored, failed) = records.split_at(6);
+        let rows: Vec<EventRow> = stored
+            .iter()
+            .map(|c| event::decode(c).expect("a valid record"))
+            .collect();
+        let origins = stored
+            .iter()
+            .map(|c| (c, DeliveryPolicy::default()))
+            .collect();
+        let failures = failed
+            .iter()
+            .map(|c| Failure {
+                consumed: c,
+                error: EventError::Injected,
+                policy: DeliveryPolicy::default(),
+            })
+            .collect();
+        let groups = split_by_partition(rows, origins, failures, 2);
+        assert_eq!(groups.len(), 2);
+        for (index, group) in groups.iter().enumerate() {
+            let offsets: Vec<i64> = group.row_origins.iter().map(|(c, _)| c.offset).collect();
+            let expected: Vec<i64> = (0..6).filter(|o| o % 2 == index as i64).collect();
+            assert_eq!(offsets, expected, "group {index} in batch order");
+            assert_eq!(group.rows.len(), offsets.len());
+            assert!(
+                group
+                    .failures
+                    .iter()
+                    .all(|f| f.consumed.partition % 2 == index as i32)
+            );
+        }
+        assert_eq!(groups.iter().map(|g| g.failures.len()).sum::<usize>(), 2);
+        let one = split_by_partition(Vec::new(), Vec::new(), Vec::new(), 3);
+        assert!(one.is_empty(), "no empty transactions");
     }
 }

@@ -20,7 +20,7 @@ use crate::failure_routing::Routes;
 use crate::metrics::Metrics;
 use crate::mirror;
 use crate::pipeline::{Pipeline, PipelineError, PipelineSettings};
-use crate::processor::Processor;
+use crate::processor::{DatabaseSettings, Processor};
 
 /// How long Kafka may take to acknowledge a retry copy or dead letter before the batch
 /// counts as hit by an outage.
@@ -40,11 +40,24 @@ pub enum RunError {
     Registry(#[source] FollowError),
     #[error("cannot serve the operational endpoints: {0}")]
     Ops(#[source] std::io::Error),
+    #[error(
+        "--database-max-connections {max} is too few for --database-parallel-transactions \
+         {parallel}: the events and retries pipelines need {parallel} each, plus 2 \
+         (registry mirror, partition sweep)"
+    )]
+    TooFewConnections { max: u32, parallel: u32 },
 }
 
 /// Applies the schema, loads the registry, then consumes until `shutdown`. Ready once
 /// Kafka answers, the registry is loaded and PostgreSQL answers.
 pub async fn run(database_url: &str, args: RunArgs, shutdown: Shutdown) -> Result<(), RunError> {
+    let (max, parallel) = (
+        args.database_max_connections,
+        args.database_parallel_transactions,
+    );
+    if max < 2 * parallel + 2 {
+        return Err(RunError::TooFewConnections { max, parallel });
+    }
     let readiness = Readiness::default();
     let mut metrics_registry = Registry::with_prefix("hookline_consumer");
     let metrics = Metrics::register(&mut metrics_registry);
@@ -159,7 +172,10 @@ async fn consume(
         producer,
         routes,
         args.inject_failure_rate,
-        args.database_timeout,
+        DatabaseSettings {
+            timeout: args.database_timeout,
+            parallel_transactions: args.database_parallel_transactions as usize,
+        },
         metrics.clone(),
     ));
     let settings = |source, group_id: String, topics, gated| PipelineSettings {

@@ -20,6 +20,10 @@ fn help_documents_flags_and_their_environment_variables() {
             ("--inject-failure-rate", "CONSUMER_INJECT_FAILURE_RATE"),
             ("--database-max-connections", "DATABASE_MAX_CONNECTIONS"),
             ("--database-timeout", "DATABASE_TIMEOUT"),
+            (
+                "--database-parallel-transactions",
+                "DATABASE_PARALLEL_TRANSACTIONS",
+            ),
             ("--session-timeout", "CONSUMER_SESSION_TIMEOUT"),
             ("--events-retention-days", "CONSUMER_EVENTS_RETENTION_DAYS"),
             (
@@ -55,6 +59,37 @@ fn missing_or_bad_configuration_is_named() {
         BIN,
         &["--database-url", "mysql://u:hunter2@h/db", "migrate"],
         &["postgres://"],
+    );
+    hookline_testkit::assert_missing_config_is_named(
+        BIN,
+        &[
+            "--database-url",
+            "postgres://h/db",
+            "run",
+            "--kafka-bootstrap-servers",
+            "127.0.0.1:9092",
+            "--database-max-connections",
+            "5",
+            "--database-parallel-transactions",
+            "2",
+        ],
+        &[
+            "--database-max-connections",
+            "--database-parallel-transactions",
+        ],
+    );
+    hookline_testkit::assert_missing_config_is_named(
+        BIN,
+        &[
+            "--database-url",
+            "postgres://h/db",
+            "run",
+            "--kafka-bootstrap-servers",
+            "127.0.0.1:9092",
+            "--session-timeout",
+            "1s",
+        ],
+        &["--session-timeout", "6s"],
     );
     for (delays, why) in [
         ("10s,1s", "grow strictly"),
