@@ -338,15 +338,21 @@ async fn load(pool: &PgPool, events: u64, webhooks: u64) -> anyhow::Result<Load>
     let rows_per_s = events as f64 / started.elapsed().as_secs_f64();
     let building = Instant::now();
     for (_, definition) in &indexes {
-        sqlx::query(sqlx::AssertSqlSafe(definition.clone()))
+        // pg_indexes writes a partitioned table's index as `ON ONLY`, which would build
+        // it for the parent alone, leaving every partition without it.
+        let definition = definition.replacen(" ON ONLY ", " ON ", 1);
+        sqlx::query(sqlx::AssertSqlSafe(definition))
             .execute(pool)
             .await?;
     }
     sqlx::query("ANALYZE events").execute(pool).await?;
     let index_build_s = building.elapsed().as_secs_f64();
-    let size_mb: i64 = sqlx::query_scalar("SELECT pg_total_relation_size('events') / 1048576")
-        .fetch_one(pool)
-        .await?;
+    let size_mb: i64 = sqlx::query_scalar(
+        "SELECT (sum(pg_total_relation_size(inhrelid)) / 1048576)::int8 \
+         FROM pg_inherits WHERE inhparent = 'events'::regclass",
+    )
+    .fetch_one(pool)
+    .await?;
     Ok(Load {
         rows_per_s,
         index_build_s,

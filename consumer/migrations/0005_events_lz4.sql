@@ -45,3 +45,6 @@ BEGIN
     RETURN true;
 END
 $$;
+
+-- Only the owner (the consumer's role) makes partitions; the console's login may list them.
+REVOKE EXECUTE ON FUNCTION events_ensure_partition(date) FROM PUBLIC;

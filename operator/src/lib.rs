@@ -2,6 +2,7 @@
 //! the registry publisher.
 #![forbid(unsafe_code)]
 
+pub mod api_client;
 pub mod conditions;
 pub mod config;
 pub mod desired;

@@ -2,11 +2,6 @@ use clap::Parser;
 use hookline_operator::config::{Cli, Command};
 use hookline_operator::service;
 
-/// mimalloc, as every Hookline service: glibc's malloc and free cost a tenth of the
-/// handler's CPU per request, and its per-thread arenas grow a long-lived process.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();

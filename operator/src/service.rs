@@ -88,7 +88,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         shutdown.clone(),
     ));
 
-    let client = Client::try_default().await.map_err(RunError::Kube)?;
+    let config = kube::Config::infer()
+        .await
+        .map_err(|err| RunError::Kube(kube::Error::InferConfig(err)))?;
+    let client = crate::api_client::http2_client(config).map_err(RunError::Kube)?;
     let version = client
         .apiserver_version()
         .await

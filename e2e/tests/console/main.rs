@@ -201,6 +201,7 @@ async fn the_console_login_reads_but_cannot_change_events(webhook_id: &str) {
         "DROP TABLE events",
         "ALTER TABLE events ADD COLUMN c int",
         "CREATE TABLE console_owned (id int)",
+        "SELECT events_ensure_partition(current_date + 100)",
     ] {
         let err = sqlx::query(statement)
             .execute(&console)
