@@ -40,6 +40,8 @@ pub enum RunError {
     Registry(#[source] FollowError),
     #[error("cannot serve the operational endpoints: {0}")]
     Ops(#[source] std::io::Error),
+    #[error("cannot list the events table's partitions: {0}")]
+    Partitions(#[source] sqlx::Error),
     #[error(
         "--database-max-connections {max} is too few for --database-parallel-transactions \
          {parallel}: the events and retries pipelines need {parallel} each, plus 2 \

@@ -123,6 +123,21 @@ async fn partitions_exist_ahead_and_on_demand_and_the_key_holds_across_days() {
 }
 
 #[tokio::test]
+async fn a_restarted_consumer_searches_the_days_it_did_not_create() {
+    let pool = migrated("partitions-restart").await;
+    let now = Utc::now();
+    let before = DayPartitions::new(pool.clone(), RETENTION);
+    assert_eq!(
+        store(&before, &pool, &[row("m-1", now - Duration::days(2))]).await,
+        1
+    );
+    // A new process knows no partition until it lists them (the service does at start).
+    let restarted = DayPartitions::new(pool.clone(), RETENTION);
+    restarted.reload().await.expect("list the partitions");
+    assert_eq!(store(&restarted, &pool, &[row("m-1", now)]).await, 0);
+}
+
+#[tokio::test]
 async fn retention_drops_whole_days_past_the_window_and_expires_dead_letters() {
     let pool = migrated("partitions-retention").await;
     let partitions = DayPartitions::new(pool.clone(), RETENTION);
