@@ -547,6 +547,39 @@ struct Consumer {
     ops_port: u16,
 }
 
+/// Starts the release consumer on `topics`, in the group `<events topic>-group`, with
+/// `extra` flags of `run`, and waits until it is ready.
+pub(crate) async fn start_consumer(
+    bootstrap: &str,
+    database_url: &str,
+    topics: &Topics,
+    ops_port: u16,
+    extra: &[&str],
+) -> anyhow::Result<Child> {
+    crate::local::start_ready(
+        "consumer",
+        |command| {
+            command
+                .args([
+                    "--log-format",
+                    "text",
+                    "--database-url",
+                    database_url,
+                    "run",
+                ])
+                .args(["--kafka-bootstrap-servers", bootstrap])
+                .args(["--events-topic", &topics.events])
+                .args(["--dead-letter-topic", &topics.dead_letters])
+                .args(["--registry-topic", &topics.registry])
+                .args(["--group-id", &format!("{}-group", topics.events)])
+                .args(["--ops-addr", &format!("127.0.0.1:{ops_port}")])
+                .args(extra);
+        },
+        ops_port,
+    )
+    .await
+}
+
 impl Consumer {
     async fn start(
         bootstrap: &str,
@@ -554,27 +587,7 @@ impl Consumer {
         topics: &Topics,
         ops_port: u16,
     ) -> anyhow::Result<Self> {
-        let child = crate::local::start_ready(
-            "consumer",
-            |command| {
-                command
-                    .args([
-                        "--log-format",
-                        "text",
-                        "--database-url",
-                        database_url,
-                        "run",
-                    ])
-                    .args(["--kafka-bootstrap-servers", bootstrap])
-                    .args(["--events-topic", &topics.events])
-                    .args(["--dead-letter-topic", &topics.dead_letters])
-                    .args(["--registry-topic", &topics.registry])
-                    .args(["--group-id", &format!("{}-group", topics.events)])
-                    .args(["--ops-addr", &format!("127.0.0.1:{ops_port}")]);
-            },
-            ops_port,
-        )
-        .await?;
+        let child = start_consumer(bootstrap, database_url, topics, ops_port, &[]).await?;
         Ok(Self { child, ops_port })
     }
 

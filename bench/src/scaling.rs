@@ -21,9 +21,9 @@ use tokio::process::Child;
 use tokio::time::Instant;
 
 use crate::consumer::{
-    Deliveries, Topics, delete_topics, event_body, event_headers, publish_registry,
+    Deliveries, Topics, delete_topics, event_body, event_headers, publish_registry, start_consumer,
 };
-use crate::local::{create_database, drop_database, start_ready, terminate};
+use crate::local::{create_database, drop_database, terminate};
 use crate::report::{Report, round};
 
 #[derive(clap::Args)]
@@ -85,14 +85,21 @@ async fn measure(
     topics: &Topics,
     webhooks: &[String],
 ) -> anyhow::Result<Report> {
-    let start = |n: usize| {
+    let start = |n: usize| async move {
+        let instance = format!("bench-scaling-{n}");
+        let extra: &[&str] = if args.static_membership {
+            &["--group-instance-id", &instance]
+        } else {
+            &[]
+        };
         start_consumer(
             bootstrap,
             database_url,
             topics,
             args.ops_port + n as u16,
-            args.static_membership.then(|| format!("bench-scaling-{n}")),
+            extra,
         )
+        .await
     };
     let mut consumers: Vec<Child> = Vec::new();
     for n in 0..2 {
@@ -243,39 +250,6 @@ async fn wait_stored(pool: &PgPool, expected: i64, timeout: Duration) -> anyhow:
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-async fn start_consumer(
-    bootstrap: &str,
-    database_url: &str,
-    topics: &Topics,
-    ops_port: u16,
-    instance: Option<String>,
-) -> anyhow::Result<Child> {
-    start_ready(
-        "consumer",
-        |command| {
-            command
-                .args([
-                    "--log-format",
-                    "text",
-                    "--database-url",
-                    database_url,
-                    "run",
-                ])
-                .args(["--kafka-bootstrap-servers", bootstrap])
-                .args(["--events-topic", &topics.events])
-                .args(["--dead-letter-topic", &topics.dead_letters])
-                .args(["--registry-topic", &topics.registry])
-                .args(["--group-id", &format!("{}-group", topics.events)])
-                .args(["--ops-addr", &format!("127.0.0.1:{ops_port}")]);
-            if let Some(instance) = &instance {
-                command.args(["--group-instance-id", instance]);
-            }
-        },
-        ops_port,
-    )
-    .await
 }
 
 /// Produces as the handler does (acks=all, idempotent), one Webhook per partition,
