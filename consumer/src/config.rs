@@ -123,7 +123,7 @@ pub struct RetentionArgs {
     pub dead_letter_retention_days: u32,
     /// Days before an event's own in which a sender's retry of it is recognised (the
     /// same day always is). Each day costs an index probe per stored event; Stripe
-    /// retries for up to 3 days, most providers for less. At most the retention applies.
+    /// documents retrying for up to 3 days. At most the retention applies.
     #[arg(long, env = "CONSUMER_DEDUP_WINDOW_DAYS", default_value_t = 3,
           value_parser = clap::value_parser!(u32).range(0..=36_500))]
     pub dedup_window_days: u32,
