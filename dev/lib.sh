@@ -18,6 +18,10 @@ RUN_DIR="$STACK_DIR/run"
 LOG_DIR="$STACK_DIR/logs"
 DATA_DIR="$STACK_DIR/data"
 ENV_PARTS_DIR="$STACK_DIR/env.d"
+# The stack's CA and the servers' certificates and keys (dev/components/tls.sh makes them).
+TLS_DIR="$DATA_DIR/tls"
+# shellcheck disable=SC2034 # used by the scripts that source this file
+STACK_CA="$TLS_DIR/ca.pem"
 mkdir -p "$CACHE_DIR" "$RUN_DIR" "$LOG_DIR" "$DATA_DIR" "$ENV_PARTS_DIR"
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -91,9 +95,13 @@ wait_for() {
 }
 
 # Usage: write_env_part COMPONENT KEY=VALUE...; stack.sh joins the parts into $STACK_DIR/env.
+# Values are single-quoted (URLs hold '&'); testkit's parse_env strips the quotes.
 write_env_part() {
-  local component=$1; shift
-  printf 'export %s\n' "$@" >"$ENV_PARTS_DIR/$component.env"
+  local component=$1 kv; shift
+  for kv in "$@"; do
+    case "$kv" in *"'"*) die "env value with a single quote: ${kv%%=*}" ;; esac
+    printf "export %s='%s'\n" "${kv%%=*}" "${kv#*=}"
+  done >"$ENV_PARTS_DIR/$component.env"
 }
 
 # Runs apt-get install for the packages that are missing (update once per run).

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The local stack: real PostgreSQL, Kafka and a Kubernetes control plane on loopback.
+# The local stack: real PostgreSQL, Kafka and a Kubernetes control plane on loopback (PostgreSQL
+# and Kafka's SASL_SSL listener with certificates from a CA of its own, dev/components/tls.sh).
 #
 #   dev/stack.sh up       install what is missing, start everything, write .stack/env
 #   dev/stack.sh down     stop exactly what `up` started
@@ -10,7 +11,7 @@
 # shellcheck source=dev/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-COMPONENTS=(postgres kafka kube)
+COMPONENTS=(tls postgres kafka kube)
 
 component() { bash "$DEV_DIR/components/$1.sh" "$2"; }
 
@@ -48,7 +49,7 @@ case "${1:-}" in
     exit $rc
     ;;
   *)
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

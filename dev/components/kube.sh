@@ -403,9 +403,9 @@ cmd_start() {
   wait_for "kube-controller-manager is healthy on $KCM_URL" 120 up_or_exited kube-controller-manager kcm_healthy
 
   write_env_part kube \
-    "KUBECONFIG=$(printf %q "$KUBECONFIG_PATH")" \
-    "KUBECTL=$(printf %q "$KUBECTL")" \
-    "HELM=$(printf %q "$HELM")" \
+    "KUBECONFIG=$KUBECONFIG_PATH" \
+    "KUBECTL=$KUBECTL" \
+    "HELM=$HELM" \
     "KUBE_APISERVER_URL=$APISERVER_URL" \
     "ETCD_ENDPOINT=$ETCD_URL"
 }
