@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Apache Kafka broker for the local stack: single-node KRaft (broker + controller in one
 # JVM) on loopback, run from the release's jars on Maven Central (no tarball, no Docker).
+# Listeners: SASL_SSL (SCRAM-SHA-512, the stack CA's certificate) on $KAFKA_SASL_SSL_PORT for
+# the services and tests; PLAINTEXT on $KAFKA_PORT for the Java command line tools, benches
+# and SCRAM administration; CONTROLLER on $KAFKA_CONTROLLER_PORT.
 #
 #   kafka.sh install         gather the jars into $CACHE_DIR/kafka/$KAFKA_VERSION/libs (once)
-#   kafka.sh start           format the log dir once, start the broker, wait until it answers
+#   kafka.sh start           format the log dir once, start the broker, set the SCRAM users,
+#                            wait until it answers (PLAINTEXT, then SASL_SSL as hookline)
 #   kafka.sh stop            controlled shutdown (SIGTERM), SIGKILL after a grace period
 #   kafka.sh kill            SIGKILL the broker at once (fault tests)
 #   kafka.sh restart         stop, then start
@@ -11,6 +15,8 @@
 #   kafka.sh tool CLASS ...  run a Kafka command line class against the jars, e.g.
 #                            kafka.sh tool org.apache.kafka.tools.TopicCommand \
 #                              --bootstrap-server 127.0.0.1:19092 --list
+#                            (over SASL_SSL: --bootstrap-server 127.0.0.1:19094 \
+#                              --command-config "$KAFKA_SASL_CLIENT_PROPERTIES")
 # shellcheck source=dev/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
@@ -29,6 +35,13 @@ KAFKA_CONFIG="$KAFKA_CONF_DIR/server.properties"
 KAFKA_CLUSTER_ID_FILE="$KAFKA_CONF_DIR/cluster.id"
 KAFKA_DAEMON_LOG="$LOG_DIR/kafka.log"
 BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
+SASL_BOOTSTRAP="127.0.0.1:$KAFKA_SASL_SSL_PORT"
+KAFKA_KEYSTORE="$KAFKA_CONF_DIR/broker-keystore.pem" # the broker's key and certificate
+# SCRAM-SHA-512 principals: hookline for the stack's clients, one per component for the chart.
+# Each password is made once and kept in $KAFKA_SASL_DIR/<user>.
+KAFKA_SASL_DIR="$KAFKA_CONF_DIR/sasl-users"
+KAFKA_SASL_USERS=(hookline hookline-operator hookline-handler hookline-consumer hookline-console)
+KAFKA_SASL_CLIENT_PROPERTIES="$KAFKA_CONF_DIR/client-sasl.properties"
 
 # The dependency set; its hash is the install stamp, so changing a version re-gathers the jars.
 pom() {
@@ -116,12 +129,69 @@ run_class() {
 
 write_config() {
   mkdir -p "$KAFKA_CONF_DIR" "$KAFKA_LOG_DIR"
+  # Kafka's PEM key store: the PKCS#8 key and the certificate in one file.
+  (umask 077 && cat "$TLS_DIR/kafka.key" "$TLS_DIR/kafka.pem" >"$KAFKA_KEYSTORE")
   {
     echo "# Written by dev/components/kafka.sh on every start from kafka-server.properties."
     sed -e "s|@PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
       -e "s|@LOG_DIR@|$KAFKA_LOG_DIR|g" -e "s|@PARTITIONS@|3|g" \
       "$(dirname "${BASH_SOURCE[0]}")/kafka-server.properties"
+    # The SASL_SSL listener is the stack's only, not in kafka-server.properties (testkit's
+    # private brokers are plaintext); a repeated key's last occurrence wins.
+    echo
+    echo "# The stack's SASL_SSL listener."
+    echo "listeners=PLAINTEXT://$BOOTSTRAP,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,SASL_SSL://$SASL_BOOTSTRAP"
+    echo "advertised.listeners=PLAINTEXT://$BOOTSTRAP,SASL_SSL://$SASL_BOOTSTRAP"
+    echo "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL"
+    echo "listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512"
+    echo "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    echo "listener.name.sasl_ssl.ssl.keystore.type=PEM"
+    echo "listener.name.sasl_ssl.ssl.keystore.location=$KAFKA_KEYSTORE"
   } >"$KAFKA_CONFIG"
+}
+
+sasl_password() { cat "$KAFKA_SASL_DIR/$1"; }
+
+# A password per user, made once (hex: nothing to escape in JAAS or ConfigCommand syntax).
+make_sasl_passwords() {
+  mkdir -p "$KAFKA_SASL_DIR"
+  chmod 700 "$KAFKA_SASL_DIR"
+  local user
+  for user in "${KAFKA_SASL_USERS[@]}"; do
+    [ -s "$KAFKA_SASL_DIR/$user" ] && continue
+    (umask 077 && openssl rand -hex 24 >"$KAFKA_SASL_DIR/$user")
+    rm -f "$KAFKA_SASL_DIR/$user.applied"
+  done
+  (umask 077 && cat >"$KAFKA_SASL_CLIENT_PROPERTIES" <<PROPS
+# Written by dev/components/kafka.sh: Java clients over SASL_SSL as user hookline, e.g.
+# TopicCommand --bootstrap-server $SASL_BOOTSTRAP --command-config $KAFKA_SASL_CLIENT_PROPERTIES
+security.protocol=SASL_SSL
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="hookline" password="$(sasl_password hookline)";
+ssl.truststore.type=PEM
+ssl.truststore.location=$STACK_CA
+PROPS
+  )
+}
+
+# SCRAM credentials live in the metadata log: set, over PLAINTEXT, those the broker lacks
+# (a fresh log dir) or whose password file is newer than the last time it was set.
+apply_sasl_users() {
+  local described user
+  described=$(run_class kafka.admin.ConfigCommand --bootstrap-server "$BOOTSTRAP" \
+    --describe --entity-type users 2>&1) || die "kafka.admin.ConfigCommand --describe --entity-type users failed: $described"
+  for user in "${KAFKA_SASL_USERS[@]}"; do
+    if grep -q "user-principal '$user' are SCRAM-SHA-512=" <<<"$described" &&
+      [ "$KAFKA_SASL_DIR/$user.applied" -nt "$KAFKA_SASL_DIR/$user" ]; then
+      continue
+    fi
+    run_class kafka.admin.ConfigCommand --bootstrap-server "$BOOTSTRAP" --alter \
+      --entity-type users --entity-name "$user" \
+      --add-config "SCRAM-SHA-512=[iterations=8192,password=$(sasl_password "$user")]" >/dev/null ||
+      die "could not set the SCRAM-SHA-512 credential of kafka user $user"
+    touch "$KAFKA_SASL_DIR/$user.applied"
+    log "kafka user $user: SCRAM-SHA-512 credential set"
+  done
 }
 
 # Formats the log dir once; the cluster id is kept so a restart finds its own data.
@@ -136,11 +206,17 @@ format_once() {
     -t "$(cat "$KAFKA_CLUSTER_ID_FILE")" -c "$KAFKA_CONFIG" >&2
 }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/${1:-$KAFKA_PORT}") 2>/dev/null; }
 
 # A metadata round trip through the admin client.
 answers() {
   run_class org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" --list >/dev/null 2>&1
+}
+
+# The same over SASL_SSL as user hookline (TLS verified against the stack CA).
+answers_sasl() {
+  run_class org.apache.kafka.tools.TopicCommand --bootstrap-server "$SASL_BOOTSTRAP" \
+    --command-config "$KAFKA_SASL_CLIENT_PROPERTIES" --list >/dev/null 2>&1
 }
 
 # Readiness during start: the broker logged that it started (after $log_offset, so not an
@@ -159,11 +235,14 @@ started() {
 
 start() {
   installed || install
+  bash "$DEV_DIR/components/tls.sh" ensure
+  make_sasl_passwords
   write_config
   format_once
   log_offset=$(stat -c %s "$KAFKA_DAEMON_LOG" 2>/dev/null || echo 0)
   if ! daemon_running kafka; then
     port_open && die "something else listens on 127.0.0.1:$KAFKA_PORT"
+    port_open "$KAFKA_SASL_SSL_PORT" && die "something else listens on 127.0.0.1:$KAFKA_SASL_SSL_PORT"
     # INFO logging, less the config dumps and per-partition chatter (thousands of lines a start).
     start_daemon kafka java "-Xmx$KAFKA_HEAP" "-Xms$KAFKA_HEAP" \
       -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
@@ -180,8 +259,23 @@ start() {
     log "kafka already running (pid $(cat "$RUN_DIR/kafka.pid"))"
   fi
   wait_for "kafka answers metadata requests at $BOOTSTRAP" 60 answers
+  apply_sasl_users
+  wait_for "kafka answers user hookline over SASL_SSL at $SASL_BOOTSTRAP" 60 answers_sasl
+  # KAFKA_BOOTSTRAP_SERVERS and the SASL/SSL settings are the services' and tests'; the Java
+  # command line tools use KAFKA_PLAINTEXT_BOOTSTRAP_SERVERS or KAFKA_SASL_CLIENT_PROPERTIES.
   write_env_part kafka \
-    "KAFKA_BOOTSTRAP_SERVERS=$BOOTSTRAP" \
+    "KAFKA_BOOTSTRAP_SERVERS=$SASL_BOOTSTRAP" \
+    "KAFKA_SECURITY_PROTOCOL=sasl_ssl" \
+    "KAFKA_SASL_MECHANISM=SCRAM-SHA-512" \
+    "KAFKA_SASL_USERNAME=hookline" \
+    "KAFKA_SASL_PASSWORD=$(sasl_password hookline)" \
+    "KAFKA_SSL_CA_LOCATION=$STACK_CA" \
+    "KAFKA_PLAINTEXT_BOOTSTRAP_SERVERS=$BOOTSTRAP" \
+    "KAFKA_SASL_CLIENT_PROPERTIES=$KAFKA_SASL_CLIENT_PROPERTIES" \
+    "KAFKA_SASL_PASSWORD_OPERATOR=$(sasl_password hookline-operator)" \
+    "KAFKA_SASL_PASSWORD_HANDLER=$(sasl_password hookline-handler)" \
+    "KAFKA_SASL_PASSWORD_CONSUMER=$(sasl_password hookline-consumer)" \
+    "KAFKA_SASL_PASSWORD_CONSOLE=$(sasl_password hookline-console)" \
     "KAFKA_LIBS=$KAFKA_LIBS"
 }
 
@@ -210,7 +304,7 @@ status() {
     return 1
   fi
   if answers; then
-    echo "kafka: running (pid $(cat "$RUN_DIR/kafka.pid"), $BOOTSTRAP)"
+    echo "kafka: running (pid $(cat "$RUN_DIR/kafka.pid"), $BOOTSTRAP plaintext, $SASL_BOOTSTRAP sasl_ssl)"
   else
     echo "kafka: running (pid $(cat "$RUN_DIR/kafka.pid")) but not answering at $BOOTSTRAP"
     return 1
@@ -231,7 +325,7 @@ case "${1:-}" in
     run_class "$@"
     ;;
   *)
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac
