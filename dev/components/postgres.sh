@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # PostgreSQL for the local stack: Debian's server binaries, a cluster of the stack's own in
 # $DATA_DIR/postgres, on 127.0.0.1:$POSTGRES_PORT and a unix socket in $RUN_DIR/postgres
-# (the machine's default cluster and /var/run/postgresql are left alone).
+# (the machine's default cluster and /var/run/postgresql are left alone). TCP takes only TLS
+# (the stack CA's certificate) with scram-sha-256; the unix socket trusts local users.
 #
 #   postgres.sh install   apt-get install postgresql-$POSTGRES_MAJOR if its server is missing
 #   postgres.sh start     initdb once, start, create role and database hookline (idempotent)
@@ -17,10 +18,14 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 PG_BIN="/usr/lib/postgresql/$POSTGRES_MAJOR/bin"
 PG_OS_USER=postgres # PostgreSQL refuses to run as root; as another user it runs as that user.
-DATABASE_URL="postgres://hookline:hookline@127.0.0.1:$POSTGRES_PORT/hookline"
+# Clients verify the server against the stack CA (tls.sh), by the name 127.0.0.1.
+TLS_QUERY="sslmode=verify-full&sslrootcert=$STACK_CA"
+DATABASE_URL="postgres://hookline:hookline@127.0.0.1:$POSTGRES_PORT/hookline?$TLS_QUERY"
 # The console's login: the group role hookline_console only, which the consumer's migrations
 # grant reading the tables and recording replays (hookline may not create roles itself).
-CONSOLE_DATABASE_URL="postgres://hookline_console_login:hookline-console@127.0.0.1:$POSTGRES_PORT/hookline"
+CONSOLE_DATABASE_URL="postgres://hookline_console_login:hookline-console@127.0.0.1:$POSTGRES_PORT/hookline?$TLS_QUERY"
+# The consumer's login, likewise: the group role hookline_consumer only.
+CONSUMER_DATABASE_URL="postgres://hookline_consumer_login:hookline-consumer@127.0.0.1:$POSTGRES_PORT/hookline?$TLS_QUERY"
 PGDATA_DIR="$DATA_DIR/postgres"
 PG_SOCKET_DIR="$RUN_DIR/postgres"
 # As root, the cluster belongs to the postgres user, who may not be able to traverse the
@@ -75,14 +80,30 @@ init_once() {
   echo "include 'hookline.conf'" >>"$PGDATA_DIR/postgresql.conf"
 }
 
+# The server's certificate and key, copied into the data dir: the postgres user may not reach
+# $TLS_DIR, and PostgreSQL wants the key owned by it with mode 0600.
+copy_tls_files() {
+  # `command`: install() here is this script's subcommand.
+  command install -m 600 "$TLS_DIR/postgres.key" "$PGDATA_DIR/hookline-server.key"
+  command install -m 644 "$TLS_DIR/postgres.pem" "$PGDATA_DIR/hookline-server.pem"
+  command install -m 644 "$STACK_CA" "$PGDATA_DIR/hookline-ca.pem"
+  [ "$(id -u)" -ne 0 ] ||
+    chown "$PG_OS_USER:" "$PGDATA_DIR/hookline-server.key" "$PGDATA_DIR/hookline-server.pem" "$PGDATA_DIR/hookline-ca.pem"
+}
+
 # Settings of the stack, rewritten on every start so a changed port or flag applies.
 write_config() {
+  copy_tls_files
   {
     echo "# Written by dev/components/postgres.sh on every start; edit the script, not this file."
     echo "listen_addresses = '127.0.0.1'"
     echo "port = $POSTGRES_PORT"
     echo "unix_socket_directories = '$PG_SOCKET_DIR'"
     echo "max_connections = 200"
+    echo "ssl = on"
+    echo "ssl_cert_file = '$PGDATA_DIR/hookline-server.pem'"
+    echo "ssl_key_file = '$PGDATA_DIR/hookline-server.key'"
+    echo "ssl_ca_file = '$PGDATA_DIR/hookline-ca.pem'"
     echo "log_line_prefix = '%m [%p] %q%u@%d '"
     # Sized for a day of traffic rather than PostgreSQL's small defaults: a million-event
     # drain writes ~2 GB of WAL, and with max_wal_size 1GB that forced a checkpoint every
@@ -101,7 +122,19 @@ write_config() {
       echo "full_page_writes = off"
     fi
   } >"$PGDATA_DIR/hookline.conf"
-  [ "$(id -u)" -ne 0 ] || chown "$PG_OS_USER:" "$PGDATA_DIR/hookline.conf"
+  # Over TCP only TLS with a password; the unix socket (the admin psql here) trusts.
+  cat >"$PGDATA_DIR/pg_hba.conf" <<'HBA'
+# Written by dev/components/postgres.sh on every start; edit the script, not this file.
+# TYPE     DATABASE     USER  ADDRESS       METHOD
+local      all          all                 trust
+local      replication  all                 trust
+hostssl    all          all   127.0.0.1/32  scram-sha-256
+hostssl    replication  all   127.0.0.1/32  scram-sha-256
+hostnossl  all          all   127.0.0.1/32  reject
+hostnossl  all          all   0.0.0.0/0     reject
+hostnossl  all          all   ::/0          reject
+HBA
+  [ "$(id -u)" -ne 0 ] || chown "$PG_OS_USER:" "$PGDATA_DIR/hookline.conf" "$PGDATA_DIR/pg_hba.conf"
 }
 
 # A postmaster on our data dir, whoever started it.
@@ -136,11 +169,15 @@ SELECT 'CREATE DATABASE hookline OWNER hookline' WHERE NOT EXISTS (SELECT FROM p
 SELECT 'CREATE ROLE hookline_console NOLOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'hookline_console') \gexec
 SELECT 'CREATE ROLE hookline_console_login IN ROLE hookline_console' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'hookline_console_login') \gexec
 ALTER ROLE hookline_console_login LOGIN PASSWORD 'hookline-console';
+SELECT 'CREATE ROLE hookline_consumer NOLOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'hookline_consumer') \gexec
+SELECT 'CREATE ROLE hookline_consumer_login IN ROLE hookline_consumer' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'hookline_consumer_login') \gexec
+ALTER ROLE hookline_consumer_login LOGIN PASSWORD 'hookline-consumer';
 SQL
 }
 
 start() {
   [ -x "$PG_BIN/postgres" ] || install
+  bash "$DEV_DIR/components/tls.sh" ensure
   prepare_dirs
   init_once
   write_config
@@ -161,12 +198,14 @@ start() {
     exec 3>&2
     wait_for "postgres accepts connections on 127.0.0.1:$POSTGRES_PORT" 60 ready
   else
-    log "postgres already running (pid $(cat "$RUN_DIR/postgres.pid"))"
+    log "postgres already running (pid $(cat "$RUN_DIR/postgres.pid")); reloading its configuration"
+    as_pg "$PG_BIN/pg_ctl" reload -D "$PGDATA_DIR" -s >&2
   fi
   create_role_and_database
   write_env_part postgres \
     "DATABASE_URL=$DATABASE_URL" \
     "CONSOLE_DATABASE_URL=$CONSOLE_DATABASE_URL" \
+    "CONSUMER_DATABASE_URL=$CONSUMER_DATABASE_URL" \
     "PG_BIN=$PG_BIN" \
     "POSTGRES_PORT=$POSTGRES_PORT"
 }
@@ -203,7 +242,7 @@ case "${1:-}" in
   restart) stop && start ;;
   status) status ;;
   *)
-    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac
