@@ -94,9 +94,10 @@ up() {
   "$KUBECTL" -n "$NAMESPACE" create secret generic hookline-console-database \
     --from-literal=DATABASE_URL="$CONSOLE_DATABASE_URL" --dry-run=client -o yaml | "$KUBECTL" apply -f - >/dev/null
   log "helm upgrade --install $RELEASE into namespace $NAMESPACE"
+  # The PLAINTEXT listener: the chart does not pass SASL_SSL settings to the services yet.
   "$HELM" upgrade --install "$RELEASE" "$REPO_ROOT/helm/hookline" --namespace "$NAMESPACE" \
     --set logFormat=text \
-    --set kafka.builtIn=false --set kafka.bootstrapServers="$KAFKA_BOOTSTRAP_SERVERS" \
+    --set kafka.builtIn=false --set kafka.bootstrapServers="$KAFKA_PLAINTEXT_BOOTSTRAP_SERVERS" \
     --set postgres.builtIn=false --set postgres.external.existingSecret=hookline-database \
     --set console.database.existingSecret=hookline-console-database \
     --set handler.replicas=3 --set consumer.replicas=2 \
