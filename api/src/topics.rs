@@ -38,14 +38,49 @@ pub fn retry_tiers() -> impl Iterator<Item = String> {
     (0..RETRY_TIER_COUNT).map(retry_tier)
 }
 
+/// The names of one install's topics. Two installs sharing a Kafka cluster give theirs
+/// different prefixes, so neither reads the other's registry nor takes its events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicNames {
+    pub events: String,
+    pub dead_letters: String,
+    pub registry: String,
+}
+
+impl TopicNames {
+    /// `<prefix>.hookline.events` and so on; an empty prefix gives the plain names.
+    pub fn with_prefix(prefix: &str) -> Self {
+        let name = |topic: &str| {
+            if prefix.is_empty() {
+                topic.to_owned()
+            } else {
+                format!("{prefix}.{topic}")
+            }
+        };
+        Self {
+            events: name(EVENTS),
+            dead_letters: name(DEAD_LETTERS),
+            registry: name(REGISTRY),
+        }
+    }
+
+    /// The retry topic of tier `tier` (0-based), named after the events topic.
+    pub fn retry_tier(&self, tier: usize) -> String {
+        format!("{}.retry.{tier}", self.events)
+    }
+}
+
 /// Every topic Hookline needs: the events topic, its retry tiers and dead letters with
 /// `partitions` each (keyed by webhook id, so one webhook's events keep their order),
 /// and the registry, compacted, on one partition (its readers load it whole).
-pub fn layout(partitions: i32, replication: i32, registry_topic: &str) -> Vec<TopicSpec> {
+pub fn layout(partitions: i32, replication: i32, names: &TopicNames) -> Vec<TopicSpec> {
     let events = |name: String| TopicSpec::events(name, partitions, replication);
-    let mut specs = vec![events(EVENTS.into()), events(DEAD_LETTERS.into())];
-    specs.extend(retry_tiers().map(events));
-    specs.push(TopicSpec::registry(registry_topic, replication));
+    let mut specs = vec![
+        events(names.events.clone()),
+        events(names.dead_letters.clone()),
+    ];
+    specs.extend((0..RETRY_TIER_COUNT).map(|tier| events(names.retry_tier(tier))));
+    specs.push(TopicSpec::registry(names.registry.clone(), replication));
     specs
 }
 
@@ -64,7 +99,7 @@ mod tests {
 
     #[test]
     fn the_layout_has_every_topic_once_and_only_the_registry_compacted() {
-        let specs = layout(6, 1, REGISTRY);
+        let specs = layout(6, 1, &TopicNames::with_prefix(""));
         assert_eq!(specs.len(), 3 + RETRY_TIER_COUNT);
         let compacted: Vec<&str> = specs
             .iter()
@@ -82,5 +117,19 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), specs.len());
+    }
+
+    #[test]
+    fn a_prefix_names_every_topic_of_an_install() {
+        let names = TopicNames::with_prefix("team-a");
+        assert_eq!(names.events, "team-a.hookline.events");
+        assert_eq!(names.dead_letters, "team-a.hookline.events.dlq");
+        assert_eq!(names.registry, "team-a.hookline.registry");
+        assert_eq!(names.retry_tier(0), "team-a.hookline.events.retry.0");
+        let other = TopicNames::with_prefix("team-b");
+        let ours: Vec<String> = layout(3, 1, &names).into_iter().map(|s| s.name).collect();
+        let theirs: Vec<String> = layout(3, 1, &other).into_iter().map(|s| s.name).collect();
+        assert!(ours.iter().all(|name| !theirs.contains(name)));
+        assert_eq!(TopicNames::with_prefix("").retry_tier(4), retry_tier(4));
     }
 }

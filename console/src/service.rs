@@ -34,6 +34,8 @@ const KUBERNETES: &str = "kubernetes";
 #[derive(Debug, Error)]
 pub enum ConsoleError {
     #[error(transparent)]
+    KafkaSettings(#[from] hookline_core::kafka::KafkaSettingsError),
+    #[error(transparent)]
     Auth(#[from] AuthConfigError),
     #[error("the database URL is not one PostgreSQL takes: {0}")]
     DatabaseUrl(#[source] sqlx::Error),
@@ -123,7 +125,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ConsoleError>
     }
 
     let replayer = Replayer::new(
-        &config.kafka.kafka_bootstrap_servers,
+        &config.kafka.connection()?,
         "hookline-console-replay",
         &config.events_topic,
     )?;

@@ -55,7 +55,12 @@ fn console() -> Console {
         auth: Arc::new(auth),
         webhooks: store,
         replayer: Arc::new(
-            Replayer::new("127.0.0.1:1", "router-test", "events").expect("producer"),
+            Replayer::new(
+                &hookline_core::kafka::KafkaConnection::plaintext("127.0.0.1:1"),
+                "router-test",
+                "events",
+            )
+            .expect("producer"),
         ),
         metrics,
         webhooks_synced: Arc::new(AtomicBool::new(false)),

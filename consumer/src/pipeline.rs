@@ -66,7 +66,7 @@ pub enum PipelineError {
 pub struct PipelineSettings {
     /// `events` or `retries`: names the pipeline in logs and metrics.
     pub source: &'static str,
-    pub bootstrap_servers: String,
+    pub kafka: hookline_core::kafka::KafkaConnection,
     pub group_id: String,
     /// Static group membership: a restarted replica with the same id takes its
     /// partitions back at once instead of after the session timeout.
@@ -250,7 +250,7 @@ impl Pipeline {
     ) -> Result<Self, PipelineError> {
         let source_name = settings.source;
         let mut config = hookline_core::kafka::manual_commit_consumer_config(
-            &settings.bootstrap_servers,
+            &settings.kafka,
             &format!("hookline-consumer-{source_name}"),
             &settings.group_id,
         );

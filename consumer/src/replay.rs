@@ -14,13 +14,16 @@ pub enum ReplayCommandError {
     Connect(#[from] DbError),
     #[error(transparent)]
     Replay(#[from] ReplayError),
+    #[error(transparent)]
+    KafkaSettings(#[from] hookline_core::kafka::KafkaSettingsError),
 }
 
 /// The `replay` subcommand: connects, replays, and says how many on stdout.
 pub async fn command(database_url: &str, args: &ReplayArgs) -> Result<(), ReplayCommandError> {
+    let kafka = args.kafka.connection()?;
     let pool = db::connect(database_url, 2).await?;
     let replayer = Replayer::new(
-        &args.kafka.kafka_bootstrap_servers,
+        &kafka,
         "hookline-consumer-replay",
         &args.topics.events_topic,
     )?;

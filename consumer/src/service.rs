@@ -29,6 +29,8 @@ const COPY_DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Error)]
 pub enum RunError {
     #[error(transparent)]
+    KafkaSettings(#[from] hookline_core::kafka::KafkaSettingsError),
+    #[error(transparent)]
     Db(#[from] DbError),
     #[error("cannot create the Kafka producer for retry copies and dead letters: {0}")]
     Producer(#[source] KafkaError),
@@ -63,7 +65,7 @@ pub async fn run(database_url: &str, args: RunArgs, shutdown: Shutdown) -> Resul
     let readiness = Readiness::default();
     let mut metrics_registry = Registry::with_prefix("hookline_consumer");
     let metrics = Metrics::register(&mut metrics_registry);
-    let bootstrap = args.kafka.kafka_bootstrap_servers.clone();
+    let kafka = args.kafka.connection()?;
 
     // The ops endpoints first: probes get answers (live, not ready) while PostgreSQL starts.
     let ops_server = tokio::spawn(ops::serve(
@@ -84,7 +86,7 @@ pub async fn run(database_url: &str, args: RunArgs, shutdown: Shutdown) -> Resul
     };
     tracing::info!("database schema is current");
     tokio::spawn(kafka::watch_reachability(
-        bootstrap.clone(),
+        kafka.clone(),
         readiness.clone(),
         shutdown.clone(),
     ));
@@ -102,9 +104,11 @@ pub async fn run(database_url: &str, args: RunArgs, shutdown: Shutdown) -> Resul
 
     let view = RegistryView::default();
     let (updates, mirrored) = tokio::sync::mpsc::unbounded_channel();
+    // No keyring: the consumer mirrors entries without their secrets.
     let follow = registry::follow(
-        bootstrap.clone(),
+        kafka.clone(),
         args.registry_topic.clone(),
+        None,
         view.clone(),
         readiness.clone(),
         shutdown.clone(),
@@ -157,9 +161,9 @@ async fn consume(
     metrics: Metrics,
     shutdown: Shutdown,
 ) -> Result<(), RunError> {
-    let bootstrap = &args.kafka.kafka_bootstrap_servers;
+    let kafka = args.kafka.connection()?;
     let producer: FutureProducer =
-        reliable_producer_config(bootstrap, "hookline-consumer", COPY_DELIVERY_TIMEOUT)
+        reliable_producer_config(&kafka, "hookline-consumer", COPY_DELIVERY_TIMEOUT)
             .create()
             .map_err(RunError::Producer)?;
     let routes = Routes::new(
@@ -182,7 +186,7 @@ async fn consume(
     ));
     let settings = |source, group_id: String, topics, gated| PipelineSettings {
         source,
-        bootstrap_servers: bootstrap.clone(),
+        kafka: kafka.clone(),
         group_id,
         group_instance_id: args.group_instance_id.clone(),
         session_timeout: args.session_timeout,

@@ -1,10 +1,15 @@
 //! Flags every service shares, with environment fallbacks.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 
+use crate::kafka::{
+    KafkaConnection, KafkaSecurity, KafkaSettingsError, SaslLogin, SaslMechanism, SecurityProtocol,
+    Tls,
+};
 use crate::source::Cidr;
 use crate::telemetry::LogFormat;
 
@@ -21,12 +26,93 @@ pub struct CommonArgs {
     pub log_format: LogFormat,
 }
 
-/// The Kafka cluster to use.
+/// The environment variables of [`KafkaArgs`]: every Kafka client of Hookline reads the
+/// same names, and tests hand them to the processes they start.
+pub const KAFKA_BOOTSTRAP_SERVERS_ENV: &str = "KAFKA_BOOTSTRAP_SERVERS";
+pub const KAFKA_SECURITY_PROTOCOL_ENV: &str = "KAFKA_SECURITY_PROTOCOL";
+pub const KAFKA_SASL_MECHANISM_ENV: &str = "KAFKA_SASL_MECHANISM";
+pub const KAFKA_SASL_USERNAME_ENV: &str = "KAFKA_SASL_USERNAME";
+pub const KAFKA_SASL_PASSWORD_ENV: &str = "KAFKA_SASL_PASSWORD";
+pub const KAFKA_SSL_CA_LOCATION_ENV: &str = "KAFKA_SSL_CA_LOCATION";
+
+/// The Kafka cluster to use, and how to authenticate to it.
 #[derive(Debug, Clone, Args)]
 pub struct KafkaArgs {
     /// Kafka bootstrap servers, comma-separated host:port pairs.
-    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", value_parser = parse_bootstrap_servers)]
+    #[arg(long, env = KAFKA_BOOTSTRAP_SERVERS_ENV, value_parser = parse_bootstrap_servers)]
     pub kafka_bootstrap_servers: String,
+    /// How to reach the brokers: `plaintext`, `ssl` (TLS) or `sasl_ssl` (TLS and a SASL
+    /// login, the setting for a shared cluster).
+    #[arg(long, env = KAFKA_SECURITY_PROTOCOL_ENV, default_value = "plaintext")]
+    pub kafka_security_protocol: SecurityProtocol,
+    /// SASL mechanism with `sasl_ssl`: `SCRAM-SHA-512` or `SCRAM-SHA-256`.
+    #[arg(long, env = KAFKA_SASL_MECHANISM_ENV, default_value = "SCRAM-SHA-512")]
+    pub kafka_sasl_mechanism: SaslMechanism,
+    /// SASL user name (the Kafka principal), required with `sasl_ssl`.
+    #[arg(long, env = KAFKA_SASL_USERNAME_ENV)]
+    pub kafka_sasl_username: Option<String>,
+    /// SASL password, required with `sasl_ssl`; from the environment (a Secret), not a flag.
+    #[arg(long, env = KAFKA_SASL_PASSWORD_ENV, hide_env_values = true)]
+    pub kafka_sasl_password: Option<String>,
+    /// PEM file of the CA certificates that signed the brokers' certificates (`ssl` and
+    /// `sasl_ssl`); unset: the system's trust store.
+    #[arg(long, env = KAFKA_SSL_CA_LOCATION_ENV)]
+    pub kafka_ssl_ca_location: Option<PathBuf>,
+}
+
+impl KafkaArgs {
+    /// The validated connection settings: refuses a SASL login without its user name or
+    /// password, and a CA file that cannot be read, naming the setting.
+    pub fn connection(&self) -> Result<KafkaConnection, KafkaSettingsError> {
+        let tls = || -> Result<Tls, KafkaSettingsError> {
+            if let Some(path) = &self.kafka_ssl_ca_location {
+                std::fs::metadata(path).map_err(|source| KafkaSettingsError::CaFile {
+                    path: path.clone(),
+                    source,
+                })?;
+            }
+            Ok(Tls {
+                ca_location: self.kafka_ssl_ca_location.clone(),
+            })
+        };
+        let security = match self.kafka_security_protocol {
+            SecurityProtocol::Plaintext => KafkaSecurity::Plaintext,
+            SecurityProtocol::Ssl => KafkaSecurity::Ssl(tls()?),
+            SecurityProtocol::SaslSsl => {
+                let present = |value: &Option<String>, env: &'static str| {
+                    value
+                        .clone()
+                        .filter(|v| !v.is_empty())
+                        .ok_or(KafkaSettingsError::Missing(env))
+                };
+                KafkaSecurity::SaslSsl {
+                    tls: tls()?,
+                    login: SaslLogin {
+                        mechanism: self.kafka_sasl_mechanism,
+                        username: present(&self.kafka_sasl_username, KAFKA_SASL_USERNAME_ENV)?,
+                        password: present(&self.kafka_sasl_password, KAFKA_SASL_PASSWORD_ENV)?,
+                    },
+                }
+            }
+        };
+        Ok(KafkaConnection::new(
+            self.kafka_bootstrap_servers.clone(),
+            security,
+        ))
+    }
+}
+
+/// The registry keyring: what the operator seals registry secrets with and the handlers
+/// open them with (a mounted Secret, see `registry::sealing`).
+#[derive(Debug, Clone, Args)]
+pub struct RegistryKeysArgs {
+    /// Directory of the registry keyring: a file `primary` naming the key that seals, and
+    /// one file per key id holding 32 random bytes in base64.
+    #[arg(long, env = "HOOKLINE_REGISTRY_KEYS_DIR")]
+    pub registry_keys_dir: PathBuf,
+    /// How often the keyring directory is read again, to pick up a rotation.
+    #[arg(long, env = "HOOKLINE_REGISTRY_KEYS_RELOAD_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub registry_keys_reload_interval: Duration,
 }
 
 /// Where `/healthz`, `/readyz` and `/metrics` are served.

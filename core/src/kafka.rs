@@ -1,6 +1,9 @@
 //! Kafka client settings and topic management shared by every service, so that
 //! delivery guarantees are decided once.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -11,6 +14,10 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::types::RDKafkaErrorCode;
 use thiserror::Error;
 
+use crate::config::{
+    KAFKA_BOOTSTRAP_SERVERS_ENV, KAFKA_SASL_MECHANISM_ENV, KAFKA_SASL_PASSWORD_ENV,
+    KAFKA_SASL_USERNAME_ENV, KAFKA_SECURITY_PROTOCOL_ENV, KAFKA_SSL_CA_LOCATION_ENV,
+};
 use crate::ops::Readiness;
 use crate::shutdown::Shutdown;
 
@@ -35,13 +42,265 @@ pub enum TopicError {
     },
 }
 
+/// How a client reaches the brokers (`security.protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityProtocol {
+    Plaintext,
+    Ssl,
+    SaslSsl,
+}
+
+impl FromStr for SecurityProtocol {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value.to_ascii_lowercase().as_str() {
+            "plaintext" => Ok(Self::Plaintext),
+            "ssl" => Ok(Self::Ssl),
+            "sasl_ssl" => Ok(Self::SaslSsl),
+            // SASL without TLS would send the login's proof and every record in clear.
+            "sasl_plaintext" => Err("sasl_plaintext is refused: use sasl_ssl".into()),
+            _ => Err(format!("{value:?}: expected plaintext, ssl or sasl_ssl")),
+        }
+    }
+}
+
+/// The SASL mechanisms Hookline speaks: SCRAM, so no password crosses the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaslMechanism {
+    ScramSha512,
+    ScramSha256,
+}
+
+impl SaslMechanism {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ScramSha512 => "SCRAM-SHA-512",
+            Self::ScramSha256 => "SCRAM-SHA-256",
+        }
+    }
+}
+
+impl FromStr for SaslMechanism {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value.to_ascii_uppercase().as_str() {
+            "SCRAM-SHA-512" => Ok(Self::ScramSha512),
+            "SCRAM-SHA-256" => Ok(Self::ScramSha256),
+            _ => Err(format!(
+                "{value:?}: expected SCRAM-SHA-512 or SCRAM-SHA-256"
+            )),
+        }
+    }
+}
+
+/// TLS settings: whose CA signed the brokers' certificates (none: the system's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    pub ca_location: Option<PathBuf>,
+}
+
+/// A SASL login. `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SaslLogin {
+    pub mechanism: SaslMechanism,
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for SaslLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SaslLogin")
+            .field("mechanism", &self.mechanism)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// How a client authenticates to the brokers and protects the connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KafkaSecurity {
+    Plaintext,
+    Ssl(Tls),
+    SaslSsl { tls: Tls, login: SaslLogin },
+}
+
+#[derive(Debug, Error)]
+pub enum KafkaSettingsError {
+    #[error("{0} is required with security protocol sasl_ssl")]
+    Missing(&'static str),
+    #[error("cannot read the Kafka CA file {}: {source}", path.display())]
+    CaFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{name}: {message}")]
+    Invalid { name: &'static str, message: String },
+}
+
+/// Where the Kafka cluster is and how to connect to it: what every client of every
+/// service is built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaConnection {
+    bootstrap_servers: String,
+    security: KafkaSecurity,
+}
+
+impl KafkaConnection {
+    pub fn new(bootstrap_servers: impl Into<String>, security: KafkaSecurity) -> Self {
+        Self {
+            bootstrap_servers: bootstrap_servers.into(),
+            security,
+        }
+    }
+
+    /// A connection without TLS or login (private test brokers, development listeners).
+    pub fn plaintext(bootstrap_servers: impl Into<String>) -> Self {
+        Self::new(bootstrap_servers, KafkaSecurity::Plaintext)
+    }
+
+    pub fn bootstrap_servers(&self) -> &str {
+        &self.bootstrap_servers
+    }
+
+    pub fn security(&self) -> &KafkaSecurity {
+        &self.security
+    }
+
+    /// The same cluster and security with another login (tests of refused logins).
+    pub fn with_security(&self, security: KafkaSecurity) -> Self {
+        Self::new(self.bootstrap_servers.clone(), security)
+    }
+
+    /// Reads the settings from variables named as the services' environment
+    /// (`KAFKA_BOOTSTRAP_SERVERS`, `KAFKA_SECURITY_PROTOCOL`, ...), e.g. the local
+    /// stack's env file.
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, KafkaSettingsError> {
+        let get = |name: &'static str| vars.get(name).filter(|v| !v.is_empty()).cloned();
+        let invalid = |name: &'static str| {
+            move |message: String| KafkaSettingsError::Invalid { name, message }
+        };
+        let bootstrap = get(KAFKA_BOOTSTRAP_SERVERS_ENV)
+            .ok_or(KafkaSettingsError::Missing(KAFKA_BOOTSTRAP_SERVERS_ENV))?;
+        let protocol: SecurityProtocol = get(KAFKA_SECURITY_PROTOCOL_ENV)
+            .as_deref()
+            .unwrap_or("plaintext")
+            .parse()
+            .map_err(invalid(KAFKA_SECURITY_PROTOCOL_ENV))?;
+        let tls = Tls {
+            ca_location: get(KAFKA_SSL_CA_LOCATION_ENV).map(PathBuf::from),
+        };
+        let security = match protocol {
+            SecurityProtocol::Plaintext => KafkaSecurity::Plaintext,
+            SecurityProtocol::Ssl => KafkaSecurity::Ssl(tls),
+            SecurityProtocol::SaslSsl => KafkaSecurity::SaslSsl {
+                tls,
+                login: SaslLogin {
+                    mechanism: get(KAFKA_SASL_MECHANISM_ENV)
+                        .as_deref()
+                        .unwrap_or("SCRAM-SHA-512")
+                        .parse()
+                        .map_err(invalid(KAFKA_SASL_MECHANISM_ENV))?,
+                    username: get(KAFKA_SASL_USERNAME_ENV)
+                        .ok_or(KafkaSettingsError::Missing(KAFKA_SASL_USERNAME_ENV))?,
+                    password: get(KAFKA_SASL_PASSWORD_ENV)
+                        .ok_or(KafkaSettingsError::Missing(KAFKA_SASL_PASSWORD_ENV))?,
+                },
+            },
+        };
+        Ok(Self::new(bootstrap, security))
+    }
+
+    /// The environment a Hookline process needs to connect this way (what
+    /// [`from_vars`](Self::from_vars) and the services' flags read). Every name is set, so
+    /// a child never inherits another connection's login.
+    pub fn env_vars(&self) -> Vec<(&'static str, String)> {
+        let (protocol, tls, login) = match &self.security {
+            KafkaSecurity::Plaintext => ("plaintext", None, None),
+            KafkaSecurity::Ssl(tls) => ("ssl", Some(tls), None),
+            KafkaSecurity::SaslSsl { tls, login } => ("sasl_ssl", Some(tls), Some(login)),
+        };
+        let ca = tls
+            .and_then(|tls| tls.ca_location.as_ref())
+            .map(|path| path.display().to_string())
+            .unwrap_or_default();
+        vec![
+            (KAFKA_BOOTSTRAP_SERVERS_ENV, self.bootstrap_servers.clone()),
+            (KAFKA_SECURITY_PROTOCOL_ENV, protocol.into()),
+            (
+                KAFKA_SASL_MECHANISM_ENV,
+                login
+                    .map_or(SaslMechanism::ScramSha512, |l| l.mechanism)
+                    .as_str()
+                    .into(),
+            ),
+            (
+                KAFKA_SASL_USERNAME_ENV,
+                login.map(|l| l.username.clone()).unwrap_or_default(),
+            ),
+            (
+                KAFKA_SASL_PASSWORD_ENV,
+                login.map(|l| l.password.clone()).unwrap_or_default(),
+            ),
+            (KAFKA_SSL_CA_LOCATION_ENV, ca),
+        ]
+    }
+
+    /// The same settings as the flags of a Hookline binary, every one given, so that a
+    /// process parsing them takes nothing from its environment.
+    pub fn cli_args(&self) -> Vec<String> {
+        self.env_vars()
+            .into_iter()
+            .filter(|(_, value)| !value.is_empty())
+            .flat_map(|(env, value)| {
+                let flag = format!("--{}", env.to_ascii_lowercase().replace('_', "-"));
+                [flag, value]
+            })
+            .collect()
+    }
+
+    fn apply(&self, config: &mut ClientConfig) {
+        let tls = |config: &mut ClientConfig, tls: &Tls| {
+            // librdkafka checks the broker's name against its certificate only when told to.
+            config.set("ssl.endpoint.identification.algorithm", "https");
+            if let Some(ca) = &tls.ca_location {
+                config.set("ssl.ca.location", ca.display().to_string());
+            }
+        };
+        match &self.security {
+            KafkaSecurity::Plaintext => {
+                config.set("security.protocol", "plaintext");
+            }
+            KafkaSecurity::Ssl(settings) => {
+                config.set("security.protocol", "ssl");
+                tls(config, settings);
+            }
+            KafkaSecurity::SaslSsl {
+                tls: settings,
+                login,
+            } => {
+                config
+                    .set("security.protocol", "sasl_ssl")
+                    .set("sasl.mechanism", login.mechanism.as_str())
+                    .set("sasl.username", &login.username)
+                    .set("sasl.password", &login.password);
+                tls(config, settings);
+            }
+        }
+    }
+}
+
 /// Settings every client shares.
-pub fn client_config(bootstrap_servers: &str, client_id: &str) -> ClientConfig {
+pub fn client_config(connection: &KafkaConnection, client_id: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
-        .set("bootstrap.servers", bootstrap_servers)
+        .set("bootstrap.servers", connection.bootstrap_servers())
         .set("client.id", client_id)
         .set("broker.address.family", "v4");
+    connection.apply(&mut config);
     config
 }
 
@@ -49,11 +308,11 @@ pub fn client_config(bootstrap_servers: &str, client_id: &str) -> ClientConfig {
 /// message (`acks=all`) and retries cannot duplicate or reorder (idempotence).
 /// A short linger batches concurrent requests without adding visible latency.
 pub fn reliable_producer_config(
-    bootstrap_servers: &str,
+    connection: &KafkaConnection,
     client_id: &str,
     delivery_timeout: Duration,
 ) -> ClientConfig {
-    let mut config = client_config(bootstrap_servers, client_id);
+    let mut config = client_config(connection, client_id);
     config
         .set("acks", "all")
         .set("enable.idempotence", "true")
@@ -68,11 +327,11 @@ pub fn reliable_producer_config(
 
 /// A consumer that commits offsets only when told to, after its work is durable.
 pub fn manual_commit_consumer_config(
-    bootstrap_servers: &str,
+    connection: &KafkaConnection,
     client_id: &str,
     group_id: &str,
 ) -> ClientConfig {
-    let mut config = client_config(bootstrap_servers, client_id);
+    let mut config = client_config(connection, client_id);
     config
         .set("group.id", group_id)
         .set("enable.auto.commit", "false")
@@ -118,17 +377,17 @@ impl TopicSpec {
 
 /// Creates the topics that do not exist yet; existing ones are left as they are.
 pub async fn ensure_topics(
-    bootstrap_servers: &str,
+    connection: &KafkaConnection,
     topics: &[TopicSpec],
     timeout: Duration,
 ) -> Result<(), TopicError> {
-    let admin: AdminClient<DefaultClientContext> =
-        client_config(bootstrap_servers, "hookline-admin")
-            .create()
-            .map_err(|source| TopicError::Client {
-                bootstrap: bootstrap_servers.to_owned(),
-                source,
-            })?;
+    let bootstrap_servers = connection.bootstrap_servers();
+    let admin: AdminClient<DefaultClientContext> = client_config(connection, "hookline-admin")
+        .create()
+        .map_err(|source| TopicError::Client {
+            bootstrap: bootstrap_servers.to_owned(),
+            source,
+        })?;
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|spec| {
@@ -172,8 +431,11 @@ pub fn header_str<'m, M: Message>(message: &'m M, name: &str) -> Option<&'m str>
 }
 
 /// Asks the cluster for its metadata: succeeds once a broker answers.
-pub async fn check_reachable(bootstrap_servers: &str, timeout: Duration) -> Result<(), KafkaError> {
-    let config = client_config(bootstrap_servers, "hookline-probe");
+pub async fn check_reachable(
+    connection: &KafkaConnection,
+    timeout: Duration,
+) -> Result<(), KafkaError> {
+    let config = client_config(connection, "hookline-probe");
     tokio::task::spawn_blocking(move || {
         let consumer: rdkafka::consumer::BaseConsumer = config.create()?;
         rdkafka::consumer::Consumer::fetch_metadata(&consumer, None, timeout).map(|_| ())
@@ -185,14 +447,15 @@ pub async fn check_reachable(bootstrap_servers: &str, timeout: Duration) -> Resu
 /// Keeps the readiness condition `kafka` in step with whether the cluster answers,
 /// checking every few seconds until shutdown.
 pub async fn watch_reachability(
-    bootstrap_servers: String,
+    connection: KafkaConnection,
     readiness: Readiness,
     shutdown: Shutdown,
 ) {
+    let bootstrap_servers = connection.bootstrap_servers();
     const INTERVAL: Duration = Duration::from_secs(5);
     readiness.require(READINESS_CONDITION, "no answer from the Kafka cluster yet");
     while !shutdown.is_triggered() {
-        match check_reachable(&bootstrap_servers, INTERVAL).await {
+        match check_reachable(&connection, INTERVAL).await {
             Ok(()) => readiness.set_ready(READINESS_CONDITION),
             Err(err) => {
                 readiness.set_not_ready(READINESS_CONDITION, format!("{bootstrap_servers}: {err}"))

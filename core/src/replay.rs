@@ -18,7 +18,7 @@ use serde_json::Value;
 use sqlx::{PgPool, Row};
 use thiserror::Error;
 
-use crate::kafka::reliable_producer_config;
+use crate::kafka::{KafkaConnection, reliable_producer_config};
 use crate::record_headers;
 
 const PAGE: i64 = 500;
@@ -81,11 +81,11 @@ pub struct Replayer {
 
 impl Replayer {
     pub fn new(
-        bootstrap_servers: &str,
+        connection: &KafkaConnection,
         client_id: &str,
         events_topic: &str,
     ) -> Result<Self, ReplayError> {
-        let producer = reliable_producer_config(bootstrap_servers, client_id, DELIVERY_TIMEOUT)
+        let producer = reliable_producer_config(connection, client_id, DELIVERY_TIMEOUT)
             .create()
             .map_err(ReplayError::Producer)?;
         Ok(Self {

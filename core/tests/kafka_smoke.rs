@@ -11,34 +11,31 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
+fn kafka() -> hookline_core::kafka::KafkaConnection {
+    hookline_core::kafka::KafkaConnection::from_vars(&hookline_testkit::stack().vars)
+        .expect("the stack's Kafka settings")
+}
+
 #[tokio::test]
 async fn produce_and_consume_round_trip_keeps_key_payload_and_headers() {
-    let stack = hookline_testkit::stack();
     let topic = hookline_testkit::unique_name("smoke");
     let spec = TopicSpec::events(topic.clone(), 3, 1);
     ensure_topics(
-        &stack.kafka_bootstrap_servers,
+        &kafka(),
         std::slice::from_ref(&spec),
         Duration::from_secs(10),
     )
     .await
     .expect("create topic");
     // A second call finds the topic and succeeds.
-    ensure_topics(
-        &stack.kafka_bootstrap_servers,
-        &[spec],
-        Duration::from_secs(10),
-    )
-    .await
-    .expect("topic creation is idempotent");
+    ensure_topics(&kafka(), &[spec], Duration::from_secs(10))
+        .await
+        .expect("topic creation is idempotent");
 
-    let producer: FutureProducer = reliable_producer_config(
-        &stack.kafka_bootstrap_servers,
-        "smoke-producer",
-        Duration::from_secs(10),
-    )
-    .create()
-    .expect("producer");
+    let producer: FutureProducer =
+        reliable_producer_config(&kafka(), "smoke-producer", Duration::from_secs(10))
+            .create()
+            .expect("producer");
     let payload: Vec<u8> = (0..=255u8).cycle().take(1024).collect();
     let delivery = producer
         .send(
@@ -64,7 +61,7 @@ async fn produce_and_consume_round_trip_keeps_key_payload_and_headers() {
     assert!(delivery.offset >= 0);
 
     let consumer: StreamConsumer = manual_commit_consumer_config(
-        &stack.kafka_bootstrap_servers,
+        &kafka(),
         "smoke-consumer",
         &hookline_testkit::unique_name("smoke-group"),
     )

@@ -1,18 +1,24 @@
 //! Against the real broker: a reader loads the whole registry topic before it reports
 //! ready, then follows changes within seconds.
 
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use chrono::Utc;
 use hookline_core::kafka::{TopicSpec, ensure_topics, reliable_producer_config};
 use hookline_core::ops::Readiness;
 use hookline_core::registry::{
-    self, Lookup, RateLimit, RegistryEntry, RegistrySecret, RegistryView,
+    self, Keyring, Lookup, RateLimit, RegistryEntry, RegistrySecret, RegistryView,
 };
 use hookline_core::retry::DeliveryPolicy;
 use hookline_core::shutdown::Shutdown;
 use hookline_core::signature::Scheme;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+
+fn kafka() -> hookline_core::kafka::KafkaConnection {
+    hookline_core::kafka::KafkaConnection::from_vars(&hookline_testkit::stack().vars)
+        .expect("the stack's Kafka settings")
+}
 
 fn entry(id: &str, customer: &str) -> RegistryEntry {
     RegistryEntry {
@@ -38,8 +44,24 @@ fn entry(id: &str, customer: &str) -> RegistryEntry {
     }
 }
 
+static KEY: LazyLock<String> = LazyLock::new(Keyring::generate_key);
+
+fn keyring() -> Keyring {
+    Keyring::new("k1", [("k1", KEY.as_str())]).expect("a keyring")
+}
+
 async fn put(producer: &FutureProducer, topic: &str, id: &str, value: Option<&RegistryEntry>) {
-    let encoded = value.map(registry::encode);
+    put_sealed(producer, topic, id, value, &keyring()).await;
+}
+
+async fn put_sealed(
+    producer: &FutureProducer,
+    topic: &str,
+    id: &str,
+    value: Option<&RegistryEntry>,
+    keyring: &Keyring,
+) {
+    let encoded = value.map(|entry| registry::encode(entry, keyring));
     let mut record = FutureRecord::<str, Vec<u8>>::to(topic).key(id);
     if let Some(bytes) = &encoded {
         record = record.payload(bytes);
@@ -53,10 +75,9 @@ async fn put(producer: &FutureProducer, topic: &str, id: &str, value: Option<&Re
 
 #[tokio::test]
 async fn loads_everything_before_ready_then_follows_changes() {
-    let stack = hookline_testkit::stack();
     let topic = hookline_testkit::unique_name("registry-follow");
     ensure_topics(
-        &stack.kafka_bootstrap_servers,
+        &kafka(),
         // Two partitions, unlike the registry Hookline creates: the follower must read
         // every partition to its end before it is ready.
         &[TopicSpec {
@@ -67,13 +88,10 @@ async fn loads_everything_before_ready_then_follows_changes() {
     )
     .await
     .expect("topic");
-    let producer: FutureProducer = reliable_producer_config(
-        &stack.kafka_bootstrap_servers,
-        "test",
-        Duration::from_secs(10),
-    )
-    .create()
-    .expect("producer");
+    let producer: FutureProducer =
+        reliable_producer_config(&kafka(), "test", Duration::from_secs(10))
+            .create()
+            .expect("producer");
     for i in 0..50 {
         put(
             &producer,
@@ -96,9 +114,11 @@ async fn loads_everything_before_ready_then_follows_changes() {
     let view = RegistryView::default();
     let readiness = Readiness::default();
     let shutdown = Shutdown::new();
+    let (keys, receiver) = tokio::sync::watch::channel(Arc::new(keyring()));
     let follower = tokio::spawn(registry::follow(
-        stack.kafka_bootstrap_servers.clone(),
+        kafka(),
         topic.clone(),
+        Some(receiver),
         view.clone(),
         readiness.clone(),
         shutdown.clone(),
@@ -148,6 +168,47 @@ async fn loads_everything_before_ready_then_follows_changes() {
         started.elapsed() < Duration::from_secs(1),
         "a caught-up view answers an unknown id without waiting for the timeout"
     );
+
+    // A rotation that reaches the writer first: an entry sealed under a key this
+    // reader does not hold yet leaves the previous entry in force, and applies as soon
+    // as the reader's keyring gains the key.
+    let new_key = Keyring::generate_key();
+    let rotated =
+        Keyring::new("k2", [("k1", KEY.as_str()), ("k2", new_key.as_str())]).expect("a keyring");
+    put_sealed(
+        &producer,
+        &topic,
+        "wh-7",
+        Some(&entry("wh-7", "rotated")),
+        &rotated,
+    )
+    .await;
+    put(
+        &producer,
+        &topic,
+        "wh-marker",
+        Some(&entry("wh-marker", "after")),
+    )
+    .await;
+    hookline_testkit::eventually("the marker followed", Duration::from_secs(10), || async {
+        matches!(view.lookup("wh-marker"), Lookup::Active(_)).then_some(())
+    })
+    .await;
+    assert!(
+        matches!(view.lookup("wh-7"), Lookup::Active(e) if e.customer_id == "second"),
+        "the entry the reader cannot open yet does not replace the one in force"
+    );
+    keys.send_replace(Arc::new(rotated));
+    hookline_testkit::eventually(
+        "the kept entry applied",
+        Duration::from_secs(10),
+        || async {
+            matches!(view.lookup("wh-7"), Lookup::Active(e) if e.customer_id == "rotated")
+                .then_some(())
+        },
+    )
+    .await;
+
     shutdown.trigger();
     follower.await.expect("task").expect("follow ends cleanly");
 }

@@ -4,8 +4,11 @@
 //! not repeat the secrets it carried.
 
 use chrono::{TimeZone, Utc};
+use std::sync::LazyLock;
+
 use hookline_core::registry::{
-    RateLimit, RegistryDecodeError, RegistryEntry, RegistrySecret, RegistryUpdate, decode, encode,
+    Keyring, RateLimit, RegistryDecodeError, RegistryEntry, RegistrySecret, RegistryUpdate, decode,
+    encode,
 };
 use hookline_core::retry::DeliveryPolicy;
 use hookline_core::signature::Scheme;
@@ -35,6 +38,11 @@ fn entry(webhook_id: String, secret: String) -> RegistryEntry {
     }
 }
 
+static KEYRING: LazyLock<Keyring> = LazyLock::new(|| {
+    let key = Keyring::generate_key();
+    Keyring::new("k1", [("k1", key.as_str())]).expect("a keyring")
+});
+
 fn secret() -> impl Strategy<Value = String> {
     "whsec_[A-Za-z0-9+/]{32}"
 }
@@ -49,7 +57,7 @@ proptest! {
         key in prop::option::of(prop::collection::vec(any::<u8>(), 0..40)),
         value in prop::option::of(prop::collection::vec(any::<u8>(), 0..400)),
     ) {
-        match decode(key.as_deref(), value.as_deref()) {
+        match decode(key.as_deref(), value.as_deref(), Some(&KEYRING)) {
             Ok(RegistryUpdate::Upsert(entry)) => {
                 prop_assert_eq!(Some(entry.webhook_id.as_bytes()), key.as_deref());
             }
@@ -69,14 +77,14 @@ proptest! {
         secret in secret(),
     ) {
         let entry = entry(id.clone(), secret);
-        let value = encode(&entry);
+        let value = encode(&entry, &KEYRING);
         prop_assert_eq!(
-            decode(Some(id.as_bytes()), Some(&value)).ok(),
+            decode(Some(id.as_bytes()), Some(&value), Some(&KEYRING)).ok(),
             Some(RegistryUpdate::Upsert(Box::new(entry)))
         );
         if other != id {
             let refused = matches!(
-                decode(Some(other.as_bytes()), Some(&value)),
+                decode(Some(other.as_bytes()), Some(&value), Some(&KEYRING)),
                 Err(RegistryDecodeError::KeyMismatch { .. })
             );
             prop_assert!(refused);
@@ -90,12 +98,12 @@ proptest! {
         secret in secret(),
         flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
     ) {
-        let mut value = encode(&entry("wh-1".into(), secret.clone()));
+        let mut value = encode(&entry("wh-1".into(), secret.clone()), &KEYRING);
         for (at, byte) in flips {
             let i = at.index(value.len());
             value[i] = byte;
         }
-        match decode(Some(b"wh-1"), Some(&value)) {
+        match decode(Some(b"wh-1"), Some(&value), Some(&KEYRING)) {
             Ok(RegistryUpdate::Upsert(entry)) => prop_assert_eq!(entry.webhook_id, "wh-1"),
             Ok(RegistryUpdate::Deleted { .. }) => prop_assert!(false, "a value is not a tombstone"),
             Err(err) => {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use hookline_core::kafka::reliable_producer_config;
+use hookline_core::kafka::{KafkaConnection, reliable_producer_config};
 use hookline_core::provider::EventIdentity;
 use hookline_core::record_headers;
 use hookline_core::signature::Scheme;
@@ -120,17 +120,16 @@ impl EventProducer {
     /// `delivery_timeout` bounds how long an event may wait for the broker's ack, so a
     /// sender learns of an outage within it.
     pub fn new(
-        bootstrap_servers: &str,
+        connection: &KafkaConnection,
         topic: String,
         delivery_timeout: Duration,
     ) -> Result<Self, ProducerSetupError> {
-        let producer =
-            reliable_producer_config(bootstrap_servers, "hookline-handler", delivery_timeout)
-                .create()
-                .map_err(|source| ProducerSetupError {
-                    bootstrap: bootstrap_servers.to_owned(),
-                    source,
-                })?;
+        let producer = reliable_producer_config(connection, "hookline-handler", delivery_timeout)
+            .create()
+            .map_err(|source| ProducerSetupError {
+                bootstrap: connection.bootstrap_servers().to_owned(),
+                source,
+            })?;
         Ok(Self { producer, topic })
     }
 

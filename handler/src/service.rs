@@ -30,6 +30,10 @@ pub enum ServiceError {
     },
     #[error(transparent)]
     Producer(#[from] ProducerSetupError),
+    #[error(transparent)]
+    KafkaSettings(#[from] hookline_core::kafka::KafkaSettingsError),
+    #[error(transparent)]
+    Keyring(#[from] hookline_core::registry::KeyringError),
     #[error("the registry follower stopped: {0}")]
     Registry(#[from] FollowError),
     #[error("the Kafka producer failed for good: {0}")]
@@ -58,12 +62,14 @@ pub async fn serve(
     let readiness = Readiness::default();
     let mut metrics_registry = Registry::with_prefix("hookline_handler");
     let metrics = Metrics::register(&mut metrics_registry);
-    let bootstrap = config.kafka.kafka_bootstrap_servers.clone();
-    let producer = EventProducer::new(
-        &bootstrap,
-        config.events_topic.clone(),
-        config.produce_timeout,
-    )?;
+    let kafka = config.kafka.connection()?;
+    let keys = registry::sealing::watch_dir(
+        config.registry_keys.registry_keys_dir.clone(),
+        config.registry_keys.registry_keys_reload_interval,
+        shutdown.clone(),
+    )
+    .await?;
+    let producer = EventProducer::new(&kafka, config.events_topic.clone(), config.produce_timeout)?;
 
     let view = RegistryView::default();
     let rate_limiter = Arc::new(SharedRateLimiter::default());
@@ -77,8 +83,9 @@ pub async fn serve(
     };
     let follower = tokio::spawn(stop_on_error(
         registry::follow(
-            bootstrap.clone(),
+            kafka.clone(),
             config.registry_topic.clone(),
+            Some(keys),
             view.clone(),
             readiness.clone(),
             shutdown.clone(),
@@ -87,7 +94,7 @@ pub async fn serve(
         shutdown.clone(),
     ));
     tokio::spawn(kafka::watch_reachability(
-        bootstrap,
+        kafka,
         readiness.clone(),
         shutdown.clone(),
     ));

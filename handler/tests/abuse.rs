@@ -8,6 +8,8 @@
 
 mod support;
 
+use hookline_core::kafka::KafkaConnection;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -18,8 +20,8 @@ use support::{Handler, entry, message_id, signed};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-fn bootstrap() -> &'static str {
-    &hookline_testkit::stack().kafka_bootstrap_servers
+fn bootstrap() -> KafkaConnection {
+    support::stack_kafka()
 }
 
 /// The valid sender's statuses and slowest answer, gathered until `stop`.
@@ -100,7 +102,7 @@ async fn hostile_requests_get_their_status_and_a_valid_sender_is_served_througho
     let (steady, steady_secret) = entry(Scheme::Standard);
     let handler = Arc::new(
         Handler::start(
-            bootstrap(),
+            &bootstrap(),
             &[victim.clone(), other.clone(), steady.clone()],
             &["--header-read-timeout", "2s", "--body-read-timeout", "2s"],
         )

@@ -3,6 +3,8 @@
 
 mod support;
 
+use hookline_core::kafka::KafkaConnection;
+
 use std::time::Duration;
 
 use chrono::Utc;
@@ -11,8 +13,8 @@ use hookline_core::registry::{RateLimit, RegistrySecret};
 use hookline_core::signature::{Scheme, generate_standard_secret};
 use support::{Handler, entry, message_id, signed};
 
-fn bootstrap() -> &'static str {
-    &hookline_testkit::stack().kafka_bootstrap_servers
+fn bootstrap() -> KafkaConnection {
+    support::stack_kafka()
 }
 
 /// Bytes a text-processing server would be tempted to normalise.
@@ -23,7 +25,7 @@ const AWKWARD_BODY: &[u8] =
 async fn a_valid_request_of_each_scheme_lands_with_its_exact_bytes_and_headers() {
     let webhooks: Vec<_> = Scheme::ALL.into_iter().map(entry).collect();
     let entries: Vec<_> = webhooks.iter().map(|(e, _)| e.clone()).collect();
-    let handler = Handler::start(bootstrap(), &entries, &[]).await;
+    let handler = Handler::start(&bootstrap(), &entries, &[]).await;
 
     for (entry, secret) in &webhooks {
         let msg_id = message_id();
@@ -101,7 +103,7 @@ async fn each_bad_request_gets_its_status_and_stores_nothing() {
     let (open, open_secret) = entry(Scheme::Standard);
     let (legacy, legacy_secret) = entry(Scheme::LegacyHex);
     let handler = Handler::start_with_tombstones(
-        bootstrap(),
+        &bootstrap(),
         &[
             deleted.clone(),
             suspended.clone(),
@@ -286,7 +288,7 @@ async fn each_bad_request_gets_its_status_and_stores_nothing() {
 async fn a_repeated_message_is_acknowledged_but_stored_once() {
     let (standard, standard_secret) = entry(Scheme::Standard);
     let (legacy, legacy_secret) = entry(Scheme::LegacyHex);
-    let handler = Handler::start(bootstrap(), &[standard.clone(), legacy.clone()], &[]).await;
+    let handler = Handler::start(&bootstrap(), &[standard.clone(), legacy.clone()], &[]).await;
     let body = br#"{"event_id":"e1"}"#;
     let request = signed(
         Scheme::Standard,
@@ -353,7 +355,7 @@ async fn rotation_accepts_the_old_secret_until_it_expires_then_only_the_new() {
             expires_at: Some(expires_at),
         },
     ];
-    let handler = Handler::start(bootstrap(), &[rotating.clone()], &[]).await;
+    let handler = Handler::start(&bootstrap(), &[rotating.clone()], &[]).await;
     let body = b"{}";
     let post = |secret: String| {
         let handler = &handler;
@@ -405,7 +407,7 @@ async fn the_rate_limit_holds_per_webhook_and_a_forged_flood_does_not_starve_the
     target.rate_limit = limit;
     let (mut neighbour, neighbour_secret) = entry(Scheme::Standard);
     neighbour.rate_limit = limit;
-    let handler = Handler::start(bootstrap(), &[target.clone(), neighbour.clone()], &[]).await;
+    let handler = Handler::start(&bootstrap(), &[target.clone(), neighbour.clone()], &[]).await;
     let body = br#"{"event_id":"e1"}"#;
 
     // 200 forged requests from the same source, 20 at a time.
@@ -492,7 +494,7 @@ async fn the_rate_limit_holds_per_webhook_and_a_forged_flood_does_not_starve_the
 async fn slow_senders_are_cut_off_and_excess_requests_are_shed() {
     let (open, secret) = entry(Scheme::Standard);
     let handler = Handler::start(
-        bootstrap(),
+        &bootstrap(),
         std::slice::from_ref(&open),
         &[
             "--header-read-timeout",
@@ -583,7 +585,7 @@ async fn raw_exchange(handler: &Handler, raw: &[u8]) -> support::Response {
 #[tokio::test]
 async fn shutdown_stops_accepting_but_finishes_the_request_in_flight() {
     let (open, secret) = entry(Scheme::Standard);
-    let handler = Handler::start(bootstrap(), std::slice::from_ref(&open), &[]).await;
+    let handler = Handler::start(&bootstrap(), std::slice::from_ref(&open), &[]).await;
     let body = br#"{"event_id":"in-flight"}"#;
     let request = signed(Scheme::Standard, &secret, &message_id(), Utc::now(), body);
     let mut in_flight = tokio::net::TcpStream::connect(handler.addr).await.unwrap();
@@ -615,7 +617,7 @@ async fn shutdown_stops_accepting_but_finishes_the_request_in_flight() {
         .unwrap();
     let response = support::read_response(&mut in_flight).await.unwrap();
     assert_eq!(response.status, 202, "{}", response.text());
-    let events = support::read_events(bootstrap(), &handler.events_topic, &open.webhook_id).await;
+    let events = support::read_events(&bootstrap(), &handler.events_topic, &open.webhook_id).await;
     assert_eq!(events.len(), 1);
     tokio::time::timeout(support::TIMEOUT, handler.task)
         .await
@@ -629,7 +631,7 @@ async fn behind_a_trusted_proxy_the_forwarded_client_address_is_checked() {
     let (mut fenced, secret) = entry(Scheme::Standard);
     fenced.allowed_source_ranges = vec!["10.0.0.0/8".into()];
     let handler = Handler::start(
-        bootstrap(),
+        &bootstrap(),
         std::slice::from_ref(&fenced),
         &["--trusted-proxies", "127.0.0.1/32"],
     )
@@ -652,11 +654,11 @@ async fn behind_a_trusted_proxy_the_forwarded_client_address_is_checked() {
 
 #[tokio::test]
 async fn a_webhook_registered_a_moment_ago_is_accepted_at_once() {
-    let handler = Handler::start(bootstrap(), &[], &[]).await;
+    let handler = Handler::start(&bootstrap(), &[], &[]).await;
     let body = br#"{"type":"invoice.paid"}"#;
     for _ in 0..10 {
         let (fresh, secret) = entry(Scheme::Standard);
-        support::publish(bootstrap(), &handler.registry_topic, &fresh).await;
+        support::publish(&bootstrap(), &handler.registry_topic, &fresh).await;
         // No waiting: the broker acknowledged the entry, so it is not unknown.
         let request = signed(Scheme::Standard, &secret, &message_id(), Utc::now(), body);
         let answer = handler.post(&fresh.webhook_id, &request, body).await;
@@ -676,7 +678,7 @@ async fn a_webhook_registered_a_moment_ago_is_accepted_at_once() {
 async fn a_webhook_without_a_usable_secret_is_answered_503_to_be_retried() {
     let (mut unusable, _) = entry(Scheme::Standard);
     unusable.secrets[0].value = "C2FVsBQIhrscChlQIMV+b5sSYspob7oD".into();
-    let handler = Handler::start(bootstrap(), std::slice::from_ref(&unusable), &[]).await;
+    let handler = Handler::start(&bootstrap(), std::slice::from_ref(&unusable), &[]).await;
     let body = br#"{"type":"invoice.paid"}"#;
     let request = signed(
         Scheme::Standard,
@@ -709,7 +711,7 @@ async fn a_webhook_without_a_usable_secret_is_answered_503_to_be_retried() {
 #[tokio::test]
 async fn a_stripe_retry_is_a_repeat_of_its_event_and_kafka_carries_the_provider_identity() {
     let (stripe, secret) = entry(Scheme::Stripe);
-    let handler = Handler::start(bootstrap(), std::slice::from_ref(&stripe), &[]).await;
+    let handler = Handler::start(&bootstrap(), std::slice::from_ref(&stripe), &[]).await;
     let body = br#"{"id":"evt_1QeZ","object":"event","type":"invoice.paid","created":1764496800}"#;
     let now = Utc::now();
     let first = signed(Scheme::Stripe, &secret, "unused", now, body);
@@ -754,7 +756,7 @@ async fn a_stripe_retry_is_a_repeat_of_its_event_and_kafka_carries_the_provider_
 #[tokio::test]
 async fn slacks_url_verification_is_answered_with_its_challenge_and_not_stored() {
     let (slack, secret) = entry(Scheme::Slack);
-    let handler = Handler::start(bootstrap(), std::slice::from_ref(&slack), &[]).await;
+    let handler = Handler::start(&bootstrap(), std::slice::from_ref(&slack), &[]).await;
     let body = br#"{"token":"Jhj5dZrVaK7ZwHHjRyZWjbDl","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#;
     let request = signed(Scheme::Slack, &secret, "unused", Utc::now(), body);
     let answer = handler.post(&slack.webhook_id, &request, body).await;

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use hookline_core::config::{CommonArgs, KafkaArgs, OpsArgs, parse_http_url};
+use hookline_api::topics::{self, TopicNames};
+use hookline_core::config::{CommonArgs, KafkaArgs, OpsArgs, RegistryKeysArgs, parse_http_url};
 
 use crate::desired::Settings;
 
@@ -33,6 +34,8 @@ pub struct RunArgs {
     pub kafka: KafkaArgs,
     #[command(flatten)]
     pub ops: OpsArgs,
+    #[command(flatten)]
+    pub registry_keys: RegistryKeysArgs,
     /// Container image of the emitter Deployments the operator creates.
     #[arg(
         long,
@@ -52,8 +55,14 @@ pub struct RunArgs {
     #[arg(long, env = "HOOKLINE_EMITTER_ALLOW_PRIVATE_TARGETS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub emitter_allow_private_targets: bool,
     /// The log-compacted topic the registry is published to.
-    #[arg(long, env = "HOOKLINE_REGISTRY_TOPIC", default_value = hookline_api::topics::REGISTRY)]
+    #[arg(long, env = "HOOKLINE_REGISTRY_TOPIC", default_value = topics::REGISTRY)]
     pub registry_topic: String,
+    /// The events topic created at start (its retry tiers are `<this>.retry.<n>`).
+    #[arg(long, env = "HOOKLINE_EVENTS_TOPIC", default_value = topics::EVENTS)]
+    pub events_topic: String,
+    /// The dead-letter topic created at start.
+    #[arg(long, env = "HOOKLINE_DEAD_LETTER_TOPIC", default_value = topics::DEAD_LETTERS)]
+    pub dead_letter_topic: String,
     /// Partitions of the events, retry and dead-letter topics created at start.
     #[arg(long, env = "HOOKLINE_TOPIC_PARTITIONS", default_value_t = 6, value_parser = clap::value_parser!(i32).range(1..=1024))]
     pub topic_partitions: i32,
@@ -97,6 +106,14 @@ impl RunArgs {
             public_base_url: self.public_base_url.clone(),
             in_cluster_handler_url: self.in_cluster_handler_url.clone(),
             allow_private_targets: self.emitter_allow_private_targets,
+        }
+    }
+
+    pub fn topic_names(&self) -> TopicNames {
+        TopicNames {
+            events: self.events_topic.clone(),
+            dead_letters: self.dead_letter_topic.clone(),
+            registry: self.registry_topic.clone(),
         }
     }
 

@@ -19,6 +19,7 @@ pub struct Metrics {
     pub reconciles: Family<ResultLabel, Counter>,
     pub reconcile_duration: Histogram,
     pub registry_publishes: Counter,
+    pub registry_entries_sealed_with_old_key: Gauge,
     pub leader: Gauge,
 }
 
@@ -29,6 +30,7 @@ impl Metrics {
             reconciles: Family::default(),
             reconcile_duration: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             registry_publishes: Counter::default(),
+            registry_entries_sealed_with_old_key: Gauge::default(),
             leader: Gauge::default(),
         };
         registry.register(
@@ -45,6 +47,11 @@ impl Metrics {
             "registry_publishes",
             "Registry entries (and tombstones) acknowledged by Kafka",
             metrics.registry_publishes.clone(),
+        );
+        registry.register(
+            "registry_entries_sealed_with_old_key",
+            "Registry entries last published under a key other than the keyring's primary one (0: a rotation's old key may be removed)",
+            metrics.registry_entries_sealed_with_old_key.clone(),
         );
         registry.register(
             "leader",

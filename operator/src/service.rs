@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use hookline_api::topics;
-use hookline_core::kafka;
+use hookline_core::kafka::{self, KafkaConnection, KafkaSettingsError};
 use hookline_core::ops::{self, Readiness};
+use hookline_core::registry::{self, KeyringError};
 use hookline_core::shutdown::Shutdown;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
@@ -38,6 +39,10 @@ pub enum RunError {
     CrdMissing(#[source] kube::Error),
     #[error(transparent)]
     Registry(#[from] PublishError),
+    #[error(transparent)]
+    KafkaSettings(#[from] KafkaSettingsError),
+    #[error(transparent)]
+    Keyring(#[from] KeyringError),
     #[error("cannot read the Deployment {name} that is to own the leader Lease: {source}")]
     LeaseOwner {
         name: String,
@@ -77,6 +82,13 @@ const API_READY: &str = "kubernetes";
 
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let shutdown = Shutdown::on_signal();
+    let kafka = args.kafka.connection()?;
+    let keys = registry::sealing::watch_dir(
+        args.registry_keys.registry_keys_dir.clone(),
+        args.registry_keys.registry_keys_reload_interval,
+        shutdown.clone(),
+    )
+    .await?;
     let readiness = Readiness::default();
     readiness.require(API_READY, "not connected to the Kubernetes API server yet");
     readiness.require(TOPICS_READY, "Kafka topics not created yet");
@@ -107,9 +119,14 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     readiness.set_ready(API_READY);
     tracing::info!(server = %version.git_version, "connected to the Kubernetes API server");
 
-    create_topics(&args, &readiness, &shutdown).await;
-    let publisher =
-        RegistryPublisher::with_topic(&args.kafka.kafka_bootstrap_servers, &args.registry_topic)?;
+    create_topics(&args, &kafka, &readiness, &shutdown).await;
+    let publisher = Arc::new(RegistryPublisher::with_topic(
+        &kafka,
+        &args.registry_topic,
+        keys,
+        metrics.registry_entries_sealed_with_old_key.clone(),
+    )?);
+    tokio::spawn(publisher.clone().reseal_on_rotation(shutdown.clone()));
 
     let identity = args
         .identity
@@ -235,21 +252,20 @@ async fn finish(ops_server: tokio::task::JoinHandle<std::io::Result<()>>) -> Res
     }
 }
 
-async fn create_topics(args: &RunArgs, readiness: &Readiness, shutdown: &Shutdown) {
+async fn create_topics(
+    args: &RunArgs,
+    kafka: &KafkaConnection,
+    readiness: &Readiness,
+    shutdown: &Shutdown,
+) {
     let specs = topics::layout(
         args.topic_partitions,
         args.topic_replication,
-        &args.registry_topic,
+        &args.topic_names(),
     );
     let mut delay = Duration::from_millis(500);
     while !shutdown.is_triggered() {
-        match kafka::ensure_topics(
-            &args.kafka.kafka_bootstrap_servers,
-            &specs,
-            Duration::from_secs(10),
-        )
-        .await
-        {
+        match kafka::ensure_topics(kafka, &specs, Duration::from_secs(10)).await {
             Ok(()) => {
                 readiness.set_ready(TOPICS_READY);
                 tracing::info!(count = specs.len(), "Kafka topics exist");

@@ -87,6 +87,27 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}", &suffix[..12])
 }
 
+/// Writes a registry keyring directory as a mounted Secret holds it (a file `primary`
+/// naming the primary key id, one file per key) into a new temporary directory.
+pub fn registry_keys_dir(primary: &str, keys: &[(&str, &str)]) -> PathBuf {
+    let dir = std::env::temp_dir().join(unique_name("hookline-registry-keys"));
+    std::fs::create_dir_all(&dir).expect("create the keyring directory");
+    write_registry_keys(&dir, primary, keys);
+    dir
+}
+
+/// Replaces the keyring in `dir` (a rotation): keys not listed are removed.
+pub fn write_registry_keys(dir: &Path, primary: &str, keys: &[(&str, &str)]) {
+    for entry in std::fs::read_dir(dir).expect("read the keyring directory") {
+        let path = entry.expect("a keyring file").path();
+        std::fs::remove_file(&path).expect("remove an old keyring file");
+    }
+    for (id, key) in keys {
+        std::fs::write(dir.join(id), key).expect("write a registry key");
+    }
+    std::fs::write(dir.join("primary"), primary).expect("write the primary key id");
+}
+
 /// Creates an empty database of its own for one test and returns its URL.
 /// The stack's role has CREATEDB; databases are left behind for inspection and
 /// go away with `.stack/`.
@@ -103,10 +124,22 @@ pub async fn fresh_database(prefix: &str) -> String {
         .execute(&mut connection)
         .await
         .unwrap_or_else(|err| panic!("cannot create database {name}: {err}"));
-    let (server, _) = admin_url
+    with_database(admin_url, &name)
+}
+
+/// `url` naming `database` instead, its query (`?sslmode=...&sslrootcert=/path`) kept.
+pub fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let (server, _) = base
         .rsplit_once('/')
-        .expect("DATABASE_URL ends with /<database>");
-    format!("{server}/{name}")
+        .expect("a database URL ends with /<database>");
+    match query {
+        Some(query) => format!("{server}/{database}?{query}"),
+        None => format!("{server}/{database}"),
+    }
 }
 
 /// Runs a binary with an empty environment (no stack variables leak in) and returns

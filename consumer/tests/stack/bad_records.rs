@@ -28,7 +28,7 @@ async fn garbage_records_become_dead_letters_with_a_reason_and_the_consumer_carr
     h.register(&entry("wh-b", policy(1, 100, true))).await;
     let consumer = h.start(&[]).await;
     let producer: FutureProducer =
-        reliable_producer_config(&h.bootstrap, "bad-records", Duration::from_secs(10))
+        reliable_producer_config(&h.kafka, "bad-records", Duration::from_secs(10))
             .create()
             .expect("producer");
 

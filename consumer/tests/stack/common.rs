@@ -6,18 +6,20 @@ use std::time::Duration;
 use chrono::{SecondsFormat, Utc};
 use clap::Parser;
 use hookline_consumer::config::{Cli, Command};
-use hookline_core::kafka::{TopicSpec, ensure_topics, reliable_producer_config};
+use hookline_core::kafka::{
+    KafkaConnection, TopicSpec, client_config, ensure_topics, reliable_producer_config,
+};
 use hookline_core::provider;
 use hookline_core::record_headers;
-use hookline_core::registry::{self, RateLimit, RegistryEntry};
+use hookline_core::registry::{self, Keyring, RateLimit, RegistryEntry};
 use hookline_core::retry::{BackoffPolicy, DeliveryPolicy};
 use hookline_core::shutdown::Shutdown;
 use hookline_core::signature::Scheme;
 use hookline_testkit::http;
+use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Message};
 use sqlx::PgPool;
 
 /// Retry tiers short enough for tests: 100 ms doubling, as an exponential policy with
@@ -27,7 +29,7 @@ pub const TIER_COUNT: usize = hookline_api::topics::RETRY_TIER_COUNT;
 
 #[derive(Clone)]
 pub struct Harness {
-    pub bootstrap: String,
+    pub kafka: KafkaConnection,
     pub events_topic: String,
     pub dead_letter_topic: String,
     pub registry_topic: String,
@@ -49,8 +51,8 @@ impl Harness {
         if std::env::var_os("RUST_LOG").is_some() {
             hookline_core::telemetry::init(hookline_core::telemetry::LogFormat::Text);
         }
-        let stack = hookline_testkit::stack();
-        let bootstrap = stack.kafka_bootstrap_servers.clone();
+        let bootstrap = KafkaConnection::from_vars(&hookline_testkit::stack().vars)
+            .expect("the stack's Kafka settings");
         let events_topic = hookline_testkit::unique_name(prefix);
         let dead_letter_topic = format!("{events_topic}.dlq");
         let registry_topic = format!("{events_topic}.registry");
@@ -78,7 +80,7 @@ impl Harness {
             .await
             .expect("apply the schema");
         Self {
-            bootstrap,
+            kafka: bootstrap,
             group_id: format!("{events_topic}-group"),
             events_topic,
             dead_letter_topic,
@@ -93,9 +95,12 @@ impl Harness {
         format!("{}.retry.{tier}", self.events_topic)
     }
 
-    /// Publishes a registry entry, as the operator does.
+    /// Publishes a registry entry, as the operator does (sealed under a key the
+    /// consumer never gets: it needs none).
     pub async fn register(&self, entry: &RegistryEntry) {
-        let value = registry::encode(entry);
+        let key = Keyring::generate_key();
+        let keyring = Keyring::new("k1", [("k1", key.as_str())]).expect("a keyring");
+        let value = registry::encode(entry, &keyring);
         self.producer
             .send(
                 FutureRecord::to(&self.registry_topic)
@@ -207,8 +212,6 @@ impl Harness {
             "--database-url",
             &self.database_url,
             "run",
-            "--kafka-bootstrap-servers",
-            &self.bootstrap,
             "--events-topic",
             &self.events_topic,
             "--dead-letter-topic",
@@ -225,6 +228,7 @@ impl Harness {
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
+        args.extend(self.kafka.cli_args());
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         args
     }
@@ -280,8 +284,7 @@ impl Harness {
         expected: usize,
         timeout: Duration,
     ) -> Vec<OwnedMessage> {
-        let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
+        let consumer: StreamConsumer = client_config(&self.kafka, "test-reader")
             .set("group.id", hookline_testkit::unique_name("reader"))
             .set("auto.offset.reset", "earliest")
             .set("enable.auto.commit", "false")
@@ -304,13 +307,10 @@ impl Harness {
 impl Harness {
     /// How many records `topic` holds (the sum of its partitions' end offsets).
     pub async fn records_in(&self, topic: &str) -> i64 {
-        let bootstrap = self.bootstrap.clone();
+        let kafka = self.kafka.clone();
         let topic = topic.to_owned();
         tokio::task::spawn_blocking(move || {
-            let probe: BaseConsumer = ClientConfig::new()
-                .set("bootstrap.servers", &bootstrap)
-                .create()
-                .expect("probe");
+            let probe: BaseConsumer = client_config(&kafka, "test-probe").create().expect("probe");
             let timeout = Duration::from_secs(10);
             let metadata = probe
                 .fetch_metadata(Some(&topic), timeout)

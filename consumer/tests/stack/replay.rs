@@ -20,7 +20,7 @@ async fn replay(h: &Harness, selection: &[&str]) -> String {
             &h.database_url,
             "replay",
         ])
-        .args(["--kafka-bootstrap-servers", &h.bootstrap])
+        .args(h.kafka.cli_args())
         .args(["--events-topic", &h.events_topic])
         .args(selection)
         .output()

@@ -1,12 +1,14 @@
 //! The webhook registry: what the handler and consumer know about each Webhook.
 //!
 //! The operator is the only writer of the log-compacted topic `hookline.registry`
-//! (key = webhook id, value = a JSON [`RegistryEntry`], tombstone = deleted). Readers
-//! load it fully before they report ready, then follow it, so the hot path never
-//! makes a network round-trip to look a webhook up.
+//! (key = webhook id, value = a JSON [`RegistryEntry`] whose secrets are sealed, see
+//! [`sealing`]; tombstone = deleted). Readers load it fully before they report ready,
+//! then follow it, so the hot path never makes a network round-trip to look a webhook up.
 
+pub mod sealing;
 mod view;
 
+pub use sealing::{Keyring, KeyringError, OpenError, SealedSecrets};
 pub use view::{CatchUpError, FollowError, Lookup, READINESS_CONDITION, RegistryView, follow};
 
 /// The `error` code of the handler's 404 for a webhook id it does not know. An entry
@@ -99,6 +101,30 @@ pub enum RegistryDecodeError {
     },
     #[error("registry value for {key} names webhook {inner} instead")]
     KeyMismatch { key: String, inner: String },
+    /// An entry whose secrets are not sealed: refused, so nobody who can write the topic
+    /// without a key can install secrets of their choosing.
+    #[error("registry value for {key} carries its secrets unsealed")]
+    Unsealed { key: String },
+    #[error("registry value for {key}: its secrets are {source}")]
+    Sealed {
+        key: String,
+        #[source]
+        source: OpenError,
+    },
+}
+
+impl RegistryDecodeError {
+    /// Sealed under a key this reader does not hold (yet): worth trying again once its
+    /// keyring changes, unlike a malformed record.
+    pub fn is_unknown_key(&self) -> bool {
+        matches!(
+            self,
+            Self::Sealed {
+                source: OpenError::UnknownKey(_),
+                ..
+            }
+        )
+    }
 }
 
 /// One record of the registry topic, decoded.
@@ -108,16 +134,32 @@ pub enum RegistryUpdate {
     Deleted { webhook_id: String },
 }
 
-/// Encodes an entry as the topic's value.
-pub fn encode(entry: &RegistryEntry) -> Vec<u8> {
+/// Encodes an entry as the topic's value, its secrets sealed under the keyring's
+/// primary key.
+pub fn encode(entry: &RegistryEntry, keyring: &Keyring) -> Vec<u8> {
+    let sealed = keyring.seal(&entry.webhook_id, &entry.secrets, &sealing_context(entry));
     // Serializing a struct of strings, numbers and dates cannot fail.
-    serde_json::to_vec(entry).unwrap_or_default()
+    let mut value = serde_json::to_value(entry).unwrap_or_default();
+    value["secrets"] = serde_json::to_value(sealed).unwrap_or_default();
+    serde_json::to_vec(&value).unwrap_or_default()
 }
 
-/// Decodes a record of the registry topic; `value = None` is a tombstone.
+/// What an entry's sealed secrets are bound to: every other field, as JSON.
+fn sealing_context(entry: &RegistryEntry) -> Vec<u8> {
+    let without_secrets = RegistryEntry {
+        secrets: Vec::new(),
+        ..entry.clone()
+    };
+    serde_json::to_vec(&without_secrets).unwrap_or_default()
+}
+
+/// Decodes a record of the registry topic; `value = None` is a tombstone. With a
+/// keyring the secrets are opened; without one (readers that need no secrets, like the
+/// consumer) the entry comes with none.
 pub fn decode(
     key: Option<&[u8]>,
     value: Option<&[u8]>,
+    keyring: Option<&Keyring>,
 ) -> Result<RegistryUpdate, RegistryDecodeError> {
     let key = key.ok_or(RegistryDecodeError::MissingKey)?;
     let key = std::str::from_utf8(key).map_err(|_| RegistryDecodeError::KeyNotUtf8)?;
@@ -126,23 +168,44 @@ pub fn decode(
             webhook_id: key.to_owned(),
         });
     };
-    let entry: RegistryEntry =
-        serde_json::from_slice(value).map_err(|err| RegistryDecodeError::BadValue {
-            key: key.to_owned(),
-            kind: match err.classify() {
-                serde_json::error::Category::Io => "read",
-                serde_json::error::Category::Syntax => "syntax",
-                serde_json::error::Category::Data => "data",
-                serde_json::error::Category::Eof => "truncation",
-            },
-            line: err.line(),
-            column: err.column(),
-        })?;
+    let bad_value = |err: serde_json::Error| RegistryDecodeError::BadValue {
+        key: key.to_owned(),
+        kind: match err.classify() {
+            serde_json::error::Category::Io => "read",
+            serde_json::error::Category::Syntax => "syntax",
+            serde_json::error::Category::Data => "data",
+            serde_json::error::Category::Eof => "truncation",
+        },
+        line: err.line(),
+        column: err.column(),
+    };
+    let mut fields: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(value).map_err(bad_value)?;
+    let sealed = match fields.remove("secrets") {
+        Some(serde_json::Value::Array(_)) => {
+            return Err(RegistryDecodeError::Unsealed {
+                key: key.to_owned(),
+            });
+        }
+        Some(sealed) => serde_json::from_value::<SealedSecrets>(sealed).map_err(bad_value)?,
+        None => return Err(bad_value(serde::de::Error::missing_field("secrets"))),
+    };
+    fields.insert("secrets".into(), serde_json::Value::Array(Vec::new()));
+    let mut entry: RegistryEntry =
+        serde_json::from_value(serde_json::Value::Object(fields)).map_err(bad_value)?;
     if entry.webhook_id != key {
         return Err(RegistryDecodeError::KeyMismatch {
             key: key.to_owned(),
             inner: entry.webhook_id,
         });
+    }
+    if let Some(keyring) = keyring {
+        entry.secrets = keyring
+            .open(key, &sealed, &sealing_context(&entry))
+            .map_err(|source| RegistryDecodeError::Sealed {
+                key: key.to_owned(),
+                source,
+            })?;
     }
     Ok(RegistryUpdate::Upsert(Box::new(entry)))
 }
@@ -182,13 +245,30 @@ pub(crate) mod tests {
         }
     }
 
+    pub(crate) fn keyring() -> Keyring {
+        let key = Keyring::generate_key();
+        Keyring::new("k1", [("k1", key.as_str())]).unwrap()
+    }
+
     #[test]
     fn round_trips_and_tombstones_mean_deleted() {
         let e = entry();
-        let decoded = decode(Some(b"9b2f"), Some(&encode(&e))).unwrap();
-        assert_eq!(decoded, RegistryUpdate::Upsert(Box::new(e)));
+        let ring = keyring();
+        let value = encode(&e, &ring);
+        let text = String::from_utf8(value.clone()).unwrap();
+        assert!(!text.contains("whsec_"), "a secret in clear: {text}");
+        let decoded = decode(Some(b"9b2f"), Some(&value), Some(&ring)).unwrap();
+        assert_eq!(decoded, RegistryUpdate::Upsert(Box::new(e.clone())));
+        let without_keys = decode(Some(b"9b2f"), Some(&value), None).unwrap();
         assert_eq!(
-            decode(Some(b"9b2f"), None).unwrap(),
+            without_keys,
+            RegistryUpdate::Upsert(Box::new(RegistryEntry {
+                secrets: vec![],
+                ..e
+            }))
+        );
+        assert_eq!(
+            decode(Some(b"9b2f"), None, Some(&ring)).unwrap(),
             RegistryUpdate::Deleted {
                 webhook_id: "9b2f".into()
             }
@@ -197,31 +277,67 @@ pub(crate) mod tests {
 
     #[test]
     fn bad_records_are_named_errors() {
+        let ring = keyring();
         assert!(matches!(
-            decode(None, Some(b"{}")),
+            decode(None, Some(b"{}"), Some(&ring)),
             Err(RegistryDecodeError::MissingKey)
         ));
         assert!(matches!(
-            decode(Some(&[0xff]), None),
+            decode(Some(&[0xff]), None, Some(&ring)),
             Err(RegistryDecodeError::KeyNotUtf8)
         ));
         assert!(matches!(
-            decode(Some(b"x"), Some(b"not json")),
+            decode(Some(b"x"), Some(b"not json"), Some(&ring)),
             Err(RegistryDecodeError::BadValue { .. })
         ));
         assert!(matches!(
-            decode(Some(b"other"), Some(&encode(&entry()))),
+            decode(Some(b"other"), Some(&encode(&entry(), &ring)), Some(&ring)),
             Err(RegistryDecodeError::KeyMismatch { .. })
         ));
+        let unsealed = serde_json::to_vec(&entry()).unwrap();
+        assert!(matches!(
+            decode(Some(b"9b2f"), Some(&unsealed), None),
+            Err(RegistryDecodeError::Unsealed { .. })
+        ));
+        let err = decode(
+            Some(b"9b2f"),
+            Some(&encode(&entry(), &ring)),
+            Some(&keyring()),
+        )
+        .unwrap_err();
+        assert!(!err.is_unknown_key(), "{err}");
+        let other_id = Keyring::new("k2", [("k2", Keyring::generate_key().as_str())]).unwrap();
+        let err = decode(
+            Some(b"9b2f"),
+            Some(&encode(&entry(), &ring)),
+            Some(&other_id),
+        )
+        .unwrap_err();
+        assert!(err.is_unknown_key(), "{err}");
+        let mut altered: serde_json::Value =
+            serde_json::from_slice(&encode(&entry(), &ring)).unwrap();
+        altered["suspended"] = serde_json::json!(true);
+        let altered = serde_json::to_vec(&altered).unwrap();
+        assert!(
+            matches!(
+                decode(Some(b"9b2f"), Some(&altered), Some(&ring)),
+                Err(RegistryDecodeError::Sealed { .. })
+            ),
+            "a field changed without the key is refused"
+        );
     }
 
     #[test]
     fn a_malformed_value_is_described_without_quoting_it() {
         let mut value = serde_json::to_value(entry()).unwrap();
         value["secrets"] = serde_json::json!("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD");
-        let err = decode(Some(b"9b2f"), Some(&serde_json::to_vec(&value).unwrap()))
-            .unwrap_err()
-            .to_string();
+        let err = decode(
+            Some(b"9b2f"),
+            Some(&serde_json::to_vec(&value).unwrap()),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("data error"), "{err}");
         assert!(
             !err.contains("whsec_"),

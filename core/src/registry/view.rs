@@ -9,9 +9,10 @@ use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use thiserror::Error;
+use tokio::sync::watch;
 
-use super::{RegistryEntry, RegistryUpdate, decode};
-use crate::kafka::client_config;
+use super::{Keyring, RegistryEntry, RegistryUpdate, decode};
+use crate::kafka::{KafkaConnection, client_config};
 use crate::ops::Readiness;
 use crate::shutdown::Shutdown;
 
@@ -204,9 +205,16 @@ pub enum FollowError {
 /// Waits (and stays not ready) while the topic does not exist yet. The readiness
 /// condition is registered when this is called, before the returned future first runs,
 /// so a service cannot look ready before the registry is loaded.
+///
+/// With `keys`, entries come with their secrets opened (the handler); an entry sealed
+/// under a key the keyring does not hold yet is kept aside, the webhook's previous
+/// entry stays in force, and it is applied as soon as the keyring gains that key (a
+/// rotation reaching the operator before this reader). Without `keys`, entries come
+/// without secrets (the consumer).
 pub fn follow(
-    bootstrap_servers: String,
+    connection: KafkaConnection,
     topic: String,
+    keys: Option<watch::Receiver<Arc<Keyring>>>,
     view: RegistryView,
     readiness: Readiness,
     shutdown: Shutdown,
@@ -214,25 +222,21 @@ pub fn follow(
 ) -> impl Future<Output = Result<(), FollowError>> + Send {
     readiness.require(READINESS_CONDITION, format!("loading {topic}"));
     follow_topic(
-        bootstrap_servers,
-        topic,
-        view,
-        readiness,
-        shutdown,
-        on_update,
+        connection, topic, keys, view, readiness, shutdown, on_update,
     )
 }
 
 async fn follow_topic(
-    bootstrap_servers: String,
+    connection: KafkaConnection,
     topic: String,
+    mut keys: Option<watch::Receiver<Arc<Keyring>>>,
     view: RegistryView,
     readiness: Readiness,
     shutdown: Shutdown,
     on_update: impl Fn(&RegistryUpdate) + Send + 'static,
 ) -> Result<(), FollowError> {
     let group = format!("hookline-registry-reader-{}", uuid::Uuid::new_v4().simple());
-    let mut config = client_config(&bootstrap_servers, "hookline-registry-reader");
+    let mut config = client_config(&connection, "hookline-registry-reader");
     config
         .set("group.id", group)
         .set("enable.auto.commit", "false")
@@ -260,7 +264,7 @@ async fn follow_topic(
             source,
         })?;
     let partitions = ends.keys().copied().collect();
-    let probe: BaseConsumer = client_config(&bootstrap_servers, "hookline-registry-ends")
+    let probe: BaseConsumer = client_config(&connection, "hookline-registry-ends")
         .create()
         .map_err(FollowError::Consumer)?;
     // A second `follow` of the same view keeps the first source; views are followed once.
@@ -272,9 +276,27 @@ async fn follow_topic(
     if unread.is_empty() {
         readiness.set_ready(READINESS_CONDITION);
     }
+    // Values sealed under a key not in the keyring yet, per webhook id.
+    let mut pending: HashMap<String, Vec<u8>> = HashMap::new();
     loop {
+        let keys_changed = async {
+            match keys.as_mut() {
+                Some(keys) => keys.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
         let message = tokio::select! {
             message = consumer.recv() => message,
+            changed = keys_changed => {
+                if changed && let Some(keys) = &keys {
+                    let keyring = keys.borrow().clone();
+                    apply_pending(&mut pending, &keyring, &view, &on_update);
+                } else {
+                    // The keyring's watcher stopped (shutdown): keep the keys as they are.
+                    keys = None;
+                }
+                continue;
+            }
             () = shutdown.wait() => return Ok(()),
         };
         let message = match message {
@@ -285,10 +307,28 @@ async fn follow_topic(
                 continue;
             }
         };
-        match decode(message.key(), message.payload()) {
+        let keyring = keys.as_ref().map(|keys| keys.borrow().clone());
+        match decode(message.key(), message.payload(), keyring.as_deref()) {
             Ok(update) => {
+                let id = match &update {
+                    RegistryUpdate::Upsert(entry) => &entry.webhook_id,
+                    RegistryUpdate::Deleted { webhook_id } => webhook_id,
+                };
+                pending.remove(id);
                 on_update(&update);
                 view.apply(update);
+            }
+            Err(err) if err.is_unknown_key() => {
+                tracing::warn!(
+                    error = %err,
+                    offset = message.offset(),
+                    "keeping the webhook's previous registry entry until the keyring has this key"
+                );
+                if let (Some(Ok(id)), Some(value)) =
+                    (message.key().map(std::str::from_utf8), message.payload())
+                {
+                    pending.insert(id.to_owned(), value.to_vec());
+                }
             }
             Err(err) => tracing::warn!(
                 error = %err,
@@ -310,6 +350,30 @@ async fn follow_topic(
             }
         }
     }
+}
+
+/// Applies the entries kept aside that `keyring` now opens.
+fn apply_pending(
+    pending: &mut HashMap<String, Vec<u8>>,
+    keyring: &Keyring,
+    view: &RegistryView,
+    on_update: &impl Fn(&RegistryUpdate),
+) {
+    pending.retain(
+        |id, value| match decode(Some(id.as_bytes()), Some(value), Some(keyring)) {
+            Ok(update) => {
+                tracing::info!(webhook_id = %id, "registry entry applied after a keyring change");
+                on_update(&update);
+                view.apply(update);
+                false
+            }
+            Err(err) if err.is_unknown_key() => true,
+            Err(err) => {
+                tracing::warn!(error = %err, "dropping a registry entry kept for a keyring change");
+                false
+            }
+        },
+    );
 }
 
 /// The high watermark of each of `partitions` of `topic`.

@@ -4,12 +4,14 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use clap::Parser;
-use hookline_core::kafka::{self, TopicSpec, client_config};
-use hookline_core::registry::{self, RateLimit, RegistryEntry, RegistrySecret};
+use hookline_core::kafka::{self, KafkaConnection, TopicSpec, client_config};
+use hookline_core::registry::{self, Keyring, RateLimit, RegistryEntry, RegistrySecret};
 use hookline_core::retry::DeliveryPolicy;
 use hookline_core::shutdown::Shutdown;
 use hookline_core::signature::{self, Scheme, SigningSecret};
@@ -24,10 +26,23 @@ use tokio::task::JoinHandle;
 
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The registry key every test handler starts with, and that `publish` seals with.
+pub const KEY_ID: &str = "k1";
+pub static KEY: LazyLock<String> = LazyLock::new(Keyring::generate_key);
+pub static KEYRING: LazyLock<Keyring> =
+    LazyLock::new(|| Keyring::new(KEY_ID, [(KEY_ID, KEY.as_str())]).expect("a keyring"));
+
+/// The local stack's Kafka, with the login its env file names.
+pub fn stack_kafka() -> KafkaConnection {
+    KafkaConnection::from_vars(&hookline_testkit::stack().vars).expect("the stack's Kafka settings")
+}
+
 /// A handler serving on loopback, with a registry and an events topic of its own.
 pub struct Handler {
     pub addr: SocketAddr,
-    pub bootstrap: String,
+    pub kafka: KafkaConnection,
+    /// Its registry keyring directory (holding [`KEYRING`] at start).
+    pub keys_dir: PathBuf,
     pub registry_topic: String,
     pub events_topic: String,
     pub shutdown: Shutdown,
@@ -37,13 +52,17 @@ pub struct Handler {
 impl Handler {
     /// Creates the topics on `bootstrap`, publishes `entries`, starts the handler with
     /// `extra_args` and waits until /readyz says ready.
-    pub async fn start(bootstrap: &str, entries: &[RegistryEntry], extra_args: &[&str]) -> Self {
+    pub async fn start(
+        bootstrap: &KafkaConnection,
+        entries: &[RegistryEntry],
+        extra_args: &[&str],
+    ) -> Self {
         Self::start_with_tombstones(bootstrap, entries, &[], extra_args).await
     }
 
     /// Like `start`, with tombstones for `deleted` ids after the entries.
     pub async fn start_with_tombstones(
-        bootstrap: &str,
+        bootstrap: &KafkaConnection,
         entries: &[RegistryEntry],
         deleted: &[&str],
         extra_args: &[&str],
@@ -68,16 +87,20 @@ impl Handler {
         }
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
-        let mut args = vec![
-            "hookline-handler",
-            "--kafka-bootstrap-servers",
-            bootstrap,
-            "--registry-topic",
-            &registry_topic,
-            "--events-topic",
-            &events_topic,
-        ];
-        args.extend_from_slice(extra_args);
+        let keys_dir = hookline_testkit::registry_keys_dir(KEY_ID, &[(KEY_ID, KEY.as_str())]);
+        let mut args = vec!["hookline-handler".to_owned()];
+        args.extend(bootstrap.cli_args());
+        args.extend([
+            "--registry-keys-dir".to_owned(),
+            keys_dir.display().to_string(),
+            "--registry-keys-reload-interval".to_owned(),
+            "1s".to_owned(),
+            "--registry-topic".to_owned(),
+            registry_topic.clone(),
+            "--events-topic".to_owned(),
+            events_topic.clone(),
+        ]);
+        args.extend(extra_args.iter().map(|arg| (*arg).to_owned()));
         let config = Config::try_parse_from(args).expect("config");
         let shutdown = Shutdown::new();
         let task = tokio::spawn(hookline_handler::service::serve(
@@ -87,7 +110,8 @@ impl Handler {
         ));
         let handler = Self {
             addr,
-            bootstrap: bootstrap.to_owned(),
+            kafka: bootstrap.clone(),
+            keys_dir,
             registry_topic,
             events_topic,
             shutdown,
@@ -150,7 +174,7 @@ impl Handler {
     /// Every event of the events topic keyed `webhook_id`, read up to the end the
     /// topic has now (every 202 answered so far is below it).
     pub async fn events(&self, webhook_id: &str) -> Vec<Event> {
-        read_events(&self.bootstrap, &self.events_topic, webhook_id).await
+        read_events(&self.kafka, &self.events_topic, webhook_id).await
     }
 
     pub async fn stop(self) {
@@ -247,11 +271,21 @@ pub struct Event {
     pub headers: HashMap<String, String>,
 }
 
-pub async fn publish(bootstrap: &str, topic: &str, entry: &RegistryEntry) {
+/// Publishes `entry` sealed with [`KEYRING`].
+pub async fn publish(bootstrap: &KafkaConnection, topic: &str, entry: &RegistryEntry) {
+    publish_sealed(bootstrap, topic, entry, &KEYRING).await;
+}
+
+pub async fn publish_sealed(
+    bootstrap: &KafkaConnection,
+    topic: &str,
+    entry: &RegistryEntry,
+    keyring: &Keyring,
+) {
     let producer: FutureProducer = client_config(bootstrap, "handler-test-registry-writer")
         .create()
         .expect("producer");
-    let value = registry::encode(entry);
+    let value = registry::encode(entry, keyring);
     producer
         .send(
             FutureRecord::to(topic)
@@ -263,7 +297,7 @@ pub async fn publish(bootstrap: &str, topic: &str, entry: &RegistryEntry) {
         .expect("publish registry entry");
 }
 
-pub async fn publish_tombstone(bootstrap: &str, topic: &str, webhook_id: &str) {
+pub async fn publish_tombstone(bootstrap: &KafkaConnection, topic: &str, webhook_id: &str) {
     let producer: FutureProducer = client_config(bootstrap, "handler-test-registry-writer")
         .create()
         .expect("producer");
@@ -276,12 +310,9 @@ pub async fn publish_tombstone(bootstrap: &str, topic: &str, webhook_id: &str) {
         .expect("publish tombstone");
 }
 
-pub async fn read_events(bootstrap: &str, topic: &str, webhook_id: &str) -> Vec<Event> {
-    let (bootstrap, topic, webhook_id) = (
-        bootstrap.to_owned(),
-        topic.to_owned(),
-        webhook_id.to_owned(),
-    );
+pub async fn read_events(bootstrap: &KafkaConnection, topic: &str, webhook_id: &str) -> Vec<Event> {
+    let (bootstrap, topic, webhook_id) =
+        (bootstrap.clone(), topic.to_owned(), webhook_id.to_owned());
     tokio::task::spawn_blocking(move || {
         let mut config = client_config(&bootstrap, "handler-test-events-reader");
         config

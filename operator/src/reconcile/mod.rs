@@ -74,7 +74,7 @@ impl Error {
 pub struct Context {
     pub client: Client,
     pub settings: Settings,
-    pub registry: RegistryPublisher,
+    pub registry: Arc<RegistryPublisher>,
     pub metrics: Metrics,
     pub recorder: Recorder,
     /// Requeue interval when nothing is pending.
@@ -87,7 +87,7 @@ impl Context {
     pub fn new(
         client: Client,
         settings: Settings,
-        registry: RegistryPublisher,
+        registry: Arc<RegistryPublisher>,
         metrics: Metrics,
         recorder: Recorder,
         resync: Duration,

@@ -46,8 +46,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookline_core::kafka::{TopicSpec, ensure_topics, manual_commit_consumer_config};
-use hookline_core::registry::{self, RegistryUpdate};
+use hookline_core::kafka::{
+    KafkaConnection, TopicSpec, ensure_topics, manual_commit_consumer_config,
+};
+use hookline_core::registry::{self, Keyring, RegistryUpdate};
 use hookline_core::shutdown::Shutdown;
 use hookline_operator::desired::Settings;
 use hookline_operator::metrics::Metrics;
@@ -99,29 +101,49 @@ pub fn settings() -> Settings {
     }
 }
 
+/// The local stack's Kafka, with the login its env file names.
+pub fn kafka() -> KafkaConnection {
+    KafkaConnection::from_vars(&hookline_testkit::stack().vars).expect("the stack's Kafka settings")
+}
+
 /// The operator's controller running in this test process for one namespace, publishing
 /// to a registry topic of its own.
 pub struct Operator {
     pub registry_topic: String,
+    /// The keyring the publisher seals with; sending a new one rotates.
+    pub keys: tokio::sync::watch::Sender<Arc<Keyring>>,
+    /// The key `k1` the keyring starts with.
+    pub first_key: String,
+    pub metrics: Metrics,
     shutdown: Shutdown,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Operator {
     pub async fn start(client: &Client, namespace: &str) -> Self {
-        let stack = hookline_testkit::stack();
         let registry_topic = hookline_testkit::unique_name("registry");
         ensure_topics(
-            &stack.kafka_bootstrap_servers,
+            &kafka(),
             &[TopicSpec::registry(registry_topic.clone(), 1)],
             Duration::from_secs(10),
         )
         .await
         .expect("create the registry topic");
-        let publisher =
-            RegistryPublisher::with_topic(&stack.kafka_bootstrap_servers, &registry_topic)
-                .expect("registry publisher");
+        let first_key = Keyring::generate_key();
+        let first = Keyring::new("k1", [("k1", first_key.as_str())]).expect("a keyring");
+        let (keys, receiver) = tokio::sync::watch::channel(Arc::new(first));
         let metrics = Metrics::register(&mut prometheus_client::registry::Registry::default());
+        let publisher = Arc::new(
+            RegistryPublisher::with_topic(
+                &kafka(),
+                &registry_topic,
+                receiver,
+                metrics.registry_entries_sealed_with_old_key.clone(),
+            )
+            .expect("registry publisher"),
+        );
+        let shutdown = Shutdown::new();
+        tokio::spawn(publisher.clone().reseal_on_rotation(shutdown.clone()));
         let recorder = Recorder::new(
             client.clone(),
             Reporter {
@@ -133,11 +155,10 @@ impl Operator {
             client.clone(),
             settings(),
             publisher,
-            metrics,
+            metrics.clone(),
             recorder,
             Duration::from_secs(300),
         ));
-        let shutdown = Shutdown::new();
         let task = tokio::spawn(run_controller(
             client.clone(),
             Some(namespace.to_owned()),
@@ -147,9 +168,17 @@ impl Operator {
         ));
         Self {
             registry_topic,
+            keys,
+            first_key,
+            metrics,
             shutdown,
             task,
         }
+    }
+
+    /// A reader of this operator's registry topic, opening secrets with its keyring.
+    pub fn registry_reader(&self) -> RegistryReader {
+        RegistryReader::new(&self.registry_topic, self.keys.subscribe())
     }
 
     pub async fn stop(self) {
@@ -161,17 +190,19 @@ impl Operator {
     }
 }
 
-/// Follows a registry topic from its start and keeps the newest update per webhook.
+/// Follows a registry topic from its start and keeps the newest update per webhook,
+/// and the raw value of each record.
 pub struct RegistryReader {
     consumer: StreamConsumer,
+    keys: tokio::sync::watch::Receiver<Arc<Keyring>>,
     latest: HashMap<String, RegistryUpdate>,
+    pub raw_values: Vec<Vec<u8>>,
 }
 
 impl RegistryReader {
-    pub fn new(topic: &str) -> Self {
-        let stack = hookline_testkit::stack();
+    pub fn new(topic: &str, keys: tokio::sync::watch::Receiver<Arc<Keyring>>) -> Self {
         let consumer: StreamConsumer = manual_commit_consumer_config(
-            &stack.kafka_bootstrap_servers,
+            &kafka(),
             "operator-test-reader",
             &hookline_testkit::unique_name("reader"),
         )
@@ -180,7 +211,9 @@ impl RegistryReader {
         consumer.subscribe(&[topic]).expect("subscribe");
         Self {
             consumer,
+            keys,
             latest: HashMap::new(),
+            raw_values: Vec::new(),
         }
     }
 
@@ -205,8 +238,12 @@ impl RegistryReader {
                     )
                 })
                 .expect("registry consumer");
-            let update =
-                registry::decode(message.key(), message.payload()).expect("valid registry record");
+            if let Some(value) = message.payload() {
+                self.raw_values.push(value.to_vec());
+            }
+            let keyring = self.keys.borrow().clone();
+            let update = registry::decode(message.key(), message.payload(), Some(&keyring))
+                .expect("valid registry record");
             let id = match &update {
                 RegistryUpdate::Upsert(entry) => entry.webhook_id.clone(),
                 RegistryUpdate::Deleted { webhook_id } => webhook_id.clone(),

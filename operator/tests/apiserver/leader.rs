@@ -26,6 +26,8 @@ impl OperatorProcess {
     fn start(namespace: &str, registry_topic: &str, identity: &'static str) -> Self {
         let stack = hookline_testkit::stack();
         let port = http::free_port();
+        let key = hookline_core::registry::Keyring::generate_key();
+        let keys = hookline_testkit::registry_keys_dir("k1", &[("k1", &key)]);
         let child = Command::new(env!("CARGO_BIN_EXE_hookline-operator"))
             .args([
                 "--log-format",
@@ -45,8 +47,10 @@ impl OperatorProcess {
             .args(["--public-base-url", "https://hooks.example.test"])
             .args(["--in-cluster-handler-url", "http://hookline-handler:8080"])
             .args(["--ops-addr", &format!("127.0.0.1:{port}")])
+            .arg("--registry-keys-dir")
+            .arg(&keys)
             .env("KUBECONFIG", &stack.kubeconfig)
-            .env("KAFKA_BOOTSTRAP_SERVERS", &stack.kafka_bootstrap_servers)
+            .envs(common::kafka().env_vars())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -15,7 +15,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 use serde::Deserialize;
 
-use crate::common::{self, Operator, RegistryReader};
+use crate::common::{self, Operator};
 use hookline_testkit::eventually;
 
 const RULES: &str = include_str!("../../rbac.yaml");
@@ -150,7 +150,7 @@ async fn the_documented_rules_are_enough_and_no_more() {
     // The whole lifecycle as that ServiceAccount.
     let operator_client = client_as(&admin, &ns, "operator").await;
     let operator = Operator::start(&operator_client, &ns).await;
-    let mut registry = RegistryReader::new(&operator.registry_topic);
+    let mut registry = operator.registry_reader();
     let webhooks: Api<Webhook> = Api::namespaced(admin.clone(), &ns);
     let spec = serde_json::from_value(serde_json::json!({"customerId": "c"})).expect("spec");
     webhooks

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use hookline_api::webhook::Webhook;
-use hookline_core::registry::{RegistryEntry, RegistryUpdate};
+use hookline_core::registry::{Keyring, RegistryEntry, RegistryUpdate};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
@@ -68,7 +68,7 @@ impl Fixture {
         common::install_crd(&client).await;
         let namespace = common::namespace(&client, prefix).await;
         let operator = Operator::start(&client, &namespace.name).await;
-        let registry = RegistryReader::new(&operator.registry_topic);
+        let registry = operator.registry_reader();
         Self {
             webhooks: Api::namespaced(client.clone(), &namespace.name),
             deployments: Api::namespaced(client.clone(), &namespace.name),
@@ -603,4 +603,91 @@ async fn invalid_webhooks_are_refused_by_the_api_server_naming_the_field() {
     let (ok, out) = common::kubectl(&["create", "--dry-run=server", "-f", "-"], &valid);
     assert!(ok, "a valid Webhook was refused: {out}");
     namespace.delete().await;
+}
+
+#[tokio::test]
+async fn the_registry_topic_holds_no_secret_and_a_rotation_reseals_every_entry() {
+    let mut f = Fixture::new("sealed").await;
+    let first = f
+        .create(&webhook("orders", json!({"customerId": "c1"})))
+        .await;
+    let second = f
+        .create(&webhook("refunds", json!({"customerId": "c2"})))
+        .await;
+    let mut keys = Vec::new();
+    for (name, id) in [("orders", &first), ("refunds", &second)] {
+        let secret = eventually("signing Secret", WAIT, || async {
+            f.secrets.get_opt(&format!("{name}-signing")).await.ok()?
+        })
+        .await;
+        keys.push(secret_text(&secret, "current").expect("current key"));
+        let entry = f.registry.wait_for(id, WAIT, |_| true).await;
+        assert_eq!(upsert(&entry).secrets[0].value, keys[keys.len() - 1]);
+    }
+    let secret_bytes = |key: &str| key.trim_start_matches("whsec_").to_owned();
+    let in_clear = |values: &[Vec<u8>]| {
+        values.iter().any(|value| {
+            let text = String::from_utf8_lossy(value);
+            keys.iter().any(|key| text.contains(&secret_bytes(key)))
+        })
+    };
+    assert!(!f.registry.raw_values.is_empty());
+    assert!(
+        !in_clear(&f.registry.raw_values),
+        "a signing secret is readable on the registry topic"
+    );
+
+    // Rotate: the old key stays in the keyring, the new one becomes primary, and the
+    // operator re-seals both entries under it without anyone touching the Webhooks.
+    assert_eq!(f.operator.keys.borrow().primary_id(), "k1");
+    let new_key = Keyring::generate_key();
+    let rotated = Keyring::new(
+        "k2",
+        [
+            ("k1", f.operator.first_key.as_str()),
+            ("k2", new_key.as_str()),
+        ],
+    )
+    .expect("a keyring");
+    f.operator.keys.send_replace(std::sync::Arc::new(rotated));
+    for id in [&first, &second] {
+        let update = f.registry.wait_for(id, WAIT, |_| true).await;
+        assert_eq!(upsert(&update).webhook_id, *id);
+    }
+    eventually("every entry re-sealed under k2", WAIT, || async {
+        (f.operator
+            .metrics
+            .registry_entries_sealed_with_old_key
+            .get()
+            == 0)
+            .then_some(())
+    })
+    .await;
+    let sealed_ids: Vec<String> = f
+        .registry
+        .raw_values
+        .iter()
+        .map(|value| {
+            let value: serde_json::Value = serde_json::from_slice(value).expect("JSON");
+            value["secrets"]["keyId"]
+                .as_str()
+                .expect("a key id")
+                .to_owned()
+        })
+        .collect();
+    assert!(
+        sealed_ids.iter().filter(|id| *id == "k2").count() >= 2,
+        "both entries re-sealed under the new key: {sealed_ids:?}"
+    );
+    // Only the new key is needed now: a reader holding k2 alone opens the newest entries.
+    let only_new = Keyring::new("k2", [("k2", new_key.as_str())]).expect("a keyring");
+    let newest = f.registry.raw_values.last().expect("a record").clone();
+    let newest_id: serde_json::Value = serde_json::from_slice(&newest).expect("JSON");
+    let newest_id = newest_id["webhookId"].as_str().expect("id").to_owned();
+    let opened =
+        hookline_core::registry::decode(Some(newest_id.as_bytes()), Some(&newest), Some(&only_new))
+            .expect("the newest entry opens with the new key alone");
+    assert!(matches!(opened, RegistryUpdate::Upsert(e) if !e.secrets.is_empty()));
+    assert!(!in_clear(&f.registry.raw_values));
+    f.finish().await;
 }
