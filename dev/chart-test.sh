@@ -167,6 +167,114 @@ for d in docs:
 PY
 }
 
+# NetworkPolicies (networkPolicy.*). Rendered and installed only: no policy engine runs
+# here (the stack has no kubelet or CNI; the offline kind cluster's bridge CNI enforces
+# none), so these show what the policies say, not that a plugin enforces it.
+network_policies_by_default() {
+  "$PYTHON" - "$WORK/default.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+policies = {d["metadata"]["name"].rsplit("-", 1)[1]: d for d in docs if d["kind"] == "NetworkPolicy"}
+assert sorted(policies) == ["console", "consumer", "handler", "kafka", "operator", "postgres"], sorted(policies)
+workloads = [d for d in docs if d["kind"] in ("Deployment", "StatefulSet")]
+def pods_of(selector):
+    return [w for w in workloads
+            if all(w["spec"]["template"]["metadata"]["labels"].get(k) == v for k, v in selector.get("matchLabels", {}).items())
+            and all(w["spec"]["template"]["metadata"]["labels"].get(e["key"]) in e["values"]
+                    for e in selector.get("matchExpressions", []) if e["operator"] == "In")]
+def ports_of(component):
+    w = next(w for w in workloads if w["metadata"]["name"].endswith("-" + component))
+    return {p["containerPort"] for c in w["spec"]["template"]["spec"]["containers"] for p in c["ports"]}
+for component, policy in policies.items():
+    spec = policy["spec"]
+    selected = pods_of(spec["podSelector"])
+    assert [w["metadata"]["name"].rsplit("-", 1)[1] for w in selected] == [component], (component, selected)
+    assert spec["policyTypes"] == ["Ingress"] and "egress" not in spec, component
+    for rule in spec["ingress"]:
+        for port in rule["ports"]:
+            assert port["protocol"] == "TCP" and port["port"] in ports_of(component), (component, port)
+def rules(component):
+    return [([p["port"] for p in r["ports"]], r["from"]) for r in policies[component]["spec"]["ingress"]]
+emitters = {"namespaceSelector": {}, "podSelector": {"matchLabels": {
+    "app.kubernetes.io/component": "emitter", "app.kubernetes.io/managed-by": "hookline-operator"}}}
+traefik = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "traefik"}}}
+assert rules("handler") == [([8080], [traefik, emitters])], rules("handler")
+# No monitoring namespace by default: the ops ports take nobody.
+assert rules("operator") == [] and rules("consumer") == [], (rules("operator"), rules("consumer"))
+assert rules("console") == [([8080], [{"podSelector": {}}])], rules("console")
+def clients(component):
+    [(ports, peers)] = rules(component)
+    [peer] = peers
+    assert "namespaceSelector" not in peer, "this namespace only"
+    assert peer["podSelector"]["matchLabels"]["app.kubernetes.io/instance"] == policies[component]["metadata"]["labels"]["app.kubernetes.io/instance"]
+    return ports, sorted(w["metadata"]["name"].rsplit("-", 1)[1] for w in pods_of(peer["podSelector"]))
+assert clients("kafka") == ([9092], ["console", "consumer", "handler", "operator"]), clients("kafka")
+assert clients("postgres") == ([5432], ["console", "consumer"]), clients("postgres")
+operator = next(w for w in workloads if w["metadata"]["name"].endswith("-operator"))
+env = {e["name"]: e.get("value") for e in operator["spec"]["template"]["spec"]["containers"][0]["env"]}
+assert env["HOOKLINE_EMITTER_NETWORK_POLICY"] == "true", env
+assert int(env["HOOKLINE_HANDLER_POD_PORT"]) in ports_of("handler"), env
+PY
+}
+
+network_policies_off_with_a_value() {
+  helm_ template "$RELEASE" "$CHART" --set networkPolicy.enabled=false >"$WORK/nonetpol.yaml" &&
+    ! kinds "$WORK/nonetpol.yaml" | grep -q NetworkPolicy &&
+    "$PYTHON" - "$WORK/nonetpol.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+operator = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-operator"))
+env = {e["name"]: e.get("value") for e in operator["spec"]["template"]["spec"]["containers"][0]["env"]}
+assert env["HOOKLINE_EMITTER_NETWORK_POLICY"] == "false", "the operator writes no emitter policy either"
+PY
+}
+
+network_policies_follow_the_values() {
+  helm_ template "$RELEASE" "$CHART" --namespace "$NAMESPACE" \
+    --set-json 'networkPolicy.monitoring.namespaceSelector={"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}}' \
+    --set-json 'networkPolicy.monitoring.podSelector={"matchLabels":{"app":"prometheus"}}' \
+    --set-json 'networkPolicy.ingressController.podSelector={"matchLabels":{"app.kubernetes.io/name":"traefik"}}' \
+    --set-json 'networkPolicy.handler.extraFrom=[{"ipBlock":{"cidr":"192.0.2.0/24"}}]' \
+    --set-json 'networkPolicy.kafka.extraFrom=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"keda"}}}]' \
+    --set console.ingress.enabled=true --set console.ingress.host=console.localtest.me \
+    --set operator.watchNamespace=shop >"$WORK/netpol.yaml" &&
+    ! helm_ template "$RELEASE" "$CHART" --set-json 'networkPolicy.handler.extraFrom=[{"cidr":"192.0.2.0/24"}]' 2>/dev/null &&
+    "$PYTHON" - "$WORK/netpol.yaml" "$WORK/external.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+policies = {d["metadata"]["name"].rsplit("-", 1)[1]: d for d in docs if d["kind"] == "NetworkPolicy"}
+def rules(component):
+    return [([p["port"] for p in r["ports"]], r["from"]) for r in policies[component]["spec"]["ingress"]]
+monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+              "podSelector": {"matchLabels": {"app": "prometheus"}}}
+traefik = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "traefik"}},
+           "podSelector": {"matchLabels": {"app.kubernetes.io/name": "traefik"}}}
+emitters = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "shop"}}, "podSelector": {"matchLabels": {
+    "app.kubernetes.io/component": "emitter", "app.kubernetes.io/managed-by": "hookline-operator"}}}
+assert rules("handler") == [([8080], [traefik, emitters, monitoring, {"ipBlock": {"cidr": "192.0.2.0/24"}}])], rules("handler")
+assert rules("operator") == [([9090], [monitoring])] and rules("consumer") == [([9090], [monitoring])]
+assert rules("console") == [([8080], [traefik]), ([9090], [monitoring])], rules("console")
+kafka_peers = rules("kafka")[0][1]
+assert kafka_peers[1:] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "keda"}}}], kafka_peers
+external = [d for d in yaml.safe_load_all(open(sys.argv[2])) if d]
+names = sorted(d["metadata"]["name"].rsplit("-", 1)[1] for d in external if d["kind"] == "NetworkPolicy")
+assert names == ["console", "consumer", "handler", "operator"], "no policy for external Kafka or PostgreSQL: " + str(names)
+PY
+}
+
+network_policies_are_installed() {
+  local names
+  names=$(kubectl_ -n "$NAMESPACE" get networkpolicy -l "app.kubernetes.io/instance=$RELEASE" -o name | sort | tr '\n' ' ')
+  [ "$names" = "networkpolicy.networking.k8s.io/$RELEASE-hookline-console networkpolicy.networking.k8s.io/$RELEASE-hookline-consumer networkpolicy.networking.k8s.io/$RELEASE-hookline-handler networkpolicy.networking.k8s.io/$RELEASE-hookline-kafka networkpolicy.networking.k8s.io/$RELEASE-hookline-operator networkpolicy.networking.k8s.io/$RELEASE-hookline-postgres " ] ||
+    { echo "installed NetworkPolicies: $names"; return 1; }
+}
+
+no_network_policy_left() {
+  local left
+  left=$(kubectl_ -n "$NAMESPACE" get networkpolicy -l "app.kubernetes.io/instance=$RELEASE" -o name 2>&1)
+  [ -z "$left" ] || { echo "left behind: $left"; return 1; }
+}
+
 install_into_the_api_server() {
   helm_ install "$RELEASE" "$CHART" --namespace "$NAMESPACE" --create-namespace --timeout 2m
 }
@@ -215,6 +323,10 @@ no patch webhooks.hookline.io scale
 no create pods
 no create clusterrolebindings.rbac.authorization.k8s.io
 no delete webhooks.hookline.io
+yes create networkpolicies.networking.k8s.io
+yes patch networkpolicies.networking.k8s.io
+no delete networkpolicies.networking.k8s.io
+no update networkpolicies.networking.k8s.io
 LIST
 }
 
@@ -262,6 +374,9 @@ check "consumer retention, dedup window and static membership values reach the c
 check "the chart's CRD is crds/webhook.yaml" crd_matches_the_generated_one
 check "the chart's RBAC is operator/rbac.yaml" rbac_matches_operator_rules
 check "every pod: non-root, read-only, probes, resources, labels" every_pod_is_hardened
+check "NetworkPolicies by default: who may reach each pod, on which port" network_policies_by_default
+check "networkPolicy.enabled=false: no NetworkPolicy, and the operator writes none" network_policies_off_with_a_value
+check "NetworkPolicies follow monitoring, ingress controller, extraFrom, console Ingress, watchNamespace" network_policies_follow_the_values
 examples_are_valid() {
   local example
   for example in "$REPO_ROOT"/examples/*.yaml; do
@@ -272,10 +387,12 @@ examples_are_valid() {
 check "helm install into kube-apiserver" install_into_the_api_server
 check "examples/ are accepted by the API server" examples_are_valid
 check "kubectl get shows every object" objects_exist
+check "the API server accepts the NetworkPolicies" network_policies_are_installed
 check "kubectl scale deployment handler: the ReplicaSet follows" handler_scales_like_any_deployment
 check "kubectl auth can-i: the operator's least privilege" operator_can_exactly_what_it_needs
 check "kubectl auth can-i: the console reads Webhooks, nothing else" console_can_only_read_webhooks
 check "helm uninstall leaves nothing behind (the CRD stays, as Helm does)" uninstall_leaves_nothing
+check "helm uninstall leaves no NetworkPolicy" no_network_policy_left
 kubectl_ delete namespace "$NAMESPACE" --wait=false >/dev/null 2>&1
 
 echo "chart: $passed passed, $failed failed"

@@ -54,6 +54,16 @@ pub struct RunArgs {
     /// Webhook says (the default target, the in-cluster handler, is always allowed).
     #[arg(long, env = "HOOKLINE_EMITTER_ALLOW_PRIVATE_TARGETS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub emitter_allow_private_targets: bool,
+    /// Write a NetworkPolicy beside each emitter Deployment: its pods may leave only for
+    /// DNS (53) and the port of the Webhook's target. Off: none is written (the ones
+    /// written before stay until their Webhook goes).
+    #[arg(long, env = "HOOKLINE_EMITTER_NETWORK_POLICY", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub emitter_network_policy: bool,
+    /// The port the handler's pods listen on behind the Service of --in-cluster-handler-url:
+    /// an emitter NetworkPolicy allows it beside the Service's port, because policy
+    /// engines see Service traffic at the pod's port.
+    #[arg(long, env = "HOOKLINE_HANDLER_POD_PORT", default_value_t = 8080, value_parser = clap::value_parser!(u16).range(1..))]
+    pub handler_pod_port: u16,
     /// The log-compacted topic the registry is published to.
     #[arg(long, env = "HOOKLINE_REGISTRY_TOPIC", default_value = topics::REGISTRY)]
     pub registry_topic: String,
@@ -106,6 +116,8 @@ impl RunArgs {
             public_base_url: self.public_base_url.clone(),
             in_cluster_handler_url: self.in_cluster_handler_url.clone(),
             allow_private_targets: self.emitter_allow_private_targets,
+            emitter_network_policy: self.emitter_network_policy,
+            handler_pod_port: self.handler_pod_port,
         }
     }
 
@@ -152,5 +164,33 @@ mod tests {
         for bad in ["hooks.example.com", "http://", "https://h/?a=1", "ftp://h"] {
             assert!(parse_base_url(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    fn run_args(extra: &[&str]) -> Result<Box<RunArgs>, clap::Error> {
+        let base = [
+            "hookline-operator",
+            "run",
+            "--kafka-bootstrap-servers=k:9092",
+            "--public-base-url=https://hooks.example.com",
+            "--in-cluster-handler-url=http://h.ns.svc:80",
+        ];
+        let cli = Cli::try_parse_from(base.iter().chain(extra))?;
+        match cli.command {
+            Command::Run(args) => Ok(args),
+            Command::Crd => unreachable!("run was given"),
+        }
+    }
+
+    #[test]
+    fn emitter_network_policies_are_on_unless_turned_off() {
+        let default = run_args(&[]).expect("parses").settings();
+        assert!(default.emitter_network_policy);
+        assert_eq!(default.handler_pod_port, 8080);
+        let off = run_args(&["--emitter-network-policy=false", "--handler-pod-port=9000"])
+            .expect("parses")
+            .settings();
+        assert!(!off.emitter_network_policy);
+        assert_eq!(off.handler_pod_port, 9000);
+        assert!(run_args(&["--handler-pod-port=0"]).is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! Pure builders of what a Webhook should have: its signing keys, the Secret holding
-//! them, the emitter Deployment and the registry entry. No I/O: the reconciler reads
-//! the world, calls these, and applies the result.
+//! them, the emitter Deployment and the registry entry (the emitter's NetworkPolicy is
+//! built in `egress`). No I/O: the reconciler reads the world, calls these, and applies
+//! the result.
 
 use std::collections::BTreeMap;
 
@@ -35,6 +36,12 @@ pub struct Settings {
     /// Every emitter may deliver to private addresses (a cluster-wide opt-in, e.g. for
     /// a development setup whose receivers listen on loopback).
     pub allow_private_targets: bool,
+    /// Write a NetworkPolicy beside each emitter Deployment restricting its egress to
+    /// DNS and its target's port (`egress`).
+    pub emitter_network_policy: bool,
+    /// The port the handler's pods listen on behind `in_cluster_handler_url`'s Service:
+    /// policy engines see Service traffic at the pod's port, not the Service's.
+    pub handler_pod_port: u16,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -123,7 +130,7 @@ pub fn selector_string(webhook: &Webhook) -> String {
     )
 }
 
-fn selector_labels(webhook: &Webhook) -> BTreeMap<String, String> {
+pub(crate) fn selector_labels(webhook: &Webhook) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/component".into(), "emitter".into()),
         ("hookline.io/webhook".into(), webhook.name_any()),
@@ -136,7 +143,7 @@ fn owner_reference(webhook: &Webhook) -> Result<OwnerReference, DesiredError> {
         .ok_or(DesiredError::MissingMetadata("uid"))
 }
 
-fn child_metadata(webhook: &Webhook, name: String) -> Result<ObjectMeta, DesiredError> {
+pub(crate) fn child_metadata(webhook: &Webhook, name: String) -> Result<ObjectMeta, DesiredError> {
     Ok(ObjectMeta {
         name: Some(name),
         namespace: webhook.namespace(),
@@ -521,6 +528,8 @@ mod tests {
             public_base_url: "https://hooks.example.com/".into(),
             in_cluster_handler_url: "http://hookline-handler.hookline.svc:8080".into(),
             allow_private_targets: false,
+            emitter_network_policy: true,
+            handler_pod_port: 8080,
         }
     }
 

@@ -6,6 +6,7 @@ pub mod api_client;
 pub mod conditions;
 pub mod config;
 pub mod desired;
+pub mod egress;
 pub mod leader;
 pub mod metrics;
 pub mod reconcile;

@@ -10,6 +10,11 @@ fn help_documents_flags_and_their_environment_variables() {
         &[
             ("--kafka-bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS"),
             ("--ops-addr", "HOOKLINE_OPS_ADDR"),
+            (
+                "--emitter-network-policy",
+                "HOOKLINE_EMITTER_NETWORK_POLICY",
+            ),
+            ("--handler-pod-port", "HOOKLINE_HANDLER_POD_PORT"),
         ],
     );
 }

@@ -27,6 +27,8 @@ fn settings() -> Settings {
         public_base_url: "https://hooks.example.com/".into(),
         in_cluster_handler_url: "http://hookline-handler.hookline.svc:8080".into(),
         allow_private_targets: false,
+        emitter_network_policy: true,
+        handler_pod_port: 8080,
     }
 }
 

@@ -210,7 +210,7 @@ async fn the_users_path_on_kind_loses_nothing() {
     ]);
     let kinds = "deployments,statefulsets,pods,services,ingresses,secrets,configmaps,\
                  serviceaccounts,persistentvolumeclaims,roles,rolebindings,\
-                 poddisruptionbudgets,leases,webhooks";
+                 poddisruptionbudgets,networkpolicies,leases,webhooks";
     let leftovers = || {
         let mut left = String::new();
         for selector in [

@@ -12,6 +12,8 @@ pub fn settings() -> Settings {
         public_base_url: "http://127.0.0.1:18080".into(),
         in_cluster_handler_url: "http://hookline-handler.hookline.svc:8080".into(),
         allow_private_targets: false,
+        emitter_network_policy: true,
+        handler_pod_port: 8080,
     }
 }
 

@@ -4,8 +4,8 @@
 //!    registry entry;
 //! 2. and 3. [`plan`]: validate them, then build everything the Webhook should be
 //!    (pure, with the builders of `desired`);
-//! 4. apply (this file): the signing Secret and the emitter Deployment with
-//!    server-side apply, then the registry entry;
+//! 4. apply (this file): the signing Secret, the emitter's NetworkPolicy and the
+//!    emitter Deployment with server-side apply, then the registry entry;
 //! 5. [`status`]: the conditions and fields to report (pure), then the patch.
 //!
 //! Only stages 1, 4 and 5's patch, and `registry`, talk to the outside.
@@ -18,6 +18,7 @@ use chrono::Utc;
 use hookline_core::signature::generate_standard_secret;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
@@ -195,21 +196,36 @@ async fn apply(webhook: &Webhook, ctx: &Context) -> Result<Action, Error> {
     };
 
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
+    let policies: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
     let apply_params = PatchParams::apply(FIELD_MANAGER).force();
     let secret_name = desired::signing_secret_name(webhook);
     let emitter_name = desired::emitter_name(webhook);
     // The Secret and the Deployment do not wait for each other: a Pod waits for its
     // Secret volume by itself, and the Deployment appears one API round trip sooner.
+    // The Deployment does wait for its NetworkPolicy: an emitter never runs without
+    // its egress restriction, even when the policy cannot be written.
     let (secret_patch, emitter_patch) = (
         Patch::Apply(&plan.signing_secret),
         Patch::Apply(&plan.emitter),
     );
+    let emitter = async {
+        if let Some(policy) = &plan.emitter_network_policy {
+            policies
+                .patch(&emitter_name, &apply_params, &Patch::Apply(policy))
+                .await
+                .map_err(Error::kube(format!("apply NetworkPolicy {emitter_name}")))?;
+        }
+        deployments
+            .patch(&emitter_name, &apply_params, &emitter_patch)
+            .await
+            .map_err(Error::kube(format!("apply Deployment {emitter_name}")))
+    };
     let (secret_applied, deployment) = tokio::join!(
         secrets.patch(&secret_name, &apply_params, &secret_patch),
-        deployments.patch(&emitter_name, &apply_params, &emitter_patch),
+        emitter,
     );
     secret_applied.map_err(Error::kube(format!("apply Secret {secret_name}")))?;
-    let deployment = deployment.map_err(Error::kube(format!("apply Deployment {emitter_name}")))?;
+    let deployment = deployment?;
     if plan.rotated {
         publish_event(
             ctx,

@@ -8,9 +8,11 @@ use hookline_core::registry::RegistryEntry;
 use hookline_core::signature::SigningSecret;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 
 use super::observe::{Observed, Referenced};
 use crate::desired::{self, DesiredError, Settings, SigningKeys};
+use crate::egress;
 
 /// What a reconcile decided.
 #[derive(Debug)]
@@ -29,6 +31,8 @@ pub struct Plan {
     pub rotated: bool,
     pub signing_secret: Secret,
     pub emitter: Deployment,
+    /// The emitter's egress policy; `None` when the operator is told to write none.
+    pub emitter_network_policy: Option<NetworkPolicy>,
     pub registry_entry: RegistryEntry,
     pub desired_replicas: i32,
 }
@@ -88,6 +92,10 @@ pub fn plan(
         rotated,
         signing_secret: desired::signing_secret(webhook, &keys)?,
         emitter: desired::emitter_deployment(webhook, settings, id)?,
+        emitter_network_policy: settings
+            .emitter_network_policy
+            .then(|| egress::emitter_network_policy(webhook, settings, id))
+            .transpose()?,
         registry_entry: desired::registry_entry(webhook, settings, id, &keys, now),
         desired_replicas: desired::emitter_replicas(&webhook.spec),
         keys,
@@ -157,6 +165,30 @@ mod tests {
             Some("shop"),
             "children live beside their Webhook"
         );
+        let policy = plan.emitter_network_policy.expect("an egress policy");
+        assert_eq!(policy.metadata.namespace.as_deref(), Some("shop"));
+        assert_eq!(policy.metadata.name, plan.emitter.metadata.name);
+    }
+
+    #[test]
+    fn no_egress_policy_when_the_operator_is_told_to_write_none() {
+        let webhook = invoices();
+        let id = desired::webhook_id(&webhook).expect("uid");
+        let settings = Settings {
+            emitter_network_policy: false,
+            ..settings()
+        };
+        let observed = Observed {
+            stored_keys: None,
+            referenced: Referenced::NotUsed,
+        };
+        let plan = served(
+            plan(&webhook, &observed, &settings, &id, now(), || {
+                "whsec_x".into()
+            })
+            .expect("builds"),
+        );
+        assert!(plan.emitter_network_policy.is_none());
     }
 
     #[test]

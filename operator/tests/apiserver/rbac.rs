@@ -7,6 +7,7 @@ use hookline_api::webhook::Webhook;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, Role, RoleBinding, RoleRef, Subject,
 };
@@ -129,6 +130,9 @@ async fn the_documented_rules_are_enough_and_no_more() {
         (true, "patch", "webhooks.hookline.io"),
         (true, "patch", "deployments.apps"),
         (true, "create", "leases.coordination.k8s.io"),
+        (true, "patch", "networkpolicies.networking.k8s.io"),
+        (true, "create", "networkpolicies.networking.k8s.io"),
+        (false, "delete", "networkpolicies.networking.k8s.io"),
         (false, "delete", "secrets"),
         (false, "delete", "deployments.apps"),
         (false, "update", "deployments.apps"),
@@ -182,6 +186,15 @@ async fn the_documented_rules_are_enough_and_no_more() {
             .await
             .expect("read")
             .is_some()
+    );
+    let policies: Api<NetworkPolicy> = Api::namespaced(admin.clone(), &ns);
+    assert!(
+        policies
+            .get_opt("limited-emitter")
+            .await
+            .expect("read")
+            .is_some(),
+        "the emitter's NetworkPolicy, written with exactly these grants"
     );
     webhooks
         .delete("limited", &DeleteParams::default())

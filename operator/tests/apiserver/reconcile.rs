@@ -1,5 +1,6 @@
 //! The reconciler against the real API server: children, registry entries, status,
-//! scaling, rotation, restoration of deleted children, deletion and validation.
+//! scaling, rotation, restoration of deleted children, deletion, validation and the
+//! emitter's egress NetworkPolicy.
 
 use std::time::Duration;
 
@@ -8,6 +9,8 @@ use hookline_core::registry::{Keyring, RegistryEntry, RegistryUpdate};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
@@ -272,6 +275,140 @@ async fn a_webhook_gets_its_children_registry_entry_and_honest_status() {
         let deployment = f.deployments.get_opt("invoices-emitter").await.ok()?;
         let secret = f.secrets.get_opt("invoices-signing").await.ok()?;
         (deployment.is_none() && secret.is_none()).then_some(())
+    })
+    .await;
+    f.finish().await;
+}
+
+/// The TCP ports of the policy's egress rules other than DNS's, and whether DNS (UDP and
+/// TCP 53) is allowed.
+fn egress_ports(policy: &NetworkPolicy) -> (bool, Vec<i32>) {
+    let rules = policy
+        .spec
+        .as_ref()
+        .and_then(|s| s.egress.clone())
+        .unwrap_or_default();
+    let mut dns = false;
+    let mut ports = Vec::new();
+    for rule in rules {
+        assert!(rule.to.is_none(), "ports only: {rule:?}");
+        let rule_ports = rule.ports.expect("a rule without ports allows every port");
+        let numbers: Vec<(String, i32)> = rule_ports
+            .iter()
+            .map(|p| match (&p.protocol, &p.port) {
+                (Some(protocol), Some(IntOrString::Int(n))) => (protocol.clone(), *n),
+                other => panic!("unexpected port {other:?}"),
+            })
+            .collect();
+        if numbers == [("UDP".to_owned(), 53), ("TCP".to_owned(), 53)] {
+            dns = true;
+        } else {
+            assert!(numbers.iter().all(|(protocol, _)| protocol == "TCP"));
+            ports.extend(numbers.into_iter().map(|(_, n)| n));
+        }
+    }
+    (dns, ports)
+}
+
+#[tokio::test]
+async fn the_emitter_may_leave_only_for_dns_and_its_targets_port() {
+    let f = Fixture::new("egress").await;
+    let policies: Api<NetworkPolicy> = Api::namespaced(f.client.clone(), &f.namespace.name);
+    let spec = json!({"customerId": "c", "url": "https://receiver.example.com/in"});
+    f.create(&webhook("outbound", spec)).await;
+    let webhook_uid = f
+        .webhooks
+        .get("outbound")
+        .await
+        .expect("Webhook")
+        .metadata
+        .uid
+        .expect("uid");
+
+    let policy = eventually("the emitter's NetworkPolicy", WAIT, || async {
+        policies.get_opt("outbound-emitter").await.ok()?
+    })
+    .await;
+    assert_eq!(egress_ports(&policy), (true, vec![443]), "https's port");
+    let spec = policy.spec.as_ref().expect("spec");
+    assert_eq!(
+        spec.policy_types.as_deref(),
+        Some(&["Egress".to_owned()][..])
+    );
+    let selector = spec
+        .pod_selector
+        .as_ref()
+        .and_then(|s| s.match_labels.clone())
+        .expect("a pod selector");
+    let deployment = f
+        .deployments
+        .get("outbound-emitter")
+        .await
+        .expect("the emitter Deployment");
+    let pod_labels = deployment
+        .spec
+        .and_then(|s| s.template.metadata)
+        .and_then(|m| m.labels)
+        .expect("pod labels");
+    assert!(
+        selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)),
+        "selects the emitter's pods: {selector:?} vs {pod_labels:?}"
+    );
+    let owner = &policy.metadata.owner_references.as_ref().expect("owned")[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
+        ("Webhook", webhook_uid.as_str(), Some(true))
+    );
+    let managers: Vec<_> = policy
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .map(|m| (m.manager.clone(), m.operation.clone()))
+        .collect();
+    assert_eq!(
+        managers,
+        [(Some("hookline-operator".into()), Some("Apply".into()))],
+        "applied with the Deployment's field manager"
+    );
+
+    // A new port in spec.url moves the policy with it.
+    f.webhooks
+        .patch(
+            "outbound",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"url": "http://receiver.example.com:8443/in"}})),
+        )
+        .await
+        .expect("change the URL's port");
+    eventually("the policy allows 8443 only", WAIT, || async {
+        let policy = policies.get("outbound-emitter").await.ok()?;
+        (egress_ports(&policy) == (true, vec![8443])).then_some(())
+    })
+    .await;
+
+    // The default target, the handler Service: its port (8080 in these settings) and the
+    // handler pods' (also 8080 here) are allowed.
+    f.create(&webhook("inside", json!({"customerId": "c"})))
+        .await;
+    let inside = eventually("the default target's policy", WAIT, || async {
+        policies.get_opt("inside-emitter").await.ok()?
+    })
+    .await;
+    assert_eq!(egress_ports(&inside), (true, vec![8080]));
+
+    // Garbage collection takes the policy with its Webhook.
+    f.webhooks
+        .delete("outbound", &DeleteParams::default())
+        .await
+        .expect("delete the Webhook");
+    eventually("the policy collected", Duration::from_secs(60), || async {
+        policies
+            .get_opt("outbound-emitter")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
     })
     .await;
     f.finish().await;
