@@ -13,13 +13,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use chrono::{DateTime, Utc};
+use hookline_core::kafka::KafkaConnection;
 use serde_json::Value;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use crate::local::{create_database, drop_database, http_get_with, start_ready, terminate};
+use crate::local::{
+    create_database, drop_database, http_get_with, kafka_connection, start_ready, terminate,
+    with_database,
+};
 use crate::report::{Report, round};
 
 #[derive(clap::Args)]
@@ -68,15 +72,12 @@ const LOAD_CHUNK: u64 = 500_000;
 pub async fn run(args: Args) -> anyhow::Result<Report> {
     let admin_url = env("DATABASE_URL")?;
     let console_login = env("CONSOLE_DATABASE_URL")?;
-    let bootstrap = env("KAFKA_BOOTSTRAP_SERVERS")?;
+    let kafka = kafka_connection()?;
     let suffix = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let database = format!("hookline_bench_console_{suffix}");
     let database_url = create_database(&admin_url, &database).await?;
-    let (console_server, _) = console_login
-        .rsplit_once('/')
-        .context("CONSOLE_DATABASE_URL ends with /<database>")?;
-    let console_url = format!("{console_server}/{database}");
-    let result = measure(&args, &database_url, &console_url, &bootstrap).await;
+    let console_url = with_database(&console_login, &database, "CONSOLE_DATABASE_URL")?;
+    let result = measure(&args, &database_url, &console_url, &kafka).await;
     if !args.keep {
         drop_database(&admin_url, &database).await?;
     }
@@ -92,7 +93,7 @@ async fn measure(
     args: &Args,
     database_url: &str,
     console_database_url: &str,
-    bootstrap: &str,
+    kafka: &KafkaConnection,
 ) -> anyhow::Result<Report> {
     let migrate =
         tokio::process::Command::new(std::env::current_exe()?.with_file_name("hookline-consumer"))
@@ -134,7 +135,8 @@ async fn measure(
             command
                 .args(["--log-format", "text"])
                 .args(["--database-url", console_database_url])
-                .args(["--kafka-bootstrap-servers", bootstrap])
+                .args(["--kafka-bootstrap-servers", kafka.bootstrap_servers()])
+                .envs(kafka.env_vars())
                 .args(["--listen-addr", &format!("127.0.0.1:{}", args.port)])
                 .args(["--ops-addr", &format!("127.0.0.1:{}", args.ops_port)])
                 .arg("--users-file")

@@ -25,9 +25,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use chrono::{SecondsFormat, Utc};
-use hookline_core::kafka::{TopicSpec, client_config, ensure_topics, reliable_producer_config};
+use hookline_core::kafka::{
+    KafkaConnection, TopicSpec, client_config, ensure_topics, reliable_producer_config,
+};
 use hookline_core::record_headers;
-use hookline_core::registry::{self, RateLimit, RegistryEntry};
+use hookline_core::registry::{self, Keyring, RateLimit, RegistryEntry};
 use hookline_core::retry::DeliveryPolicy;
 use hookline_core::signature::Scheme;
 use rdkafka::ClientContext;
@@ -42,7 +44,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use sqlx::PgPool;
 use tokio::process::Child;
 
-use crate::local::{Process, create_database, drop_database};
+use crate::local::{Process, create_database, drop_database, kafka_connection};
 use crate::report::{Report, round, rss_mb};
 
 #[derive(clap::Args)]
@@ -78,21 +80,20 @@ const PROBE_EVERY: u64 = 20;
 const WARMUP: &str = "steady-warmup";
 
 pub async fn run(args: Args) -> anyhow::Result<Report> {
-    let bootstrap = std::env::var("KAFKA_BOOTSTRAP_SERVERS")
-        .context("KAFKA_BOOTSTRAP_SERVERS is not set: source .stack/env (make stack-up) first")?;
+    let kafka = kafka_connection()?;
     let admin_url = std::env::var("DATABASE_URL")
         .context("DATABASE_URL is not set: source .stack/env (make stack-up) first")?;
     let suffix = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let events_topic = format!("hookline-bench-consumer-{suffix}");
     let topics = Topics::new(&events_topic);
     ensure_topics(
-        &bootstrap,
+        &kafka,
         &topics.specs(args.partitions),
         Duration::from_secs(30),
     )
     .await?;
     publish_registry(
-        &bootstrap,
+        &kafka,
         &topics.registry,
         &[DRAIN_WEBHOOK, STEADY_WEBHOOK, AFTER_DRAIN_WEBHOOK],
     )
@@ -107,13 +108,13 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
         .figure("partitions", args.partitions);
 
     // Steady rate on a quiet database.
-    let mut consumer = Consumer::start(&bootstrap, &database_url, &topics, args.ops_port).await?;
+    let mut consumer = Consumer::start(&kafka, &database_url, &topics, args.ops_port).await?;
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(2)
         .connect(&database_url)
         .await?;
     let steady = Steady {
-        bootstrap: &bootstrap,
+        kafka: &kafka,
         topic: &events_topic,
         pool: &pool,
         rate: args.rate,
@@ -136,7 +137,7 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
         args.events, args.event_bytes
     );
     let started = Instant::now();
-    prefill(&bootstrap, &events_topic, args.events, args.event_bytes)?;
+    prefill(&kafka, &events_topic, args.events, args.event_bytes)?;
     let prefill = started.elapsed();
     report.figure(
         "prefill_events_per_s",
@@ -144,7 +145,7 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
     );
 
     println!("draining into PostgreSQL");
-    let mut consumer = Consumer::start(&bootstrap, &database_url, &topics, args.ops_port).await?;
+    let mut consumer = Consumer::start(&kafka, &database_url, &topics, args.ops_port).await?;
     let drain = consumer.drain(args.events).await?;
     let (drain_rss, _) = rss_mb(consumer.pid()?)?;
     report
@@ -178,7 +179,7 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
 
     if !args.keep {
         drop_database(&admin_url, &database).await?;
-        delete_topics(&bootstrap, &topics.all()).await?;
+        delete_topics(&kafka, &topics.all()).await?;
     }
     Ok(report)
 }
@@ -229,12 +230,15 @@ impl Topics {
 }
 
 pub(crate) async fn publish_registry(
-    bootstrap: &str,
+    kafka: &KafkaConnection,
     topic: &str,
     webhook_ids: &[&str],
 ) -> anyhow::Result<()> {
     let producer: FutureProducer =
-        reliable_producer_config(bootstrap, "hookline-bench", Duration::from_secs(30)).create()?;
+        reliable_producer_config(kafka, "hookline-bench", Duration::from_secs(30)).create()?;
+    // The consumer reads the registry without keys (the entries carry no secrets), so
+    // a throwaway key seals them.
+    let keyring = Keyring::new("k1", [("k1", Keyring::generate_key().as_str())])?;
     for &webhook_id in webhook_ids {
         let entry = RegistryEntry {
             webhook_id: webhook_id.into(),
@@ -254,7 +258,7 @@ pub(crate) async fn publish_registry(
             generation: 1,
             updated_at: Utc::now(),
         };
-        let value = registry::encode(&entry);
+        let value = registry::encode(&entry, &keyring);
         producer
             .send(
                 FutureRecord::to(topic).key(webhook_id).payload(&value),
@@ -327,8 +331,8 @@ impl ProducerContext for Deliveries {
 
 /// Fills the topic as fast as the broker takes it: large lz4 batches, acks from the
 /// leader (the stack has one broker).
-fn prefill(bootstrap: &str, topic: &str, events: u64, bytes: usize) -> anyhow::Result<()> {
-    let mut config = client_config(bootstrap, "hookline-bench-prefill");
+fn prefill(kafka: &KafkaConnection, topic: &str, events: u64, bytes: usize) -> anyhow::Result<()> {
+    let mut config = client_config(kafka, "hookline-bench-prefill");
     config
         .set("acks", "1")
         .set("linger.ms", "50")
@@ -365,7 +369,7 @@ fn prefill(bootstrap: &str, topic: &str, events: u64, bytes: usize) -> anyhow::R
 
 /// A steady-rate run: where, how fast, how long.
 struct Steady<'a> {
-    bootstrap: &'a str,
+    kafka: &'a KafkaConnection,
     topic: &'a str,
     pool: &'a PgPool,
     rate: u64,
@@ -386,12 +390,9 @@ impl Steady<'_> {
     /// Produces events for `webhook_id` like the handler does and measures their delays.
     async fn measure(&self, webhook_id: &str) -> anyhow::Result<SteadyDelays> {
         const TICK: Duration = Duration::from_millis(10);
-        let producer: FutureProducer = reliable_producer_config(
-            self.bootstrap,
-            "hookline-bench-steady",
-            Duration::from_secs(10),
-        )
-        .create()?;
+        let producer: FutureProducer =
+            reliable_producer_config(self.kafka, "hookline-bench-steady", Duration::from_secs(10))
+                .create()?;
         // Warm-up: the producer's first send waits for metadata and a producer id,
         // which is start-up, not steady state.
         producer
@@ -510,9 +511,12 @@ async fn watch_probes(
     Ok(latencies)
 }
 
-pub(crate) async fn delete_topics(bootstrap: &str, topics: &[String]) -> anyhow::Result<()> {
+pub(crate) async fn delete_topics(
+    kafka: &KafkaConnection,
+    topics: &[String],
+) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> =
-        client_config(bootstrap, "hookline-bench-admin").create()?;
+        client_config(kafka, "hookline-bench-admin").create()?;
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
     admin
         .delete_topics(
@@ -550,7 +554,7 @@ struct Consumer {
 /// Starts the release consumer on `topics`, in the group `<events topic>-group`, with
 /// `extra` flags of `run`, and waits until it is ready.
 pub(crate) async fn start_consumer(
-    bootstrap: &str,
+    kafka: &KafkaConnection,
     database_url: &str,
     topics: &Topics,
     ops_port: u16,
@@ -567,7 +571,8 @@ pub(crate) async fn start_consumer(
                     database_url,
                     "run",
                 ])
-                .args(["--kafka-bootstrap-servers", bootstrap])
+                .args(["--kafka-bootstrap-servers", kafka.bootstrap_servers()])
+                .envs(kafka.env_vars())
                 .args(["--events-topic", &topics.events])
                 .args(["--dead-letter-topic", &topics.dead_letters])
                 .args(["--registry-topic", &topics.registry])
@@ -582,12 +587,12 @@ pub(crate) async fn start_consumer(
 
 impl Consumer {
     async fn start(
-        bootstrap: &str,
+        kafka: &KafkaConnection,
         database_url: &str,
         topics: &Topics,
         ops_port: u16,
     ) -> anyhow::Result<Self> {
-        let child = start_consumer(bootstrap, database_url, topics, ops_port, &[]).await?;
+        let child = start_consumer(kafka, database_url, topics, ops_port, &[]).await?;
         Ok(Self { child, ops_port })
     }
 

@@ -16,14 +16,14 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use hookline_api::webhook::Webhook;
-use hookline_core::kafka::client_config;
+use hookline_core::kafka::{KafkaConnection, client_config};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::local::{Process, cpu_seconds, http_get, http_post};
+use crate::local::{Process, cpu_seconds, http_get, http_post, kafka_connection};
 use crate::report::{Report, round};
 
 const NAMESPACE: &str = "hookline-bench";
@@ -111,7 +111,7 @@ async fn measure_all(args: &Args) -> anyhow::Result<Report> {
     let client = Client::try_default().await?;
     let db =
         PgPool::connect(&std::env::var("DATABASE_URL").context("source .stack/env first")?).await?;
-    let bootstrap = std::env::var("KAFKA_BOOTSTRAP_SERVERS").context("source .stack/env first")?;
+    let kafka = kafka_connection()?;
     let bench = Bench {
         args,
         webhooks: Api::namespaced(client, NAMESPACE),
@@ -119,7 +119,7 @@ async fn measure_all(args: &Args) -> anyhow::Result<Report> {
         stack: std::env::var("HOOKLINE_STACK_DIR")
             .unwrap_or_else(|_| ".stack".into())
             .into(),
-        partitions: partitions(&bootstrap, hookline_api::topics::EVENTS).await?,
+        partitions: partitions(&kafka, hookline_api::topics::EVENTS).await?,
     };
     let mut report = Report::new("e2e");
     report
@@ -542,8 +542,8 @@ async fn set_emitter(webhooks: &Api<Webhook>, name: &str, enabled: bool) -> anyh
 }
 
 /// Partitions of `topic`.
-async fn partitions(bootstrap: &str, topic: &str) -> anyhow::Result<i64> {
-    let consumer: BaseConsumer = client_config(bootstrap, "hookline-bench").create()?;
+async fn partitions(kafka: &KafkaConnection, topic: &str) -> anyhow::Result<i64> {
+    let consumer: BaseConsumer = client_config(kafka, "hookline-bench").create()?;
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || -> anyhow::Result<i64> {
         let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(30))?;

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use chrono::Utc;
-use hookline_core::kafka::{TopicSpec, client_config, ensure_topics};
-use hookline_core::registry::{self, RateLimit, RegistryEntry, RegistrySecret};
+use hookline_core::kafka::{KafkaConnection, TopicSpec, client_config, ensure_topics};
+use hookline_core::registry::{self, Keyring, RateLimit, RegistryEntry, RegistrySecret};
 use hookline_core::retry::DeliveryPolicy;
 use hookline_core::signature::{self, Scheme, SigningSecret};
 use http_body_util::{BodyExt, Full};
@@ -27,7 +27,7 @@ use tokio::net::TcpStream;
 use tokio::process::Child;
 use tokio::sync::mpsc;
 
-use crate::local::Process;
+use crate::local::{BenchKeys, Process, kafka_connection};
 use crate::report::{Report, percentile, round, rss_mb};
 
 #[derive(clap::Args)]
@@ -69,13 +69,14 @@ struct Run {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<Report> {
-    let bootstrap = std::env::var("KAFKA_BOOTSTRAP_SERVERS")
-        .context("KAFKA_BOOTSTRAP_SERVERS is not set: source .stack/env (make stack-up) first")?;
+    let kafka = kafka_connection()?;
+    // The handler opens the registry's sealed secrets with this keyring.
+    let keys = BenchKeys::generate()?;
     let suffix = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let registry_topic = format!("hookline-bench-registry-{suffix}");
     let events_topic = format!("hookline-bench-events-{suffix}");
     ensure_topics(
-        &bootstrap,
+        &kafka,
         &[
             TopicSpec::registry(registry_topic.clone(), 1),
             TopicSpec::events(events_topic.clone(), 3, 1),
@@ -83,9 +84,10 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
         Duration::from_secs(30),
     )
     .await?;
-    let senders = Arc::new(publish_senders(&bootstrap, &registry_topic, &suffix).await?);
+    let senders = Arc::new(publish_senders(&kafka, &keys.keyring, &registry_topic, &suffix).await?);
 
-    let mut handler = Handler::start(&bootstrap, &registry_topic, &events_topic, args.port).await?;
+    let mut handler =
+        Handler::start(&kafka, &keys.dir, &registry_topic, &events_topic, args.port).await?;
     let mut report = Report::new("handler");
     let counter = Arc::new(AtomicU64::new(0));
     let load = Load {
@@ -192,7 +194,7 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
     handler.stop().await?;
 
     let accepted_total = saturation.accepted + fixed.accepted;
-    let stored = stored_events(&bootstrap, &events_topic).await?;
+    let stored = stored_events(&kafka, &events_topic).await?;
     report.figure("events_stored", stored);
     if stored < accepted_total {
         bail!(
@@ -205,11 +207,12 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
 /// Registers one Standard Webhooks and one legacy-hex webhook with a rate limit the
 /// benchmark cannot reach.
 async fn publish_senders(
-    bootstrap: &str,
+    kafka: &KafkaConnection,
+    keyring: &Keyring,
     topic: &str,
     suffix: &str,
 ) -> anyhow::Result<Vec<Sender>> {
-    let producer: FutureProducer = client_config(bootstrap, "hookline-bench").create()?;
+    let producer: FutureProducer = client_config(kafka, "hookline-bench").create()?;
     let mut senders = Vec::new();
     for scheme in [Scheme::Standard, Scheme::LegacyHex] {
         let secret = signature::generate_standard_secret();
@@ -234,7 +237,7 @@ async fn publish_senders(
             generation: 1,
             updated_at: Utc::now(),
         };
-        let value = registry::encode(&entry);
+        let value = registry::encode(&entry, keyring);
         producer
             .send(
                 FutureRecord::to(topic)
@@ -494,8 +497,8 @@ impl Histogram {
 }
 
 /// Messages in `topic` (the sum of its partitions' high watermarks).
-async fn stored_events(bootstrap: &str, topic: &str) -> anyhow::Result<u64> {
-    let consumer: BaseConsumer = client_config(bootstrap, "hookline-bench").create()?;
+async fn stored_events(kafka: &KafkaConnection, topic: &str) -> anyhow::Result<u64> {
+    let consumer: BaseConsumer = client_config(kafka, "hookline-bench").create()?;
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
         let timeout = Duration::from_secs(30);
@@ -518,7 +521,8 @@ struct Handler {
 
 impl Handler {
     async fn start(
-        bootstrap: &str,
+        kafka: &KafkaConnection,
+        keys_dir: &std::path::Path,
         registry_topic: &str,
         events_topic: &str,
         port: u16,
@@ -528,7 +532,10 @@ impl Handler {
             |command| {
                 command
                     .args(["--log-format", "text"])
-                    .args(["--kafka-bootstrap-servers", bootstrap])
+                    .args(["--kafka-bootstrap-servers", kafka.bootstrap_servers()])
+                    .envs(kafka.env_vars())
+                    .arg("--registry-keys-dir")
+                    .arg(keys_dir)
                     .args(["--listen-addr", &format!("127.0.0.1:{port}")])
                     .args(["--registry-topic", registry_topic])
                     .args(["--events-topic", events_topic]);

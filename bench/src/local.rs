@@ -6,6 +6,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use hookline_core::kafka::KafkaConnection;
+use hookline_core::registry::Keyring;
 use sqlx::{Connection, PgConnection};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -111,10 +113,46 @@ pub async fn create_database(admin_url: &str, name: &str) -> anyhow::Result<Stri
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut connection)
         .await?;
-    let (server, _) = admin_url
-        .rsplit_once('/')
-        .context("DATABASE_URL ends with /<database>")?;
-    Ok(format!("{server}/{name}"))
+    with_database(admin_url, name, "DATABASE_URL")
+}
+
+/// `url` (of the variable `variable`) naming database `name` instead, its query
+/// (`?sslmode=verify-full&sslrootcert=/path/ca.pem`) kept.
+pub fn with_database(url: &str, name: &str, variable: &str) -> anyhow::Result<String> {
+    let base = url.split_once('?').map_or(url, |(base, _)| base);
+    if !base.contains('/') {
+        anyhow::bail!("{variable} ends with /<database>");
+    }
+    Ok(hookline_testkit::with_database(url, name))
+}
+
+/// The stack's Kafka cluster and login, from the environment (`.stack/env`).
+pub fn kafka_connection() -> anyhow::Result<KafkaConnection> {
+    KafkaConnection::from_vars(&std::env::vars().collect())
+        .context("no Kafka settings: source .stack/env (make stack-up) first")
+}
+
+/// A registry keyring of one new key `k1`: in memory, to seal entries, and written to a
+/// keyring directory (as a mounted Secret holds it) for the processes started.
+pub struct BenchKeys {
+    pub keyring: Keyring,
+    pub dir: std::path::PathBuf,
+}
+
+impl BenchKeys {
+    pub fn generate() -> anyhow::Result<Self> {
+        let key = Keyring::generate_key();
+        let keyring = Keyring::new("k1", [("k1", key.as_str())])?;
+        let dir = hookline_testkit::registry_keys_dir("k1", &[("k1", &key)]);
+        Ok(Self { keyring, dir })
+    }
+}
+
+impl Drop for BenchKeys {
+    fn drop(&mut self) {
+        // A keyring left in the temporary directory would be a key lying around.
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 pub async fn drop_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
@@ -240,6 +278,20 @@ mod tests {
         assert_eq!(stat.ticks, 328);
         assert_eq!(stat.started, 123_456);
         assert!(parse_stat("42 (x) S 7").is_none());
+    }
+
+    #[test]
+    fn a_database_url_names_another_database_and_keeps_its_query() {
+        let url = "postgres://u:p@db:5432/hookline?sslmode=verify-full&sslrootcert=/a/b/ca.pem";
+        assert_eq!(
+            with_database(url, "other", "DATABASE_URL").unwrap(),
+            "postgres://u:p@db:5432/other?sslmode=verify-full&sslrootcert=/a/b/ca.pem"
+        );
+        assert_eq!(
+            with_database("postgres://db/hookline", "other", "DATABASE_URL").unwrap(),
+            "postgres://db/other"
+        );
+        assert!(with_database("hookline?x=/y", "other", "DATABASE_URL").is_err());
     }
 
     #[test]

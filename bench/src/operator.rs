@@ -19,6 +19,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use tokio::process::Child;
 
+use crate::local::BenchKeys;
 use crate::report::{Report, rss_mb};
 
 #[derive(clap::Args)]
@@ -52,9 +53,11 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
     let webhooks: Api<Webhook> = Api::namespaced(client.clone(), &namespace);
     let mut report = Report::new("operator");
     report.figure("webhooks", args.webhooks);
+    // The keyring the operator seals registry secrets with, the same across its restarts.
+    let keys = BenchKeys::generate()?;
 
     // Apply-to-Deployment latency, one Webhook at a time with the operator running.
-    let mut operator = Operator::start(&namespace, suffix, args.ops_port).await?;
+    let mut operator = Operator::start(&namespace, suffix, &keys.dir, args.ops_port).await?;
     let seen = watch_deployments(client.clone(), &namespace);
     let mut applied = HashMap::new();
     for i in 0..args.latency_samples {
@@ -103,7 +106,7 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
         .try_collect::<Vec<_>>()
         .await?;
     let started = Instant::now();
-    let mut operator = Operator::start(&namespace, suffix, args.ops_port).await?;
+    let mut operator = Operator::start(&namespace, suffix, &keys.dir, args.ops_port).await?;
     let deadline = started + Duration::from_secs(600);
     let mut peak_rss: f64 = 0.0;
     loop {
@@ -231,7 +234,12 @@ struct Operator {
 }
 
 impl Operator {
-    async fn start(namespace: &str, suffix: &str, ops_port: u16) -> anyhow::Result<Self> {
+    async fn start(
+        namespace: &str,
+        suffix: &str,
+        keys_dir: &std::path::Path,
+        ops_port: u16,
+    ) -> anyhow::Result<Self> {
         let child = crate::local::start_ready(
             "operator",
             |command| {
@@ -247,7 +255,9 @@ impl Operator {
                         "--in-cluster-handler-url",
                         "http://hookline-handler.bench.svc:8080",
                     ])
-                    .args(["--ops-addr", &format!("127.0.0.1:{ops_port}")]);
+                    .args(["--ops-addr", &format!("127.0.0.1:{ops_port}")])
+                    .arg("--registry-keys-dir")
+                    .arg(keys_dir);
             },
             ops_port,
         )

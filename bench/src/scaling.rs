@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use hookline_core::kafka::{client_config, ensure_topics};
+use hookline_core::kafka::{KafkaConnection, client_config, ensure_topics};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use sqlx::PgPool;
 use tokio::process::Child;
@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use crate::consumer::{
     Deliveries, Topics, delete_topics, event_body, event_headers, publish_registry, start_consumer,
 };
-use crate::local::{create_database, drop_database, terminate};
+use crate::local::{create_database, drop_database, kafka_connection, terminate};
 use crate::report::{Report, round};
 
 #[derive(clap::Args)]
@@ -52,14 +52,13 @@ pub struct Args {
 const MAX_CONSUMERS: usize = 4;
 
 pub async fn run(args: Args) -> anyhow::Result<Report> {
-    let bootstrap = std::env::var("KAFKA_BOOTSTRAP_SERVERS")
-        .context("KAFKA_BOOTSTRAP_SERVERS is not set: source .stack/env (make stack-up) first")?;
+    let kafka = kafka_connection()?;
     let admin_url = std::env::var("DATABASE_URL")
         .context("DATABASE_URL is not set: source .stack/env (make stack-up) first")?;
     let suffix = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let topics = Topics::new(&format!("hookline-bench-scaling-{suffix}"));
     ensure_topics(
-        &bootstrap,
+        &kafka,
         &topics.specs(args.partitions),
         Duration::from_secs(30),
     )
@@ -68,19 +67,19 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
         .map(|p| format!("bench-scale-{p}"))
         .collect();
     let webhook_refs: Vec<&str> = webhooks.iter().map(String::as_str).collect();
-    publish_registry(&bootstrap, &topics.registry, &webhook_refs).await?;
+    publish_registry(&kafka, &topics.registry, &webhook_refs).await?;
     let database = format!("hookline_bench_scaling_{suffix}");
     let database_url = create_database(&admin_url, &database).await?;
 
-    let result = measure(&args, &bootstrap, &database_url, &topics, &webhooks).await;
+    let result = measure(&args, &kafka, &database_url, &topics, &webhooks).await;
     drop_database(&admin_url, &database).await?;
-    delete_topics(&bootstrap, &topics.all()).await?;
+    delete_topics(&kafka, &topics.all()).await?;
     result
 }
 
 async fn measure(
     args: &Args,
-    bootstrap: &str,
+    kafka: &KafkaConnection,
     database_url: &str,
     topics: &Topics,
     webhooks: &[String],
@@ -92,14 +91,7 @@ async fn measure(
         } else {
             &[]
         };
-        start_consumer(
-            bootstrap,
-            database_url,
-            topics,
-            args.ops_port + n as u16,
-            extra,
-        )
-        .await
+        start_consumer(kafka, database_url, topics, args.ops_port + n as u16, extra).await
     };
     let mut consumers: Vec<Child> = Vec::new();
     for n in 0..2 {
@@ -110,7 +102,7 @@ async fn measure(
         .connect(database_url)
         .await?;
     // Wait until the two hold every partition: one event per partition stored.
-    let producer = Paced::new(bootstrap, &topics.events, webhooks, args.event_bytes)?;
+    let producer = Paced::new(kafka, &topics.events, webhooks, args.event_bytes)?;
     producer.one_per_partition("settle")?;
     wait_stored(&pool, i64::from(args.partitions), Duration::from_secs(60)).await?;
 
@@ -263,12 +255,12 @@ struct Paced {
 
 impl Paced {
     fn new(
-        bootstrap: &str,
+        kafka: &KafkaConnection,
         topic: &str,
         webhooks: &[String],
         bytes: usize,
     ) -> anyhow::Result<Self> {
-        let mut config = client_config(bootstrap, "hookline-bench-scaling");
+        let mut config = client_config(kafka, "hookline-bench-scaling");
         config
             .set("acks", "all")
             .set("enable.idempotence", "true")

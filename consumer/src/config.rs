@@ -30,7 +30,7 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Re-publish dead letters to the events topic with a fresh retry budget and mark
     /// them replayed. Events already stored are not stored twice.
-    Replay(ReplayArgs),
+    Replay(Box<ReplayArgs>),
 }
 
 /// Where events come from and where spent ones go.

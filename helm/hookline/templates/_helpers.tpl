@@ -103,3 +103,59 @@ readinessProbe:
 {{- define "hookline.consoleDatabaseSecretKey" -}}
 {{- if .Values.console.database.existingSecret -}}{{ .Values.console.database.key }}{{- else -}}CONSOLE_DATABASE_URL{{- end -}}
 {{- end -}}
+
+{{/* The prefix of this release's topics and consumer group: topicPrefix, else the
+     release name, so two releases on one Kafka share neither work nor registry. */}}
+{{- define "hookline.topicPrefix" -}}
+{{- .Values.topicPrefix | default .Release.Name -}}
+{{- end -}}
+
+{{/* A topic of this release: {{ include "hookline.topic" (dict "root" . "name" "hookline.events") }} */}}
+{{- define "hookline.topic" -}}
+{{- printf "%s.%s" (include "hookline.topicPrefix" .root) .name -}}
+{{- end -}}
+
+{{- define "hookline.consumerGroup" -}}
+{{- printf "%s.hookline-consumer" (include "hookline.topicPrefix" .) -}}
+{{- end -}}
+
+{{/* How one component reaches Kafka: the bootstrap servers, TLS and its own SASL login
+     (keys <component>-username and <component>-password of kafka.security.sasl.existingSecret).
+     {{ include "hookline.kafkaEnv" (dict "root" . "name" "handler") }} */}}
+{{- define "hookline.kafkaEnv" -}}
+{{- $security := .root.Values.kafka.security -}}
+- {name: KAFKA_BOOTSTRAP_SERVERS, value: {{ include "hookline.kafkaBootstrap" .root | quote }}}
+- {name: KAFKA_SECURITY_PROTOCOL, value: {{ $security.protocol | quote }}}
+{{- if ne $security.protocol "plaintext" }}
+{{- if $security.tls.caSecret }}
+- {name: KAFKA_SSL_CA_LOCATION, value: /etc/hookline/kafka-ca/{{ $security.tls.caKey }}}
+{{- end }}
+{{- end }}
+{{- if eq $security.protocol "sasl_ssl" }}
+{{- $secret := required "kafka.security.sasl.existingSecret is required with kafka.security.protocol sasl_ssl" $security.sasl.existingSecret }}
+- {name: KAFKA_SASL_MECHANISM, value: {{ $security.sasl.mechanism | quote }}}
+- name: KAFKA_SASL_USERNAME
+  valueFrom: {secretKeyRef: {name: {{ $secret }}, key: {{ printf "%s-username" .name }}}}
+- name: KAFKA_SASL_PASSWORD
+  valueFrom: {secretKeyRef: {name: {{ $secret }}, key: {{ printf "%s-password" .name }}}}
+{{- end }}
+{{- end -}}
+
+{{/* The volume mount and volume of the Kafka CA bundle, when one is given. */}}
+{{- define "hookline.kafkaCaMount" -}}
+{{- if and (ne .Values.kafka.security.protocol "plaintext") .Values.kafka.security.tls.caSecret }}
+- {name: kafka-ca, mountPath: /etc/hookline/kafka-ca, readOnly: true}
+{{- end }}
+{{- end -}}
+
+{{- define "hookline.kafkaCaVolume" -}}
+{{- if and (ne .Values.kafka.security.protocol "plaintext") .Values.kafka.security.tls.caSecret }}
+- name: kafka-ca
+  secret: {secretName: {{ .Values.kafka.security.tls.caSecret }}, defaultMode: 0444}
+{{- end }}
+{{- end -}}
+
+{{/* The registry keyring Secret: registryKeys.existingSecret, else the chart's own. */}}
+{{- define "hookline.registryKeysSecret" -}}
+{{- .Values.registryKeys.existingSecret | default (include "hookline.component" (dict "root" . "name" "registry-keys")) -}}
+{{- end -}}
