@@ -24,18 +24,21 @@ crds: ## Regenerate crds/webhook.yaml (and the chart's copy) from the operator's
 fmt: ## Format the Rust code
 	$(CARGO) fmt --all
 
-lint: ## rustfmt check, clippy with warnings as errors, shellcheck on every script, no unused dependencies, the console's script parses
+lint: ## rustfmt check, clippy with warnings as errors, shellcheck on every script, no unused dependencies, the console's script parses, cargo-deny (licences, duplicates, sources), images run as non-root
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	@dev/shellcheck.sh
 	@dev/unused-deps.sh
 	@dev/check-console-assets.sh
+	@dev/supply-chain.sh deny
+	@dev/supply-chain.sh image-user
 
 check: ## Type-check everything quickly
 	$(CARGO) check --workspace --all-targets
 
-build: ## The release build of the binaries, exactly as the Dockerfile runs it
+build: ## The release build of the binaries, exactly as the Dockerfile runs it, then their SBOMs in target/sbom/
 	@dev/build-release.sh
+	@dev/supply-chain.sh sbom
 
 test: stack-up lint ## Start the local stack if needed, lint, then run every test against it
 	$(CARGO) build --workspace --bins --locked
