@@ -93,11 +93,21 @@ up() {
     --from-literal=DATABASE_URL="$DATABASE_URL" --dry-run=client -o yaml | "$KUBECTL" apply -f - >/dev/null
   "$KUBECTL" -n "$NAMESPACE" create secret generic hookline-console-database \
     --from-literal=DATABASE_URL="$CONSOLE_DATABASE_URL" --dry-run=client -o yaml | "$KUBECTL" apply -f - >/dev/null
+  # Each component logs in to Kafka as its own SCRAM principal, over TLS to the stack's CA.
+  "$KUBECTL" -n "$NAMESPACE" create secret generic hookline-kafka-logins \
+    --from-literal=operator-username=hookline-operator --from-literal=operator-password="$KAFKA_SASL_PASSWORD_OPERATOR" \
+    --from-literal=handler-username=hookline-handler --from-literal=handler-password="$KAFKA_SASL_PASSWORD_HANDLER" \
+    --from-literal=consumer-username=hookline-consumer --from-literal=consumer-password="$KAFKA_SASL_PASSWORD_CONSUMER" \
+    --from-literal=console-username=hookline-console --from-literal=console-password="$KAFKA_SASL_PASSWORD_CONSOLE" \
+    --dry-run=client -o yaml | "$KUBECTL" apply -f - >/dev/null
+  "$KUBECTL" -n "$NAMESPACE" create secret generic hookline-kafka-ca --from-file=ca.crt="$KAFKA_SSL_CA_LOCATION" \
+    --dry-run=client -o yaml | "$KUBECTL" apply -f - >/dev/null
   log "helm upgrade --install $RELEASE into namespace $NAMESPACE"
-  # The PLAINTEXT listener: the chart does not pass SASL_SSL settings to the services yet.
   "$HELM" upgrade --install "$RELEASE" "$REPO_ROOT/helm/hookline" --namespace "$NAMESPACE" \
     --set logFormat=text \
-    --set kafka.builtIn=false --set kafka.bootstrapServers="$KAFKA_PLAINTEXT_BOOTSTRAP_SERVERS" \
+    --set kafka.builtIn=false --set kafka.bootstrapServers="$KAFKA_BOOTSTRAP_SERVERS" \
+    --set kafka.security.protocol=sasl_ssl --set kafka.security.sasl.existingSecret=hookline-kafka-logins \
+    --set kafka.security.tls.caSecret=hookline-kafka-ca \
     --set postgres.builtIn=false --set postgres.external.existingSecret=hookline-database \
     --set console.database.existingSecret=hookline-console-database \
     --set handler.replicas=3 --set consumer.replicas=2 \
