@@ -90,6 +90,11 @@ pub struct RunArgs {
     #[arg(long, env = "CONSUMER_INJECT_FAILURE_RATE", default_value_t = 0.0,
           value_parser = parse_rate)]
     pub inject_failure_rate: f64,
+    /// `migrate`: apply missing schema migrations at start (the login owns the schema).
+    /// `verify`: only check they are applied, waiting until they are (a least-privileged
+    /// login granted hookline_consumer; `hookline-consumer migrate` runs as the owner).
+    #[arg(long, env = "CONSUMER_SCHEMA", value_enum, default_value = "migrate")]
+    pub schema: crate::db::SchemaMode,
     /// PostgreSQL connections this replica opens at most.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 6,
           value_parser = clap::value_parser!(u32).range(2..=100))]

@@ -158,8 +158,7 @@ impl DayPartitions {
                 sweep.created.push(day);
             }
         }
-        // A connection of its own: DETACH ... CONCURRENTLY cannot run in a transaction,
-        // and the session lock and lock_timeout end with it.
+        // A connection of its own: the session's advisory lock and lock_timeout end with it.
         let mut connection = self.pool.connect_options().connect().await?;
         let result = self.sweep_locked(&mut connection, now, &mut sweep).await;
         let closed = connection.close().await;
@@ -197,32 +196,25 @@ impl DayPartitions {
             .execute(&mut *connection)
             .await?;
         if let Some(days) = self.retention.events_days {
-            let cutoff = now - chrono::Duration::days(i64::from(days));
             for (day, detach_pending) in &partitions {
                 if *detach_pending {
                     // A detach interrupted earlier (its lock wait timed out): finish it.
-                    drop_partition(connection, *day, true).await?;
+                    finish_detach(connection, *day).await?;
                     self.forget(*day, sweep);
                     continue;
                 }
-                let day_ends = (*day + chrono::Duration::days(1))
-                    .and_hms_opt(0, 0, 0)
-                    .map(|end| end.and_utc());
-                if day_ends.is_none_or(|end| end > cutoff) {
-                    continue;
+                // The function checks that the whole day, and every row stored in it (a
+                // replayed old dead letter is kept for the whole retention too), is past
+                // the retention; it runs as the owner, so the consumer's role need not.
+                let expired: bool =
+                    sqlx::query_scalar("SELECT events_expire_day($1, make_interval(days => $2))")
+                        .bind(*day)
+                        .bind(i32::try_from(days).unwrap_or(i32::MAX))
+                        .fetch_one(&mut *connection)
+                        .await?;
+                if expired {
+                    self.forget(*day, sweep);
                 }
-                // A day received long ago may hold rows stored lately (a replayed old
-                // dead letter): those are kept for the whole retention too.
-                let last_stored: Option<DateTime<Utc>> = sqlx::query_scalar(AssertSqlSafe(
-                    format!("SELECT max(stored_at) FROM {}", partition_name(*day)),
-                ))
-                .fetch_one(&mut *connection)
-                .await?;
-                if last_stored.is_some_and(|stored| stored > cutoff) {
-                    continue;
-                }
-                drop_partition(connection, *day, false).await?;
-                self.forget(*day, sweep);
             }
         }
         // Fresh statistics for the days being written: a partition without them makes
@@ -232,7 +224,8 @@ impl DayPartitions {
         let today = day_of(now);
         for (day, pending) in &partitions {
             if !pending && (*day == today || *day + chrono::Duration::days(1) == today) {
-                sqlx::raw_sql(AssertSqlSafe(format!("ANALYZE {}", partition_name(*day))))
+                sqlx::query("SELECT events_analyze_day($1)")
+                    .bind(*day)
                     .execute(&mut *connection)
                     .await?;
             }
@@ -296,17 +289,13 @@ impl DayPartitions {
     }
 }
 
-/// Detaches without blocking inserts or queries (waiting for the ones that still see
-/// the partition), then drops. `finalize` completes an interrupted detach.
-async fn drop_partition(
-    connection: &mut PgConnection,
-    day: NaiveDate,
-    finalize: bool,
-) -> Result<(), sqlx::Error> {
+/// Completes a detach that an earlier version (DETACH ... CONCURRENTLY) left
+/// interrupted, then drops the partition. Needs the owner: a least-privileged consumer
+/// reports the failure and an owner's run finishes it.
+async fn finish_detach(connection: &mut PgConnection, day: NaiveDate) -> Result<(), sqlx::Error> {
     let name = partition_name(day);
-    let how = if finalize { "FINALIZE" } else { "CONCURRENTLY" };
     sqlx::raw_sql(AssertSqlSafe(format!(
-        "ALTER TABLE events DETACH PARTITION {name} {how}"
+        "ALTER TABLE events DETACH PARTITION {name} FINALIZE"
     )))
     .execute(&mut *connection)
     .await?;

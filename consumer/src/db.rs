@@ -21,6 +21,22 @@ pub enum DbError {
     Connect(#[source] sqlx::Error),
     #[error("cannot apply the schema migrations: {0}")]
     Migrate(#[source] MigrateError),
+    #[error("cannot read which schema migrations are applied: {0}")]
+    Verify(#[source] sqlx::Error),
+    #[error(
+        "the schema lacks migrations {missing:?}: run `hookline-consumer migrate` as the owner"
+    )]
+    SchemaBehind { missing: Vec<i64> },
+}
+
+/// What the consumer does about the schema at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SchemaMode {
+    /// Apply missing migrations (the login owns the schema).
+    Migrate,
+    /// Only check that every migration is applied, waiting (not ready) until it is: a
+    /// least-privileged login, with `hookline-consumer migrate` run by the owner.
+    Verify,
 }
 
 /// Connects a pool of at most `max_connections`. While PostgreSQL is down, taking a
@@ -41,6 +57,7 @@ pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool,
 pub async fn connect_and_migrate(
     database_url: &str,
     max_connections: u32,
+    schema: SchemaMode,
     readiness: &Readiness,
     shutdown: &Shutdown,
 ) -> Result<Option<PgPool>, DbError> {
@@ -49,7 +66,10 @@ pub async fn connect_and_migrate(
     loop {
         let attempt = async {
             let pool = connect(database_url, max_connections).await?;
-            migrate(&pool).await?;
+            match schema {
+                SchemaMode::Migrate => migrate(&pool).await?,
+                SchemaMode::Verify => verify(&pool).await?,
+            }
             Ok::<_, DbError>(pool)
         };
         match attempt.await {
@@ -84,6 +104,25 @@ fn is_connection_failure(err: &MigrateError) -> bool {
 /// meanwhile, so replicas starting together apply each migration once.
 pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
     MIGRATOR.run(pool).await.map_err(DbError::Migrate)
+}
+
+/// Checks that every embedded migration is applied, changing nothing.
+pub async fn verify(pool: &PgPool) -> Result<(), DbError> {
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await
+            .map_err(DbError::Verify)?;
+    let missing: Vec<i64> = MIGRATOR
+        .iter()
+        .map(|migration| migration.version)
+        .filter(|version| !applied.contains(version))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(DbError::SchemaBehind { missing })
+    }
 }
 
 /// Whether PostgreSQL refused the data itself (SQLSTATE class 22, data exception, or

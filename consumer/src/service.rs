@@ -77,6 +77,7 @@ pub async fn run(database_url: &str, args: RunArgs, shutdown: Shutdown) -> Resul
     let Some(pool) = db::connect_and_migrate(
         database_url,
         args.database_max_connections,
+        args.schema,
         &readiness,
         &shutdown,
     )

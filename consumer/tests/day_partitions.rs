@@ -201,11 +201,22 @@ async fn retention_drops_whole_days_past_the_window_and_expires_dead_letters() {
         1
     );
 
-    // Thirty days on, the replayed event's day goes too (its row was stored 30 days ago).
-    let later = partitions
-        .sweep(now + Duration::days(31))
-        .await
-        .expect("a later sweep");
+    // Days expire by the database's clock. Once the replayed row too is past the
+    // retention, its day goes; with a retention of one day, so does the edge's.
+    sqlx::query(
+        "update events set stored_at = now() - interval '2 days' where message_id = 'm-replayed'",
+    )
+    .execute(&pool)
+    .await
+    .expect("backdate the replayed row");
+    let short = DayPartitions::new(
+        pool.clone(),
+        Retention {
+            events_days: Some(1),
+            ..RETENTION
+        },
+    );
+    let later = short.sweep(Utc::now()).await.expect("a later sweep");
     assert!(later.dropped.contains(&day_of(replayed_lately)));
     assert!(later.dropped.contains(&day_of(edge)));
 }
