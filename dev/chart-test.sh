@@ -127,6 +127,88 @@ assert static["CONSUMER_GROUP_INSTANCE_ID"] == {"fieldRef": {"fieldPath": "metad
 PY
 }
 
+# Prints {component: {env name: value or valueFrom}} of every container of a rendering.
+ENV_PY='
+import sys, yaml
+def envs(path):
+    out = {}
+    for d in yaml.safe_load_all(open(path)):
+        if d and d["kind"] in ("Deployment", "Job"):
+            component = d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]
+            c = d["spec"]["template"]["spec"]["containers"][0]
+            out[component] = {e["name"]: e.get("value", e.get("valueFrom")) for e in c.get("env", [])}
+            out[component]["__volumes"] = d["spec"]["template"]["spec"].get("volumes", [])
+    return out
+'
+
+releases_are_apart_and_kafka_is_secured() {
+  helm_ template team-a "$CHART" >"$WORK/a.yaml" &&
+    helm_ template team-b "$CHART" --set topicPrefix=shop >"$WORK/b.yaml" &&
+    helm_ template team-c "$CHART" --set kafka.builtIn=false --set kafka.bootstrapServers=kafka:9093 \
+      --set kafka.security.protocol=sasl_ssl --set kafka.security.sasl.existingSecret=kafka-logins \
+      --set kafka.security.tls.caSecret=kafka-ca >"$WORK/c.yaml" &&
+    ! helm_ template team-d "$CHART" --set kafka.security.protocol=sasl_ssl 2>"$WORK/err" &&
+    grep -q 'kafka.security.sasl.existingSecret is required' "$WORK/err" &&
+    ! helm_ template team-d "$CHART" --set kafka.security.protocol=sasl_plaintext 2>/dev/null &&
+    "$PYTHON" - "$WORK/a.yaml" "$WORK/b.yaml" "$WORK/c.yaml" <<PY
+$ENV_PY
+a, b, c = (envs(p) for p in sys.argv[1:])
+topics = lambda e: {k: v for comp in e.values() for k, v in comp.items() if k.endswith(("_TOPIC", "GROUP_ID"))}
+ta, tb = topics(a), topics(b)
+assert ta and all(v.startswith("team-a.") for v in ta.values()), ta
+assert all(v.startswith("shop.") for v in tb.values()), tb
+assert not set(ta.values()) & set(tb.values()), "two releases share a topic or group"
+assert a["consumer"]["CONSUMER_GROUP_ID"] == "team-a.hookline-consumer"
+assert a["handler"]["HANDLER_EVENTS_TOPIC"] == a["consumer"]["CONSUMER_EVENTS_TOPIC"] == a["operator"]["HOOKLINE_EVENTS_TOPIC"] == a["console"]["CONSOLE_EVENTS_TOPIC"] == "team-a.hookline.events"
+assert a["handler"]["HANDLER_REGISTRY_TOPIC"] == a["consumer"]["CONSUMER_REGISTRY_TOPIC"] == a["operator"]["HOOKLINE_REGISTRY_TOPIC"] == "team-a.hookline.registry"
+for comp in ("operator", "handler", "consumer", "console"):
+    env = c[comp]
+    assert env["KAFKA_SECURITY_PROTOCOL"] == "sasl_ssl", comp
+    assert env["KAFKA_SASL_USERNAME"] == {"secretKeyRef": {"name": "kafka-logins", "key": f"{comp}-username"}}, (comp, env)
+    assert env["KAFKA_SASL_PASSWORD"] == {"secretKeyRef": {"name": "kafka-logins", "key": f"{comp}-password"}}, comp
+    assert env["KAFKA_SSL_CA_LOCATION"] == "/etc/hookline/kafka-ca/ca.crt", comp
+    assert any(v.get("secret", {}).get("secretName") == "kafka-ca" for v in env["__volumes"]), comp
+    assert a[comp]["KAFKA_SECURITY_PROTOCOL"] == "plaintext", comp
+PY
+}
+
+registry_keys_only_where_needed() {
+  "$PYTHON" - "$WORK/default.yaml" <<PY
+$ENV_PY
+import base64
+e = envs(sys.argv[1])
+keys = {comp for comp, env in e.items() for v in env["__volumes"] if v.get("secret", {}).get("secretName", "").endswith("-registry-keys")}
+assert keys == {"operator", "handler"}, f"the registry keyring is mounted by {keys}"
+assert e["operator"]["HOOKLINE_REGISTRY_KEYS_DIR"] == e["handler"]["HOOKLINE_REGISTRY_KEYS_DIR"]
+secret = next(d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "Secret" and d["metadata"]["name"].endswith("-registry-keys"))
+primary = base64.b64decode(secret["data"]["primary"]).decode()
+assert len(base64.b64decode(base64.b64decode(secret["data"][primary]))) == 32, "a 32-byte key"
+PY
+}
+
+consumer_least_privilege() {
+  helm_ template "$RELEASE" "$CHART" --set kafka.builtIn=false --set kafka.bootstrapServers=k:1 \
+    --set postgres.builtIn=false --set postgres.external.existingSecret=owner-dsn \
+    --set console.database.existingSecret=console-dsn >"$WORK/owner.yaml" &&
+    helm_ template "$RELEASE" "$CHART" --set kafka.builtIn=false --set kafka.bootstrapServers=k:1 \
+      --set postgres.builtIn=false --set postgres.external.existingSecret=owner-dsn \
+      --set console.database.existingSecret=console-dsn \
+      --set consumer.database.existingSecret=consumer-dsn >"$WORK/login.yaml" &&
+    helm_ template "$RELEASE" "$CHART" --set consumer.database.migrations=none >"$WORK/nojob.yaml" &&
+    "$PYTHON" - "$WORK/default.yaml" "$WORK/owner.yaml" "$WORK/login.yaml" "$WORK/nojob.yaml" <<PY
+$ENV_PY
+builtin, owner, login, nojob = (envs(p) for p in sys.argv[1:])
+dsn = lambda e: e["DATABASE_URL"]["secretKeyRef"]
+assert builtin["consumer"]["CONSUMER_SCHEMA"] == "verify" and dsn(builtin["consumer"])["key"] == "CONSUMER_DATABASE_URL"
+assert dsn(builtin["migrate"])["key"] == "DATABASE_URL", "the Job migrates as the owner"
+assert owner["consumer"]["CONSUMER_SCHEMA"] == "migrate" and dsn(owner["consumer"])["name"] == "owner-dsn"
+assert "migrate" not in owner, "no Job where the consumer owns the schema"
+assert login["consumer"]["CONSUMER_SCHEMA"] == "verify" and dsn(login["consumer"])["name"] == "consumer-dsn"
+assert dsn(login["migrate"])["name"] == "owner-dsn"
+assert "migrate" not in nojob and nojob["consumer"]["CONSUMER_SCHEMA"] == "verify"
+PY
+}
+
 crd_matches_the_generated_one() { cmp "$CHART/crds/webhook.yaml" "$REPO_ROOT/crds/webhook.yaml"; }
 
 rbac_matches_operator_rules() {
@@ -146,7 +228,7 @@ every_pod_is_hardened() {
 import sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
 for d in docs:
-    if d["kind"] not in ("Deployment", "StatefulSet"):
+    if d["kind"] not in ("Deployment", "StatefulSet", "Job"):
         continue
     pod = d["spec"]["template"]["spec"]
     name = d["metadata"]["name"]
@@ -158,7 +240,7 @@ for d in docs:
         assert "resources" in c and c["resources"].get("limits"), name
         if not name.endswith("-kafka"):
             assert sc["readOnlyRootFilesystem"] is True, name
-        if not name.endswith(("-kafka", "-postgres")):
+        if d["kind"] != "Job" and not name.endswith(("-kafka", "-postgres")):
             assert c["livenessProbe"]["httpGet"]["path"] == "/healthz", name
             assert c["readinessProbe"]["httpGet"]["path"] == "/readyz", name
     labels = d["spec"]["template"]["metadata"]["labels"]
@@ -371,6 +453,9 @@ check "the console's Ingress needs a host" console_ingress_needs_a_host
 check "with autoscaling the HPA owns the handler's replicas" autoscaling_leaves_replicas_to_the_hpa
 check "KEDA ScaledObject only where KEDA is installed" keda_only_with_its_crds
 check "consumer retention, dedup window and static membership values reach the consumer" consumer_retention_and_membership
+check "releases apart: topics and consumer group under each prefix; Kafka SASL_SSL per component" releases_are_apart_and_kafka_is_secured
+check "the registry keyring: a random 32-byte key, mounted by the operator and handlers only" registry_keys_only_where_needed
+check "the consumer's least-privileged login, the migrate Job as the owner" consumer_least_privilege
 check "the chart's CRD is crds/webhook.yaml" crd_matches_the_generated_one
 check "the chart's RBAC is operator/rbac.yaml" rbac_matches_operator_rules
 check "every pod: non-root, read-only, probes, resources, labels" every_pod_is_hardened

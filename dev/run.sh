@@ -93,6 +93,12 @@ up() {
     --from-literal=DATABASE_URL="$DATABASE_URL" --dry-run=client -o yaml | "$KUBECTL" apply -f - >/dev/null
   "$KUBECTL" -n "$NAMESPACE" create secret generic hookline-console-database \
     --from-literal=DATABASE_URL="$CONSOLE_DATABASE_URL" --dry-run=client -o yaml | "$KUBECTL" apply -f - >/dev/null
+  # The consumer runs as hookline_consumer_login (no DROP, ALTER or TRUNCATE); the owner
+  # migrates first, as the chart's migrate Job does in a cluster.
+  "$KUBECTL" -n "$NAMESPACE" create secret generic hookline-consumer-database \
+    --from-literal=DATABASE_URL="$CONSUMER_DATABASE_URL" --dry-run=client -o yaml | "$KUBECTL" apply -f - >/dev/null
+  "$BIN_DIR/hookline-consumer" --log-format text --database-url "$DATABASE_URL" migrate ||
+    die "the schema migrations failed (above)"
   # Each component logs in to Kafka as its own SCRAM principal, over TLS to the stack's CA.
   "$KUBECTL" -n "$NAMESPACE" create secret generic hookline-kafka-logins \
     --from-literal=operator-username=hookline-operator --from-literal=operator-password="$KAFKA_SASL_PASSWORD_OPERATOR" \
@@ -110,6 +116,7 @@ up() {
     --set kafka.security.tls.caSecret=hookline-kafka-ca \
     --set postgres.builtIn=false --set postgres.external.existingSecret=hookline-database \
     --set console.database.existingSecret=hookline-console-database \
+    --set consumer.database.existingSecret=hookline-consumer-database --set consumer.database.migrations=none \
     --set handler.replicas=3 --set consumer.replicas=2 \
     --set operator.watchNamespace="$NAMESPACE" \
     --set operator.publicBaseUrl="$PROXY_URL" --set operator.handlerUrl="$PROXY_URL" \

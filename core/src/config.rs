@@ -205,6 +205,79 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
 mod tests {
     use super::*;
 
+    #[derive(clap::Parser)]
+    struct KafkaOnly {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    }
+
+    fn kafka_from(args: &[&str]) -> Result<KafkaConnection, String> {
+        use clap::Parser;
+        let mut argv = vec!["test"];
+        argv.extend_from_slice(args);
+        let parsed = KafkaOnly::try_parse_from(argv).map_err(|err| err.to_string())?;
+        parsed.kafka.connection().map_err(|err| err.to_string())
+    }
+
+    #[test]
+    fn kafka_settings_are_validated_and_round_trip_through_flags_and_env() {
+        let sasl = kafka_from(&[
+            "--kafka-bootstrap-servers=k:9094",
+            "--kafka-security-protocol=sasl_ssl",
+            "--kafka-sasl-username=hookline-handler",
+            "--kafka-sasl-password=s3cret",
+            "--kafka-ssl-ca-location=/",
+        ])
+        .expect("valid");
+        assert!(
+            !format!("{sasl:?}").contains("s3cret"),
+            "Debug shows the password"
+        );
+        let flags: Vec<String> = sasl.cli_args();
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        assert_eq!(kafka_from(&flags).expect("its own flags"), sasl);
+        let vars = sasl
+            .env_vars()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        assert_eq!(
+            KafkaConnection::from_vars(&vars).expect("its own env"),
+            sasl
+        );
+
+        let missing = kafka_from(&[
+            "--kafka-bootstrap-servers=k:1",
+            "--kafka-security-protocol=sasl_ssl",
+            "--kafka-sasl-username=u",
+            // Given empty, so a password in this process's environment is not read.
+            "--kafka-sasl-password=",
+        ])
+        .unwrap_err();
+        assert!(missing.contains(KAFKA_SASL_PASSWORD_ENV), "{missing}");
+        let no_ca = kafka_from(&[
+            "--kafka-bootstrap-servers=k:1",
+            "--kafka-security-protocol=ssl",
+            "--kafka-ssl-ca-location=/no/such/ca.pem",
+        ])
+        .unwrap_err();
+        assert!(no_ca.contains("/no/such/ca.pem"), "{no_ca}");
+        let clear = kafka_from(&[
+            "--kafka-bootstrap-servers=k:1",
+            "--kafka-security-protocol=sasl_plaintext",
+        ])
+        .unwrap_err();
+        assert!(clear.contains("sasl_ssl"), "{clear}");
+        assert_eq!(
+            kafka_from(&[
+                "--kafka-bootstrap-servers=k:1",
+                "--kafka-security-protocol=plaintext"
+            ])
+            .expect("plaintext"),
+            KafkaConnection::plaintext("k:1")
+        );
+    }
+
     #[test]
     fn database_url_must_be_postgres_and_errors_do_not_echo_it() {
         assert!(parse_database_url("postgres://u:p@h/db").is_ok());

@@ -84,3 +84,47 @@ async fn produce_and_consume_round_trip_keeps_key_payload_and_headers() {
         .commit_message(&message, CommitMode::Sync)
         .expect("commit");
 }
+
+/// The stack's broker listens with SASL_SSL (SCRAM-SHA-512): its own login over TLS to
+/// its CA answers; no login, a wrong password, or a TLS peer it cannot verify does not.
+#[tokio::test]
+async fn the_broker_takes_only_an_authenticated_tls_client() {
+    use hookline_core::kafka::{KafkaSecurity, Tls, check_reachable};
+    const TIMEOUT: Duration = Duration::from_secs(6);
+    let stack = kafka();
+    let KafkaSecurity::SaslSsl { tls, login } = stack.security().clone() else {
+        panic!("the stack's Kafka is not SASL_SSL: re-run `make stack-up`");
+    };
+    check_reachable(&stack, TIMEOUT)
+        .await
+        .expect("the stack's own login over TLS answers");
+    let refused = [
+        ("plaintext", KafkaSecurity::Plaintext),
+        ("TLS without a login", KafkaSecurity::Ssl(tls.clone())),
+        (
+            "a wrong password",
+            KafkaSecurity::SaslSsl {
+                tls: tls.clone(),
+                login: hookline_core::kafka::SaslLogin {
+                    password: "not-the-password".into(),
+                    ..login.clone()
+                },
+            },
+        ),
+        (
+            "a broker certificate checked against the system's CAs only",
+            KafkaSecurity::SaslSsl {
+                tls: Tls { ca_location: None },
+                login,
+            },
+        ),
+    ];
+    for (what, security) in refused {
+        assert!(
+            check_reachable(&stack.with_security(security), TIMEOUT)
+                .await
+                .is_err(),
+            "{what} was let in"
+        );
+    }
+}

@@ -55,6 +55,27 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
 {{- end -}}
 {{- end -}}
 
+{{/* The consumer's own login: consumer.database.existingSecret, else the built-in
+     PostgreSQL's hookline_consumer_login, else (an external database without one) the
+     owner's DSN, and the consumer migrates at start. */}}
+{{- define "hookline.consumerLeastPrivilege" -}}
+{{- if or .Values.consumer.database.existingSecret .Values.postgres.builtIn -}}true{{- end -}}
+{{- end -}}
+
+{{- define "hookline.consumerDatabaseSecretName" -}}
+{{- if .Values.consumer.database.existingSecret -}}
+{{- .Values.consumer.database.existingSecret -}}
+{{- else -}}
+{{- include "hookline.databaseSecretName" . -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "hookline.consumerDatabaseSecretKey" -}}
+{{- if .Values.consumer.database.existingSecret -}}{{ .Values.consumer.database.key }}
+{{- else if .Values.postgres.builtIn -}}CONSUMER_DATABASE_URL
+{{- else -}}{{ include "hookline.databaseSecretKey" . }}{{- end -}}
+{{- end -}}
+
 {{- define "hookline.databaseSecretKey" -}}
 {{- if .Values.postgres.builtIn -}}DATABASE_URL{{- else -}}{{ .Values.postgres.external.key }}{{- end -}}
 {{- end -}}
