@@ -119,7 +119,7 @@ async fn measure_all(args: &Args) -> anyhow::Result<Report> {
         stack: std::env::var("HOOKLINE_STACK_DIR")
             .unwrap_or_else(|_| ".stack".into())
             .into(),
-        partitions: partitions(&kafka, hookline_api::topics::EVENTS).await?,
+        partitions: partitions(&kafka, &events_topic()).await?,
     };
     let mut report = Report::new("e2e");
     report
@@ -311,7 +311,7 @@ impl Bench<'_> {
             &format!(
                 "the consumers hold all {} partitions of {}",
                 self.partitions,
-                hookline_api::topics::EVENTS
+                events_topic()
             ),
             timeout,
             || self.consumers_assigned(),
@@ -542,6 +542,12 @@ async fn set_emitter(webhooks: &Api<Webhook>, name: &str, enabled: bool) -> anyh
 }
 
 /// Partitions of `topic`.
+/// The events topic of `make run`'s release (the chart's topicPrefix defaults to the
+/// release name, `hookline` in dev/run.sh).
+fn events_topic() -> String {
+    hookline_api::topics::TopicNames::with_prefix("hookline").events
+}
+
 async fn partitions(kafka: &KafkaConnection, topic: &str) -> anyhow::Result<i64> {
     let consumer: BaseConsumer = client_config(kafka, "hookline-bench").create()?;
     let topic = topic.to_owned();

@@ -348,6 +348,12 @@ impl System {
         text
     }
 
+    /// The topics of the release (`hookline`, as dev/run.sh names it: the chart prefixes
+    /// every topic with the release name).
+    pub fn topics(&self) -> hookline_api::topics::TopicNames {
+        hookline_api::topics::TopicNames::with_prefix("hookline")
+    }
+
     /// Sets Helm values (`key=<JSON>`) on the running release and waits for the rollout.
     pub fn helm_set(&self, values: &[&str], deployment: &str) {
         let chart = repo_root().join("helm/hookline");

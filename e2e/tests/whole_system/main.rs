@@ -196,8 +196,13 @@ async fn from_kubectl_apply_to_rows_in_postgresql() {
     let stack = hookline_testkit::stack();
     let replay = std::process::Command::new(system.bin("hookline-consumer"))
         .args(["replay", "--webhook", &faulty])
+        .args(["--events-topic", &system.topics().events])
         .env("DATABASE_URL", &stack.database_url)
-        .env("KAFKA_BOOTSTRAP_SERVERS", &stack.kafka_bootstrap_servers)
+        .envs(
+            hookline_core::kafka::KafkaConnection::from_vars(&stack.vars)
+                .expect("the stack's Kafka settings")
+                .env_vars(),
+        )
         .env("HOOKLINE_LOG_FORMAT", "text")
         .output()
         .expect("run hookline-consumer replay");
