@@ -48,17 +48,8 @@ async fn with_the_broker_down_it_answers_503_and_every_202_is_kept() {
         senders.push(tokio::spawn(async move {
             let deadline = Instant::now() + Duration::from_secs(60);
             while Instant::now() < deadline {
-                let msg_id = message_id();
-                let body = format!(r#"{{"event_id":"{msg_id}"}}"#);
-                let request = signed(
-                    Scheme::Standard,
-                    &secret,
-                    &msg_id,
-                    Utc::now(),
-                    body.as_bytes(),
-                );
                 let sent_at = Instant::now();
-                let response = handler.post(&id, &request, body.as_bytes()).await;
+                let (response, msg_id) = handler.post_signed(&id, &secret).await;
                 let after_kill = killed_at.lock().unwrap().is_some_and(|at| sent_at > at);
                 let mut outcomes = outcomes.lock().unwrap();
                 match response.status {

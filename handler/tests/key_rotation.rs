@@ -9,11 +9,10 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
 use hookline_core::record_headers;
 use hookline_core::registry::{Keyring, RegistrySecret};
 use hookline_core::signature::{Scheme, generate_standard_secret};
-use support::{Handler, KEY, KEY_ID, entry, message_id, signed};
+use support::{Handler, KEY, KEY_ID, entry};
 use tokio::time::Instant;
 
 const SENDERS: usize = 4;
@@ -39,16 +38,7 @@ async fn rotating_the_registry_key_during_traffic_refuses_nothing_and_loses_noth
         let (id, secret) = (webhook.webhook_id.clone(), secret.clone());
         senders.push(tokio::spawn(async move {
             while Instant::now() < stop_at {
-                let msg_id = message_id();
-                let body = format!(r#"{{"event_id":"{msg_id}"}}"#);
-                let request = signed(
-                    Scheme::Standard,
-                    &secret,
-                    &msg_id,
-                    Utc::now(),
-                    body.as_bytes(),
-                );
-                let response = handler.post(&id, &request, body.as_bytes()).await;
+                let (response, msg_id) = handler.post_signed(&id, &secret).await;
                 {
                     let mut outcomes = outcomes.lock().unwrap();
                     if response.status == 202 {
@@ -82,19 +72,8 @@ async fn rotating_the_registry_key_during_traffic_refuses_nothing_and_loses_noth
     let probe = |secret: String| {
         let (handler, id) = (handler.clone(), webhook.webhook_id.clone());
         async move {
-            let msg_id = message_id();
-            let body = format!(r#"{{"event_id":"{msg_id}"}}"#);
-            let request = signed(
-                Scheme::Standard,
-                &secret,
-                &msg_id,
-                Utc::now(),
-                body.as_bytes(),
-            );
-            (
-                handler.post(&id, &request, body.as_bytes()).await.status,
-                msg_id,
-            )
+            let (response, msg_id) = handler.post_signed(&id, &secret).await;
+            (response.status, msg_id)
         }
     };
     let (status, _) = probe(second_secret.clone()).await;

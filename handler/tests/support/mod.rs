@@ -142,6 +142,24 @@ impl Handler {
             .expect("POST")
     }
 
+    /// POSTs a fresh event (`{"event_id": <its message id>}`) signed with the Standard
+    /// Webhooks `secret` now; the answer and the message id.
+    pub async fn post_signed(&self, webhook_id: &str, secret: &str) -> (Response, String) {
+        let msg_id = message_id();
+        let body = format!(r#"{{"event_id":"{msg_id}"}}"#);
+        let request = signed(
+            Scheme::Standard,
+            secret,
+            &msg_id,
+            Utc::now(),
+            body.as_bytes(),
+        );
+        (
+            self.post(webhook_id, &request, body.as_bytes()).await,
+            msg_id,
+        )
+    }
+
     /// One request on a new connection (`Connection: close`).
     pub async fn request(
         &self,
