@@ -9,6 +9,12 @@ fn help_documents_flags_and_their_environment_variables() {
         &["--database-url", "postgres://h/db", "run"],
         &[
             ("--kafka-bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS"),
+            ("--kafka-security-protocol", "KAFKA_SECURITY_PROTOCOL"),
+            ("--kafka-sasl-mechanism", "KAFKA_SASL_MECHANISM"),
+            ("--kafka-sasl-username", "KAFKA_SASL_USERNAME"),
+            ("--kafka-sasl-password", "KAFKA_SASL_PASSWORD"),
+            ("--kafka-ssl-ca-location", "KAFKA_SSL_CA_LOCATION"),
+            ("--schema", "CONSUMER_SCHEMA"),
             ("--group-id", "CONSUMER_GROUP_ID"),
             ("--group-instance-id", "CONSUMER_GROUP_INSTANCE_ID"),
             ("--events-topic", "CONSUMER_EVENTS_TOPIC"),

@@ -9,6 +9,16 @@ fn help_documents_flags_and_their_environment_variables() {
         &[],
         &[
             ("--kafka-bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS"),
+            ("--kafka-security-protocol", "KAFKA_SECURITY_PROTOCOL"),
+            ("--kafka-sasl-mechanism", "KAFKA_SASL_MECHANISM"),
+            ("--kafka-sasl-username", "KAFKA_SASL_USERNAME"),
+            ("--kafka-sasl-password", "KAFKA_SASL_PASSWORD"),
+            ("--kafka-ssl-ca-location", "KAFKA_SSL_CA_LOCATION"),
+            ("--registry-keys-dir", "HOOKLINE_REGISTRY_KEYS_DIR"),
+            (
+                "--registry-keys-reload-interval",
+                "HOOKLINE_REGISTRY_KEYS_RELOAD_INTERVAL",
+            ),
             ("--listen-addr", "HANDLER_LISTEN_ADDR"),
             ("--log-format", "HOOKLINE_LOG_FORMAT"),
             ("--registry-topic", "HANDLER_REGISTRY_TOPIC"),

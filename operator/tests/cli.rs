@@ -9,6 +9,18 @@ fn help_documents_flags_and_their_environment_variables() {
         &["run"],
         &[
             ("--kafka-bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS"),
+            ("--kafka-security-protocol", "KAFKA_SECURITY_PROTOCOL"),
+            ("--kafka-sasl-mechanism", "KAFKA_SASL_MECHANISM"),
+            ("--kafka-sasl-username", "KAFKA_SASL_USERNAME"),
+            ("--kafka-sasl-password", "KAFKA_SASL_PASSWORD"),
+            ("--kafka-ssl-ca-location", "KAFKA_SSL_CA_LOCATION"),
+            ("--registry-keys-dir", "HOOKLINE_REGISTRY_KEYS_DIR"),
+            (
+                "--registry-keys-reload-interval",
+                "HOOKLINE_REGISTRY_KEYS_RELOAD_INTERVAL",
+            ),
+            ("--events-topic", "HOOKLINE_EVENTS_TOPIC"),
+            ("--dead-letter-topic", "HOOKLINE_DEAD_LETTER_TOPIC"),
             ("--ops-addr", "HOOKLINE_OPS_ADDR"),
             (
                 "--emitter-network-policy",
