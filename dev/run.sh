@@ -99,6 +99,8 @@ up() {
     --from-literal=DATABASE_URL="$CONSUMER_DATABASE_URL" --dry-run=client -o yaml | "$KUBECTL" apply -f - >/dev/null
   "$BIN_DIR/hookline-consumer" --log-format text --database-url "$DATABASE_URL" migrate ||
     die "the schema migrations failed (above)"
+  # Every namespace's release is named hookline: its topics and consumer group take the
+  # namespace as their prefix, so runs in two namespaces share no topic on the stack's Kafka.
   # Each component logs in to Kafka as its own SCRAM principal, over TLS to the stack's CA.
   "$KUBECTL" -n "$NAMESPACE" create secret generic hookline-kafka-logins \
     --from-literal=operator-username=hookline-operator --from-literal=operator-password="$KAFKA_SASL_PASSWORD_OPERATOR" \
@@ -111,6 +113,7 @@ up() {
   log "helm upgrade --install $RELEASE into namespace $NAMESPACE"
   "$HELM" upgrade --install "$RELEASE" "$REPO_ROOT/helm/hookline" --namespace "$NAMESPACE" \
     --set logFormat=text \
+    --set topicPrefix="$NAMESPACE" \
     --set kafka.builtIn=false --set kafka.bootstrapServers="$KAFKA_BOOTSTRAP_SERVERS" \
     --set kafka.security.protocol=sasl_ssl --set kafka.security.sasl.existingSecret=hookline-kafka-logins \
     --set kafka.security.tls.caSecret=hookline-kafka-ca \

@@ -542,10 +542,10 @@ async fn set_emitter(webhooks: &Api<Webhook>, name: &str, enabled: bool) -> anyh
 }
 
 /// Partitions of `topic`.
-/// The events topic of `make run`'s release (the chart's topicPrefix defaults to the
-/// release name, `hookline` in dev/run.sh).
+/// The events topic of the bench's release: dev/run.sh prefixes the topics with its
+/// namespace.
 fn events_topic() -> String {
-    hookline_api::topics::TopicNames::with_prefix("hookline").events
+    hookline_api::topics::TopicNames::with_prefix(NAMESPACE).events
 }
 
 async fn partitions(kafka: &KafkaConnection, topic: &str) -> anyhow::Result<i64> {

@@ -348,10 +348,9 @@ impl System {
         text
     }
 
-    /// The topics of the release (`hookline`, as dev/run.sh names it: the chart prefixes
-    /// every topic with the release name).
+    /// The topics of the release: dev/run.sh prefixes them with the namespace.
     pub fn topics(&self) -> hookline_api::topics::TopicNames {
-        hookline_api::topics::TopicNames::with_prefix("hookline")
+        hookline_api::topics::TopicNames::with_prefix(&self.namespace)
     }
 
     /// Sets Helm values (`key=<JSON>`) on the running release and waits for the rollout.
