@@ -73,6 +73,8 @@ mod tests {
             "hookline-handler",
             "--kafka-bootstrap-servers",
             "127.0.0.1:9092",
+            "--registry-keys-dir",
+            "/etc/hookline/registry-keys",
             "--trusted-proxies",
             "10.0.0.0/8,127.0.0.1",
         ])
@@ -85,6 +87,8 @@ mod tests {
                 "hookline-handler",
                 "--kafka-bootstrap-servers",
                 "127.0.0.1:9092",
+                "--registry-keys-dir",
+                "/etc/hookline/registry-keys",
                 "--trusted-proxies",
                 "10.0.0.0/33",
             ])

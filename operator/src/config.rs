@@ -173,6 +173,7 @@ mod tests {
             "--kafka-bootstrap-servers=k:9092",
             "--public-base-url=https://hooks.example.com",
             "--in-cluster-handler-url=http://h.ns.svc:80",
+            "--registry-keys-dir=/etc/hookline/registry-keys",
         ];
         let cli = Cli::try_parse_from(base.iter().chain(extra))?;
         match cli.command {

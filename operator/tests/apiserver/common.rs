@@ -198,6 +198,8 @@ pub struct RegistryReader {
     consumer: StreamConsumer,
     keys: tokio::sync::watch::Receiver<Arc<Keyring>>,
     latest: HashMap<String, RegistryUpdate>,
+    /// The key id the newest record of each webhook was sealed under.
+    latest_key: HashMap<String, String>,
     pub raw_values: Vec<Vec<u8>>,
 }
 
@@ -215,6 +217,7 @@ impl RegistryReader {
             consumer,
             keys,
             latest: HashMap::new(),
+            latest_key: HashMap::new(),
             raw_values: Vec::new(),
         }
     }
@@ -231,27 +234,44 @@ impl RegistryReader {
             if let Some(update) = self.latest.get(webhook_id).filter(|u| accept(u)) {
                 return update.clone();
             }
-            let message = tokio::time::timeout_at(deadline, self.consumer.recv())
-                .await
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "no acceptable registry update for {webhook_id} within {timeout:?}; newest: {:?}",
-                        self.latest.get(webhook_id)
-                    )
-                })
-                .expect("registry consumer");
-            if let Some(value) = message.payload() {
-                self.raw_values.push(value.to_vec());
-            }
-            let keyring = self.keys.borrow().clone();
-            let update = registry::decode(message.key(), message.payload(), Some(&keyring))
-                .expect("valid registry record");
-            let id = match &update {
-                RegistryUpdate::Upsert(entry) => entry.webhook_id.clone(),
-                RegistryUpdate::Deleted { webhook_id } => webhook_id.clone(),
-            };
-            self.latest.insert(id, update);
+            self.read_one(deadline, webhook_id).await;
         }
+    }
+
+    /// Reads until the newest record of `webhook_id` is sealed under `key_id`.
+    pub async fn wait_for_key(&mut self, webhook_id: &str, key_id: &str, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.latest_key.get(webhook_id).map(String::as_str) != Some(key_id) {
+            self.read_one(deadline, webhook_id).await;
+        }
+    }
+
+    async fn read_one(&mut self, deadline: tokio::time::Instant, webhook_id: &str) {
+        let message = tokio::time::timeout_at(deadline, self.consumer.recv())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "no acceptable registry update for {webhook_id} in time; newest: {:?} under {:?}",
+                    self.latest.get(webhook_id),
+                    self.latest_key.get(webhook_id)
+                )
+            })
+            .expect("registry consumer");
+        let keyring = self.keys.borrow().clone();
+        let update = registry::decode(message.key(), message.payload(), Some(&keyring))
+            .expect("valid registry record");
+        let id = match &update {
+            RegistryUpdate::Upsert(entry) => entry.webhook_id.clone(),
+            RegistryUpdate::Deleted { webhook_id } => webhook_id.clone(),
+        };
+        if let Some(value) = message.payload() {
+            let sealed: serde_json::Value = serde_json::from_slice(value).expect("JSON");
+            if let Some(key) = sealed["secrets"]["keyId"].as_str() {
+                self.latest_key.insert(id.clone(), key.to_owned());
+            }
+            self.raw_values.push(value.to_vec());
+        }
+        self.latest.insert(id, update);
     }
 }
 
