@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookline_core::kafka::{self, reliable_producer_config};
+use hookline_core::kafka::{self, KafkaConnection, reliable_producer_config};
 use hookline_core::ops::{self, Readiness};
 use hookline_core::registry::{self, FollowError, RegistryView};
 use hookline_core::shutdown::Shutdown;
@@ -139,7 +139,15 @@ pub async fn run(database_url: &str, args: RunArgs, shutdown: Shutdown) -> Resul
         () = shutdown.wait() => false,
     };
     let consumed = if loaded {
-        consume(&args, day_partitions, view, metrics, shutdown.clone()).await
+        consume(
+            &args,
+            &kafka,
+            day_partitions,
+            view,
+            metrics,
+            shutdown.clone(),
+        )
+        .await
     } else {
         Ok(())
     };
@@ -157,14 +165,14 @@ pub async fn run(database_url: &str, args: RunArgs, shutdown: Shutdown) -> Resul
 /// Runs both pipelines until shutdown.
 async fn consume(
     args: &RunArgs,
+    kafka: &KafkaConnection,
     day_partitions: Arc<DayPartitions>,
     view: RegistryView,
     metrics: Metrics,
     shutdown: Shutdown,
 ) -> Result<(), RunError> {
-    let kafka = args.kafka.connection()?;
     let producer: FutureProducer =
-        reliable_producer_config(&kafka, "hookline-consumer", COPY_DELIVERY_TIMEOUT)
+        reliable_producer_config(kafka, "hookline-consumer", COPY_DELIVERY_TIMEOUT)
             .create()
             .map_err(RunError::Producer)?;
     let routes = Routes::new(

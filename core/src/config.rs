@@ -7,8 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::kafka::{
-    KafkaConnection, KafkaSecurity, KafkaSettingsError, SaslLogin, SaslMechanism, SecurityProtocol,
-    Tls,
+    KafkaConnection, KafkaSecurity, KafkaSettingsError, SaslMechanism, SecurityProtocol,
 };
 use crate::source::Cidr;
 use crate::telemetry::LogFormat;
@@ -64,37 +63,13 @@ impl KafkaArgs {
     /// The validated connection settings: refuses a SASL login without its user name or
     /// password, and a CA file that cannot be read, naming the setting.
     pub fn connection(&self) -> Result<KafkaConnection, KafkaSettingsError> {
-        let tls = || -> Result<Tls, KafkaSettingsError> {
-            if let Some(path) = &self.kafka_ssl_ca_location {
-                std::fs::metadata(path).map_err(|source| KafkaSettingsError::CaFile {
-                    path: path.clone(),
-                    source,
-                })?;
-            }
-            Ok(Tls {
-                ca_location: self.kafka_ssl_ca_location.clone(),
-            })
-        };
-        let security = match self.kafka_security_protocol {
-            SecurityProtocol::Plaintext => KafkaSecurity::Plaintext,
-            SecurityProtocol::Ssl => KafkaSecurity::Ssl(tls()?),
-            SecurityProtocol::SaslSsl => {
-                let present = |value: &Option<String>, env: &'static str| {
-                    value
-                        .clone()
-                        .filter(|v| !v.is_empty())
-                        .ok_or(KafkaSettingsError::Missing(env))
-                };
-                KafkaSecurity::SaslSsl {
-                    tls: tls()?,
-                    login: SaslLogin {
-                        mechanism: self.kafka_sasl_mechanism,
-                        username: present(&self.kafka_sasl_username, KAFKA_SASL_USERNAME_ENV)?,
-                        password: present(&self.kafka_sasl_password, KAFKA_SASL_PASSWORD_ENV)?,
-                    },
-                }
-            }
-        };
+        let security = KafkaSecurity::from_parts(
+            self.kafka_security_protocol,
+            self.kafka_sasl_mechanism,
+            self.kafka_sasl_username.clone(),
+            self.kafka_sasl_password.clone(),
+            self.kafka_ssl_ca_location.clone(),
+        )?;
         Ok(KafkaConnection::new(
             self.kafka_bootstrap_servers.clone(),
             security,

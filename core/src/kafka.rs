@@ -127,6 +127,48 @@ pub enum KafkaSecurity {
     SaslSsl { tls: Tls, login: SaslLogin },
 }
 
+impl KafkaSecurity {
+    /// The settings of `protocol` from their parts, as flags or variables give them:
+    /// refuses a SASL login without its user name or password (empty counts as missing)
+    /// and a CA file that cannot be read, naming the setting.
+    pub fn from_parts(
+        protocol: SecurityProtocol,
+        mechanism: SaslMechanism,
+        username: Option<String>,
+        password: Option<String>,
+        ca_location: Option<PathBuf>,
+    ) -> Result<Self, KafkaSettingsError> {
+        let tls = || -> Result<Tls, KafkaSettingsError> {
+            if let Some(path) = &ca_location {
+                std::fs::metadata(path).map_err(|source| KafkaSettingsError::CaFile {
+                    path: path.clone(),
+                    source,
+                })?;
+            }
+            Ok(Tls {
+                ca_location: ca_location.clone(),
+            })
+        };
+        let present = |value: Option<String>, env: &'static str| {
+            value
+                .filter(|v| !v.is_empty())
+                .ok_or(KafkaSettingsError::Missing(env))
+        };
+        Ok(match protocol {
+            SecurityProtocol::Plaintext => Self::Plaintext,
+            SecurityProtocol::Ssl => Self::Ssl(tls()?),
+            SecurityProtocol::SaslSsl => Self::SaslSsl {
+                tls: tls()?,
+                login: SaslLogin {
+                    mechanism,
+                    username: present(username, KAFKA_SASL_USERNAME_ENV)?,
+                    password: present(password, KAFKA_SASL_PASSWORD_ENV)?,
+                },
+            },
+        })
+    }
+}
+
 #[derive(Debug, Error)]
 pub enum KafkaSettingsError {
     #[error("{0} is required with security protocol sasl_ssl")]
@@ -190,27 +232,18 @@ impl KafkaConnection {
             .unwrap_or("plaintext")
             .parse()
             .map_err(invalid(KAFKA_SECURITY_PROTOCOL_ENV))?;
-        let tls = Tls {
-            ca_location: get(KAFKA_SSL_CA_LOCATION_ENV).map(PathBuf::from),
-        };
-        let security = match protocol {
-            SecurityProtocol::Plaintext => KafkaSecurity::Plaintext,
-            SecurityProtocol::Ssl => KafkaSecurity::Ssl(tls),
-            SecurityProtocol::SaslSsl => KafkaSecurity::SaslSsl {
-                tls,
-                login: SaslLogin {
-                    mechanism: get(KAFKA_SASL_MECHANISM_ENV)
-                        .as_deref()
-                        .unwrap_or("SCRAM-SHA-512")
-                        .parse()
-                        .map_err(invalid(KAFKA_SASL_MECHANISM_ENV))?,
-                    username: get(KAFKA_SASL_USERNAME_ENV)
-                        .ok_or(KafkaSettingsError::Missing(KAFKA_SASL_USERNAME_ENV))?,
-                    password: get(KAFKA_SASL_PASSWORD_ENV)
-                        .ok_or(KafkaSettingsError::Missing(KAFKA_SASL_PASSWORD_ENV))?,
-                },
-            },
-        };
+        let mechanism: SaslMechanism = get(KAFKA_SASL_MECHANISM_ENV)
+            .as_deref()
+            .unwrap_or("SCRAM-SHA-512")
+            .parse()
+            .map_err(invalid(KAFKA_SASL_MECHANISM_ENV))?;
+        let security = KafkaSecurity::from_parts(
+            protocol,
+            mechanism,
+            get(KAFKA_SASL_USERNAME_ENV),
+            get(KAFKA_SASL_PASSWORD_ENV),
+            get(KAFKA_SSL_CA_LOCATION_ENV).map(PathBuf::from),
+        )?;
         Ok(Self::new(bootstrap, security))
     }
 
