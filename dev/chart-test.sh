@@ -462,6 +462,63 @@ check "every pod: non-root, read-only, probes, resources, labels" every_pod_is_h
 check "NetworkPolicies by default: who may reach each pod, on which port" network_policies_by_default
 check "networkPolicy.enabled=false: no NetworkPolicy, and the operator writes none" network_policies_off_with_a_value
 check "NetworkPolicies follow monitoring, ingress controller, extraFrom, console Ingress, watchNamespace" network_policies_follow_the_values
+# The rules as the chart renders them: without the Prometheus Operator's CRD a ConfigMap whose
+# rules file promtool accepts; with it a PrometheusRule, each alert with its runbook_url.
+alerts_render_for_both_kinds_of_prometheus() {
+  helm_ template "$RELEASE" "$CHART" --show-only templates/alerts.yaml >"$WORK/alerts-cm.yaml" &&
+    "$PYTHON" -c 'import sys, yaml; d = yaml.safe_load(open(sys.argv[1])); assert d["kind"] == "ConfigMap", d["kind"]; open(sys.argv[2], "w").write(d["data"]["hookline.rules.yaml"])' \
+      "$WORK/alerts-cm.yaml" "$WORK/rendered.rules.yaml" &&
+    "$PROMTOOL" check rules "$WORK/rendered.rules.yaml" &&
+    helm_ template "$RELEASE" "$CHART" --show-only templates/alerts.yaml \
+      --api-versions monitoring.coreos.com/v1/PrometheusRule \
+      --set alerts.runbookBaseUrl=https://docs.example.org/hookline/RUNBOOK.md >"$WORK/alerts-pr.yaml" &&
+    "$PYTHON" - "$WORK/alerts-pr.yaml" "$CHART/files/alerts.yaml" <<'PY'
+import sys, yaml
+rendered = yaml.safe_load(open(sys.argv[1]))
+assert rendered["kind"] == "PrometheusRule", rendered["kind"]
+source = yaml.safe_load(open(sys.argv[2]))
+alerts = [r for g in rendered["spec"]["groups"] for r in g["rules"] if "alert" in r]
+assert len(alerts) == sum(1 for g in source["groups"] for r in g["rules"] if "alert" in r)
+for rule in alerts:
+    section = rule["annotations"]["runbook"].split("#")[1]
+    assert section == rule["alert"].lower(), rule["alert"]
+    assert rule["annotations"]["runbook_url"] == "https://docs.example.org/hookline/RUNBOOK.md#" + section
+PY
+}
+
+# Every alert has its section in docs/RUNBOOK.md, a heading named after it.
+every_alert_has_a_runbook_section() {
+  "$PYTHON" - "$CHART/files/alerts.yaml" "$REPO_ROOT/docs/RUNBOOK.md" <<'PY'
+import sys, yaml
+headings = {line[3:].strip() for line in open(sys.argv[2]) if line.startswith("## ")}
+missing = [r["alert"] for g in yaml.safe_load(open(sys.argv[1]))["groups"] for r in g["rules"]
+           if "alert" in r and r["alert"] not in headings]
+assert not missing, f"no section in docs/RUNBOOK.md for {missing}"
+PY
+}
+
+alert_unit_tests_pass() { "$PROMTOOL" test rules "$CHART/tests/alerts.test.yaml"; }
+
+# The dashboard ConfigMap carries the sidecar's label and a dashboard whose every panel has
+# a query on the templated data source, with the namespace and webhook variables.
+dashboard_is_a_grafana_configmap() {
+  helm_ template "$RELEASE" "$CHART" --show-only templates/dashboard.yaml >"$WORK/dashboard.yaml" &&
+    "$PYTHON" - "$WORK/dashboard.yaml" <<'PY'
+import json, sys, yaml
+cm = yaml.safe_load(open(sys.argv[1]))
+assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+dashboard = json.loads(cm["data"]["hookline.json"])
+variables = {v["name"] for v in dashboard["templating"]["list"]}
+assert {"datasource", "namespace", "webhook"} <= variables, variables
+panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+assert len(panels) >= 15, len(panels)
+for panel in panels:
+    assert panel["targets"], panel["title"]
+    for target in panel["targets"]:
+        assert 'namespace=~"$namespace"' in target["expr"], (panel["title"], target["expr"])
+PY
+}
+
 examples_are_valid() {
   local example
   for example in "$REPO_ROOT"/examples/*.yaml; do
@@ -469,6 +526,10 @@ examples_are_valid() {
   done
 }
 
+check "alerts: a ConfigMap promtool checks, or a PrometheusRule with runbook URLs" alerts_render_for_both_kinds_of_prometheus
+check "every alert has its section in docs/RUNBOOK.md" every_alert_has_a_runbook_section
+check "promtool test rules: each alert fires, and stays quiet, when it should" alert_unit_tests_pass
+check "the Grafana dashboard: a labelled ConfigMap, every panel queried by namespace" dashboard_is_a_grafana_configmap
 check "helm install into kube-apiserver" install_into_the_api_server
 check "examples/ are accepted by the API server" examples_are_valid
 check "kubectl get shows every object" objects_exist

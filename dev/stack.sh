@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The local stack: real PostgreSQL, Kafka and a Kubernetes control plane on loopback (PostgreSQL
-# and Kafka's SASL_SSL listener with certificates from a CA of its own, dev/components/tls.sh).
+# and Kafka's SASL_SSL listener with certificates from a CA of its own, dev/components/tls.sh),
+# and Prometheus's binaries for the tests that start a Prometheus of their own.
 #
 #   dev/stack.sh up       install what is missing, start everything, write .stack/env
 #   dev/stack.sh down     stop exactly what `up` started
@@ -11,7 +12,7 @@
 # shellcheck source=dev/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-COMPONENTS=(tls postgres kafka kube)
+COMPONENTS=(tls postgres kafka kube prometheus)
 
 component() { bash "$DEV_DIR/components/$1.sh" "$2"; }
 
