@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help crds stack-up stack-down stack-status test lint fmt check build run kind-up kind-test kind-down bench chaos
+.PHONY: help crds stack-up stack-down stack-status test lint fmt check build run kind-up kind-test kind-down bench chaos observability-docs
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -62,3 +62,8 @@ bench: ## Run every benchmark stage (or STAGES="operator ..."), write bench/resu
 
 chaos: ## Fault scenarios during traffic (stops the stack's Kafka and PostgreSQL: run alone), regenerate docs/RELIABILITY.md
 	@dev/chaos.sh $(SCENARIOS)
+
+observability-docs: stack-up ## Run the observability test (alerts fire and clear against a real Prometheus), redraw docs/OBSERVABILITY.md's panel charts from its answers
+	$(CARGO) build --workspace --bins --locked
+	source .stack/env && $(CARGO) test -p hookline-e2e --test observability --locked
+	python3 dev/observability_report.py

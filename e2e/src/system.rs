@@ -225,24 +225,18 @@ impl System {
 
     /// The /metrics pages of every running pod: (pod name, page).
     pub fn metrics_pages(&self) -> Vec<(String, String)> {
-        let text = std::fs::read_to_string(self.pods_dir.join("pods.json")).unwrap_or_default();
-        let pods: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        pods["pods"]
-            .as_object()
-            .map(|pods| {
-                pods.iter()
-                    .filter_map(|(name, pod)| {
-                        // The handler serves /metrics beside its API, the others on ops.
-                        let port = pod["ports"]["9090"]
-                            .as_u64()
-                            .or_else(|| pod["ports"]["8080"].as_u64())?;
-                        let port = u16::try_from(port).ok()?;
-                        let (_, body) = hookline_testkit::http::get(port, "/metrics")?;
-                        Some((name.clone(), body))
-                    })
-                    .collect()
+        metrics_ports(&self.pods_dir)
+            .into_iter()
+            .filter_map(|(name, _, port)| {
+                let (_, body) = hookline_testkit::http::get(port, "/metrics")?;
+                Some((name, body))
             })
-            .unwrap_or_default()
+            .collect()
+    }
+
+    /// The directory of dev-pod-runner's pods.json, for [`scrape_targets`] on another thread.
+    pub fn pods_dir(&self) -> &Path {
+        &self.pods_dir
     }
 
     /// The directory of the run's state (nginx, pods).
@@ -380,6 +374,51 @@ impl System {
             ],
         );
     }
+}
+
+/// (pod name, component, local port of /metrics) of every running pod in `pods_dir`.
+fn metrics_ports(pods_dir: &Path) -> Vec<(String, String, u16)> {
+    let text = std::fs::read_to_string(pods_dir.join("pods.json")).unwrap_or_default();
+    let pods: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    pods["pods"]
+        .as_object()
+        .map(|pods| {
+            pods.iter()
+                .filter_map(|(name, pod)| {
+                    // The handler serves /metrics beside its API, the others on ops.
+                    let port = pod["ports"]["9090"]
+                        .as_u64()
+                        .or_else(|| pod["ports"]["8080"].as_u64())?;
+                    let component = pod["labels"]["app.kubernetes.io/component"]
+                        .as_str()
+                        .unwrap_or("emitter")
+                        .to_owned();
+                    Some((name.clone(), component, u16::try_from(port).ok()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every running pod of `pods_dir` as a Prometheus target, labelled as a PodMonitor
+/// labels a pod: namespace, pod, container (the component).
+pub fn scrape_targets(
+    pods_dir: &Path,
+    namespace: &str,
+) -> Vec<hookline_testkit::prometheus::Target> {
+    metrics_ports(pods_dir)
+        .into_iter()
+        .map(
+            |(pod, component, port)| hookline_testkit::prometheus::Target {
+                port,
+                labels: vec![
+                    ("namespace".to_owned(), namespace.to_owned()),
+                    ("pod".to_owned(), pod),
+                    ("container".to_owned(), component),
+                ],
+            },
+        )
+        .collect()
 }
 
 /// The stack's state directory (.stack unless HOOKLINE_STACK_DIR says otherwise).
