@@ -90,6 +90,16 @@ pub struct RegistryKeysArgs {
     pub registry_keys_reload_interval: Duration,
 }
 
+/// How the metrics that count per Webhook are labelled (`registry::WebhookLabels`).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct WebhookMetricsArgs {
+    /// Label per-Webhook metrics with the Webhook id (ids the registry lists, else
+    /// "unknown": one series per live Webhook). false: every Webhook's counts under
+    /// webhook="all", for installations with so many Webhooks that the series count matters.
+    #[arg(long, env = "HOOKLINE_PER_WEBHOOK_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub per_webhook_metrics: bool,
+}
+
 /// Where `/healthz`, `/readyz` and `/metrics` are served.
 #[derive(Debug, Clone, Args)]
 pub struct OpsArgs {

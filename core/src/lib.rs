@@ -5,6 +5,7 @@
 pub mod config;
 pub mod kafka;
 pub mod ops;
+pub mod process_metrics;
 pub mod provider;
 pub mod record_headers;
 pub mod registry;

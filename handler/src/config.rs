@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use hookline_api::topics;
-use hookline_core::config::{CommonArgs, KafkaArgs, RegistryKeysArgs, parse_cidr, parse_duration};
+use hookline_core::config::{
+    CommonArgs, KafkaArgs, RegistryKeysArgs, WebhookMetricsArgs, parse_cidr, parse_duration,
+};
 use hookline_core::source::Cidr;
 
 /// Hookline's HTTP edge: verifies signed webhook deliveries and produces them to Kafka,
@@ -19,6 +21,8 @@ pub struct Config {
     pub kafka: KafkaArgs,
     #[command(flatten)]
     pub registry_keys: RegistryKeysArgs,
+    #[command(flatten)]
+    pub webhook_metrics: WebhookMetricsArgs,
     /// Address the webhook endpoint and /healthz, /readyz, /metrics listen on.
     #[arg(long, env = "HANDLER_LISTEN_ADDR", default_value = "0.0.0.0:8080")]
     pub listen_addr: SocketAddr,

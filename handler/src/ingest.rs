@@ -38,7 +38,7 @@ use hyper::body::Bytes;
 use serde_json::json;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use crate::metrics::{Metrics, ReasonLabel, StatusLabel};
+use crate::metrics::Metrics;
 use crate::produce::{Event, EventProducer, ProduceError};
 use crate::rate_limit::SharedRateLimiter;
 use crate::rejection::Rejection;
@@ -132,11 +132,7 @@ async fn receive(
     };
     ingest
         .metrics
-        .requests
-        .get_or_create(&StatusLabel {
-            status: response.status().as_u16(),
-        })
-        .inc();
+        .count_answer(&ingest.registry, &webhook_id, response.status().as_u16());
     ingest
         .metrics
         .request_seconds
@@ -315,9 +311,7 @@ impl Ingest {
         };
         if let Some(reason) = reason {
             self.metrics
-                .verification_failures
-                .get_or_create(&ReasonLabel { reason })
-                .inc();
+                .count_verification_failure(&self.registry, webhook_id, reason);
         }
         match rejection {
             Rejection::KafkaUnavailable(_) | Rejection::SecretUnusable => {
@@ -380,14 +374,14 @@ fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use chrono::TimeZone;
     use hookline_core::registry::{RateLimit, RegistrySecret};
     use hookline_core::retry::DeliveryPolicy;
     use hookline_core::signature::{Scheme, sign};
 
-    fn entry(secrets: Vec<RegistrySecret>) -> RegistryEntry {
+    pub(crate) fn entry(secrets: Vec<RegistrySecret>) -> RegistryEntry {
         RegistryEntry {
             webhook_id: "wh-1".into(),
             namespace: "shop".into(),

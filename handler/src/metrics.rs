@@ -1,4 +1,5 @@
-//! The handler's Prometheus metrics.
+//! The handler's Prometheus metrics. Answers and verification failures count per
+//! Webhook, under the label `registry::WebhookLabels` gives each id.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -7,20 +8,28 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use hookline_core::registry::{RegistryView, WebhookLabels};
+use hookline_core::signature::VerifyError;
+
+use crate::rejection::Rejection;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StatusLabel {
+pub struct AnswerLabels {
+    pub webhook: String,
     pub status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabel {
+pub struct FailureLabels {
+    pub webhook: String,
     pub reason: &'static str,
 }
 
 #[derive(Clone)]
 pub struct Metrics {
-    pub requests: Family<StatusLabel, Counter>,
-    pub verification_failures: Family<ReasonLabel, Counter>,
+    labels: WebhookLabels,
+    pub requests: Family<AnswerLabels, Counter>,
+    pub verification_failures: Family<FailureLabels, Counter>,
     pub produce_seconds: Histogram,
     pub request_seconds: Histogram,
     pub in_flight: Gauge,
@@ -31,10 +40,11 @@ pub struct Metrics {
 
 impl Metrics {
     /// The metrics, registered in `registry`.
-    pub fn register(registry: &mut Registry) -> Self {
+    pub fn register(registry: &mut Registry, labels: WebhookLabels) -> Self {
         // 0.25 ms to ~8 s: produce and request latencies span sub-millisecond to timeouts.
         let buckets = || exponential_buckets(0.000_25, 2.0, 16);
         let metrics = Self {
+            labels,
             requests: Family::default(),
             verification_failures: Family::default(),
             produce_seconds: Histogram::new(buckets()),
@@ -46,12 +56,12 @@ impl Metrics {
         };
         registry.register(
             "requests",
-            "Webhook requests answered, by HTTP status",
+            "Webhook requests answered, by Webhook and HTTP status",
             metrics.requests.clone(),
         );
         registry.register(
             "verification_failures",
-            "Requests refused by signature or timestamp verification, by reason",
+            "Requests refused by signature or timestamp verification, by Webhook and reason",
             metrics.verification_failures.clone(),
         );
         registry.register(
@@ -85,5 +95,119 @@ impl Metrics {
             metrics.replay_cache_evictions.clone(),
         );
         metrics
+    }
+
+    pub fn count_answer(&self, view: &RegistryView, webhook_id: &str, status: u16) {
+        self.requests
+            .get_or_create(&AnswerLabels {
+                webhook: self.labels.value(view, webhook_id),
+                status,
+            })
+            .inc();
+    }
+
+    pub fn count_verification_failure(
+        &self,
+        view: &RegistryView,
+        webhook_id: &str,
+        reason: &'static str,
+    ) {
+        self.verification_failures
+            .get_or_create(&FailureLabels {
+                webhook: self.labels.value(view, webhook_id),
+                reason,
+            })
+            .inc();
+    }
+
+    /// Removes a deleted Webhook's series: its requests now count as `unknown`.
+    pub fn forget_webhook(&self, webhook_id: &str) {
+        if !self.labels.per_webhook() {
+            return;
+        }
+        // Every status an HTTP answer can have; removing an absent set is a no-op.
+        for status in 100..600 {
+            self.requests.remove(&AnswerLabels {
+                webhook: webhook_id.to_owned(),
+                status,
+            });
+        }
+        let reasons = VerifyError::REASONS
+            .into_iter()
+            .chain([Rejection::SecretUnusable.code()]);
+        for reason in reasons {
+            self.verification_failures.remove(&FailureLabels {
+                webhook: webhook_id.to_owned(),
+                reason,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hookline_core::registry::{RegistryEntry, RegistryUpdate};
+
+    fn view_with(webhook_id: &str) -> RegistryView {
+        let view = RegistryView::default();
+        let entry = RegistryEntry {
+            webhook_id: webhook_id.to_owned(),
+            ..crate::ingest::tests::entry(Vec::new())
+        };
+        view.apply(RegistryUpdate::Upsert(Box::new(entry)));
+        view
+    }
+
+    fn text(registry: &Registry) -> String {
+        let mut body = String::new();
+        prometheus_client::encoding::text::encode(&mut body, registry).expect("encoded");
+        body
+    }
+
+    #[test]
+    fn answers_count_per_live_webhook_and_strangers_as_unknown() {
+        let mut registry = Registry::with_prefix("hookline_handler");
+        let metrics = Metrics::register(&mut registry, WebhookLabels::new(true));
+        let view = view_with("wh-1");
+        metrics.count_answer(&view, "wh-1", 202);
+        metrics.count_answer(&view, "wh-1", 202);
+        metrics.count_answer(&view, "../../etc/passwd", 404);
+        metrics.count_verification_failure(&view, "wh-1", "no_matching_signature");
+        let body = text(&registry);
+        assert!(
+            body.contains(r#"hookline_handler_requests_total{webhook="wh-1",status="202"} 2"#),
+            "{body}"
+        );
+        assert!(
+            body.contains(r#"hookline_handler_requests_total{webhook="unknown",status="404"} 1"#),
+            "{body}"
+        );
+        assert!(
+            body.contains(r#"hookline_handler_verification_failures_total{webhook="wh-1",reason="no_matching_signature"} 1"#),
+            "{body}"
+        );
+
+        metrics.forget_webhook("wh-1");
+        let body = text(&registry);
+        assert!(
+            !body.contains(r#"webhook="wh-1""#),
+            "a deleted Webhook's series go: {body}"
+        );
+        assert!(body.contains(r#"webhook="unknown""#), "{body}");
+    }
+
+    #[test]
+    fn one_series_for_all_webhooks_when_the_label_is_off() {
+        let mut registry = Registry::with_prefix("hookline_handler");
+        let metrics = Metrics::register(&mut registry, WebhookLabels::new(false));
+        let view = view_with("wh-1");
+        metrics.count_answer(&view, "wh-1", 202);
+        metrics.count_answer(&view, "wh-2", 202);
+        let body = text(&registry);
+        assert!(
+            body.contains(r#"hookline_handler_requests_total{webhook="all",status="202"} 2"#),
+            "{body}"
+        );
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use hookline_core::kafka;
 use hookline_core::ops::{self, Readiness};
-use hookline_core::registry::{self, FollowError, RegistryUpdate, RegistryView};
+use hookline_core::registry::{self, FollowError, RegistryUpdate, RegistryView, WebhookLabels};
 use hookline_core::shutdown::Shutdown;
 use prometheus_client::registry::Registry;
 use thiserror::Error;
@@ -61,7 +61,10 @@ pub async fn serve(
 ) -> Result<(), ServiceError> {
     let readiness = Readiness::default();
     let mut metrics_registry = Registry::with_prefix("hookline_handler");
-    let metrics = Metrics::register(&mut metrics_registry);
+    let metrics = Metrics::register(
+        &mut metrics_registry,
+        WebhookLabels::new(config.webhook_metrics.per_webhook_metrics),
+    );
     let kafka = config.kafka.connection()?;
     let keys = registry::sealing::watch_dir(
         config.registry_keys.registry_keys_dir.clone(),
@@ -74,10 +77,11 @@ pub async fn serve(
     let view = RegistryView::default();
     let rate_limiter = Arc::new(SharedRateLimiter::default());
     let forget_deleted = {
-        let rate_limiter = rate_limiter.clone();
+        let (rate_limiter, metrics) = (rate_limiter.clone(), metrics.clone());
         move |update: &RegistryUpdate| {
             if let RegistryUpdate::Deleted { webhook_id } = update {
                 rate_limiter.forget(webhook_id);
+                metrics.forget_webhook(webhook_id);
             }
         }
     };

@@ -5,9 +5,11 @@
 //! [`sealing`]; tombstone = deleted). Readers load it fully before they report ready,
 //! then follow it, so the hot path never makes a network round-trip to look a webhook up.
 
+mod labels;
 pub mod sealing;
 mod view;
 
+pub use labels::WebhookLabels;
 pub use sealing::{Keyring, KeyringError, OpenError, SealedSecrets};
 pub use view::{CatchUpError, FollowError, Lookup, READINESS_CONDITION, RegistryView, follow};
 

@@ -315,8 +315,10 @@ async fn follow_topic(
                     RegistryUpdate::Deleted { webhook_id } => webhook_id,
                 };
                 pending.remove(id);
+                // Applied first: what `on_update` does (forgetting a deleted Webhook's
+                // series, say) is not undone by a lookup that still found it active.
+                view.apply(update.clone());
                 on_update(&update);
-                view.apply(update);
             }
             Err(err) if err.is_unknown_key() => {
                 tracing::warn!(
@@ -363,8 +365,8 @@ fn apply_pending(
         |id, value| match decode(Some(id.as_bytes()), Some(value), Some(keyring)) {
             Ok(update) => {
                 tracing::info!(webhook_id = %id, "registry entry applied after a keyring change");
+                view.apply(update.clone());
                 on_update(&update);
-                view.apply(update);
                 false
             }
             Err(err) if err.is_unknown_key() => true,

@@ -171,7 +171,16 @@ pub enum VerifyError {
 }
 
 impl VerifyError {
-    /// A short stable label for metrics and logs.
+    /// Every value `reason` can return, e.g. for removing a label set's series.
+    pub const REASONS: [&'static str; 5] = [
+        "no_secrets",
+        "missing_header",
+        "malformed_header",
+        "no_matching_signature",
+        "timestamp_out_of_tolerance",
+    ];
+
+    /// A short stable label for metrics and logs (one of [`Self::REASONS`]).
     pub fn reason(&self) -> &'static str {
         match self {
             VerifyError::NoSecrets => "no_secrets",
