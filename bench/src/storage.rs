@@ -129,7 +129,9 @@ async fn measure(args: &Args, database_url: &str) -> anyhow::Result<Report> {
                 .ensure_for(rows.iter().map(|r| r.received_at))
                 .await?;
             let mut connection = pool.acquire().await?;
-            let inserted = store::insert_events(&mut connection, &rows, &days.searched).await?;
+            let inserted = store::insert_events(&mut connection, &rows, &days.searched)
+                .await?
+                .total();
             if inserted != rows.len() as u64 {
                 bail!("{} of {} new events inserted", inserted, rows.len());
             }

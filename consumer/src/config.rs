@@ -6,7 +6,9 @@ use crate::day_partitions::Retention;
 use chrono::{DateTime, Utc};
 use clap::{ArgGroup, Parser, Subcommand};
 use hookline_api::topics;
-use hookline_core::config::{CommonArgs, KafkaArgs, OpsArgs, parse_database_url, parse_duration};
+use hookline_core::config::{
+    CommonArgs, KafkaArgs, OpsArgs, WebhookMetricsArgs, parse_database_url, parse_duration,
+};
 
 /// Hookline's consumer: stores verified events from Kafka in PostgreSQL exactly once in
 /// effect, with retry topics and a dead-letter topic.
@@ -50,6 +52,8 @@ pub struct RunArgs {
     pub ops: OpsArgs,
     #[command(flatten)]
     pub topics: EventTopicArgs,
+    #[command(flatten)]
+    pub webhook_metrics: WebhookMetricsArgs,
     /// Consumer group shared by all consumer replicas. The retry tiers are consumed by
     /// the group `<group-id>.retries`, so retries never hold up fresh events.
     #[arg(long, env = "CONSUMER_GROUP_ID", default_value = "hookline-consumer")]

@@ -124,7 +124,8 @@ pub struct FailurePlan {
     pub dead_letter_rows: Vec<DeadLetterRow>,
     /// Retry copies per tier index.
     pub retries: Vec<(usize, u64)>,
-    pub dropped: u64,
+    /// The Webhook id of each dropped event.
+    pub dropped: Vec<String>,
 }
 
 /// Builds the copies and rows for `failures`.
@@ -186,7 +187,9 @@ pub fn plan(failures: &[Failure<'_>], routes: &Routes, now: DateTime<Utc>) -> Fa
                     headers: headers_json(consumed),
                 });
             }
-            Fate::Drop { .. } => plan.dropped += 1,
+            Fate::Drop { .. } => plan
+                .dropped
+                .push(consumed.webhook_id().unwrap_or_default().to_owned()),
         }
     }
     plan.retries = per_tier
@@ -421,7 +424,7 @@ mod tests {
             },
         ];
         let plan = plan(&failures, &routes(), Utc::now());
-        assert_eq!(plan.dropped, 1);
+        assert_eq!(plan.dropped.len(), 1);
         assert!(plan.retries.is_empty());
         let [copy] = plan.copies.as_slice() else {
             panic!("one dead-letter copy: {:?}", plan.copies);

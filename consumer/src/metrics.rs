@@ -7,6 +7,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use hookline_core::registry::{RegistryView, WebhookLabels};
+
 /// Which consumer: `events` (the main topic) or `retries` (the retry tiers).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceLabel {
@@ -29,6 +31,12 @@ pub struct ReasonLabel {
     pub reason: &'static str,
 }
 
+/// A live Webhook's id, `unknown`, or `all` (see [`WebhookLabels`]).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabel {
+    pub webhook: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
     pub kind: &'static str,
@@ -37,15 +45,16 @@ pub struct KindLabel {
 #[derive(Clone)]
 pub struct Metrics {
     pub consumed: Family<SourceLabel, Counter>,
-    pub stored: Counter,
+    pub stored: Family<WebhookLabel, Counter>,
     pub duplicates: Counter,
     pub batch_size: Family<SourceLabel, Histogram>,
     pub lag: Family<PartitionLabels, Gauge>,
     pub assigned_partitions: Family<SourceLabel, Gauge>,
     pub retries: Family<TierLabel, Counter>,
     pub event_failures: Family<ReasonLabel, Counter>,
-    pub dead_letters: Counter,
-    pub dropped: Counter,
+    pub dead_letters: Family<WebhookLabel, Counter>,
+    pub dropped: Family<WebhookLabel, Counter>,
+    pub produce_to_row_seconds: Histogram,
     pub database_seconds: Histogram,
     pub infrastructure_failures: Family<KindLabel, Counter>,
     pub paused: Family<SourceLabel, Gauge>,
@@ -54,14 +63,15 @@ pub struct Metrics {
     pub event_partitions_dropped: Counter,
     pub dead_letters_expired: Counter,
     pub retention_sweep_failures: Counter,
+    labels: WebhookLabels,
 }
 
 impl Metrics {
     /// Creates the metrics and registers them under `registry`.
-    pub fn register(registry: &mut Registry) -> Self {
+    pub fn register(registry: &mut Registry, labels: WebhookLabels) -> Self {
         let metrics = Self {
             consumed: Family::default(),
-            stored: Counter::default(),
+            stored: Family::default(),
             duplicates: Counter::default(),
             batch_size: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(1.0, 2.0, 14))
@@ -70,8 +80,10 @@ impl Metrics {
             assigned_partitions: Family::default(),
             retries: Family::default(),
             event_failures: Family::default(),
-            dead_letters: Counter::default(),
-            dropped: Counter::default(),
+            dead_letters: Family::default(),
+            dropped: Family::default(),
+            // 1 ms to about 4.5 minutes: a healthy pipeline's milliseconds and a backlog's minutes.
+            produce_to_row_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 19)),
             database_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             infrastructure_failures: Family::default(),
             paused: Family::default(),
@@ -80,6 +92,7 @@ impl Metrics {
             event_partitions_dropped: Counter::default(),
             dead_letters_expired: Counter::default(),
             retention_sweep_failures: Counter::default(),
+            labels,
         };
         registry.register(
             "consumed",
@@ -88,7 +101,7 @@ impl Metrics {
         );
         registry.register(
             "stored",
-            "Events newly written to PostgreSQL",
+            "Events newly written to PostgreSQL, by Webhook",
             metrics.stored.clone(),
         );
         registry.register(
@@ -123,13 +136,19 @@ impl Metrics {
         );
         registry.register(
             "dead_letters",
-            "Events published to the dead-letter topic",
+            "Events published to the dead-letter topic, by Webhook",
             metrics.dead_letters.clone(),
         );
         registry.register(
             "dropped",
-            "Events whose retries were spent on a Webhook with deadLetter off",
+            "Events whose retries were spent on a Webhook with deadLetter off, by Webhook",
             metrics.dropped.clone(),
+        );
+        registry.register(
+            "produce_to_row_seconds",
+            "From the handler's receipt of an event to the commit of the transaction that \
+             wrote its row (redeliveries included: they measure the same path again)",
+            metrics.produce_to_row_seconds.clone(),
         );
         registry.register(
             "database_seconds",
@@ -172,5 +191,56 @@ impl Metrics {
             metrics.retention_sweep_failures.clone(),
         );
         metrics
+    }
+    /// The label of `webhook_id`'s series: its id while the registry holds it.
+    pub fn webhook(&self, view: &RegistryView, webhook_id: &str) -> WebhookLabel {
+        WebhookLabel {
+            webhook: self.labels.value(view, webhook_id),
+        }
+    }
+
+    /// Removes a deleted Webhook's series, so that ids come and go with Webhooks.
+    pub fn forget_webhook(&self, webhook_id: &str) {
+        let label = WebhookLabel {
+            webhook: webhook_id.to_owned(),
+        };
+        self.stored.remove(&label);
+        self.dead_letters.remove(&label);
+        self.dropped.remove(&label);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(registry: &Registry) -> String {
+        let mut body = String::new();
+        prometheus_client::encoding::text::encode(&mut body, registry).expect("encoded");
+        body
+    }
+
+    #[test]
+    fn a_deleted_webhooks_series_are_removed_and_strangers_count_as_unknown() {
+        let mut registry = Registry::with_prefix("hookline_consumer");
+        let metrics = Metrics::register(&mut registry, WebhookLabels::new(true));
+        let view = RegistryView::default();
+        let stranger = metrics.webhook(&view, "wh-not-in-the-registry");
+        assert_eq!(stranger.webhook, WebhookLabels::UNKNOWN);
+        metrics.stored.get_or_create(&stranger).inc();
+        let gone = WebhookLabel {
+            webhook: "wh-1".into(),
+        };
+        metrics.stored.get_or_create(&gone).inc_by(3);
+        metrics.dead_letters.get_or_create(&gone).inc();
+        metrics.dropped.get_or_create(&gone).inc();
+
+        metrics.forget_webhook("wh-1");
+        let body = text(&registry);
+        assert!(!body.contains(r#"webhook="wh-1""#), "{body}");
+        assert!(
+            body.contains(r#"hookline_consumer_stored_total{webhook="unknown"} 1"#),
+            "{body}"
+        );
     }
 }

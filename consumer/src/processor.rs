@@ -28,7 +28,7 @@ use crate::db;
 use crate::event::{self, Consumed, EventError, EventRow};
 use crate::failure_routing::{self, Copy, Failure, FailurePlan, Routes};
 use crate::metrics::{Metrics, ReasonLabel, SourceLabel, TierLabel};
-use crate::store;
+use crate::store::{self, Inserted};
 
 /// A failure of PostgreSQL or Kafka: the batch is kept and tried again, never skipped.
 #[derive(Debug, Error)]
@@ -79,7 +79,7 @@ pub struct Processor {
 /// The outcome of the transactions, before the copies are sent.
 #[derive(Default)]
 struct Written<'a> {
-    inserted: u64,
+    inserted: Inserted,
     attempted: u64,
     failures: Vec<Failure<'a>>,
     plan: FailurePlan,
@@ -87,7 +87,7 @@ struct Written<'a> {
 
 impl<'a> Written<'a> {
     fn absorb(mut self, other: Written<'a>) -> Self {
-        self.inserted += other.inserted;
+        self.inserted.add(other.inserted);
         self.attempted += other.attempted;
         self.failures.extend(other.failures);
         self.plan.copies.extend(other.plan.copies);
@@ -95,7 +95,7 @@ impl<'a> Written<'a> {
             .dead_letter_rows
             .extend(other.plan.dead_letter_rows);
         self.plan.retries.extend(other.plan.retries);
-        self.plan.dropped += other.plan.dropped;
+        self.plan.dropped.extend(other.plan.dropped);
         self
     }
 }
@@ -201,10 +201,15 @@ impl Processor {
             .batch_size
             .get_or_create(&source)
             .observe(batch.len() as f64);
-        self.metrics.stored.inc_by(written.inserted);
+        for (webhook_id, count) in &written.inserted.0 {
+            self.metrics
+                .stored
+                .get_or_create(&self.metrics.webhook(&self.registry, webhook_id))
+                .inc_by(*count);
+        }
         self.metrics
             .duplicates
-            .inc_by(written.attempted - written.inserted);
+            .inc_by(written.attempted - written.inserted.total());
         for failure in &written.failures {
             self.metrics
                 .event_failures
@@ -220,13 +225,21 @@ impl Processor {
                 .get_or_create(&TierLabel { tier })
                 .inc_by(*count);
         }
-        self.metrics
-            .dead_letters
-            .inc_by(written.plan.dead_letter_rows.len() as u64);
-        self.metrics.dropped.inc_by(written.plan.dropped);
-        if written.plan.dropped > 0 {
+        for row in &written.plan.dead_letter_rows {
+            self.metrics
+                .dead_letters
+                .get_or_create(&self.metrics.webhook(&self.registry, &row.webhook_id))
+                .inc();
+        }
+        for webhook_id in &written.plan.dropped {
+            self.metrics
+                .dropped
+                .get_or_create(&self.metrics.webhook(&self.registry, webhook_id))
+                .inc();
+        }
+        if !written.plan.dropped.is_empty() {
             tracing::warn!(
-                count = written.plan.dropped,
+                count = written.plan.dropped.len(),
                 "dropped events whose retries were spent: their Webhook has deadLetter off"
             );
         }
@@ -292,7 +305,7 @@ impl Processor {
         searched_days: &[NaiveDate],
     ) -> Result<Written<'a>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let mut refused_count = 0;
+        let mut refused_rows = Vec::new();
         let inserted = match store::insert_events(&mut tx, rows, searched_days).await {
             Ok(inserted) => inserted,
             Err(err) if db::is_data_error(&err) => {
@@ -301,7 +314,7 @@ impl Processor {
                 tx = self.pool.begin().await?;
                 let (inserted, refused) =
                     store::insert_events_one_by_one(&mut tx, rows, searched_days).await?;
-                refused_count = refused.len();
+                refused_rows = refused.iter().map(|(index, _)| *index).collect();
                 failures.extend(refused.into_iter().map(|(index, reason)| {
                     let (consumed, policy) = &row_origins[index];
                     Failure {
@@ -317,9 +330,22 @@ impl Processor {
         let plan = failure_routing::plan(&failures, &self.routes, Utc::now());
         store::insert_dead_letters(&mut tx, &plan.dead_letter_rows).await?;
         tx.commit().await?;
+        let committed_at = Utc::now();
+        let written_rows = rows
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| !refused_rows.contains(index));
+        for (_, row) in written_rows {
+            let waited = (committed_at - row.received_at)
+                .to_std()
+                .unwrap_or_default();
+            self.metrics
+                .produce_to_row_seconds
+                .observe(waited.as_secs_f64());
+        }
         Ok(Written {
             inserted,
-            attempted: (rows.len() - refused_count) as u64,
+            attempted: (rows.len() - refused_rows.len()) as u64,
             failures,
             plan,
         })

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use hookline_core::kafka::{self, KafkaConnection, reliable_producer_config};
 use hookline_core::ops::{self, Readiness};
-use hookline_core::registry::{self, FollowError, RegistryView};
+use hookline_core::registry::{self, FollowError, RegistryUpdate, RegistryView, WebhookLabels};
 use hookline_core::shutdown::Shutdown;
 use prometheus_client::registry::Registry;
 use rdkafka::error::KafkaError;
@@ -64,7 +64,10 @@ pub async fn run(database_url: &str, args: RunArgs, shutdown: Shutdown) -> Resul
     }
     let readiness = Readiness::default();
     let mut metrics_registry = Registry::with_prefix("hookline_consumer");
-    let metrics = Metrics::register(&mut metrics_registry);
+    let metrics = Metrics::register(
+        &mut metrics_registry,
+        WebhookLabels::new(args.webhook_metrics.per_webhook_metrics),
+    );
     let kafka = args.kafka.connection()?;
 
     // The ops endpoints first: probes get answers (live, not ready) while PostgreSQL starts.
@@ -113,9 +116,15 @@ pub async fn run(database_url: &str, args: RunArgs, shutdown: Shutdown) -> Resul
         view.clone(),
         readiness.clone(),
         shutdown.clone(),
-        move |update| {
-            // The receiver lives as long as the service; a send after it is gone is moot.
-            let _ = updates.send(update.clone());
+        {
+            let metrics = metrics.clone();
+            move |update| {
+                if let RegistryUpdate::Deleted { webhook_id } = update {
+                    metrics.forget_webhook(webhook_id);
+                }
+                // The receiver lives as long as the service; a send after it is gone is moot.
+                let _ = updates.send(update.clone());
+            }
         },
     );
     let follower = tokio::spawn({

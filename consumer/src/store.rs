@@ -2,6 +2,8 @@
 //! each, arrays bound column by column, duplicates ignored), the registry mirror, and
 //! the dead letters replay reads.
 
+use std::collections::BTreeMap;
+
 use chrono::NaiveDate;
 use hookline_core::registry::RegistryEntry;
 use sqlx::postgres::PgConnection;
@@ -18,7 +20,7 @@ use crate::failure_routing::DeadLetterRow;
 /// index probe per row, so the dedup window is a setting.
 fn insert_events_statement(searched_days: &[NaiveDate]) -> String {
     let mut statement = String::from(
-        "INSERT INTO events (webhook_id, message_id, event_id, event_type, source_timestamp, \
+        "WITH inserted AS (INSERT INTO events (webhook_id, message_id, event_id, event_type, source_timestamp, \
                              body, payload, content_type, request_headers, received_at, \
                              attempts, received_day) \
          SELECT DISTINCT ON (w, m) w, m, e, t, s, b, p::jsonb, c, h::jsonb, r, a, \
@@ -35,8 +37,27 @@ fn insert_events_statement(searched_days: &[NaiveDate]) -> String {
             partition_name(*day)
         ));
     }
-    statement.push_str(" ORDER BY w, m, r ON CONFLICT DO NOTHING");
+    statement.push_str(
+        " ORDER BY w, m, r ON CONFLICT DO NOTHING RETURNING webhook_id) \
+         SELECT webhook_id, count(*) FROM inserted GROUP BY webhook_id",
+    );
     statement
+}
+
+/// How many rows were new, per Webhook id.
+#[derive(Debug, Default, PartialEq)]
+pub struct Inserted(pub BTreeMap<String, u64>);
+
+impl Inserted {
+    pub fn total(&self) -> u64 {
+        self.0.values().sum()
+    }
+
+    pub fn add(&mut self, other: Inserted) {
+        for (webhook_id, count) in other.0 {
+            *self.0.entry(webhook_id).or_default() += count;
+        }
+    }
 }
 
 /// Inserts `rows` in one statement, looking for their keys in the partitions of
@@ -45,11 +66,11 @@ pub async fn insert_events(
     connection: &mut PgConnection,
     rows: &[EventRow],
     searched_days: &[NaiveDate],
-) -> Result<u64, sqlx::Error> {
+) -> Result<Inserted, sqlx::Error> {
     let column = |f: fn(&EventRow) -> Option<&str>| rows.iter().map(f).collect::<Vec<_>>();
     // Table names made from dates only (partition_name).
     let statement = AssertSqlSafe(insert_events_statement(searched_days));
-    let done = sqlx::query(statement)
+    let counts: Vec<(String, i64)> = sqlx::query_as(statement)
         .bind(
             rows.iter()
                 .map(|r| r.webhook_id.as_str())
@@ -69,9 +90,14 @@ pub async fn insert_events(
         .bind(column(|r| r.request_headers.as_deref()))
         .bind(rows.iter().map(|r| r.received_at).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.attempts).collect::<Vec<_>>())
-        .execute(connection)
+        .fetch_all(connection)
         .await?;
-    Ok(done.rows_affected())
+    Ok(Inserted(
+        counts
+            .into_iter()
+            .map(|(webhook_id, count)| (webhook_id, u64::try_from(count).unwrap_or_default()))
+            .collect(),
+    ))
 }
 
 /// Inserts `rows` one at a time, each under a savepoint, after the batch statement was
@@ -81,8 +107,8 @@ pub async fn insert_events_one_by_one(
     connection: &mut PgConnection,
     rows: &[EventRow],
     searched_days: &[NaiveDate],
-) -> Result<(u64, Vec<(usize, String)>), sqlx::Error> {
-    let mut inserted = 0;
+) -> Result<(Inserted, Vec<(usize, String)>), sqlx::Error> {
+    let mut inserted = Inserted::default();
     let mut refused = Vec::new();
     for (index, row) in rows.iter().enumerate() {
         sqlx::query("SAVEPOINT one_event")
@@ -90,7 +116,7 @@ pub async fn insert_events_one_by_one(
             .await?;
         match insert_events(connection, std::slice::from_ref(row), searched_days).await {
             Ok(n) => {
-                inserted += n;
+                inserted.add(n);
                 sqlx::query("RELEASE SAVEPOINT one_event")
                     .execute(&mut *connection)
                     .await?;

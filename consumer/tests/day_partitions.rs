@@ -51,6 +51,7 @@ async fn store(partitions: &DayPartitions, pool: &PgPool, rows: &[EventRow]) -> 
     store::insert_events(&mut connection, rows, &days.searched)
         .await
         .expect("insert")
+        .total()
 }
 
 async fn days(pool: &PgPool) -> Vec<NaiveDate> {

@@ -498,6 +498,11 @@ impl Running {
         hookline_testkit::prometheus::sample(&self.metrics_text().await, sample).unwrap_or(0.0)
     }
 
+    /// The sum of every series of the family `name`.
+    pub async fn metric_sum(&self, name: &str) -> f64 {
+        hookline_testkit::prometheus::family_sum(&self.metrics_text().await, name)
+    }
+
     pub async fn metrics_text(&self) -> String {
         let port = self.ops_port;
         tokio::task::spawn_blocking(move || http::get(port, "/metrics"))

@@ -265,8 +265,8 @@ async fn two_consumers_in_one_group_split_the_partitions_without_duplicates() {
         "partitions split {a} + {b}"
     );
     assert!(first.metric(consumed).await > 0.0 && second.metric(consumed).await > 0.0);
-    let stored = first.metric("hookline_consumer_stored_total").await
-        + second.metric("hookline_consumer_stored_total").await;
+    let stored = first.metric_sum("hookline_consumer_stored_total").await
+        + second.metric_sum("hookline_consumer_stored_total").await;
     assert_eq!(stored, ids.len() as f64);
     let duplicates = first.metric("hookline_consumer_duplicates_total").await
         + second.metric("hookline_consumer_duplicates_total").await;

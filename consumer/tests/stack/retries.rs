@@ -142,12 +142,12 @@ async fn a_poison_event_walks_every_tier_then_becomes_a_dead_letter() {
 
     // The webhook without dead-lettering: one retry, then counted and dropped.
     assert_eq!(
-        consumer.metric("hookline_consumer_dropped_total").await,
+        consumer.metric_sum("hookline_consumer_dropped_total").await,
         1.0
     );
     assert_eq!(
         consumer
-            .metric("hookline_consumer_dead_letters_total")
+            .metric_sum("hookline_consumer_dead_letters_total")
             .await,
         1.0
     );

@@ -89,8 +89,16 @@ async fn events_are_stored_exactly_once_and_the_registry_is_mirrored() {
             .expect("the array event");
     assert_eq!(array, serde_json::json!([1, 2, 3]));
     assert_eq!(
-        consumer.metric("hookline_consumer_stored_total").await,
-        21.0
+        consumer
+            .metric(r#"hookline_consumer_stored_total{webhook="wh-a"}"#)
+            .await,
+        10.0
+    );
+    assert_eq!(
+        consumer
+            .metric(r#"hookline_consumer_stored_total{webhook="wh-b"}"#)
+            .await,
+        11.0
     );
     assert_eq!(
         consumer.metric("hookline_consumer_duplicates_total").await,
@@ -243,7 +251,7 @@ async fn an_event_postgres_refuses_is_dead_lettered_and_its_batch_is_stored() {
     );
     assert_eq!(
         consumer
-            .metric("hookline_consumer_dead_letters_total")
+            .metric_sum("hookline_consumer_dead_letters_total")
             .await,
         1.0
     );

@@ -299,6 +299,10 @@ async fn cleanup(webhook: &Webhook, ctx: &Context) -> Result<Action, Error> {
         ctx.registry.remove(&id).await?;
         ctx.metrics.registry_publishes.inc();
     }
+    ctx.metrics.forget_webhook(
+        &webhook.namespace().unwrap_or_default(),
+        &webhook.name_any(),
+    );
     publish_event(
         ctx,
         webhook,

@@ -120,6 +120,12 @@ pub async fn patch(ctx: &Context, webhook: &Webhook, status: WebhookStatus) -> R
         "update the status of Webhook {}",
         webhook.name_any()
     )))?;
+    let ready = status
+        .conditions
+        .iter()
+        .any(|condition| condition.type_ == conditions::READY && condition.status == "True");
+    ctx.metrics
+        .set_webhook_ready(&namespace, &webhook.name_any(), ready);
     Ok(())
 }
 
