@@ -519,6 +519,21 @@ for panel in panels:
 PY
 }
 
+# metrics.perWebhook reaches the handler and the consumer, the two that label by Webhook.
+per_webhook_metrics_follow_the_value() {
+  helm_ template "$RELEASE" "$CHART" --set metrics.perWebhook=false >"$WORK/per-webhook-off.yaml" &&
+    "$PYTHON" - "$WORK/default.yaml" "$WORK/per-webhook-off.yaml" <<'PY'
+import sys, yaml
+def env(path, component):
+    docs = [d for d in yaml.safe_load_all(open(path)) if d]
+    deployment = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-" + component))
+    return {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+for component in ("handler", "consumer"):
+    assert env(sys.argv[1], component)["HOOKLINE_PER_WEBHOOK_METRICS"] == "true", component
+    assert env(sys.argv[2], component)["HOOKLINE_PER_WEBHOOK_METRICS"] == "false", component
+PY
+}
+
 examples_are_valid() {
   local example
   for example in "$REPO_ROOT"/examples/*.yaml; do
@@ -530,6 +545,7 @@ check "alerts: a ConfigMap promtool checks, or a PrometheusRule with runbook URL
 check "every alert has its section in docs/RUNBOOK.md" every_alert_has_a_runbook_section
 check "promtool test rules: each alert fires, and stays quiet, when it should" alert_unit_tests_pass
 check "the Grafana dashboard: a labelled ConfigMap, every panel queried by namespace" dashboard_is_a_grafana_configmap
+check "metrics.perWebhook reaches the handler and the consumer" per_webhook_metrics_follow_the_value
 check "helm install into kube-apiserver" install_into_the_api_server
 check "examples/ are accepted by the API server" examples_are_valid
 check "kubectl get shows every object" objects_exist
