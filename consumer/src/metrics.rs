@@ -213,12 +213,7 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn text(registry: &Registry) -> String {
-        let mut body = String::new();
-        prometheus_client::encoding::text::encode(&mut body, registry).expect("encoded");
-        body
-    }
+    use hookline_testkit::prometheus::encoded;
 
     #[test]
     fn a_deleted_webhooks_series_are_removed_and_strangers_count_as_unknown() {
@@ -236,7 +231,7 @@ mod tests {
         metrics.dropped.get_or_create(&gone).inc();
 
         metrics.forget_webhook("wh-1");
-        let body = text(&registry);
+        let body = encoded(&registry);
         assert!(!body.contains(r#"webhook="wh-1""#), "{body}");
         assert!(
             body.contains(r#"hookline_consumer_stored_total{webhook="unknown"} 1"#),

@@ -148,6 +148,7 @@ impl Metrics {
 mod tests {
     use super::*;
     use hookline_core::registry::{RegistryEntry, RegistryUpdate};
+    use hookline_testkit::prometheus::encoded;
 
     fn view_with(webhook_id: &str) -> RegistryView {
         let view = RegistryView::default();
@@ -159,12 +160,6 @@ mod tests {
         view
     }
 
-    fn text(registry: &Registry) -> String {
-        let mut body = String::new();
-        prometheus_client::encoding::text::encode(&mut body, registry).expect("encoded");
-        body
-    }
-
     #[test]
     fn answers_count_per_live_webhook_and_strangers_as_unknown() {
         let mut registry = Registry::with_prefix("hookline_handler");
@@ -174,7 +169,7 @@ mod tests {
         metrics.count_answer(&view, "wh-1", 202);
         metrics.count_answer(&view, "../../etc/passwd", 404);
         metrics.count_verification_failure(&view, "wh-1", "no_matching_signature");
-        let body = text(&registry);
+        let body = encoded(&registry);
         assert!(
             body.contains(r#"hookline_handler_requests_total{webhook="wh-1",status="202"} 2"#),
             "{body}"
@@ -189,7 +184,7 @@ mod tests {
         );
 
         metrics.forget_webhook("wh-1");
-        let body = text(&registry);
+        let body = encoded(&registry);
         assert!(
             !body.contains(r#"webhook="wh-1""#),
             "a deleted Webhook's series go: {body}"
@@ -204,7 +199,7 @@ mod tests {
         let view = view_with("wh-1");
         metrics.count_answer(&view, "wh-1", 202);
         metrics.count_answer(&view, "wh-2", 202);
-        let body = text(&registry);
+        let body = encoded(&registry);
         assert!(
             body.contains(r#"hookline_handler_requests_total{webhook="all",status="202"} 2"#),
             "{body}"

@@ -105,6 +105,7 @@ fn webhook_resource(webhook_namespace: &str, webhook_name: &str) -> WebhookResou
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hookline_testkit::prometheus::encoded;
 
     #[test]
     fn a_webhooks_ready_gauge_follows_its_condition_and_goes_with_it() {
@@ -112,8 +113,7 @@ mod tests {
         let metrics = Metrics::register(&mut registry);
         metrics.set_webhook_ready("team-a", "orders", false);
         metrics.set_webhook_ready("team-a", "billing", true);
-        let mut body = String::new();
-        prometheus_client::encoding::text::encode(&mut body, &registry).expect("encoded");
+        let body = encoded(&registry);
         assert!(
             body.contains(
                 r#"hookline_operator_webhook_ready{webhook_namespace="team-a",webhook_name="orders"} 0"#
@@ -122,8 +122,7 @@ mod tests {
         );
 
         metrics.forget_webhook("team-a", "orders");
-        let mut body = String::new();
-        prometheus_client::encoding::text::encode(&mut body, &registry).expect("encoded");
+        let body = encoded(&registry);
         assert!(!body.contains(r#"webhook_name="orders""#), "{body}");
         assert!(body.contains(r#"webhook_name="billing"} 1"#), "{body}");
     }

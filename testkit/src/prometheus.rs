@@ -8,6 +8,13 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+/// `registry` in the text format `/metrics` serves.
+pub fn encoded(registry: &prometheus_client::registry::Registry) -> String {
+    let mut body = String::new();
+    prometheus_client::encoding::text::encode(&mut body, registry).expect("metrics encode");
+    body
+}
+
 /// The value of one sample line, named exactly (labels included), e.g.
 /// `sample(body, "hookline_operator_leader")` or `sample(body, "x{l=\"a\"}")`.
 pub fn sample(body: &str, series: &str) -> Option<f64> {
