@@ -25,6 +25,36 @@ pub struct CommonArgs {
     pub log_format: LogFormat,
 }
 
+/// The environment variables of [`TraceArgs`]: OpenTelemetry's own names where the
+/// specification has one, so a platform's usual settings apply.
+pub const OTLP_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+pub const SERVICE_NAME_ENV: &str = "OTEL_SERVICE_NAME";
+pub const TRACE_SAMPLE_RATIO_ENV: &str = "HOOKLINE_TRACE_SAMPLE_RATIO";
+
+/// Where spans are exported and how many traces are recorded (`traces::init`).
+#[derive(Debug, Clone, Args)]
+pub struct TraceArgs {
+    /// Base URL of an OTLP/HTTP receiver (an OpenTelemetry Collector), e.g.
+    /// http://otel-collector:4318: spans go to <url>/v1/traces as protobuf. Plain http
+    /// only (a collector beside the pod or on the node terminates TLS). Empty: no traces.
+    #[arg(long, env = OTLP_ENDPOINT_ENV, default_value = "", value_parser = parse_otlp_endpoint)]
+    pub otlp_endpoint: String,
+    /// Share of traces started here that are recorded, from 0 to 1. A trace the sender
+    /// started keeps the sender's decision (its traceparent's sampled flag).
+    #[arg(long, env = TRACE_SAMPLE_RATIO_ENV, default_value_t = 1.0, value_parser = parse_sample_ratio)]
+    pub trace_sample_ratio: f64,
+    /// The service name on exported spans; unset: the binary's name.
+    #[arg(long, env = SERVICE_NAME_ENV)]
+    pub service_name: Option<String>,
+}
+
+impl TraceArgs {
+    /// The OTLP base URL, or `None` when traces are off.
+    pub fn endpoint(&self) -> Option<&str> {
+        Some(self.otlp_endpoint.as_str()).filter(|endpoint| !endpoint.is_empty())
+    }
+}
+
 /// The environment variables of [`KafkaArgs`]: every Kafka client of Hookline reads the
 /// same names, and tests hand them to the processes they start.
 pub const KAFKA_BOOTSTRAP_SERVERS_ENV: &str = "KAFKA_BOOTSTRAP_SERVERS";
@@ -141,6 +171,37 @@ pub fn parse_http_url(value: &str) -> Result<String, String> {
         .parse::<axum::http::Uri>()
         .map_err(|err| format!("not a valid URL: {err}"))?;
     Ok(value.to_owned())
+}
+
+/// Empty (traces off), or an http:// URL with a host; a trailing `/` is dropped so the
+/// signal path can be appended.
+pub fn parse_otlp_endpoint(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(String::new());
+    }
+    if value.starts_with("https://") {
+        return Err(
+            "https is not supported: give the plain http:// URL of a collector \
+                    next to the pod, which may forward over TLS"
+                .into(),
+        );
+    }
+    let url = parse_http_url(value)?;
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+/// A sampling ratio: a number from 0 to 1.
+pub fn parse_sample_ratio(value: &str) -> Result<f64, String> {
+    let ratio: f64 = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("{value:?} is not a number: expected 0 to 1, e.g. 0.25"))?;
+    if (0.0..=1.0).contains(&ratio) {
+        Ok(ratio)
+    } else {
+        Err(format!("{value:?} is outside 0 to 1"))
+    }
 }
 
 /// A PostgreSQL URL (`postgres://` or `postgresql://`). The error does not echo the
@@ -283,6 +344,24 @@ mod tests {
             "http://a b/",
         ] {
             assert!(parse_http_url(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn otlp_endpoints_are_empty_or_plain_http_and_ratios_lie_in_0_to_1() {
+        assert_eq!(parse_otlp_endpoint(""), Ok(String::new()));
+        assert_eq!(
+            parse_otlp_endpoint("http://collector:4318/"),
+            Ok("http://collector:4318".into())
+        );
+        for bad in ["collector:4318", "http://", "https://collector:4318"] {
+            assert!(parse_otlp_endpoint(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(parse_sample_ratio("0.25"), Ok(0.25));
+        assert_eq!(parse_sample_ratio("1"), Ok(1.0));
+        assert_eq!(parse_sample_ratio("0"), Ok(0.0));
+        for bad in ["", "-0.1", "1.5", "half", "NaN"] {
+            assert!(parse_sample_ratio(bad).is_err(), "{bad:?} accepted");
         }
     }
 

@@ -1,5 +1,5 @@
 //! Kubernetes-free code shared by every Hookline service: signatures and what each
-//! provider's request says about its event, Kafka header names, telemetry set-up, the operational HTTP endpoints and shutdown handling.
+//! provider's request says about its event, Kafka header names, telemetry and trace set-up, the operational HTTP endpoints and shutdown handling.
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -16,3 +16,4 @@ pub mod shutdown;
 pub mod signature;
 pub mod source;
 pub mod telemetry;
+pub mod traces;

@@ -5,7 +5,10 @@ pub const MESSAGE_ID: &str = "hookline-message-id";
 pub const RECEIVED_AT: &str = "hookline-received-at";
 pub const SCHEME: &str = "hookline-scheme";
 pub const CONTENT_TYPE: &str = "content-type";
+/// The W3C trace context of the handler's produce span (or the sender's, passed on
+/// when traces are off): the consumer's spans continue that trace.
 pub const TRACEPARENT: &str = "traceparent";
+pub const TRACESTATE: &str = "tracestate";
 /// The provider's event id, type and time (see `provider::identify`), when it says.
 pub const EVENT_ID: &str = "hookline-event-id";
 pub const EVENT_TYPE: &str = "hookline-event-type";

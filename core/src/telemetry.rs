@@ -3,7 +3,10 @@
 use std::str::FromStr;
 
 use thiserror::Error;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,17 +34,26 @@ impl FromStr for LogFormat {
 }
 
 /// Installs the global `tracing` subscriber. The filter comes from `RUST_LOG`,
-/// defaulting to `info`.
+/// defaulting to `info`. (`traces::init` installs it with spans exported too.)
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
     // A second init (tests) keeps the first subscriber; that is fine.
-    let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
+    let _ = tracing_subscriber::registry()
+        .with(log_layer(format, std::io::stderr))
+        .try_init();
+}
+
+/// The layer that writes log lines in `format` to `writer`, filtered by `RUST_LOG`
+/// (default `info`) on its own, so the filter does not decide which spans are exported.
+pub(crate) fn log_layer<W>(format: LogFormat, writer: W) -> Box<dyn Layer<Registry> + Send + Sync>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let layer = tracing_subscriber::fmt::layer().with_writer(writer);
+    match format {
+        LogFormat::Json => layer.json().flatten_event(true).with_filter(filter).boxed(),
+        LogFormat::Text => layer.with_filter(filter).boxed(),
+    }
 }
 
 #[cfg(test)]
