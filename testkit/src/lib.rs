@@ -6,6 +6,8 @@
 
 pub mod http;
 pub mod kafka_broker;
+pub mod log_capture;
+pub mod otlp;
 pub mod postgres;
 pub mod process;
 pub mod prometheus;
