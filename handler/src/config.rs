@@ -6,7 +6,8 @@ use std::time::Duration;
 use clap::Parser;
 use hookline_api::topics;
 use hookline_core::config::{
-    CommonArgs, KafkaArgs, RegistryKeysArgs, WebhookMetricsArgs, parse_cidr, parse_duration,
+    CommonArgs, KafkaArgs, RegistryKeysArgs, TraceArgs, WebhookMetricsArgs, parse_cidr,
+    parse_duration,
 };
 use hookline_core::source::Cidr;
 
@@ -17,6 +18,8 @@ use hookline_core::source::Cidr;
 pub struct Config {
     #[command(flatten)]
     pub common: CommonArgs,
+    #[command(flatten)]
+    pub traces: TraceArgs,
     #[command(flatten)]
     pub kafka: KafkaArgs,
     #[command(flatten)]

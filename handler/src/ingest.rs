@@ -33,10 +33,12 @@ use hookline_core::provider;
 use hookline_core::registry::{self, Lookup, RegistryEntry, RegistryView};
 use hookline_core::shutdown::Shutdown;
 use hookline_core::signature::{self, Scheme, SigningSecret, Verified};
+use hookline_core::traces::{self, TraceHeaders};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Bytes;
 use serde_json::json;
 use tokio::sync::{Semaphore, SemaphorePermit};
+use tracing::Instrument;
 
 use crate::metrics::Metrics;
 use crate::produce::{Event, EventProducer, ProduceError};
@@ -50,6 +52,8 @@ const REGISTRY_CATCH_UP: Duration = Duration::from_secs(1);
 
 /// The longest `traceparent` passed on (the W3C format is 55 characters).
 const MAX_TRACEPARENT_LEN: usize = 256;
+/// The longest `tracestate` passed on (W3C: 32 members, 512 characters are enough).
+const MAX_TRACESTATE_LEN: usize = 512;
 
 /// The limits the endpoint enforces.
 #[derive(Debug, Clone)]
@@ -104,9 +108,44 @@ async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let span = traces::span_if_enabled(|| {
+        tracing::info_span!(
+            "handler request",
+            otel.name = "POST /webhooks/{id}",
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            http.request.method = "POST",
+            http.route = "/webhooks/{id}",
+            http.response.status_code = tracing::field::Empty,
+            webhook_id = %webhook_id,
+            trace_id = tracing::field::Empty,
+        )
+    });
+    if !span.is_disabled() {
+        traces::continue_trace(&span, &sender_trace(&headers).to_headers());
+        traces::record_trace_id(&span);
+    }
+    let response = answer(&ingest, &webhook_id, peer, &headers, body)
+        .instrument(span.clone())
+        .await;
+    let status = response.status();
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
+    response
+}
+
+async fn answer(
+    ingest: &Ingest,
+    webhook_id: &str,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
     let started = Instant::now();
-    let outcome = match InFlight::enter(&ingest) {
-        Some(_in_flight) => ingest.handle(&webhook_id, peer, &headers, body).await,
+    let outcome = match InFlight::enter(ingest) {
+        Some(_in_flight) => ingest.handle(webhook_id, peer, headers, body).await,
         None => Err(Rejection::Overloaded),
     };
     let response = match outcome {
@@ -126,18 +165,52 @@ async fn receive(
         )
             .into_response(),
         Err(rejection) => {
-            ingest.record_rejection(&webhook_id, peer, &rejection);
+            ingest.record_rejection(webhook_id, peer, &rejection);
             rejection.into_response()
         }
     };
     ingest
         .metrics
-        .count_answer(&ingest.registry, &webhook_id, response.status().as_u16());
+        .count_answer(&ingest.registry, webhook_id, response.status().as_u16());
     ingest
         .metrics
         .request_seconds
         .observe(started.elapsed().as_secs_f64());
     response
+}
+
+/// The sender's W3C trace context, if it sent one of a sane length.
+#[derive(Debug, Clone, Copy)]
+struct SenderTrace<'h> {
+    traceparent: Option<&'h [u8]>,
+    tracestate: Option<&'h [u8]>,
+}
+
+impl SenderTrace<'_> {
+    fn to_headers(self) -> TraceHeaders {
+        let text = |value: Option<&[u8]>| {
+            value
+                .and_then(|value| std::str::from_utf8(value).ok())
+                .map(str::to_owned)
+        };
+        TraceHeaders {
+            traceparent: text(self.traceparent),
+            tracestate: text(self.tracestate),
+        }
+    }
+}
+
+fn sender_trace(headers: &HeaderMap) -> SenderTrace<'_> {
+    let bounded = |name: &str, limit: usize| {
+        headers
+            .get(name)
+            .map(|value| value.as_bytes())
+            .filter(|value| value.len() <= limit)
+    };
+    SenderTrace {
+        traceparent: bounded("traceparent", MAX_TRACEPARENT_LEN),
+        tracestate: bounded("tracestate", MAX_TRACESTATE_LEN),
+    }
 }
 
 /// A held concurrency permit, counted in the in-flight gauge until dropped.
@@ -213,25 +286,52 @@ impl Ingest {
             .map_err(|retry_after| Rejection::RateLimited { retry_after })?;
         let request_headers = kept_headers_json(entry.scheme, headers);
 
+        let produce_span = traces::span_if_enabled(|| {
+            tracing::info_span!(
+                "kafka produce",
+                otel.name = format!("send {}", self.producer.topic()),
+                otel.kind = "producer",
+                otel.status_code = tracing::field::Empty,
+                messaging.system = "kafka",
+                messaging.operation.type = "send",
+                messaging.destination.name = self.producer.topic(),
+                messaging.message.id = %message_id,
+            )
+        });
+        // The consumer continues from the produce span; with traces off, the sender's
+        // context goes on unchanged for whoever traces downstream.
+        let produce_trace = traces::headers_of(&produce_span);
+        let trace = match &produce_trace {
+            Some(carried) => SenderTrace {
+                traceparent: carried.traceparent.as_deref().map(str::as_bytes),
+                tracestate: carried.tracestate.as_deref().map(str::as_bytes),
+            },
+            None => sender_trace(headers),
+        };
         let event = Event {
             webhook_id,
             message_id: &message_id,
             received_at,
             scheme: entry.scheme,
             content_type: headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes()),
-            traceparent: headers
-                .get("traceparent")
-                .map(|v| v.as_bytes())
-                .filter(|v| v.len() <= MAX_TRACEPARENT_LEN),
+            traceparent: trace.traceparent,
+            tracestate: trace.tracestate,
             identity: &identity,
             request_headers: request_headers.as_deref(),
             body: &body,
         };
         let producing = Instant::now();
-        let produced = self.producer.produce(&event).await;
+        let produced = self
+            .producer
+            .produce(&event)
+            .instrument(produce_span.clone())
+            .await;
         self.metrics
             .produce_seconds
             .observe(producing.elapsed().as_secs_f64());
+        if produced.is_err() {
+            produce_span.record("otel.status_code", "ERROR");
+        }
         match produced {
             Ok(()) => {
                 in_flight.accepted();

@@ -1,4 +1,5 @@
 use clap::Parser;
+use hookline_core::traces;
 use hookline_handler::{config::Config, service};
 
 /// mimalloc: glibc's malloc and free were about a tenth of a busy service's CPU
@@ -9,12 +10,20 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config = Config::parse();
-    hookline_core::telemetry::init(config.common.log_format);
-    match service::run(config).await {
+    let traces = match traces::init(config.common.log_format, &config.traces, "hookline-handler") {
+        Ok(traces) => traces,
+        Err(err) => {
+            eprintln!("hookline-handler: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let exit = match service::run(config).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(%err, "handler failed");
             std::process::ExitCode::FAILURE
         }
-    }
+    };
+    traces.shutdown().await;
+    exit
 }

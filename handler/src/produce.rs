@@ -23,7 +23,9 @@ pub struct Event<'a> {
     pub received_at: DateTime<Utc>,
     pub scheme: Scheme,
     pub content_type: Option<&'a [u8]>,
+    /// The W3C trace context the consumer continues (`record_headers::TRACEPARENT`).
     pub traceparent: Option<&'a [u8]>,
+    pub tracestate: Option<&'a [u8]>,
     /// What the provider says about the event.
     pub identity: &'a EventIdentity,
     /// The kept request headers (`provider::kept_headers`) as a JSON object, if any.
@@ -57,6 +59,9 @@ impl Event<'_> {
         }
         if let Some(traceparent) = self.traceparent {
             kafka_headers = kafka_headers.insert(header(record_headers::TRACEPARENT, traceparent));
+        }
+        if let Some(tracestate) = self.tracestate {
+            kafka_headers = kafka_headers.insert(header(record_headers::TRACESTATE, tracestate));
         }
         let identity = self.identity;
         if let Some(event_id) = &identity.event_id {
@@ -133,6 +138,11 @@ impl EventProducer {
         Ok(Self { producer, topic })
     }
 
+    /// The topic events are produced to.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
     /// Resolves once the broker acknowledged the event, or with why it did not.
     /// A full queue fails at once rather than waiting for room.
     pub async fn produce(&self, event: &Event<'_>) -> Result<(), ProduceError> {
@@ -187,6 +197,7 @@ mod tests {
             scheme: Scheme::LegacyHex,
             content_type: Some(b"application/json"),
             traceparent: None,
+            tracestate: None,
             identity: &EventIdentity::default(),
             request_headers: None,
             body: b"{}",
