@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use clap::{ArgGroup, Parser, Subcommand};
 use hookline_api::topics;
 use hookline_core::config::{
-    CommonArgs, KafkaArgs, OpsArgs, WebhookMetricsArgs, parse_database_url, parse_duration,
+    CommonArgs, KafkaArgs, OpsArgs, TraceArgs, WebhookMetricsArgs, parse_database_url,
+    parse_duration,
 };
 
 /// Hookline's consumer: stores verified events from Kafka in PostgreSQL exactly once in
@@ -17,6 +18,8 @@ use hookline_core::config::{
 pub struct Cli {
     #[command(flatten)]
     pub common: CommonArgs,
+    #[command(flatten)]
+    pub traces: TraceArgs,
     /// PostgreSQL connection URL, e.g. postgres://user:password@host:5432/hookline.
     #[arg(long, env = "DATABASE_URL", value_parser = parse_database_url, hide_env_values = true)]
     pub database_url: String,

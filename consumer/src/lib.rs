@@ -14,3 +14,4 @@ pub mod processor;
 pub mod replay;
 pub mod service;
 pub mod store;
+pub mod store_spans;

@@ -2,6 +2,7 @@ use clap::Parser;
 use hookline_consumer::config::{Cli, Command};
 use hookline_consumer::{db, replay, service};
 use hookline_core::shutdown::Shutdown;
+use hookline_core::traces;
 
 /// mimalloc: glibc's malloc and free were about a tenth of a busy service's CPU
 /// (measured on the handler). The operator keeps glibc's: its memory peak was lower.
@@ -11,7 +12,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    hookline_core::telemetry::init(cli.common.log_format);
+    let traces = match traces::init(cli.common.log_format, &cli.traces, "hookline-consumer") {
+        Ok(traces) => traces,
+        Err(err) => {
+            eprintln!("hookline-consumer: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
         Command::Migrate => match db::connect(&cli.database_url, 1).await {
             Ok(pool) => db::migrate(&pool).await.map_err(Into::into),
@@ -24,11 +31,13 @@ async fn main() -> std::process::ExitCode {
             .await
             .map_err(Into::into),
     };
-    match result {
+    let exit = match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(%err, "consumer failed");
             std::process::ExitCode::FAILURE
         }
-    }
+    };
+    traces.shutdown().await;
+    exit
 }

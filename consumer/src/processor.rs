@@ -22,6 +22,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::PgPool;
 use thiserror::Error;
+use tracing::Instrument;
 
 use crate::day_partitions::DayPartitions;
 use crate::db;
@@ -29,6 +30,7 @@ use crate::event::{self, Consumed, EventError, EventRow};
 use crate::failure_routing::{self, Copy, Failure, FailurePlan, Routes};
 use crate::metrics::{Metrics, ReasonLabel, SourceLabel, TierLabel};
 use crate::store::{self, Inserted};
+use crate::store_spans::StoreSpans;
 
 /// A failure of PostgreSQL or Kafka: the batch is kept and tried again, never skipped.
 #[derive(Debug, Error)]
@@ -167,6 +169,7 @@ impl Processor {
         source: &'static str,
         batch: &[Consumed],
     ) -> Result<(), InfrastructureError> {
+        let spans = StoreSpans::open(source, batch);
         let mut rows = Vec::with_capacity(batch.len());
         let mut row_origins = Vec::with_capacity(batch.len());
         let mut failures = Vec::new();
@@ -186,6 +189,7 @@ impl Processor {
                 .await
         });
         let written = tokio::time::timeout(self.database_timeout, try_join_all(writes))
+            .instrument(spans.batch().clone())
             .await
             .map_err(|_| InfrastructureError::DatabaseTimeout(self.database_timeout))?
             .map_err(InfrastructureError::Database)?
@@ -194,6 +198,7 @@ impl Processor {
         self.metrics
             .database_seconds
             .observe(started.elapsed().as_secs_f64());
+        spans.record_failures(&written.failures);
         self.send(&written.plan.copies).await?;
 
         let source = SourceLabel { source };

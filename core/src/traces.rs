@@ -218,6 +218,14 @@ pub fn continue_trace(span: &Span, headers: &TraceHeaders) {
     }
 }
 
+/// Links `span` to the remote span `headers` name, if any (a batch to each of its
+/// events' traces). Call it before the span is first entered.
+pub fn link(span: &Span, headers: &TraceHeaders) {
+    if let Some(context) = headers.span_context() {
+        span.add_link(context);
+    }
+}
+
 /// Records the trace id of `span` in its [`TRACE_ID_FIELD`] (declared
 /// `trace_id = tracing::field::Empty`), for the log lines written inside it.
 pub fn record_trace_id(span: &Span) {
