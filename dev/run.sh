@@ -10,7 +10,9 @@
 #   dev/run.sh watch    the live view
 #
 # HOOKLINE_RUN_NAMESPACE (default hookline), HOOKLINE_PROXY_PORT (default 18080) and
-# HOOKLINE_RUN_BIN_DIR (default target/release, built here) change where it runs.
+# HOOKLINE_RUN_BIN_DIR (default target/release, built here) change where it runs;
+# HOOKLINE_OTLP_ENDPOINT (an OTLP/HTTP base URL, e.g. http://127.0.0.1:4318) turns on
+# the handlers' and consumers' traces (the chart's tracing.otlpEndpoint).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 NAMESPACE="${HOOKLINE_RUN_NAMESPACE:-hookline}"
@@ -123,7 +125,8 @@ up() {
     --set handler.replicas=3 --set consumer.replicas=2 \
     --set operator.watchNamespace="$NAMESPACE" \
     --set operator.publicBaseUrl="$PROXY_URL" --set operator.handlerUrl="$PROXY_URL" \
-    --set handler.trustedProxies='{127.0.0.1/32}' >/dev/null
+    --set handler.trustedProxies='{127.0.0.1/32}' \
+    --set-string tracing.otlpEndpoint="${HOOKLINE_OTLP_ENDPOINT:-}" >/dev/null
 
   write_nginx_config
   start_daemon "nginx-$NAMESPACE" nginx -p "$NGINX_DIR" -c "$NGINX_DIR/nginx.conf"

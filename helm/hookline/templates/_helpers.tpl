@@ -38,6 +38,15 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
 {{- end -}}
 {{- end -}}
 
+{{/* The trace settings of a traced process (handler, consumer); nothing when
+     tracing.otlpEndpoint is empty, and the process exports no spans. */}}
+{{- define "hookline.tracingEnv" -}}
+{{- with .Values.tracing.otlpEndpoint -}}
+- {name: OTEL_EXPORTER_OTLP_ENDPOINT, value: {{ . | quote }}}
+- {name: HOOKLINE_TRACE_SAMPLE_RATIO, value: {{ $.Values.tracing.sampleRatio | toString | quote }}}
+{{- end -}}
+{{- end -}}
+
 {{- define "hookline.kafkaBootstrap" -}}
 {{- if .Values.kafka.builtIn -}}
 {{- printf "%s:9092" (include "hookline.component" (dict "root" . "name" "kafka")) -}}
