@@ -53,12 +53,19 @@ pub struct System {
     bin_dir: PathBuf,
 }
 
-fn run_script(args: &[&str], namespace: &str, proxy_port: u16, bin_dir: &Path) -> String {
+fn run_script(
+    args: &[&str],
+    namespace: &str,
+    proxy_port: u16,
+    bin_dir: &Path,
+    env: &[(&str, String)],
+) -> String {
     let output = Command::new(repo_root().join("dev/run.sh"))
         .args(args)
         .env("HOOKLINE_RUN_NAMESPACE", namespace)
         .env("HOOKLINE_PROXY_PORT", proxy_port.to_string())
         .env("HOOKLINE_RUN_BIN_DIR", bin_dir)
+        .envs(env.iter().map(|(name, value)| (name, value)))
         .output()
         .expect("run dev/run.sh");
     let log = format!(
@@ -76,11 +83,17 @@ fn run_script(args: &[&str], namespace: &str, proxy_port: u16, bin_dir: &Path) -
 impl System {
     /// Starts everything (`dev/run.sh up`) in `namespace`.
     pub async fn start(namespace: &str) -> Self {
+        Self::start_with_env(namespace, &[]).await
+    }
+
+    /// Starts everything with `env` added to `dev/run.sh up`'s environment, e.g.
+    /// HOOKLINE_OTLP_ENDPOINT.
+    pub async fn start_with_env(namespace: &str, env: &[(&str, String)]) -> Self {
         let stack = hookline_testkit::stack();
         let bin_dir = bin_dir();
         let proxy_port = hookline_testkit::http::free_port();
-        run_script(&["down"], namespace, proxy_port, &bin_dir);
-        run_script(&["up"], namespace, proxy_port, &bin_dir);
+        run_script(&["down"], namespace, proxy_port, &bin_dir, &[]);
+        run_script(&["up"], namespace, proxy_port, &bin_dir, env);
         let kubeconfig = Kubeconfig::read_from(&stack.kubeconfig).expect("kubeconfig");
         let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await
@@ -100,8 +113,40 @@ impl System {
         }
     }
 
+    /// Posts a delivery to Webhook `webhook_id` through the proxy until a handler answers
+    /// 202; a 5xx (no handler ready yet) is sent again, the same message, which is stored
+    /// once. Panics on any other answer.
+    pub async fn post_until_accepted(
+        &self,
+        webhook_id: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) {
+        let path = format!("/webhooks/{webhook_id}");
+        let mut last = (0, String::new());
+        for _ in 0..10 {
+            last = hookline_testkit::http::post(self.proxy_port, &path, headers, body)
+                .unwrap_or_default();
+            match last.0 {
+                202 => return,
+                status if status >= 500 || status == 0 => {
+                    eprintln!("the proxy answered {status} ({}); sending again", last.1);
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                _ => break,
+            }
+        }
+        panic!("the proxy answered {}: {}", last.0, last.1);
+    }
+
     pub fn stop(&self) {
-        run_script(&["down"], &self.namespace, self.proxy_port, &self.bin_dir);
+        run_script(
+            &["down"],
+            &self.namespace,
+            self.proxy_port,
+            &self.bin_dir,
+            &[],
+        );
     }
 
     pub fn bin(&self, name: &str) -> PathBuf {

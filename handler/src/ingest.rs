@@ -111,7 +111,6 @@ async fn receive(
     let span = traces::span_if_enabled(|| {
         tracing::info_span!(
             "handler request",
-            otel.name = "POST /webhooks/{id}",
             otel.kind = "server",
             otel.status_code = tracing::field::Empty,
             http.request.method = "POST",
@@ -289,7 +288,6 @@ impl Ingest {
         let produce_span = traces::span_if_enabled(|| {
             tracing::info_span!(
                 "kafka produce",
-                otel.name = format!("send {}", self.producer.topic()),
                 otel.kind = "producer",
                 otel.status_code = tracing::field::Empty,
                 messaging.system = "kafka",

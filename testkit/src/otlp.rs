@@ -14,7 +14,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use prost::Message;
 
 /// One span as received, ids in lowercase hex.
@@ -23,7 +22,8 @@ pub struct ReceivedSpan {
     /// The `service.name` of the resource that sent it.
     pub service: String,
     pub name: String,
-    pub kind: SpanKind,
+    /// `SPAN_KIND_SERVER`, `SPAN_KIND_PRODUCER`, ...
+    pub kind: &'static str,
     pub trace_id: String,
     pub span_id: String,
     /// Empty for a root span.
@@ -111,7 +111,7 @@ async fn receive(State(spans): State<Arc<Mutex<Vec<ReceivedSpan>>>>, body: Bytes
                 .flat_map(|scope| scope.spans)
                 .map(move |span| ReceivedSpan {
                     service: service.clone(),
-                    kind: span.kind(),
+                    kind: span.kind().as_str_name(),
                     name: span.name,
                     trace_id: hex::encode(&span.trace_id),
                     span_id: hex::encode(&span.span_id),

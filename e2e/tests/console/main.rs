@@ -83,7 +83,9 @@ async fn a_person_finds_events_and_replays_a_dead_letter_in_the_console() {
         .map(|(name, value)| (name.to_owned(), value))
         .collect();
         headers.push(("Content-Type".into(), "application/json".into()));
-        send(system.proxy_port, &webhook_id, &headers, body.as_bytes()).await;
+        system
+            .post_until_accepted(&webhook_id, &headers, body.as_bytes())
+            .await;
         sent.push(Sent {
             message_id,
             event_type,
@@ -261,23 +263,6 @@ impl<'p> RefusingTrigger<'p> {
 
 /// Posts one event as a provider would: a 5xx (a replica that just went away behind the
 /// proxy) is retried, as every provider retries; anything but 202 in the end fails.
-async fn send(port: u16, webhook_id: &str, headers: &[(String, String)], body: &[u8]) {
-    let path = format!("/webhooks/{webhook_id}");
-    let mut last = (0, String::new());
-    for _ in 0..10 {
-        last = hookline_testkit::http::post(port, &path, headers, body).unwrap_or_default();
-        match last.0 {
-            202 => return,
-            status if status >= 500 || status == 0 => {
-                eprintln!("the proxy answered {status} ({}); sending again", last.1);
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            _ => break,
-        }
-    }
-    panic!("the proxy answered {}: {}", last.0, last.1);
-}
-
 fn console_url(system: &System) -> String {
     let ports = system.ports_of(
         |labels| labels["app.kubernetes.io/component"] == "console",
