@@ -172,6 +172,22 @@ for comp in ("operator", "handler", "consumer", "console"):
 PY
 }
 
+tracing_reaches_the_handler_and_consumer() {
+  helm_ template "$RELEASE" "$CHART" --set tracing.otlpEndpoint=http://collector:4318 \
+    --set tracing.sampleRatio=0.25 >"$WORK/traced.yaml" &&
+    ! helm_ template "$RELEASE" "$CHART" --set tracing.sampleRatio=1.5 2>/dev/null &&
+    ! helm_ template "$RELEASE" "$CHART" --set tracing.otlpEndpoint=https://collector 2>/dev/null &&
+    "$PYTHON" - "$WORK/default.yaml" "$WORK/traced.yaml" <<PY
+$ENV_PY
+default, traced = (envs(p) for p in sys.argv[1:])
+for comp in ("handler", "consumer"):
+    assert traced[comp]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector:4318", (comp, traced[comp])
+    assert traced[comp]["HOOKLINE_TRACE_SAMPLE_RATIO"] == "0.25", comp
+for comp, env in default.items():
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in env, ("traces are off by default", comp)
+PY
+}
+
 registry_keys_only_where_needed() {
   "$PYTHON" - "$WORK/default.yaml" <<PY
 $ENV_PY
@@ -454,6 +470,7 @@ check "with autoscaling the HPA owns the handler's replicas" autoscaling_leaves_
 check "KEDA ScaledObject only where KEDA is installed" keda_only_with_its_crds
 check "consumer retention, dedup window and static membership values reach the consumer" consumer_retention_and_membership
 check "releases apart: topics and consumer group under each prefix; Kafka SASL_SSL per component" releases_are_apart_and_kafka_is_secured
+check "tracing.otlpEndpoint and tracing.sampleRatio reach the handler and consumer, off by default" tracing_reaches_the_handler_and_consumer
 check "the registry keyring: a random 32-byte key, mounted by the operator and handlers only" registry_keys_only_where_needed
 check "the consumer's least-privileged login, the migrate Job as the owner" consumer_least_privilege
 check "the chart's CRD is crds/webhook.yaml" crd_matches_the_generated_one
