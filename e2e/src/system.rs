@@ -6,6 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use hookline_api::webhook::Webhook;
+use hookline_core::signature::{self, Scheme, SigningSecret};
 use hookline_testkit::eventually;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -42,6 +43,29 @@ fn bin_dir() -> PathBuf {
         );
     }
     dir
+}
+
+/// The headers of a JSON delivery signed with the Standard Webhooks `secret` (the
+/// `whsec_` text a Webhook's Secret holds) now.
+pub fn standard_signed_json_headers(
+    secret: &str,
+    message_id: &str,
+    body: &[u8],
+) -> Vec<(String, String)> {
+    let signing = SigningSecret::parse(Scheme::Standard, secret).expect("the secret parses");
+    let mut headers: Vec<(String, String)> = signature::sign(
+        Scheme::Standard,
+        std::slice::from_ref(&signing),
+        message_id,
+        chrono::Utc::now(),
+        body,
+    )
+    .expect("sign")
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .collect();
+    headers.push(("Content-Type".into(), "application/json".into()));
+    headers
 }
 
 pub struct System {

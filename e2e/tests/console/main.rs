@@ -16,8 +16,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use chrono::Utc;
-use hookline_core::signature::{self, Scheme, SigningSecret};
-use hookline_e2e::system::{System, repo_root};
+use hookline_core::signature;
+use hookline_e2e::system::{System, repo_root, standard_signed_json_headers};
 use hookline_testkit::{eventually, tools};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
@@ -52,7 +52,6 @@ async fn a_person_finds_events_and_replays_a_dead_letter_in_the_console() {
         .await;
     let trigger = RefusingTrigger::install(&system.db, &webhook_id).await;
 
-    let signing = SigningSecret::parse(Scheme::Standard, &secret).expect("the secret parses");
     let mut sent = Vec::new();
     for (n, event_type) in [
         "order.created",
@@ -71,18 +70,7 @@ async fn a_person_finds_events_and_replays_a_dead_letter_in_the_console() {
             "data": {"order": n, "note": "a console test order"}
         })
         .to_string();
-        let mut headers: Vec<(String, String)> = signature::sign(
-            Scheme::Standard,
-            std::slice::from_ref(&signing),
-            &message_id,
-            Utc::now(),
-            body.as_bytes(),
-        )
-        .expect("sign")
-        .into_iter()
-        .map(|(name, value)| (name.to_owned(), value))
-        .collect();
-        headers.push(("Content-Type".into(), "application/json".into()));
+        let headers = standard_signed_json_headers(&secret, &message_id, body.as_bytes());
         system
             .post_until_accepted(&webhook_id, &headers, body.as_bytes())
             .await;

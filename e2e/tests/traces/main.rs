@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use hookline_core::signature::{self, Scheme, SigningSecret};
-use hookline_e2e::system::System;
+use hookline_core::signature;
+use hookline_e2e::system::{System, standard_signed_json_headers};
 use hookline_testkit::eventually;
 use hookline_testkit::otlp::{OtlpReceiver, ReceivedSpan};
 use serde_json::json;
@@ -42,19 +42,8 @@ async fn an_event_sent_with_a_traceparent_is_one_trace_from_request_to_stored_ro
     let sender_trace = uuid::Uuid::new_v4().simple().to_string();
     let sender_span = &uuid::Uuid::new_v4().simple().to_string()[..16];
     let body = json!({"type": "invoice.paid", "data": {"invoice": 1}}).to_string();
-    let signing = SigningSecret::parse(Scheme::Standard, &secret).expect("the secret parses");
-    let mut headers: Vec<(String, String)> = signature::sign(
-        Scheme::Standard,
-        std::slice::from_ref(&signing),
-        &format!("msg_traced_{}", Utc::now().timestamp_millis()),
-        Utc::now(),
-        body.as_bytes(),
-    )
-    .expect("sign")
-    .into_iter()
-    .map(|(name, value)| (name.to_owned(), value))
-    .collect();
-    headers.push(("Content-Type".into(), "application/json".into()));
+    let message_id = format!("msg_traced_{}", Utc::now().timestamp_millis());
+    let mut headers = standard_signed_json_headers(&secret, &message_id, body.as_bytes());
     headers.push((
         "traceparent".into(),
         format!("00-{sender_trace}-{sender_span}-01"),
