@@ -5,8 +5,8 @@ results over the run, the run's phases, and when each alert was pending, firing,
 
     python3 dev/observability_report.py [run.json] [docs-dir]
 
-run.json defaults to target/observability/run.json (the test writes it there unless
-HOOKLINE_OBSERVABILITY_OUT says otherwise). Rewrites the part of docs/OBSERVABILITY.md between
+run.json defaults to where the test writes it: $HOOKLINE_OBSERVABILITY_OUT, else
+$CARGO_TARGET_DIR/observability/run.json, else target/observability/run.json. Rewrites the part of docs/OBSERVABILITY.md between
 its "panels:start" and "panels:end" markers and docs/observability/panel-*.svg. Python's
 standard library only.
 """
@@ -139,9 +139,17 @@ def section(run, dashboard, images_rel):
     return "\n".join(out), charts
 
 
+def default_run_file(root):
+    """Where the test writes run.json: $HOOKLINE_OBSERVABILITY_OUT, else the cargo target dir's."""
+    if os.environ.get("HOOKLINE_OBSERVABILITY_OUT"):
+        return os.environ["HOOKLINE_OBSERVABILITY_OUT"]
+    target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(root, "target")
+    return os.path.join(target, "observability/run.json")
+
+
 def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    run_file = sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, "target/observability/run.json")
+    run_file = sys.argv[1] if len(sys.argv) > 1 else default_run_file(root)
     docs = sys.argv[2] if len(sys.argv) > 2 else os.path.join(root, "docs")
     with open(run_file) as f:
         run = json.load(f)
