@@ -215,6 +215,23 @@ up_connected() {
     --wait --timeout 5m
 }
 
+# The NetworkPolicy engine of the offline mode (the bridge CNI enforces nothing): kube-router's
+# firewall on every node. Waits until each node's pod runs and its iptables chains are in place,
+# so Hookline's pods start under enforcement.
+start_policy_engine() {
+  local nodes node
+  sed "s/KUBE_ROUTER_VERSION/$KUBE_ROUTER_VERSION/" "$DEV_DIR/kind/manifests/kube-router.yaml" | kubectl apply -f - >/dev/null
+  kubectl -n kube-system rollout status daemonset/kube-router --timeout=180s >/dev/null || {
+    kubectl -n kube-system logs daemonset/kube-router --tail=20 >&2 || true
+    die "kube-router did not start: kubectl -n kube-system describe pods -l k8s-app=kube-router"
+  }
+  mapfile -t nodes < <(kind get nodes --name "$CLUSTER")
+  for node in "${nodes[@]}"; do
+    wait_for "kube-router's chains are in $node's iptables" 120 docker exec "$node" iptables -w -S KUBE-ROUTER-FORWARD
+  done
+  log "NetworkPolicies are enforced (kube-router $KUBE_ROUTER_VERSION, firewall only, on ${#nodes[@]} nodes)"
+}
+
 # The offline config: kind-config.yaml plus dev/kind/offline-config.yaml, versions filled in.
 offline_config() {
   local out="$KIND_STATE/kind-config.yaml" key
@@ -251,6 +268,7 @@ up_offline() {
     tail -n 20 "$KIND_STATE/kind-load.log" >&2
     die "kind load docker-image failed (log $KIND_STATE/kind-load.log)"
   }
+  start_policy_engine
   sed "s/TRAEFIK_VERSION/$TRAEFIK_VERSION/" "$DEV_DIR/kind/manifests/traefik.yaml" | kubectl apply -f - >/dev/null
   kubectl -n traefik rollout status deployment/traefik --timeout=180s >/dev/null ||
     die "Traefik did not start: kubectl -n traefik describe pods"
@@ -307,10 +325,20 @@ cmd_test() {
   [ -f "$MODE_FILE" ] || die "no kind cluster was made from this checkout: make kind-up first"
   [ "$(mode)" = offline ] && offline_env
   api_answers || die "the kind cluster does not answer: make kind-up"
-  local values
+  local values probe_image engine
   mapfile -t values < <(chart_values)
+  # The NetworkPolicy matrix's probe pods: the Debian base offline (in every node's
+  # containerd), Debian from Docker Hub connected (the nodes pull it).
+  if [ "$(mode)" = offline ]; then
+    probe_image="hookline-kind/debian:$DEBIAN_SUITE"
+    engine="kube-router $KUBE_ROUTER_VERSION (firewall only, iptables and ipset)"
+  else
+    probe_image="debian:$DEBIAN_SUITE-slim"
+    engine="kindnet (kube-network-policies)"
+  fi
   (cd "$REPO_ROOT" &&
-    HOOKLINE_KIND_NAMESPACE=$NAMESPACE HOOKLINE_KIND_RELEASE=$RELEASE HOOKLINE_KIND_INGRESS="127.0.0.1:80" \
+    HOOKLINE_KIND_PROBE_IMAGE=$probe_image HOOKLINE_KIND_POLICY_ENGINE=$engine \
+      HOOKLINE_KIND_NAMESPACE=$NAMESPACE HOOKLINE_KIND_RELEASE=$RELEASE HOOKLINE_KIND_INGRESS="127.0.0.1:80" \
       HOOKLINE_KIND_INGRESS_HOST=$INGRESS_HOST HOOKLINE_KIND_CONSOLE_HOST=$CONSOLE_HOST \
       HOOKLINE_KIND_CHART="$REPO_ROOT/helm/hookline" \
       HOOKLINE_KIND_CHART_VALUES="${values[*]}" \

@@ -4,7 +4,8 @@
 #
 #   dev/kind/images.sh base       the Debian base image (debootstrap, imported)
 #   dev/kind/images.sh cluster    the kind node image with the cluster's own images preloaded
-#   dev/kind/images.sh workloads  Kafka, PostgreSQL and Traefik for the chart
+#   dev/kind/images.sh workloads  Kafka, PostgreSQL and Traefik for the chart, and kube-router
+#                                 (the NetworkPolicy engine)
 #   dev/kind/images.sh hookline   Hookline's four images from the top-level Dockerfile, fed
 #                                 the release binaries of dev/build-release.sh
 #   dev/kind/images.sh all        all of them
@@ -32,6 +33,7 @@ NODE_IMAGE="$REPO/node:$KUBERNETES_VERSION"
 KAFKA_IMAGE="$REPO/kafka:$KAFKA_VERSION"
 POSTGRES_IMAGE="$REPO/postgres:$POSTGRES_TAG"
 TRAEFIK_IMAGE="$REPO/traefik:$TRAEFIK_VERSION"
+KUBE_ROUTER_IMAGE="$REPO/kube-router:$KUBE_ROUTER_VERSION"
 HOOKLINE_BINARIES=(operator handler consumer emitter console)
 
 # The names kubeadm asks for under the image repository hookline-kind (see offline-config.yaml).
@@ -51,6 +53,7 @@ workload_images() {
   echo "$KAFKA_IMAGE"
   echo "$POSTGRES_IMAGE"
   echo "$TRAEFIK_IMAGE"
+  echo "$KUBE_ROUTER_IMAGE"
   for b in "${HOOKLINE_BINARIES[@]}"; do echo "hookline-$b:$(hookline_tag)"; done
 }
 
@@ -116,7 +119,7 @@ stage_context() {
   cp -R "$DEV_DIR/kind/images" "$CONTEXT/images"
   for tool in kube-apiserver kube-controller-manager kubectl; do cp -l "$KUBE_BIN_DIR/$tool" "$CONTEXT/bin/" 2>/dev/null || cp "$KUBE_BIN_DIR/$tool" "$CONTEXT/bin/"; done
   for tool in kubelet kubeadm kube-proxy kube-scheduler; do cp -l "$KUBE_NODE_BIN_DIR/$tool" "$CONTEXT/bin/" 2>/dev/null || cp "$KUBE_NODE_BIN_DIR/$tool" "$CONTEXT/bin/"; done
-  for tool in etcd coredns local-path-provisioner traefik pause; do cp "$("${TOOLS[@]}" path "$tool")" "$CONTEXT/bin/"; done
+  for tool in etcd coredns local-path-provisioner traefik kube-router pause; do cp "$("${TOOLS[@]}" path "$tool")" "$CONTEXT/bin/"; done
   kind_src=$(module_dir sigs.k8s.io/kind "$KIND_VERSION")/images/base/files
   [ -d "$kind_src" ] || die "no images/base/files in sigs.k8s.io/kind@$KIND_VERSION"
   cp -R "$kind_src" "$CONTEXT/kind"
@@ -196,6 +199,7 @@ build_workloads() {
   build_target kafka "$KAFKA_IMAGE"
   build_target postgres "$POSTGRES_IMAGE"
   build_target traefik "$TRAEFIK_IMAGE"
+  build_target kube-router "$KUBE_ROUTER_IMAGE"
 }
 
 # Hookline's images: the top-level Dockerfile with the Debian base as its runtime and the host's

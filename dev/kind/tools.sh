@@ -2,7 +2,8 @@
 # The programs the offline kind mode builds from Go modules, each once into the cache:
 #
 #   dev/kind/tools.sh all        kind, the node's kube binaries, etcd, CoreDNS,
-#                                local-path-provisioner, Traefik and the pause binary
+#                                local-path-provisioner, Traefik, kube-router (the
+#                                NetworkPolicy engine) and the pause binary
 #   dev/kind/tools.sh path NAME  print where NAME is (kind, etcd, coredns, ...)
 #
 # Versions come from dev/versions.env; a changed version builds into a new folder.
@@ -18,6 +19,7 @@ tool_path() {
     coredns) echo "$TOOLS_DIR/coredns-$COREDNS_VERSION/coredns" ;;
     local-path-provisioner) echo "$TOOLS_DIR/local-path-provisioner-$LOCAL_PATH_PROVISIONER_VERSION/local-path-provisioner" ;;
     traefik) echo "$TOOLS_DIR/traefik-$TRAEFIK_VERSION/traefik" ;;
+    kube-router) echo "$TOOLS_DIR/kube-router-$KUBE_ROUTER_VERSION/kube-router" ;;
     pause) echo "$TOOLS_DIR/pause-$KUBERNETES_VERSION/pause" ;;
     *) die "no tool named $1" ;;
   esac
@@ -124,6 +126,8 @@ cmd_all() {
   go_install_build "$(tool_path coredns)" github.com/coredns/coredns "$COREDNS_VERSION"
   go_install_build "$(tool_path local-path-provisioner)" github.com/rancher/local-path-provisioner "$LOCAL_PATH_PROVISIONER_VERSION"
   build_traefik
+  # The NetworkPolicy engine: no replace directives in its go.mod, so a plain go install.
+  go_install_build "$(tool_path kube-router)" github.com/cloudnativelabs/kube-router/v2/cmd/kube-router "$KUBE_ROUTER_VERSION"
   build_pause
 }
 
