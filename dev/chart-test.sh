@@ -232,11 +232,113 @@ rbac_matches_operator_rules() {
 import sys, yaml
 chart = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
 wanted = [d for d in yaml.safe_load_all(open(sys.argv[2])) if d]
+operator = next(d["metadata"]["name"] for d in chart if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-operator"))
+def named(rules, name):
+    # operator/rbac.yaml names the operator's Deployment hookline-operator; the chart, its own.
+    return [{**r, "resourceNames": [name]} if "resourceNames" in r else r for r in rules]
 for kind in ("ClusterRole", "Role"):
     got = [d["rules"] for d in chart if d["kind"] == kind and "-operator" in d["metadata"]["name"]]
-    want = [d["rules"] for d in wanted if d["kind"] == kind]
+    want = [named(d["rules"], operator) for d in wanted if d["kind"] == kind]
     assert got == want, f"{kind} rules differ from operator/rbac.yaml:\n{got}\n{want}"
 PY
+}
+
+# The operator's grants as `kubectl auth can-i` answers them, for a cluster-wide install (the
+# release installed above) and one with operator.watchNamespace (its RBAC applied alone): the
+# namespaced operator can read Secrets and make Deployments only in the namespace it watches.
+# Writes the matrix to $WORK/can-i.txt; the last line of the run prints it.
+operator_rbac_follows_the_watched_namespace() {
+  local namespaced="$RELEASE-ns" watched="$RELEASE-tenant-a" other="$RELEASE-tenant-b" ns
+  for ns in "$namespaced" "$watched" "$other"; do
+    kubectl_ create namespace "$ns" >/dev/null || return 1
+  done
+  helm_ template "$RELEASE" "$CHART" --namespace "$namespaced" --set operator.watchNamespace="$watched" \
+    --show-only templates/operator.yaml --show-only templates/admission-policy.yaml >"$WORK/namespaced.yaml" || return 1
+  "$PYTHON" - "$WORK/namespaced.yaml" "$watched" >"$WORK/namespaced-rbac.yaml" <<'PY' || return 1
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+kinds = [d["kind"] for d in docs]
+assert "ClusterRole" not in kinds and "ClusterRoleBinding" not in kinds, kinds
+roles = {(d["kind"], d["metadata"].get("namespace")) for d in docs if d["kind"] in ("Role", "RoleBinding")}
+assert ("Role", sys.argv[2]) in roles and ("RoleBinding", sys.argv[2]) in roles, roles
+binding = next(d for d in docs if d["kind"] == "ValidatingAdmissionPolicyBinding")
+assert binding["spec"]["matchResources"]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": sys.argv[2]}
+print(yaml.safe_dump_all([d for d in docs if d["kind"] in ("ServiceAccount", "Role", "RoleBinding")]))
+PY
+  kubectl_ apply -n "$namespaced" -f "$WORK/namespaced-rbac.yaml" >/dev/null || return 1
+  local install as where want verb resource got wrong=0
+  : >"$WORK/can-i.txt"
+  while read -r install want verb resource where; do
+    case "$install" in
+      cluster) as="system:serviceaccount:$NAMESPACE:$RELEASE-hookline-operator" ;;
+      namespaced) as="system:serviceaccount:$namespaced:$RELEASE-hookline-operator" ;;
+    esac
+    case "$where" in
+      watched) ns=(-n "$watched") ;;
+      other) ns=(-n "$other") ;;
+      all) ns=(--all-namespaces) ;;
+    esac
+    got=$(kubectl_ auth can-i "$verb" "$resource" "${ns[@]}" --as "$as" 2>/dev/null | head -1)
+    printf '%-10s %-6s %-28s %-8s %s\n' "$install" "$verb" "$resource" "$where" "$got" >>"$WORK/can-i.txt"
+    [ "$got" = "$want" ] || { echo "$install operator: can-i $verb $resource in $where: got '$got', want '$want'"; wrong=1; }
+  done <<'LIST'
+cluster yes get secrets other
+cluster yes create deployments.apps other
+cluster yes list secrets all
+namespaced yes get secrets watched
+namespaced yes create secrets watched
+namespaced yes create deployments.apps watched
+namespaced yes watch webhooks.hookline.io watched
+namespaced yes delete networkpolicies.networking.k8s.io watched
+namespaced no get secrets other
+namespaced no list secrets other
+namespaced no create deployments.apps other
+namespaced no patch deployments.apps other
+namespaced no watch webhooks.hookline.io other
+namespaced no list secrets all
+namespaced no list webhooks.hookline.io all
+namespaced no delete secrets watched
+namespaced no delete deployments.apps watched
+LIST
+  for ns in "$namespaced" "$watched" "$other"; do
+    kubectl_ delete namespace "$ns" --wait=false >/dev/null 2>&1
+  done
+  [ "$wrong" = 0 ]
+}
+
+# The admin's limits at admission: the chart's ValidatingAdmissionPolicy (installed with the
+# release above, bound to every namespace) refuses a Webhook over each limit, naming the field
+# and the chart value; a Webhook within them, and a change that leaves the spec alone, pass.
+limits_are_refused_at_admission() {
+  local name spec field out
+  local cases=(
+    'replicas|{"customerId":"c","emitter":{"replicas":6}}|spec.emitter.replicas must be at most 5|limits.maxEmitterReplicas'
+    'rate|{"customerId":"c","emitter":{"ratePerSecond":50.5}}|spec.emitter.ratePerSecond must be at most 50|limits.maxEmitterRatePerSecond'
+    'rps|{"customerId":"c","rateLimit":{"requestsPerSecond":1001}}|spec.rateLimit.requestsPerSecond must be at most 1000|limits.maxRateLimitPerSecond'
+    'burst|{"customerId":"c","rateLimit":{"burst":2001}}|spec.rateLimit.burst must be at most 2000|limits.maxRateLimitBurst'
+    'private|{"customerId":"c","url":"http://10.0.0.1/in","emitter":{"allowPrivateTargets":true}}|spec.emitter.allowPrivateTargets must not be true|limits.allowPrivateTargets'
+    'lent|{"customerId":"c","url":"https://collector.example.com/in","secretRef":{"name":"s","key":"k"}}|spec.url must not be set with spec.secretRef|limits.allowReferencedSecretsToOtherTargets'
+  )
+  webhook_json() { printf '{"apiVersion":"hookline.io/v1alpha1","kind":"Webhook","metadata":{"name":"%s"},"spec":%s}' "$1" "$2"; }
+  # The API server compiles a new policy within moments: wait for the first refusal.
+  for _ in $(seq 60); do
+    webhook_json limit-probe '{"customerId":"c","emitter":{"replicas":6}}' |
+      kubectl_ create --dry-run=server -n "$NAMESPACE" -f - >/dev/null 2>&1 || break
+    sleep 0.5
+  done
+  for case in "${cases[@]}"; do
+    IFS='|' read -r name spec field limit <<<"$case"
+    if out=$(webhook_json "limit-$name" "$spec" | kubectl_ create -n "$NAMESPACE" -f - 2>&1); then
+      echo "accepted over the limit ($name): $out"
+      return 1
+    fi
+    grep -qF "$field" <<<"$out" && grep -qF "$limit" <<<"$out" || { echo "$name: $out"; return 1; }
+  done
+  webhook_json within '{"customerId":"c","emitter":{"replicas":5,"ratePerSecond":50},"rateLimit":{"requestsPerSecond":1000,"burst":2000}}' |
+    kubectl_ create -n "$NAMESPACE" -f - >/dev/null || return 1
+  out=$(kubectl_ scale -n "$NAMESPACE" webhook/within --replicas=6 2>&1) && { echo "scaled past the limit: $out"; return 1; }
+  grep -qF 'limits.maxEmitterReplicas' <<<"$out" || { echo "scale: $out"; return 1; }
+  kubectl_ delete -n "$NAMESPACE" webhook/within >/dev/null
 }
 
 every_pod_is_hardened() {
@@ -423,7 +525,7 @@ no create clusterrolebindings.rbac.authorization.k8s.io
 no delete webhooks.hookline.io
 yes create networkpolicies.networking.k8s.io
 yes patch networkpolicies.networking.k8s.io
-no delete networkpolicies.networking.k8s.io
+yes delete networkpolicies.networking.k8s.io
 no update networkpolicies.networking.k8s.io
 LIST
 }
@@ -570,9 +672,15 @@ check "the API server accepts the NetworkPolicies" network_policies_are_installe
 check "kubectl scale deployment handler: the ReplicaSet follows" handler_scales_like_any_deployment
 check "kubectl auth can-i: the operator's least privilege" operator_can_exactly_what_it_needs
 check "kubectl auth can-i: the console reads Webhooks, nothing else" console_can_only_read_webhooks
+check "kubectl auth can-i: a namespaced operator reaches only the namespace it watches" operator_rbac_follows_the_watched_namespace
+check "the admission policy refuses a Webhook over each of the admin's limits, naming it" limits_are_refused_at_admission
 check "helm uninstall leaves nothing behind (the CRD stays, as Helm does)" uninstall_leaves_nothing
 check "helm uninstall leaves no NetworkPolicy" no_network_policy_left
 kubectl_ delete namespace "$NAMESPACE" --wait=false >/dev/null 2>&1
 
+if [ -s "$WORK/can-i.txt" ]; then
+  echo "the operator's grants as kubectl auth can-i answered (install, verb, resource, namespace, answer):"
+  sed 's/^/  /' "$WORK/can-i.txt"
+fi
 echo "chart: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

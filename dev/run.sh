@@ -113,6 +113,8 @@ up() {
   "$KUBECTL" -n "$NAMESPACE" create secret generic hookline-kafka-ca --from-file=ca.crt="$KAFKA_SSL_CA_LOCATION" \
     --dry-run=client -o yaml | "$KUBECTL" apply -f - >/dev/null
   log "helm upgrade --install $RELEASE into namespace $NAMESPACE"
+  # make run's admin lets Webhooks ask for up to the CRD's own maxima (limits.*): the load
+  # tests and the bench drive emitters and rate limits far past the chart's defaults.
   "$HELM" upgrade --install "$RELEASE" "$REPO_ROOT/helm/hookline" --namespace "$NAMESPACE" \
     --set logFormat=text \
     --set topicPrefix="$NAMESPACE" \
@@ -123,6 +125,8 @@ up() {
     --set console.database.existingSecret=hookline-console-database \
     --set consumer.database.existingSecret=hookline-consumer-database --set consumer.database.migrations=none \
     --set handler.replicas=3 --set consumer.replicas=2 \
+    --set limits.maxRateLimitPerSecond=1000000 --set limits.maxRateLimitBurst=1000000 \
+    --set limits.maxEmitterRatePerSecond=10000 --set limits.maxEmitterReplicas=100 \
     --set operator.watchNamespace="$NAMESPACE" \
     --set operator.publicBaseUrl="$PROXY_URL" --set operator.handlerUrl="$PROXY_URL" \
     --set handler.trustedProxies='{127.0.0.1/32}' \

@@ -123,8 +123,16 @@ pub struct WebhookSpec {
     #[serde(default)]
     pub scheme: Scheme,
 
-    /// An existing Secret holding the signing secret. When absent the operator generates
-    /// a `whsec_` secret of 32 random bytes.
+    /// An existing Secret of this namespace holding the signing secret. When absent the
+    /// operator generates a `whsec_` secret of 32 random bytes.
+    ///
+    /// The Secret must be lent on purpose: it needs the label
+    /// `hookline.io/webhook-secret: "true"`, set by someone who may edit it. Without it
+    /// the Webhook is refused (`SecretReady=False`, reason `SecretNotLent`), nothing is
+    /// registered and no emitter signs with it; labelling it later makes the Webhook
+    /// Ready without editing it, and removing the label withdraws it again. An emitter
+    /// signs with a referenced secret only toward this release's handler (no `url`),
+    /// unless the cluster's admin allows other targets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretKeyRef>,
 
@@ -141,7 +149,8 @@ pub struct WebhookSpec {
     #[serde(default)]
     pub delivery: DeliverySpec,
 
-    /// The handler's per-webhook rate limit.
+    /// The handler's per-webhook rate limit, within the admin's
+    /// `limits.maxRateLimitPerSecond` and `limits.maxRateLimitBurst`.
     #[serde(default)]
     pub rate_limit: RateLimitSpec,
 
@@ -183,6 +192,10 @@ fn event_types_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     })
 }
 
+/// The label (value `"true"`) that lends a Secret to the Webhooks of its namespace:
+/// only a Secret carrying it may be named by `spec.secretRef`.
+pub const LENT_SECRET_LABEL: &str = "hookline.io/webhook-secret";
+
 /// A key of a Secret in the Webhook's namespace.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 pub struct SecretKeyRef {
@@ -223,7 +236,8 @@ fn default_grace_period_seconds() -> i64 {
 pub struct EmitterSpec {
     #[serde(default = "default_true")]
     pub enabled: bool,
-    /// Events per second per replica (0.2 = one every 5 s, the prototype's pace).
+    /// Events per second per replica (0.2 = one every 5 s, the prototype's pace). At most
+    /// the admin's `limits.maxEmitterRatePerSecond`.
     #[serde(default = "default_rate_per_second")]
     #[x_kube(validation = Rule::new("self > 0.0 && self <= 10000.0").message("ratePerSecond must be above 0 and at most 10000"))]
     pub rate_per_second: f64,
@@ -231,12 +245,15 @@ pub struct EmitterSpec {
     #[serde(default = "default_event_types")]
     #[schemars(schema_with = "event_types_schema")]
     pub event_types: Vec<String>,
+    /// Emitter pods; at most the admin's `limits.maxEmitterReplicas`.
     #[serde(default = "default_replicas")]
     #[schemars(range(min = 0, max = 100))]
     pub replicas: i32,
     /// Let the emitter deliver to a `url` on a private, loopback or link-local address.
     /// Off by default, so a Webhook cannot point requests into the cluster (SSRF). The
-    /// default target (the in-cluster handler) is always allowed.
+    /// default target (the in-cluster handler) is always allowed. Only honoured where
+    /// the cluster's admin allows it (the chart's `limits.allowPrivateTargets`);
+    /// elsewhere a Webhook asking for it is refused (`LimitExceeded`).
     #[serde(default)]
     pub allow_private_targets: bool,
 }

@@ -199,12 +199,19 @@ impl System {
         .await
     }
 
-    /// A Secret holding `value` under the key `secret`, for a Webhook's `secretRef`.
+    /// A Secret holding `value` under the key `secret`, lent to Webhooks for their `secretRef`.
     pub async fn create_secret(&self, name: &str, value: &str) {
         let secrets: Api<k8s_openapi::api::core::v1::Secret> =
             Api::namespaced(self.webhooks.clone().into_client(), &self.namespace);
         let mut secret = k8s_openapi::api::core::v1::Secret::default();
         secret.metadata.name = Some(name.to_owned());
+        secret.metadata.labels = Some(
+            [(
+                hookline_api::webhook::LENT_SECRET_LABEL.to_owned(),
+                "true".to_owned(),
+            )]
+            .into(),
+        );
         secret.string_data = Some([("secret".to_owned(), value.to_owned())].into());
         secrets
             .create(&PostParams::default(), &secret)

@@ -58,25 +58,33 @@ pub fn emitter_state(desired: i32, ready: i32, enabled: bool) -> PartState {
     }
 }
 
-/// The conditions for the parts plus `Ready`, which holds when every part does.
+/// The conditions for the parts plus `Ready`, which holds when every part does. A `Ready`
+/// among `parts` (a refusal that says why itself) is taken as it is.
 pub fn conditions(
     previous: &[Condition],
     parts: &[(&'static str, PartState)],
     generation: i64,
     now: Time,
 ) -> Vec<Condition> {
-    let unmet: Vec<&str> = parts
+    let given = parts
         .iter()
+        .find(|(kind, _)| *kind == READY)
+        .map(|(_, state)| state.clone());
+    let parts = parts.iter().filter(|(kind, _)| *kind != READY);
+    let unmet: Vec<&str> = parts
+        .clone()
         .filter(|(_, state)| !state.is_met())
         .map(|(kind, _)| *kind)
         .collect();
-    let ready = if unmet.is_empty() {
-        PartState::met("AllPartsReady", "the webhook accepts and emits events")
-    } else {
-        PartState::unmet("PartsNotReady", format!("not ready: {}", unmet.join(", ")))
-    };
+    let ready = given.unwrap_or_else(|| {
+        if unmet.is_empty() {
+            PartState::met("AllPartsReady", "the webhook accepts and emits events")
+        } else {
+            PartState::unmet("PartsNotReady", format!("not ready: {}", unmet.join(", ")))
+        }
+    });
     std::iter::once((READY, ready))
-        .chain(parts.iter().cloned())
+        .chain(parts.cloned())
         .map(|(kind, state)| {
             let (status, reason, message) = match state {
                 PartState::Met { reason, message } => ("True", reason, message),

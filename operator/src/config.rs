@@ -7,6 +7,7 @@ use hookline_api::topics::{self, TopicNames};
 use hookline_core::config::{CommonArgs, KafkaArgs, OpsArgs, RegistryKeysArgs, parse_http_url};
 
 use crate::desired::Settings;
+use crate::limits::Limits;
 
 /// Hookline's operator: reconciles Webhook resources into signing Secrets, emitter
 /// Deployments, registry entries and status conditions. The Kubernetes API server is
@@ -50,10 +51,8 @@ pub struct RunArgs {
     /// The handler Service's URL inside the cluster: the emitters' default target.
     #[arg(long, env = "HOOKLINE_HANDLER_URL", value_parser = parse_base_url)]
     pub in_cluster_handler_url: String,
-    /// Let every emitter deliver to private and loopback addresses, whatever its
-    /// Webhook says (the default target, the in-cluster handler, is always allowed).
-    #[arg(long, env = "HOOKLINE_EMITTER_ALLOW_PRIVATE_TARGETS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
-    pub emitter_allow_private_targets: bool,
+    #[command(flatten)]
+    pub limits: Limits,
     /// Write a NetworkPolicy beside each emitter Deployment: its pods may leave only for
     /// DNS (53) and the port of the Webhook's target. Off: none is written (the ones
     /// written before stay until their Webhook goes).
@@ -115,7 +114,7 @@ impl RunArgs {
             emitter_image: self.emitter_image.clone(),
             public_base_url: self.public_base_url.clone(),
             in_cluster_handler_url: self.in_cluster_handler_url.clone(),
-            allow_private_targets: self.emitter_allow_private_targets,
+            limits: self.limits.clone(),
             emitter_network_policy: self.emitter_network_policy,
             handler_pod_port: self.handler_pod_port,
         }

@@ -24,8 +24,10 @@ use thiserror::Error;
 use hookline_api::emitter::{env as emitter_env, secret as secret_keys};
 use hookline_api::webhook::{Webhook, WebhookSpec};
 
+use crate::limits::Limits;
+
 /// Settings of the operator that shape every Webhook's objects.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// The emitter's container image.
     pub emitter_image: String,
@@ -33,9 +35,8 @@ pub struct Settings {
     pub public_base_url: String,
     /// Base URL of the handler Service inside the cluster, the emitter's default target.
     pub in_cluster_handler_url: String,
-    /// Every emitter may deliver to private addresses (a cluster-wide opt-in, e.g. for
-    /// a development setup whose receivers listen on loopback).
-    pub allow_private_targets: bool,
+    /// What the cluster's admin lets a Webhook ask for.
+    pub limits: Limits,
     /// Write a NetworkPolicy beside each emitter Deployment restricting its egress to
     /// DNS and its target's port (`egress`).
     pub emitter_network_policy: bool,
@@ -94,10 +95,11 @@ pub fn target_url(spec: &WebhookSpec, settings: &Settings, id: &str) -> String {
 }
 
 /// Whether the emitter may connect to private addresses: always for the default target
-/// (the in-cluster handler is private by nature), otherwise only when the Webhook or
-/// the operator's settings say so.
+/// (the in-cluster handler is private by nature), otherwise only when the Webhook asks
+/// and the admin's limits let it.
 pub fn allows_private_targets(spec: &WebhookSpec, settings: &Settings) -> bool {
-    spec.url.is_none() || spec.emitter.allow_private_targets || settings.allow_private_targets
+    spec.url.is_none()
+        || (spec.emitter.allow_private_targets && settings.limits.allow_private_targets)
 }
 
 /// The emitter replicas the Deployment should run. Suspension does not stop the
@@ -527,7 +529,7 @@ mod tests {
             emitter_image: "hookline-emitter:test".into(),
             public_base_url: "https://hooks.example.com/".into(),
             in_cluster_handler_url: "http://hookline-handler.hookline.svc:8080".into(),
-            allow_private_targets: false,
+            limits: Limits::default(),
             emitter_network_policy: true,
             handler_pod_port: 8080,
         }
@@ -729,7 +731,7 @@ mod tests {
     }
 
     #[test]
-    fn private_targets_are_allowed_for_the_default_target_or_when_asked() {
+    fn private_targets_are_allowed_for_the_default_target_or_when_asked_and_allowed() {
         let allowed = |s: &WebhookSpec, settings: &Settings| {
             let d =
                 emitter_deployment(&webhook(s.clone()), settings, "7f6c-uid").expect("deployment");
@@ -748,13 +750,25 @@ mod tests {
             "an explicit URL must opt in"
         );
         s.emitter.allow_private_targets = true;
-        assert_eq!(allowed(&s, &settings()).as_deref(), Some("true"));
-        s.emitter.allow_private_targets = false;
+        assert_eq!(
+            allowed(&s, &settings()).as_deref(),
+            Some("false"),
+            "the Webhook alone cannot turn the guard off"
+        );
         let permissive = Settings {
-            allow_private_targets: true,
+            limits: Limits {
+                allow_private_targets: true,
+                ..Limits::default()
+            },
             ..settings()
         };
         assert_eq!(allowed(&s, &permissive).as_deref(), Some("true"));
+        s.emitter.allow_private_targets = false;
+        assert_eq!(
+            allowed(&s, &permissive).as_deref(),
+            Some("false"),
+            "the admin allows, the Webhook did not ask"
+        );
     }
 
     #[test]

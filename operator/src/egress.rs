@@ -104,6 +104,7 @@ pub fn emitter_network_policy(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::Limits;
     use hookline_api::webhook::WebhookSpec;
 
     fn settings() -> Settings {
@@ -111,7 +112,7 @@ mod tests {
             emitter_image: "hookline-emitter:test".into(),
             public_base_url: "https://hooks.example.com".into(),
             in_cluster_handler_url: "http://hookline-handler.hookline.svc:8080".into(),
-            allow_private_targets: false,
+            limits: Limits::default(),
             emitter_network_policy: true,
             handler_pod_port: 8080,
         }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod desired;
 pub mod egress;
 pub mod leader;
+pub mod limits;
 pub mod metrics;
 pub mod reconcile;
 pub mod registry;

@@ -27,7 +27,7 @@ use crate::leader::LeaseLock;
 use crate::metrics::Metrics;
 use crate::reconcile::{self, Context};
 use crate::registry::{PublishError, RegistryPublisher};
-use hookline_api::webhook::Webhook;
+use hookline_api::webhook::{LENT_SECRET_LABEL, Webhook};
 
 #[derive(Debug, Error)]
 pub enum RunError {
@@ -230,9 +230,22 @@ pub async fn run_controller(
     )
     .default_backoff()
     .touched_objects();
+    // Secrets lent to Webhooks: lending one (or taking it back, which the labelled watch
+    // sees as the Secret leaving it), or changing its value, reconciles the Webhooks
+    // naming it at once.
+    let lent = watcher(
+        api::<PartialObjectMeta<Secret>>(&client, namespace),
+        watcher::Config::default().labels(&format!("{LENT_SECRET_LABEL}=true")),
+    )
+    .default_backoff()
+    .touched_objects();
+    let referencing = store.clone();
     Controller::for_stream(webhooks, store)
         .owns_stream(deployments)
         .owns_stream(secrets)
+        .watches_stream(lent, move |secret| {
+            webhooks_referencing(&referencing, &secret)
+        })
         .with_config(controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(async move { shutdown.wait().await })
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
@@ -243,6 +256,27 @@ pub async fn run_controller(
             }
         })
         .await;
+}
+
+/// The Webhooks in `secret`'s namespace whose `secretRef` names it.
+fn webhooks_referencing(
+    webhooks: &reflector::Store<Webhook>,
+    secret: &PartialObjectMeta<Secret>,
+) -> Vec<reflector::ObjectRef<Webhook>> {
+    let (namespace, name) = (secret.namespace(), secret.name_any());
+    webhooks
+        .state()
+        .iter()
+        .filter(|webhook| {
+            webhook.namespace() == namespace
+                && webhook
+                    .spec
+                    .secret_ref
+                    .as_ref()
+                    .is_some_and(|reference| reference.name == name)
+        })
+        .map(|webhook| reflector::ObjectRef::from_obj(webhook.as_ref()))
+        .collect()
 }
 
 async fn finish(ops_server: tokio::task::JoinHandle<std::io::Result<()>>) -> Result<(), RunError> {

@@ -11,6 +11,7 @@ use hookline_core::signature::{Scheme, generate_standard_secret};
 use hookline_emitter::config::Config;
 use hookline_emitter::secrets::SigningKeys as EmitterKeys;
 use hookline_operator::desired::{self, Settings, SigningKeys};
+use hookline_operator::limits::Limits;
 use serde_json::json;
 
 fn webhook(spec: serde_json::Value) -> Webhook {
@@ -26,7 +27,7 @@ fn settings() -> Settings {
         emitter_image: "hookline-emitter:test".into(),
         public_base_url: "https://hooks.example.com/".into(),
         in_cluster_handler_url: "http://hookline-handler.hookline.svc:8080".into(),
-        allow_private_targets: false,
+        limits: Limits::default(),
         emitter_network_policy: true,
         handler_pod_port: 8080,
     }

@@ -5,13 +5,14 @@ use hookline_api::webhook::Webhook;
 use k8s_openapi::api::core::v1::Secret;
 
 use crate::desired::Settings;
+use crate::limits::Limits;
 
 pub fn settings() -> Settings {
     Settings {
         emitter_image: "hookline-emitter:test".into(),
         public_base_url: "http://127.0.0.1:18080".into(),
         in_cluster_handler_url: "http://hookline-handler.hookline.svc:8080".into(),
-        allow_private_targets: false,
+        limits: Limits::default(),
         emitter_network_policy: true,
         handler_pod_port: 8080,
     }

@@ -21,7 +21,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::finalizer::{self, finalizer};
@@ -179,8 +179,12 @@ async fn apply(webhook: &Webhook, ctx: &Context) -> Result<Action, Error> {
         Decision::Serve(plan) => plan,
         Decision::Refuse(refusal) => {
             // Nothing is applied: a Webhook registered before keeps its last good
-            // secret, and senders signing with it are still accepted.
-            let parts = status::refused_parts(refusal.reason, &refusal.message);
+            // secret, and senders signing with it are still accepted, unless the
+            // refusal withdraws it.
+            if refusal.withdraw {
+                withdraw(webhook, &id, &namespace, &observed.children, ctx).await?;
+            }
+            let parts = status::refused_parts(&refusal);
             let report = status::status(webhook, &ctx.settings, &id, &parts, None, time_now());
             status::patch(ctx, webhook, report).await?;
             publish_event(
@@ -208,12 +212,19 @@ async fn apply(webhook: &Webhook, ctx: &Context) -> Result<Action, Error> {
         Patch::Apply(&plan.signing_secret),
         Patch::Apply(&plan.emitter),
     );
+    // Every name was checked free or this Webhook's in `observe`: nothing here writes
+    // into an object of someone else.
     let emitter = async {
         if let Some(policy) = &plan.emitter_network_policy {
             policies
                 .patch(&emitter_name, &apply_params, &Patch::Apply(policy))
                 .await
                 .map_err(Error::kube(format!("apply NetworkPolicy {emitter_name}")))?;
+        }
+        if plan.delete_emitter_network_policy {
+            delete_owned(&policies, &emitter_name, &id)
+                .await
+                .map_err(Error::kube(format!("delete NetworkPolicy {emitter_name}")))?;
         }
         deployments
             .patch(&emitter_name, &apply_params, &emitter_patch)
@@ -284,6 +295,65 @@ async fn apply(webhook: &Webhook, ctx: &Context) -> Result<Action, Error> {
             (until + Duration::from_secs(1)).min(ctx.resync)
         });
     Ok(Action::requeue(requeue))
+}
+
+/// Deletes `name` only while it is still the object of this Webhook's uid `owner`: the
+/// precondition is the uid read now, so an object someone re-created meanwhile stays.
+async fn delete_owned<K>(api: &Api<K>, name: &str, owner: &str) -> Result<(), kube::Error>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let Some(found) = api.get_metadata_opt(name).await? else {
+        return Ok(());
+    };
+    if observe::Occupant::of(&found.metadata, owner) != observe::Occupant::Owned {
+        return Ok(());
+    }
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: found.metadata.uid,
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match api.delete(name, &params).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
+/// Stops serving a Webhook whose secret was withdrawn: its registry entry goes (the
+/// handlers refuse its senders) and its emitter, when it is this Webhook's, scales to zero.
+async fn withdraw(
+    webhook: &Webhook,
+    id: &str,
+    namespace: &str,
+    children: &observe::Children,
+    ctx: &Context,
+) -> Result<(), Error> {
+    let was_registered = webhook.status.as_ref().is_some_and(|status| {
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == crate::conditions::REGISTERED && c.status == "True")
+    });
+    if was_registered || ctx.registry.last_published(id).await.is_some() {
+        ctx.registry.remove(id).await?;
+        ctx.metrics.registry_publishes.inc();
+    }
+    if children.emitter == observe::Occupant::Owned {
+        let name = desired::emitter_name(webhook);
+        Api::<Deployment>::namespaced(ctx.client.clone(), namespace)
+            .patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER),
+                &Patch::Merge(serde_json::json!({"spec": {"replicas": 0}})),
+            )
+            .await
+            .map_err(Error::kube(format!("scale Deployment {name} to zero")))?;
+    }
+    Ok(())
 }
 
 fn time_now() -> Time {

@@ -1,7 +1,10 @@
 //! Stage 1, dereference: everything a reconcile reads before it decides, read once.
 
-use hookline_api::webhook::{SecretKeyRef, Webhook};
+use hookline_api::webhook::{LENT_SECRET_LABEL, SecretKeyRef, Webhook};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 
 use super::{Context, Error};
@@ -14,6 +17,42 @@ pub struct Observed {
     /// Secret deleted by hand) from the last registry entry it published.
     pub stored_keys: Option<SigningKeys>,
     pub referenced: Referenced,
+    /// What stands under each name the Webhook's children take.
+    pub children: Children,
+}
+
+/// Whether an object exists under a child's name, and whose it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Occupant {
+    #[default]
+    Absent,
+    /// Controlled by this Webhook (a controller owner reference with its uid).
+    Owned,
+    /// Made by someone else, or controlled by another object: never written or deleted.
+    Foreign,
+}
+
+impl Occupant {
+    /// Who holds `meta` (an object that exists), seen from the Webhook of uid `uid`.
+    pub fn of(meta: &ObjectMeta, uid: &str) -> Self {
+        let controlled = meta.owner_references.iter().flatten().any(|owner| {
+            owner.controller == Some(true) && owner.uid == uid && owner.kind == "Webhook"
+        });
+        if controlled {
+            Self::Owned
+        } else {
+            Self::Foreign
+        }
+    }
+}
+
+/// The occupants of the names of the signing Secret, the emitter Deployment and the
+/// emitter's NetworkPolicy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Children {
+    pub signing_secret: Occupant,
+    pub emitter: Occupant,
+    pub emitter_network_policy: Occupant,
 }
 
 /// The Secret `spec.secretRef` names, if it does.
@@ -23,6 +62,8 @@ pub enum Referenced {
     NotUsed,
     /// The Secret or its key is missing or empty (or not UTF-8).
     Missing { name: String, key: String },
+    /// The Secret exists but does not carry the label that lends it to Webhooks.
+    NotLent { name: String },
     Found {
         name: String,
         key: String,
@@ -31,8 +72,16 @@ pub enum Referenced {
 }
 
 impl Referenced {
-    /// What `reference` finds in `secret` (the Secret it names, if it exists).
+    /// What `reference` finds in `secret` (the Secret it names, if it exists). A Secret
+    /// without the lending label is not read at all.
     pub fn from_secret(reference: &SecretKeyRef, secret: Option<Secret>) -> Self {
+        if let Some(secret) = &secret
+            && !is_lent(&secret.metadata)
+        {
+            return Self::NotLent {
+                name: reference.name.clone(),
+            };
+        }
         let value = secret
             .and_then(|secret| secret.data)
             .and_then(|data| data.get(&reference.key).cloned())
@@ -51,23 +100,61 @@ impl std::fmt::Debug for Referenced {
         match self {
             Self::NotUsed => f.write_str("NotUsed"),
             Self::Missing { name, key } => write!(f, "Missing({name}/{key})"),
+            Self::NotLent { name } => write!(f, "NotLent({name})"),
             Self::Found { name, key, .. } => write!(f, "Found({name}/{key}, <redacted>)"),
         }
     }
 }
 
-/// Reads the signing Secret (or the last registry entry) and the referenced Secret.
+/// Whether a Secret's owner lent it to the Webhooks of its namespace.
+pub fn is_lent(meta: &ObjectMeta) -> bool {
+    meta.labels
+        .as_ref()
+        .and_then(|labels| labels.get(LENT_SECRET_LABEL))
+        .is_some_and(|value| value == "true")
+}
+
+/// Reads the signing Secret (or the last registry entry), the referenced Secret and who
+/// holds the names of the Webhook's children.
 pub async fn observe(
     webhook: &Webhook,
     id: &str,
     secrets: &Api<Secret>,
     ctx: &Context,
 ) -> Result<Observed, Error> {
+    let namespace = secrets.namespace().unwrap_or_default().to_owned();
     let secret_name = desired::signing_secret_name(webhook);
-    let from_secret = secrets
-        .get_opt(&secret_name)
-        .await
-        .map_err(Error::kube(format!("read Secret {secret_name}")))?
+    let emitter_name = desired::emitter_name(webhook);
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
+    let policies: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
+    let (signing_secret, emitter, policy) = tokio::join!(
+        secrets.get_opt(&secret_name),
+        deployments.get_metadata_opt(&emitter_name),
+        policies.get_metadata_opt(&emitter_name),
+    );
+    let signing_secret =
+        signing_secret.map_err(Error::kube(format!("read Secret {secret_name}")))?;
+    let occupant =
+        |meta: Option<&ObjectMeta>| meta.map_or(Occupant::Absent, |m| Occupant::of(m, id));
+    let children = Children {
+        signing_secret: occupant(signing_secret.as_ref().map(|s| &s.metadata)),
+        emitter: occupant(
+            emitter
+                .map_err(Error::kube(format!("read Deployment {emitter_name}")))?
+                .as_ref()
+                .map(|d| &d.metadata),
+        ),
+        emitter_network_policy: occupant(
+            policy
+                .map_err(Error::kube(format!("read NetworkPolicy {emitter_name}")))?
+                .as_ref()
+                .map(|p| &p.metadata),
+        ),
+    };
+    // Keys are read back only from a Secret this Webhook owns: another one under the
+    // same name is someone else's and is never read.
+    let from_secret = signing_secret
+        .filter(|_| children.signing_secret == Occupant::Owned)
         .and_then(|secret| SigningKeys::from_secret(&secret));
     let stored_keys = match from_secret {
         Some(keys) => Some(keys),
@@ -95,5 +182,6 @@ pub async fn observe(
     Ok(Observed {
         stored_keys,
         referenced,
+        children,
     })
 }

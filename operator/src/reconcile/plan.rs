@@ -10,7 +10,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 
-use super::observe::{Observed, Referenced};
+use super::observe::{Children, Observed, Occupant, Referenced};
+use crate::conditions::{EMITTER_AVAILABLE, READY, SECRET_READY};
 use crate::desired::{self, DesiredError, Settings, SigningKeys};
 use crate::egress;
 
@@ -19,7 +20,7 @@ use crate::egress;
 pub enum Decision {
     /// Apply all of it.
     Serve(Box<Plan>),
-    /// Apply nothing, report why (a `SecretReady` condition and a Warning Event).
+    /// Apply nothing, report why (a condition and a Warning Event).
     Refuse(Refusal),
 }
 
@@ -33,6 +34,8 @@ pub struct Plan {
     pub emitter: Deployment,
     /// The emitter's egress policy; `None` when the operator is told to write none.
     pub emitter_network_policy: Option<NetworkPolicy>,
+    /// A policy this Webhook owns that the operator no longer wants (told to write none).
+    pub delete_emitter_network_policy: bool,
     pub registry_entry: RegistryEntry,
     pub desired_replicas: i32,
 }
@@ -40,8 +43,66 @@ pub struct Plan {
 /// Why a Webhook cannot be served, as its condition says it. Never holds a secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
+    /// The condition that is not met because of it (`Ready` when no part is to blame).
+    pub part: &'static str,
     pub reason: &'static str,
     pub message: String,
+    /// What was served before must stop: the registry entry is removed and the emitter
+    /// scaled to zero (a Secret whose owner took back the loan). Otherwise a Webhook
+    /// registered before keeps its last good state.
+    pub withdraw: bool,
+}
+
+impl Refusal {
+    fn new(part: &'static str, reason: &'static str, message: String) -> Self {
+        Self {
+            part,
+            reason,
+            message,
+            withdraw: false,
+        }
+    }
+}
+
+/// The first child name held by an object this Webhook does not control.
+fn name_conflict(webhook: &Webhook, children: &Children, settings: &Settings) -> Option<Refusal> {
+    let emitter = desired::emitter_name(webhook);
+    let taken = [
+        (
+            children.signing_secret,
+            SECRET_READY,
+            "Secret",
+            desired::signing_secret_name(webhook),
+        ),
+        (
+            children.emitter,
+            EMITTER_AVAILABLE,
+            "Deployment",
+            emitter.clone(),
+        ),
+        (
+            if settings.emitter_network_policy {
+                children.emitter_network_policy
+            } else {
+                Occupant::Absent
+            },
+            EMITTER_AVAILABLE,
+            "NetworkPolicy",
+            emitter,
+        ),
+    ];
+    taken
+        .into_iter()
+        .find(|(occupant, ..)| *occupant == Occupant::Foreign)
+        .map(|(_, part, kind, name)| {
+            Refusal::new(
+                part,
+                "NameConflict",
+                format!(
+                    "{kind} {name:?} already exists and is not controlled by this Webhook: it is left as it is; rename the Webhook, or remove that {kind}"
+                ),
+            )
+        })
 }
 
 /// Validates what was observed, then builds everything the Webhook should be at `now`;
@@ -54,25 +115,51 @@ pub fn plan(
     now: DateTime<Utc>,
     generate: impl FnOnce() -> String,
 ) -> Result<Decision, DesiredError> {
+    if let Some(conflict) = name_conflict(webhook, &observed.children, settings) {
+        return Ok(Decision::Refuse(conflict));
+    }
+    let exceeded = settings.limits.exceeded(&webhook.spec);
+    if !exceeded.is_empty() {
+        return Ok(Decision::Refuse(Refusal::new(
+            READY,
+            "LimitExceeded",
+            exceeded.join("; "),
+        )));
+    }
     let referenced = match &observed.referenced {
         Referenced::NotUsed => None,
         Referenced::Missing { name, key } => {
-            return Ok(Decision::Refuse(Refusal {
-                reason: "SecretNotFound",
-                message: format!(
+            return Ok(Decision::Refuse(Refusal::new(
+                SECRET_READY,
+                "SecretNotFound",
+                format!(
                     "Secret {name:?} has no non-empty key {key:?}: create it or fix spec.secretRef"
                 ),
+            )));
+        }
+        Referenced::NotLent { name } => {
+            return Ok(Decision::Refuse(Refusal {
+                withdraw: true,
+                ..Refusal::new(
+                    SECRET_READY,
+                    "SecretNotLent",
+                    format!(
+                        "Secret {name:?} is not lent to Webhooks: whoever owns it may label it {}=true",
+                        hookline_api::webhook::LENT_SECRET_LABEL
+                    ),
+                )
             }));
         }
         Referenced::Found { name, key, value } => {
             let scheme = webhook.spec.scheme;
             if let Err(err) = SigningSecret::parse(scheme, value) {
-                return Ok(Decision::Refuse(Refusal {
-                    reason: "SecretInvalid",
-                    message: format!(
+                return Ok(Decision::Refuse(Refusal::new(
+                    SECRET_READY,
+                    "SecretInvalid",
+                    format!(
                         "key {key:?} of Secret {name:?} is not a usable {scheme} secret: {err}"
                     ),
-                }));
+                )));
             }
             Some(value.as_str())
         }
@@ -96,6 +183,8 @@ pub fn plan(
             .emitter_network_policy
             .then(|| egress::emitter_network_policy(webhook, settings, id))
             .transpose()?,
+        delete_emitter_network_policy: !settings.emitter_network_policy
+            && observed.children.emitter_network_policy == Occupant::Owned,
         registry_entry: desired::registry_entry(webhook, settings, id, &keys, now),
         desired_replicas: desired::emitter_replicas(&webhook.spec),
         keys,
@@ -146,6 +235,7 @@ mod tests {
             &Observed {
                 stored_keys: None,
                 referenced: Referenced::NotUsed,
+                children: Children::default(),
             },
         ));
         assert_eq!(plan.keys.current, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
@@ -181,6 +271,7 @@ mod tests {
         let observed = Observed {
             stored_keys: None,
             referenced: Referenced::NotUsed,
+            children: Children::default(),
         };
         let plan = served(
             plan(&webhook, &observed, &settings, &id, now(), || {
@@ -197,6 +288,7 @@ mod tests {
         let observed = Observed {
             stored_keys: Some(stored.clone()),
             referenced: Referenced::NotUsed,
+            children: Children::default(),
         };
         let kept = served(decide(&invoices(), &observed));
         assert_eq!(kept.keys.current, stored.current);
@@ -224,6 +316,7 @@ mod tests {
         let observed = Observed {
             stored_keys: None,
             referenced: Referenced::from_secret(&reference, None),
+            children: Children::default(),
         };
         let refusal = refused(decide(&webhook, &observed));
         assert_eq!(refusal.reason, "SecretNotFound");
@@ -242,6 +335,7 @@ mod tests {
         let observed = Observed {
             stored_keys: None,
             referenced: Referenced::from_secret(&reference, Some(recorded)),
+            children: Children::default(),
         };
         let refusal = refused(decide(&webhook, &observed));
         assert_eq!(refusal.reason, "SecretInvalid");
@@ -266,6 +360,7 @@ mod tests {
             &Observed {
                 stored_keys: None,
                 referenced: fixed,
+                children: Children::default(),
             },
         ));
         assert_eq!(plan.keys.current, "whsec_stripe-key");
@@ -288,6 +383,7 @@ mod tests {
                 key: "secret".into(),
                 value: "whsec_new".into(),
             },
+            children: Children::default(),
         };
         let plan = served(decide(&webhook, &observed));
         assert!(plan.rotated);
@@ -295,6 +391,153 @@ mod tests {
         assert_eq!(
             plan.keys.previous.as_ref().map(|(value, _)| value.as_str()),
             Some("whsec_old")
+        );
+    }
+
+    #[test]
+    fn an_object_of_someone_else_under_a_childs_name_refuses_naming_it() {
+        let webhook = invoices();
+        for (children, kind, part) in [
+            (
+                Children {
+                    signing_secret: Occupant::Foreign,
+                    ..Children::default()
+                },
+                "Secret \"invoices-signing\"",
+                SECRET_READY,
+            ),
+            (
+                Children {
+                    emitter: Occupant::Foreign,
+                    ..Children::default()
+                },
+                "Deployment \"invoices-emitter\"",
+                EMITTER_AVAILABLE,
+            ),
+            (
+                Children {
+                    emitter_network_policy: Occupant::Foreign,
+                    ..Children::default()
+                },
+                "NetworkPolicy \"invoices-emitter\"",
+                EMITTER_AVAILABLE,
+            ),
+        ] {
+            let refusal = refused(decide(
+                &webhook,
+                &Observed {
+                    stored_keys: None,
+                    referenced: Referenced::NotUsed,
+                    children,
+                },
+            ));
+            assert_eq!(refusal.reason, "NameConflict");
+            assert_eq!(refusal.part, part);
+            assert!(refusal.message.starts_with(kind), "{}", refusal.message);
+            assert!(!refusal.withdraw, "what was served before stays");
+        }
+        let owned = Children {
+            signing_secret: Occupant::Owned,
+            emitter: Occupant::Owned,
+            emitter_network_policy: Occupant::Owned,
+        };
+        served(decide(
+            &webhook,
+            &Observed {
+                stored_keys: None,
+                referenced: Referenced::NotUsed,
+                children: owned,
+            },
+        ));
+    }
+
+    #[test]
+    fn a_policy_no_longer_wanted_is_deleted_only_when_owned_and_a_foreign_one_is_no_conflict() {
+        let webhook = invoices();
+        let id = desired::webhook_id(&webhook).expect("uid");
+        let settings = Settings {
+            emitter_network_policy: false,
+            ..settings()
+        };
+        let decide_with = |policy| {
+            served(
+                plan(
+                    &webhook,
+                    &Observed {
+                        stored_keys: None,
+                        referenced: Referenced::NotUsed,
+                        children: Children {
+                            emitter_network_policy: policy,
+                            ..Children::default()
+                        },
+                    },
+                    &settings,
+                    &id,
+                    now(),
+                    || "whsec_x".into(),
+                )
+                .expect("builds"),
+            )
+        };
+        assert!(decide_with(Occupant::Owned).delete_emitter_network_policy);
+        assert!(!decide_with(Occupant::Foreign).delete_emitter_network_policy);
+        assert!(!decide_with(Occupant::Absent).delete_emitter_network_policy);
+    }
+
+    #[test]
+    fn a_webhook_over_the_admins_limits_is_refused_naming_each() {
+        let mut webhook = invoices();
+        webhook.spec.emitter.replicas = 50;
+        webhook.spec.rate_limit.requests_per_second = 1_000_000;
+        let refusal = refused(decide(
+            &webhook,
+            &Observed {
+                stored_keys: None,
+                referenced: Referenced::NotUsed,
+                children: Children::default(),
+            },
+        ));
+        assert_eq!(refusal.reason, "LimitExceeded");
+        assert_eq!(refusal.part, READY);
+        assert!(
+            refusal.message.contains("spec.emitter.replicas is 50")
+                && refusal
+                    .message
+                    .contains("spec.rateLimit.requestsPerSecond is 1000000"),
+            "{}",
+            refusal.message
+        );
+    }
+
+    #[test]
+    fn a_secret_not_lent_is_not_read_and_withdraws_the_webhook() {
+        let webhook = from_stripe();
+        let reference = webhook.spec.secret_ref.clone().expect("secretRef");
+        let mut unlabelled = stripe_secret_with_trailing_newline();
+        unlabelled.metadata.labels = None;
+        let refusal = refused(decide(
+            &webhook,
+            &Observed {
+                stored_keys: None,
+                referenced: Referenced::from_secret(&reference, Some(unlabelled.clone())),
+                children: Children::default(),
+            },
+        ));
+        assert_eq!(refusal.reason, "SecretNotLent");
+        assert!(refusal.withdraw);
+        assert!(
+            refusal.message.contains("hookline.io/webhook-secret=true"),
+            "{}",
+            refusal.message
+        );
+        let mut wrong_value = unlabelled;
+        wrong_value.metadata.labels =
+            Some([("hookline.io/webhook-secret".to_owned(), "yes".to_owned())].into());
+        assert_eq!(
+            Referenced::from_secret(&reference, Some(wrong_value)),
+            Referenced::NotLent {
+                name: "stripe-endpoint".into()
+            }
         );
     }
 }

@@ -7,8 +7,9 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
+use super::plan::Refusal;
 use super::{Context, Error, FIELD_MANAGER};
-use crate::conditions::{self, EMITTER_AVAILABLE, PartState, REGISTERED, SECRET_READY};
+use crate::conditions::{self, EMITTER_AVAILABLE, PartState, READY, REGISTERED, SECRET_READY};
 use crate::desired::{self, Settings, SigningKeys};
 
 /// The emitter Deployment's replicas: wanted, and available now.
@@ -54,13 +55,32 @@ pub fn served_parts(
     ]
 }
 
-/// The conditions of a Webhook refused for its secret: the other parts wait for it.
-pub fn refused_parts(reason: &str, message: &str) -> [(&'static str, PartState); 3] {
-    let waiting = PartState::unmet("WaitingForSecret", "waits for the signing secret");
+/// The conditions of a refused Webhook: `Ready` says why, with the refusal's reason; the
+/// part to blame says it too, and the other parts wait for it.
+pub fn refused_parts(refusal: &Refusal) -> [(&'static str, PartState); 4] {
+    let blamed = PartState::unmet(refusal.reason, refusal.message.clone());
+    let waiting = match refusal.part {
+        SECRET_READY => PartState::unmet("WaitingForSecret", "waits for the signing secret"),
+        _ => PartState::unmet(
+            "NotApplied",
+            format!(
+                "nothing is applied while the Webhook is refused ({})",
+                refusal.reason
+            ),
+        ),
+    };
+    let part = |kind: &'static str| {
+        if kind == refusal.part {
+            blamed.clone()
+        } else {
+            waiting.clone()
+        }
+    };
     [
-        (SECRET_READY, PartState::unmet(reason, message)),
-        (REGISTERED, waiting.clone()),
-        (EMITTER_AVAILABLE, waiting),
+        (READY, blamed.clone()),
+        (SECRET_READY, part(SECRET_READY)),
+        (REGISTERED, part(REGISTERED)),
+        (EMITTER_AVAILABLE, part(EMITTER_AVAILABLE)),
     ]
 }
 
@@ -153,9 +173,14 @@ mod tests {
     #[test]
     fn a_refused_webhook_is_not_ready_and_keeps_what_it_had() {
         let webhook = invoices();
-        let parts = refused_parts("SecretInvalid", "key \"k\" of Secret \"s\" is not usable");
+        let parts = refused_parts(&Refusal {
+            part: SECRET_READY,
+            reason: "SecretInvalid",
+            message: "key \"k\" of Secret \"s\" is not usable".into(),
+            withdraw: false,
+        });
         let report = status(&webhook, &settings(), "id-1", &parts, None, now());
-        assert_eq!(condition(&report, "Ready").0, "False");
+        assert_eq!(condition(&report, "Ready"), ("False", "SecretInvalid"));
         assert_eq!(
             condition(&report, "SecretReady"),
             ("False", "SecretInvalid")
@@ -227,5 +252,30 @@ mod tests {
             ("False", "RegistryUnavailable")
         );
         assert_eq!(condition(&report, "Ready").0, "False");
+    }
+
+    #[test]
+    fn a_name_conflict_is_the_reason_webhook_is_not_ready() {
+        let parts = refused_parts(&Refusal {
+            part: EMITTER_AVAILABLE,
+            reason: "NameConflict",
+            message: "Deployment \"invoices-emitter\" already exists".into(),
+            withdraw: false,
+        });
+        let report = status(&invoices(), &settings(), "id-1", &parts, None, now());
+        assert_eq!(condition(&report, "Ready"), ("False", "NameConflict"));
+        assert_eq!(
+            condition(&report, "EmitterAvailable"),
+            ("False", "NameConflict")
+        );
+        assert_eq!(condition(&report, "SecretReady"), ("False", "NotApplied"));
+        assert_eq!(
+            report
+                .conditions
+                .iter()
+                .filter(|c| c.type_ == "Ready")
+                .count(),
+            1
+        );
     }
 }

@@ -52,6 +52,7 @@ use hookline_core::kafka::{
 use hookline_core::registry::{self, Keyring, RegistryUpdate};
 use hookline_core::shutdown::Shutdown;
 use hookline_operator::desired::Settings;
+use hookline_operator::limits::Limits;
 use hookline_operator::metrics::Metrics;
 use hookline_operator::reconcile::Context;
 use hookline_operator::registry::RegistryPublisher;
@@ -92,12 +93,26 @@ pub async fn install_crd(client: &Client) {
         .await;
 }
 
+/// A Secret lent to Webhooks (it carries `hookline.io/webhook-secret: "true"`), to be named
+/// and filled by the caller.
+pub fn lent_secret() -> k8s_openapi::api::core::v1::Secret {
+    let mut secret = k8s_openapi::api::core::v1::Secret::default();
+    secret.metadata.labels = Some(
+        [(
+            hookline_api::webhook::LENT_SECRET_LABEL.to_owned(),
+            "true".to_owned(),
+        )]
+        .into(),
+    );
+    secret
+}
+
 pub fn settings() -> Settings {
     Settings {
         emitter_image: "hookline-emitter:test".into(),
         public_base_url: "https://hooks.example.test".into(),
         in_cluster_handler_url: "http://hookline-handler.hookline.svc:8080".into(),
-        allow_private_targets: false,
+        limits: Limits::default(),
         emitter_network_policy: true,
         handler_pod_port: 8080,
     }
@@ -123,6 +138,11 @@ pub struct Operator {
 
 impl Operator {
     pub async fn start(client: &Client, namespace: &str) -> Self {
+        Self::start_with(client, namespace, settings()).await
+    }
+
+    /// The controller with `settings` instead of the tests' usual ones.
+    pub async fn start_with(client: &Client, namespace: &str, settings: Settings) -> Self {
         let registry_topic = hookline_testkit::unique_name("registry");
         ensure_topics(
             &kafka(),
@@ -155,7 +175,7 @@ impl Operator {
         );
         let ctx = Arc::new(Context::new(
             client.clone(),
-            settings(),
+            settings,
             publisher,
             metrics.clone(),
             recorder,

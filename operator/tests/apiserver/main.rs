@@ -5,3 +5,4 @@ mod leader;
 mod rbac;
 mod reconcile;
 mod smoke;
+mod tenancy;

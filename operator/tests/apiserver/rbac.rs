@@ -132,7 +132,7 @@ async fn the_documented_rules_are_enough_and_no_more() {
         (true, "create", "leases.coordination.k8s.io"),
         (true, "patch", "networkpolicies.networking.k8s.io"),
         (true, "create", "networkpolicies.networking.k8s.io"),
-        (false, "delete", "networkpolicies.networking.k8s.io"),
+        (true, "delete", "networkpolicies.networking.k8s.io"),
         (false, "delete", "secrets"),
         (false, "delete", "deployments.apps"),
         (false, "update", "deployments.apps"),

@@ -515,7 +515,7 @@ async fn a_missing_referenced_secret_is_reported_then_used_once_it_exists() {
         "{message}"
     );
 
-    let mut secret = Secret::default();
+    let mut secret = common::lent_secret();
     secret.metadata.name = Some("github-hook".into());
     secret.data = Some(
         [(
@@ -579,7 +579,7 @@ async fn a_malformed_referenced_secret_keeps_the_webhook_not_ready_naming_the_pr
         ),
     ];
     for (name, scheme, value, _) in &cases {
-        let mut secret = Secret::default();
+        let mut secret = common::lent_secret();
         secret.metadata.name = Some(format!("{name}-key"));
         secret.data = Some([("key".to_owned(), ByteString(value.clone().into_bytes()))].into());
         f.secrets
