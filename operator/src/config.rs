@@ -193,4 +193,36 @@ mod tests {
         assert_eq!(off.handler_pod_port, 9000);
         assert!(run_args(&["--handler-pod-port=0"]).is_err());
     }
+
+    #[test]
+    fn the_admins_limits_default_to_the_charts_and_are_validated_at_start() {
+        assert_eq!(
+            run_args(&[]).expect("parses").settings().limits,
+            Limits::default()
+        );
+        let set = run_args(&[
+            "--max-emitter-replicas=2",
+            "--max-emitter-rate-per-second=0.5",
+            "--allow-private-targets",
+        ])
+        .expect("parses")
+        .settings()
+        .limits;
+        assert_eq!(
+            (
+                set.max_emitter_replicas,
+                set.max_emitter_rate_per_second,
+                set.allow_private_targets
+            ),
+            (2, 0.5, true)
+        );
+        for bad in [
+            "--max-emitter-replicas=101",
+            "--max-rate-limit-per-second=0",
+            "--max-emitter-rate-per-second=0",
+            "--max-rate-limit-burst=1000001",
+        ] {
+            assert!(run_args(&[bad]).is_err(), "{bad} accepted");
+        }
+    }
 }

@@ -27,6 +27,21 @@ fn help_documents_flags_and_their_environment_variables() {
                 "HOOKLINE_EMITTER_NETWORK_POLICY",
             ),
             ("--handler-pod-port", "HOOKLINE_HANDLER_POD_PORT"),
+            (
+                "--max-rate-limit-per-second",
+                "HOOKLINE_MAX_RATE_LIMIT_PER_SECOND",
+            ),
+            ("--max-rate-limit-burst", "HOOKLINE_MAX_RATE_LIMIT_BURST"),
+            (
+                "--max-emitter-rate-per-second",
+                "HOOKLINE_MAX_EMITTER_RATE_PER_SECOND",
+            ),
+            ("--max-emitter-replicas", "HOOKLINE_MAX_EMITTER_REPLICAS"),
+            ("--allow-private-targets", "HOOKLINE_ALLOW_PRIVATE_TARGETS"),
+            (
+                "--allow-referenced-secrets-to-other-targets",
+                "HOOKLINE_ALLOW_REFERENCED_SECRETS_TO_OTHER_TARGETS",
+            ),
         ],
     );
 }
