@@ -62,44 +62,41 @@ impl Limits {
     /// Every limit `spec` goes over, each naming the field, its value and the limit; empty
     /// when it is within all of them. Mirrors the chart's admission policy.
     pub fn exceeded(&self, spec: &WebhookSpec) -> Vec<String> {
-        let mut over = Vec::new();
-        let mut above = |field: &str, value: String, limit: String, value_name: &str| {
-            over.push(format!(
-                "{field} is {value}, above the limit of {limit} the cluster's admin set (limits.{value_name})"
-            ));
-        };
-        if spec.rate_limit.requests_per_second > self.max_rate_limit_per_second {
-            above(
+        let numeric = [
+            (
                 "spec.rateLimit.requestsPerSecond",
-                spec.rate_limit.requests_per_second.to_string(),
-                self.max_rate_limit_per_second.to_string(),
+                f64::from(spec.rate_limit.requests_per_second),
+                f64::from(self.max_rate_limit_per_second),
                 "maxRateLimitPerSecond",
-            );
-        }
-        if spec.rate_limit.burst > self.max_rate_limit_burst {
-            above(
+            ),
+            (
                 "spec.rateLimit.burst",
-                spec.rate_limit.burst.to_string(),
-                self.max_rate_limit_burst.to_string(),
+                f64::from(spec.rate_limit.burst),
+                f64::from(self.max_rate_limit_burst),
                 "maxRateLimitBurst",
-            );
-        }
-        if spec.emitter.rate_per_second > self.max_emitter_rate_per_second {
-            above(
+            ),
+            (
                 "spec.emitter.ratePerSecond",
-                spec.emitter.rate_per_second.to_string(),
-                self.max_emitter_rate_per_second.to_string(),
+                spec.emitter.rate_per_second,
+                self.max_emitter_rate_per_second,
                 "maxEmitterRatePerSecond",
-            );
-        }
-        if spec.emitter.replicas > self.max_emitter_replicas {
-            above(
+            ),
+            (
                 "spec.emitter.replicas",
-                spec.emitter.replicas.to_string(),
-                self.max_emitter_replicas.to_string(),
+                f64::from(spec.emitter.replicas),
+                f64::from(self.max_emitter_replicas),
                 "maxEmitterReplicas",
-            );
-        }
+            ),
+        ];
+        let mut over: Vec<String> = numeric
+            .into_iter()
+            .filter(|(_, value, limit, _)| value > limit)
+            .map(|(field, value, limit, value_name)| {
+                format!(
+                    "{field} is {value}, above the limit of {limit} the cluster's admin set (limits.{value_name})"
+                )
+            })
+            .collect();
         if spec.emitter.allow_private_targets && !self.allow_private_targets {
             over.push(
                 "spec.emitter.allowPrivateTargets is true, which the cluster's admin does not allow (limits.allowPrivateTargets)"
