@@ -273,7 +273,8 @@ async fn a_secret_is_used_only_while_it_is_lent() {
         "no copy of a Secret not lent"
     );
 
-    // Its owner lends it: the Webhook becomes Ready without being edited.
+    // Its owner lends it: the Webhook is served without being edited (its secret and
+    // registry entry; Ready waits for emitter pods, which no kubelet runs here).
     let label = |value: Option<&str>| {
         Patch::Merge(json!({"metadata": {"labels": {LENT_SECRET_LABEL: value}}}))
     };
@@ -281,9 +282,10 @@ async fn a_secret_is_used_only_while_it_is_lent() {
         .patch("team-key", &PatchParams::default(), &label(Some("true")))
         .await
         .expect("label the Secret");
-    eventually("Ready once lent", WAIT, || async {
-        let (status, ..) = condition(&t.webhooks, "borrower", "Ready").await?;
-        (status == "True").then_some(())
+    eventually("SecretReady and Registered once lent", WAIT, || async {
+        let (secret, ..) = condition(&t.webhooks, "borrower", "SecretReady").await?;
+        let (registered, ..) = condition(&t.webhooks, "borrower", "Registered").await?;
+        (secret == "True" && registered == "True").then_some(())
     })
     .await;
     let id = t
