@@ -254,7 +254,7 @@ operator_rbac_follows_the_watched_namespace() {
   done
   helm_ template "$RELEASE" "$CHART" --namespace "$namespaced" --set operator.watchNamespace="$watched" \
     --show-only templates/operator.yaml --show-only templates/admission-policy.yaml >"$WORK/namespaced.yaml" || return 1
-  "$PYTHON" - "$WORK/namespaced.yaml" "$watched" >"$WORK/namespaced-rbac.yaml" <<'PY' || return 1
+  "$PYTHON" - "$WORK/namespaced.yaml" "$watched" "$namespaced" >"$WORK/namespaced-rbac.yaml" <<'PY' || return 1
 import sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
 kinds = [d["kind"] for d in docs]
@@ -263,9 +263,12 @@ roles = {(d["kind"], d["metadata"].get("namespace")) for d in docs if d["kind"] 
 assert ("Role", sys.argv[2]) in roles and ("RoleBinding", sys.argv[2]) in roles, roles
 binding = next(d for d in docs if d["kind"] == "ValidatingAdmissionPolicyBinding")
 assert binding["spec"]["matchResources"]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": sys.argv[2]}
-print(yaml.safe_dump_all([d for d in docs if d["kind"] in ("ServiceAccount", "Role", "RoleBinding")]))
+rbac = [d for d in docs if d["kind"] in ("ServiceAccount", "Role", "RoleBinding")]
+for d in rbac:
+    d["metadata"].setdefault("namespace", sys.argv[3])
+print(yaml.safe_dump_all(rbac))
 PY
-  kubectl_ apply -n "$namespaced" -f "$WORK/namespaced-rbac.yaml" >/dev/null || return 1
+  kubectl_ apply -f "$WORK/namespaced-rbac.yaml" >/dev/null || return 1
   local install as where want verb resource got wrong=0
   : >"$WORK/can-i.txt"
   while read -r install want verb resource where; do
@@ -279,7 +282,7 @@ PY
       all) ns=(--all-namespaces) ;;
     esac
     got=$(kubectl_ auth can-i "$verb" "$resource" "${ns[@]}" --as "$as" 2>/dev/null | head -1)
-    printf '%-10s %-6s %-28s %-8s %s\n' "$install" "$verb" "$resource" "$where" "$got" >>"$WORK/can-i.txt"
+    printf '%-10s %-6s %-36s %-8s %s\n' "$install" "$verb" "$resource" "$where" "$got" >>"$WORK/can-i.txt"
     [ "$got" = "$want" ] || { echo "$install operator: can-i $verb $resource in $where: got '$got', want '$want'"; wrong=1; }
   done <<'LIST'
 cluster yes get secrets other
