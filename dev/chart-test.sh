@@ -335,7 +335,10 @@ limits_are_refused_at_admission() {
       echo "accepted over the limit ($name): $out"
       return 1
     fi
-    grep -qF "$field" <<<"$out" && grep -qF "$limit" <<<"$out" || { echo "$name: $out"; return 1; }
+    if ! grep -qF "$field" <<<"$out" || ! grep -qF "$limit" <<<"$out"; then
+      echo "$name: $out"
+      return 1
+    fi
   done
   webhook_json within '{"customerId":"c","emitter":{"replicas":5,"ratePerSecond":50},"rateLimit":{"requestsPerSecond":1000,"burst":2000}}' |
     kubectl_ create -n "$NAMESPACE" -f - >/dev/null || return 1
