@@ -227,7 +227,9 @@ start_policy_engine() {
   }
   mapfile -t nodes < <(kind get nodes --name "$CLUSTER")
   for node in "${nodes[@]}"; do
-    wait_for "kube-router's chains are in $node's iptables" 120 docker exec "$node" iptables -w -S KUBE-ROUTER-FORWARD
+    # The jump from FORWARD, not just the chain: a chain outlives the pod that made it.
+    wait_for "$node's FORWARD chain jumps to kube-router's" 120 \
+      docker exec "$node" sh -c 'iptables -w -S FORWARD | grep -q -- "-j KUBE-ROUTER-FORWARD"'
   done
   log "NetworkPolicies are enforced (kube-router $KUBE_ROUTER_VERSION, firewall only, on ${#nodes[@]} nodes)"
 }
