@@ -339,6 +339,12 @@ fn post_signed(
     }
     request.push_str("\r\n");
     request.push_str(body);
+    exchange(ingress, &request)
+}
+
+/// Sends a whole HTTP/1.1 `request` (with `Connection: close`) to `ingress` on a fresh
+/// connection; the status it answered, or 0 when the connection failed.
+pub fn exchange(ingress: &str, request: &str) -> u16 {
     let Ok(mut stream) = TcpStream::connect(ingress) else {
         return 0;
     };

@@ -11,11 +11,9 @@
 //! has a positive control: a pod that is allowed reaches the same address and port, so a
 //! probe that cannot connect at all does not pass for a denial.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
-use hookline_e2e::kind::{EmitterLogs, KindCluster, Sender};
+use hookline_e2e::kind::{self, EmitterLogs, KindCluster, Sender};
 use hookline_testkit::eventually;
 use serde_json::json;
 
@@ -540,20 +538,7 @@ fn ingress_status(cluster: &KindCluster, webhook_id: &str) -> u16 {
          Content-Length: 2\r\nConnection: close\r\n\r\n{{}}",
         cluster.ingress_host
     );
-    let Ok(mut stream) = TcpStream::connect(&cluster.ingress) else {
-        return 0;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    if stream.write_all(request.as_bytes()).is_err() {
-        return 0;
-    }
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
+    kind::exchange(&cluster.ingress, &request)
 }
 
 struct Row {
