@@ -5,8 +5,9 @@ use chrono::{DateTime, Utc};
 use hookline_core::record_headers;
 use rdkafka::Message;
 use rdkafka::message::Headers;
-use serde::de::IgnoredAny;
 use thiserror::Error;
+
+use crate::jsonb;
 
 /// A Kafka partition, named by topic and number.
 pub type PartitionKey = (String, i32);
@@ -202,24 +203,16 @@ pub fn decode(consumed: &Consumed) -> Result<EventRow, EventError> {
             .header(record_headers::OCCURRED_AT)
             .and_then(parse_time),
         body: consumed.payload.clone(),
-        payload: storable_json(&consumed.payload).map(str::to_owned),
+        payload: jsonb::storable(&consumed.payload).map(str::to_owned),
         content_type: text_header(record_headers::CONTENT_TYPE),
         request_headers: consumed
             .header(record_headers::REQUEST_HEADERS)
-            .and_then(|value| storable_json(value.as_bytes()))
+            .and_then(|value| jsonb::storable(value.as_bytes()))
             .filter(|value| value.trim_start().starts_with('{'))
             .map(str::to_owned),
         received_at,
         attempts,
     })
-}
-
-/// `bytes` as text when they are one JSON document that `jsonb` accepts: `jsonb`
-/// refuses the escape `\u0000` (a document holding that text is stored as bytes only).
-fn storable_json(bytes: &[u8]) -> Option<&str> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    serde_json::from_str::<IgnoredAny>(text).ok()?;
-    (!text.contains("\\u0000")).then_some(text)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod db;
 pub mod event;
 pub mod failure_routing;
 pub mod gate;
+pub mod jsonb;
 pub mod metrics;
 pub mod mirror;
 pub mod pipeline;

@@ -101,8 +101,11 @@ pub async fn insert_events(
 }
 
 /// Inserts `rows` one at a time, each under a savepoint, after the batch statement was
-/// refused for its data. Returns how many were new and, for each refused row, its
-/// index and PostgreSQL's reason; other errors end the attempt.
+/// refused for its data. A row refused with its JSON columns is tried again without
+/// them: whatever `jsonb` refuses that the consumer's check let through, the body is
+/// still stored as received, with a null `payload`. Returns how many were new and,
+/// for each row refused even so, its index and PostgreSQL's reason; other errors end
+/// the attempt.
 pub async fn insert_events_one_by_one(
     connection: &mut PgConnection,
     rows: &[EventRow],
@@ -111,30 +114,60 @@ pub async fn insert_events_one_by_one(
     let mut inserted = Inserted::default();
     let mut refused = Vec::new();
     for (index, row) in rows.iter().enumerate() {
-        sqlx::query("SAVEPOINT one_event")
-            .execute(&mut *connection)
-            .await?;
-        match insert_events(connection, std::slice::from_ref(row), searched_days).await {
-            Ok(n) => {
-                inserted.add(n);
-                sqlx::query("RELEASE SAVEPOINT one_event")
-                    .execute(&mut *connection)
-                    .await?;
-            }
-            Err(err) if crate::db::is_data_error(&err) => {
-                let reason = match &err {
-                    sqlx::Error::Database(db) => db.message().to_owned(),
-                    other => other.to_string(),
-                };
-                refused.push((index, reason));
-                sqlx::query("ROLLBACK TO SAVEPOINT one_event")
-                    .execute(&mut *connection)
-                    .await?;
-            }
-            Err(err) => return Err(err),
+        let mut outcome = insert_one(connection, row, searched_days).await?;
+        if let Err(reason) = &outcome
+            && (row.payload.is_some() || row.request_headers.is_some())
+        {
+            tracing::warn!(
+                webhook_id = %row.webhook_id,
+                message_id = %row.message_id,
+                %reason,
+                "PostgreSQL refused the event's JSON; storing its body without it"
+            );
+            let without_json = EventRow {
+                payload: None,
+                request_headers: None,
+                ..row.clone()
+            };
+            outcome = insert_one(connection, &without_json, searched_days).await?;
+        }
+        match outcome {
+            Ok(n) => inserted.add(n),
+            Err(reason) => refused.push((index, reason)),
         }
     }
     Ok((inserted, refused))
+}
+
+/// Inserts one row under a savepoint: how many rows were new, or PostgreSQL's reason
+/// for refusing its data (the savepoint rolled back); other errors end the attempt.
+async fn insert_one(
+    connection: &mut PgConnection,
+    row: &EventRow,
+    searched_days: &[NaiveDate],
+) -> Result<Result<Inserted, String>, sqlx::Error> {
+    sqlx::query("SAVEPOINT one_event")
+        .execute(&mut *connection)
+        .await?;
+    match insert_events(connection, std::slice::from_ref(row), searched_days).await {
+        Ok(n) => {
+            sqlx::query("RELEASE SAVEPOINT one_event")
+                .execute(&mut *connection)
+                .await?;
+            Ok(Ok(n))
+        }
+        Err(err) if crate::db::is_data_error(&err) => {
+            let reason = match &err {
+                sqlx::Error::Database(db) => db.message().to_owned(),
+                other => other.to_string(),
+            };
+            sqlx::query("ROLLBACK TO SAVEPOINT one_event")
+                .execute(&mut *connection)
+                .await?;
+            Ok(Err(reason))
+        }
+        Err(err) => Err(err),
+    }
 }
 
 const INSERT_DEAD_LETTERS: &str = "\

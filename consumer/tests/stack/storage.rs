@@ -184,14 +184,20 @@ async fn an_event_postgres_refuses_is_dead_lettered_and_its_batch_is_stored() {
     let consumer = h.start(&["--batch-max-wait", "300ms"]).await;
 
     // A text column cannot hold NUL: PostgreSQL refuses that row alone (SQLSTATE
-    // 22021). Bodies are bytes: JSON that jsonb cannot hold (\u0000) and bodies that
-    // are not JSON at all are stored as received.
+    // 22021). Bodies are bytes: JSON that jsonb cannot hold (\u0000, a lone surrogate,
+    // numbers beyond numeric's range) and bodies that are not JSON at all are stored
+    // as received, with a null payload.
     h.produce("wh-z", "good-1", b"{\"n\":1}").await;
     let (partition, offset) = h.produce("wh-z", "nul\0id", b"{\"n\":0}").await;
     h.produce("wh-z", "good-2", b"{\"n\":2}").await;
+    h.produce("wh-z", "huge-number", br#"{"amount":1e999999}"#)
+        .await;
+    h.produce("wh-z", "lone-surrogate", br#"{"name":"\ud800"}"#)
+        .await;
     h.produce("wh-z", "not-json", b"<xml/>").await;
     h.produce("wh-z", "nul-json", br#"{"note":"\u0000"}"#).await;
-    h.wait_for_events(4, Duration::from_secs(20)).await;
+    h.produce("wh-z", "tiny-number", br#"[1e-16384]"#).await;
+    h.wait_for_events(7, Duration::from_secs(20)).await;
 
     let dead = h
         .read_topic(&h.dead_letter_topic, 1, Duration::from_secs(20))
@@ -217,11 +223,14 @@ async fn an_event_postgres_refuses_is_dead_lettered_and_its_batch_is_stored() {
             .fetch_all(&h.pool)
             .await
             .expect("events");
-    let expected: [(&str, &[u8], Option<serde_json::Value>); 4] = [
+    let expected: [(&str, &[u8], Option<serde_json::Value>); 7] = [
         ("good-1", b"{\"n\":1}", Some(serde_json::json!({"n": 1}))),
         ("good-2", b"{\"n\":2}", Some(serde_json::json!({"n": 2}))),
+        ("huge-number", br#"{"amount":1e999999}"#, None),
+        ("lone-surrogate", br#"{"name":"\ud800"}"#, None),
         ("not-json", b"<xml/>", None),
         ("nul-json", br#"{"note":"\u0000"}"#, None),
+        ("tiny-number", br#"[1e-16384]"#, None),
     ];
     assert_eq!(stored.len(), expected.len());
     for ((id, body, payload), (want_id, want_body, want_payload)) in stored.iter().zip(&expected) {
