@@ -225,7 +225,7 @@ mod tests {
         };
         let described = Event {
             identity: &identity,
-            request_headers: Some(br#"{"stripe-signature":"t=1,v1=00"}"#),
+            request_headers: Some(br#"{"webhook-id":"msg_1"}"#),
             ..event
         };
         let kafka_headers = described.headers();
@@ -242,7 +242,7 @@ mod tests {
                 (record_headers::OCCURRED_AT, b"2026-01-02T03:04:00Z"),
                 (
                     record_headers::REQUEST_HEADERS,
-                    br#"{"stripe-signature":"t=1,v1=00"}"#
+                    br#"{"webhook-id":"msg_1"}"#
                 ),
             ]
         );
