@@ -22,7 +22,7 @@ use sqlx::PgPool;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::auth::{Auth, CSRF_HEADER, Principal, SESSION_COOKIE};
+use crate::auth::{Auth, CSRF_HEADER, Principal, Refusal, SESSION_COOKIE};
 use crate::error::{ApiError, ErrorBody};
 use crate::metrics::Metrics;
 use crate::{dead_letters, events, live, stats, webhooks};
@@ -87,8 +87,14 @@ async fn require_sign_in(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let Some(principal) = state.auth.authenticate(request.headers(), peer.ip()) else {
-        return ApiError::Unauthenticated.into_response();
+    let principal = match state.auth.authenticate(request.headers(), peer.ip()).await {
+        Ok(principal) => principal,
+        Err(refusal) => {
+            if matches!(refusal, Refusal::Throttled(_)) {
+                state.metrics.throttled_logins.inc();
+            }
+            return ApiError::from(refusal).into_response();
+        }
     };
     if !matches!(*request.method(), Method::GET | Method::HEAD) {
         let token = request
@@ -129,21 +135,31 @@ pub struct Credentials {
     responses(
         (status = 200, description = "Signed in; the session cookie is set", body = Principal),
         (status = 400, description = "Not a credentials object", body = ErrorBody),
-        (status = 401, description = "Wrong username or password", body = ErrorBody)),
+        (status = 401, description = "Wrong username or password", body = ErrorBody),
+        (status = 429, description = "Too many failed sign-ins for the username or from the address; \
+                                      the Retry-After header says when to try again", body = ErrorBody)),
     security(()))]
 async fn log_in(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     credentials: Result<Json<Credentials>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(credentials) =
         credentials.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
-    let Some((principal, cookie)) = state
+    let (principal, cookie) = match state
         .auth
-        .log_in(&credentials.username, &credentials.password)
-    else {
-        state.metrics.failed_logins.inc();
-        tracing::info!(username = %credentials.username, "sign-in refused");
-        return Err(ApiError::InvalidCredentials);
+        .log_in(&credentials.username, &credentials.password, peer.ip())
+        .await
+    {
+        Ok(signed_in) => signed_in,
+        Err(refusal) => {
+            match refusal {
+                Refusal::Throttled(_) => state.metrics.throttled_logins.inc(),
+                _ => state.metrics.failed_logins.inc(),
+            };
+            tracing::info!(username = %credentials.username, peer = %peer.ip(), ?refusal, "sign-in refused");
+            return Err(refusal.into());
+        }
     };
     tracing::info!(username = %principal.username, role = ?principal.role, "signed in");
     Ok(([(SET_COOKIE, cookie)], Json(principal)).into_response())
@@ -158,17 +174,18 @@ async fn current_session(Extension(principal): Extension<Principal>) -> Json<Pri
     Json(principal)
 }
 
-/// Signs out: the session cookie is cleared.
+/// Signs out: the session ends on the server (its cookie is refused from now on) and
+/// the cookie is cleared.
 #[utoipa::path(delete, path = "/api/v1/session", tag = "session",
     params(("X-CSRF-Token" = String, Header, description = "The session's CSRF token")),
     responses(
         (status = 204, description = "Signed out"),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "CSRF token missing or wrong", body = ErrorBody)))]
-async fn log_out(State(state): State<AppState>) -> Response {
+async fn log_out(State(state): State<AppState>, request: Request) -> Response {
     (
         StatusCode::NO_CONTENT,
-        [(SET_COOKIE, state.auth.log_out_cookie())],
+        [(SET_COOKIE, state.auth.log_out(request.headers()))],
     )
         .into_response()
 }

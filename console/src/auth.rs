@@ -1,32 +1,46 @@
-//! Who is asking: console users from a file (a Kubernetes Secret), signed session
-//! cookies, HTTP Basic for scripts, or the user an authenticating proxy vouches for;
-//! and the CSRF token every state-changing request must carry.
+//! Who is asking: console users from a file (a Kubernetes Secret, re-read when it
+//! changes), server-side sessions, HTTP Basic for scripts (off behind an authenticating
+//! proxy), or the user such a proxy vouches for; the CSRF token every state-changing
+//! request must carry; and the throttling of failed sign-ins.
 //!
-//! A session cookie is `<username, base64url>.<role>.<expiry, unix s>.<nonce>.<mac>`,
-//! the mac an HMAC-SHA256 under the session key; the CSRF token is the HMAC of the
-//! session's nonce, so a page of another origin can neither read nor forge it.
+//! A session cookie holds only `<session id>.<mac>`: 256 random bits and their
+//! HMAC-SHA256 under the session key. The session itself (user, CSRF token, when it
+//! started and was last used) lives in this process, and the role is looked up in the
+//! current users on every request: a role change, a removed user or a sign-out holds
+//! from the next request on. The chart runs one console replica for this reason.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::Path;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use chrono::Utc;
+use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
+use hookline_core::shutdown::Shutdown;
 use hookline_core::source::Cidr;
 use serde::Serialize;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use thiserror::Error;
+use tokio::sync::Semaphore;
 use utoipa::ToSchema;
+
+use crate::password;
+use crate::throttle::{Throttle, ThrottleSettings};
 
 pub const SESSION_COOKIE: &str = "hookline_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 const MIN_KEY_BYTES: usize = 32;
+/// Sessions held at most; beyond, the least recently used one ends.
+const MAX_SESSIONS: usize = 10_000;
+/// Password checks running at once: each holds its hash's memory (19 MiB by default)
+/// and a core for tens of milliseconds, so a flood of sign-ins queues here instead of
+/// exhausting the pod.
+const CONCURRENT_VERIFICATIONS: usize = 2;
 
 /// What a user may do: viewers read; operators also replay dead letters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -44,13 +58,6 @@ impl Role {
             _ => None,
         }
     }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Viewer => "viewer",
-            Self::Operator => "operator",
-        }
-    }
 }
 
 /// The signed-in user of a request.
@@ -62,6 +69,17 @@ pub struct Principal {
     pub csrf_token: String,
 }
 
+/// Why a request or a sign-in is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No credentials, or a session that is unknown, ended or expired.
+    Unauthenticated,
+    /// A wrong username or password.
+    InvalidCredentials,
+    /// Too many failed sign-ins for the username or from the address: try again after.
+    Throttled(Duration),
+}
+
 #[derive(Debug, Error)]
 pub enum AuthConfigError {
     #[error("cannot read the users file {path}: {source}")]
@@ -71,7 +89,7 @@ pub enum AuthConfigError {
         source: std::io::Error,
     },
     #[error(
-        "users file {path}, line {line}: {why} (expected username:role:password, role viewer or operator)"
+        "users file {path}, line {line}: {why} (expected username:role:argon2id-hash, role viewer or operator, the hash from `hookline-console hash-password`)"
     )]
     BadUser {
         path: String,
@@ -92,7 +110,24 @@ pub enum AuthConfigError {
 
 struct User {
     role: Role,
-    password: Vec<u8>,
+    /// An argon2id PHC string.
+    hash: String,
+}
+
+#[derive(Default)]
+struct Users {
+    by_name: HashMap<String, User>,
+    /// Checked for unknown usernames (same parameters as the users' hashes).
+    decoy: Option<String>,
+    /// The file as last read, to tell a change.
+    text: String,
+}
+
+struct Session {
+    username: String,
+    csrf_token: String,
+    started: Instant,
+    last_used: Instant,
 }
 
 /// The authenticating proxy in front, when there is one.
@@ -103,32 +138,46 @@ pub struct ProxyAuth {
     pub trusted: Vec<Cidr>,
 }
 
+/// How the console signs people in, from its flags.
+pub struct AuthSettings {
+    pub users_file: Option<PathBuf>,
+    pub session_key_file: Option<PathBuf>,
+    /// A session ends this long after the sign-in, used or not.
+    pub session_lifetime: Duration,
+    /// A session ends when unused for this long.
+    pub session_idle_timeout: Duration,
+    pub secure_cookie: bool,
+    pub proxy: Option<ProxyAuth>,
+    pub throttle: ThrottleSettings,
+}
+
 pub struct Auth {
-    users: HashMap<String, User>,
+    users_file: Option<PathBuf>,
+    users: RwLock<Arc<Users>>,
+    sessions: Mutex<HashMap<String, Session>>,
     key: Vec<u8>,
     lifetime: Duration,
+    idle_timeout: Duration,
     secure_cookie: bool,
     proxy: Option<ProxyAuth>,
+    throttle: Throttle,
+    verifying: Semaphore,
 }
 
 type HmacSha256 = Hmac<Sha256>;
 
 impl Auth {
-    pub fn new(
-        users_file: Option<&Path>,
-        key_file: Option<&Path>,
-        lifetime: Duration,
-        secure_cookie: bool,
-        proxy: Option<ProxyAuth>,
-    ) -> Result<Self, AuthConfigError> {
-        let users = match users_file {
+    /// Reads the users and the session key; refuses a users file with a line that is
+    /// not `username:role:argon2id-hash` (a password in clear, above all).
+    pub fn new(settings: AuthSettings) -> Result<Self, AuthConfigError> {
+        let users = match &settings.users_file {
             Some(path) => read_users(path)?,
-            None => HashMap::new(),
+            None => Users::default(),
         };
-        if users.is_empty() && proxy.is_none() {
+        if users.by_name.is_empty() && settings.proxy.is_none() {
             return Err(AuthConfigError::NoWayIn);
         }
-        let key = match key_file {
+        let key = match &settings.session_key_file {
             Some(path) => {
                 let key = std::fs::read(path).map_err(|source| AuthConfigError::ReadKey {
                     path: path.display().to_string(),
@@ -142,60 +191,108 @@ impl Auth {
                 }
                 key
             }
-            None => {
-                tracing::warn!(
-                    "no --session-key-file: sessions are signed with a key of this process only"
-                );
-                rand::random::<[u8; 32]>().to_vec()
-            }
+            None => rand::random::<[u8; 32]>().to_vec(),
         };
         Ok(Self {
-            users,
+            users_file: settings.users_file,
+            users: RwLock::new(Arc::new(users)),
+            sessions: Mutex::new(HashMap::new()),
             key,
-            lifetime,
-            secure_cookie,
-            proxy,
+            lifetime: settings.session_lifetime,
+            idle_timeout: settings.session_idle_timeout,
+            secure_cookie: settings.secure_cookie,
+            proxy: settings.proxy,
+            throttle: Throttle::new(settings.throttle),
+            verifying: Semaphore::new(CONCURRENT_VERIFICATIONS),
         })
     }
 
     /// The user of a request: the proxy's (from a trusted peer), else the session
-    /// cookie's, else HTTP Basic's. `None` when none of them holds.
-    pub fn authenticate(&self, headers: &HeaderMap, peer: IpAddr) -> Option<Principal> {
-        if let Some(proxy) = &self.proxy
-            && proxy.trusted.iter().any(|cidr| cidr.contains(peer))
-            && let Some(principal) = self.proxy_principal(proxy, headers)
-        {
-            return Some(principal);
+    /// cookie's, else HTTP Basic's, which is off when a proxy signs people in.
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        peer: IpAddr,
+    ) -> Result<Principal, Refusal> {
+        if let Some(proxy) = &self.proxy {
+            if proxy.trusted.iter().any(|cidr| cidr.contains(peer))
+                && let Some(principal) = self.proxy_principal(proxy, headers)
+            {
+                return Ok(principal);
+            }
+            return self
+                .session_principal(headers)
+                .ok_or(Refusal::Unauthenticated);
         }
-        self.session_principal(headers)
-            .or_else(|| self.basic_principal(headers))
+        if let Some(principal) = self.session_principal(headers) {
+            return Ok(principal);
+        }
+        let Some((username, password)) = basic_credentials(headers) else {
+            return Err(Refusal::Unauthenticated);
+        };
+        let role = match self.check_password(&username, &password, peer).await {
+            Ok(role) => role,
+            Err(Refusal::InvalidCredentials) => return Err(Refusal::Unauthenticated),
+            Err(refusal) => return Err(refusal),
+        };
+        Ok(Principal {
+            csrf_token: self.csrf_token(&format!("basic:{username}")),
+            username,
+            role,
+        })
     }
 
-    /// Checks a password; on success the principal and the Set-Cookie value of its session.
-    pub fn log_in(&self, username: &str, password: &str) -> Option<(Principal, String)> {
-        let role = self.check_password(username, password)?;
-        let expires = Utc::now().timestamp() + self.lifetime.as_secs() as i64;
-        let nonce = hex_encode(&rand::random::<[u8; 16]>());
-        let name = URL_SAFE_NO_PAD.encode(username);
-        let signed = format!("{name}.{}.{expires}.{nonce}", role.as_str());
-        let cookie_value = format!("{signed}.{}", hex_encode(&self.mac("session", &signed)));
+    /// Checks a password; on success a new session: its principal and the Set-Cookie
+    /// value carrying its id.
+    pub async fn log_in(
+        &self,
+        username: &str,
+        password: &str,
+        peer: IpAddr,
+    ) -> Result<(Principal, String), Refusal> {
+        let role = self.check_password(username, password, peer).await?;
+        let id = hex_encode(&rand::random::<[u8; 32]>());
+        let csrf_token = hex_encode(&rand::random::<[u8; 32]>());
+        let now = Instant::now();
+        {
+            let mut sessions = self.sessions();
+            if sessions.len() >= MAX_SESSIONS {
+                self.end_oldest(&mut sessions, now);
+            }
+            sessions.insert(
+                id.clone(),
+                Session {
+                    username: username.to_owned(),
+                    csrf_token: csrf_token.clone(),
+                    started: now,
+                    last_used: now,
+                },
+            );
+        }
+        let cookie = format!(
+            "{SESSION_COOKIE}={id}.{}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+            hex_encode(&self.mac("session", &id)),
+            self.lifetime.as_secs(),
+            self.secure_attribute()
+        );
         let principal = Principal {
             username: username.to_owned(),
             role,
-            csrf_token: self.csrf_token(&nonce),
+            csrf_token,
         };
-        let secure = if self.secure_cookie { "; Secure" } else { "" };
-        let cookie = format!(
-            "{SESSION_COOKIE}={cookie_value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-            self.lifetime.as_secs()
-        );
-        Some((principal, cookie))
+        Ok((principal, cookie))
     }
 
-    /// The Set-Cookie value that ends a session in the browser.
-    pub fn log_out_cookie(&self) -> String {
-        let secure = if self.secure_cookie { "; Secure" } else { "" };
-        format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}")
+    /// Ends the request's session here (its cookie is refused from now on) and returns
+    /// the Set-Cookie value that clears it in the browser.
+    pub fn log_out(&self, headers: &HeaderMap) -> String {
+        if let Some(id) = self.session_id(headers) {
+            self.sessions().remove(id);
+        }
+        format!(
+            "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
+            self.secure_attribute()
+        )
     }
 
     /// Whether `token` is the CSRF token of `principal`.
@@ -207,9 +304,87 @@ impl Auth {
             .into()
     }
 
-    fn check_password(&self, username: &str, password: &str) -> Option<Role> {
-        let user = self.users.get(username)?;
-        bool::from(user.password.ct_eq(password.as_bytes())).then_some(user.role)
+    /// Re-reads the users file when its content changed: roles change and removed
+    /// users' sessions end. `Ok(true)` when it changed; on an error the users stay.
+    /// Blocking (a file read and one argon2 hash): run it on a blocking thread.
+    pub fn reload_users(&self) -> Result<bool, AuthConfigError> {
+        let Some(path) = &self.users_file else {
+            return Ok(false);
+        };
+        let text = read_users_text(path)?;
+        if text == self.users().text {
+            return Ok(false);
+        }
+        let users = Arc::new(parse_users(path, text)?);
+        *self.users.write().unwrap_or_else(PoisonError::into_inner) = users.clone();
+        self.sessions()
+            .retain(|_, session| users.by_name.contains_key(&session.username));
+        Ok(true)
+    }
+
+    /// Looks at the users file every `interval` until shutdown (a mounted Secret is
+    /// replaced by the kubelet, a file by whoever edits it).
+    pub async fn watch_users(self: Arc<Self>, interval: Duration, shutdown: Shutdown) {
+        if self.users_file.is_none() {
+            return;
+        }
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                () = shutdown.wait() => return,
+            }
+            let auth = self.clone();
+            match tokio::task::spawn_blocking(move || auth.reload_users()).await {
+                Ok(Ok(true)) => {
+                    tracing::info!(users = self.users().by_name.len(), "users file re-read");
+                }
+                Ok(Ok(false)) => {}
+                Ok(Err(err)) => {
+                    tracing::warn!(%err, "users file not taken; the previous users stay");
+                }
+                Err(err) => tracing::warn!(%err, "re-reading the users file failed"),
+            }
+        }
+    }
+
+    /// The role of `username` if `password` is theirs, counting failures against the
+    /// username and the peer; refused without checking while either is locked.
+    async fn check_password(
+        &self,
+        username: &str,
+        password: &str,
+        peer: IpAddr,
+    ) -> Result<Role, Refusal> {
+        self.throttle
+            .check(username, peer)
+            .map_err(Refusal::Throttled)?;
+        let users = self.users();
+        let (hash, role) = match users.by_name.get(username) {
+            Some(user) => (user.hash.clone(), Some(user.role)),
+            None => (users.decoy.clone().unwrap_or_default(), None),
+        };
+        let matches = !hash.is_empty() && self.verify(hash, password.to_owned()).await;
+        match role.filter(|_| matches) {
+            Some(role) => {
+                self.throttle.succeeded(username);
+                Ok(role)
+            }
+            None => {
+                self.throttle.failed(username, peer);
+                Err(Refusal::InvalidCredentials)
+            }
+        }
+    }
+
+    /// argon2 on a blocking thread, a few at a time, so sign-ins never stall the
+    /// threads serving other requests.
+    async fn verify(&self, hash: String, password: String) -> bool {
+        let Ok(_permit) = self.verifying.acquire().await else {
+            return false;
+        };
+        tokio::task::spawn_blocking(move || password::verify(&hash, &password))
+            .await
+            .unwrap_or(false)
     }
 
     fn proxy_principal(&self, proxy: &ProxyAuth, headers: &HeaderMap) -> Option<Principal> {
@@ -242,7 +417,8 @@ impl Auth {
         })
     }
 
-    fn session_principal(&self, headers: &HeaderMap) -> Option<Principal> {
+    /// The id of the request's session cookie, when its mac holds.
+    fn session_id<'h>(&self, headers: &'h HeaderMap) -> Option<&'h str> {
         let value = headers
             .get_all(COOKIE)
             .iter()
@@ -252,45 +428,62 @@ impl Auth {
                 let (name, value) = pair.trim().split_once('=')?;
                 (name == SESSION_COOKIE).then_some(value)
             })?;
-        let (signed, mac) = value.rsplit_once('.')?;
+        let (id, mac) = value.split_once('.')?;
         let mac = hex_decode(mac)?;
-        if !bool::from(self.mac("session", signed).as_slice().ct_eq(&mac)) {
+        bool::from(self.mac("session", id).as_slice().ct_eq(&mac)).then_some(id)
+    }
+
+    fn session_principal(&self, headers: &HeaderMap) -> Option<Principal> {
+        let id = self.session_id(headers)?;
+        let now = Instant::now();
+        let users = self.users();
+        let mut sessions = self.sessions();
+        let session = sessions.get_mut(id)?;
+        let role = users.by_name.get(&session.username).map(|user| user.role);
+        let (false, Some(role)) = (self.expired(session, now), role) else {
+            sessions.remove(id);
             return None;
-        }
-        let mut parts = signed.split('.');
-        let name = parts.next()?;
-        let role = Role::parse(parts.next()?)?;
-        let expires: i64 = parts.next()?.parse().ok()?;
-        let nonce = parts.next()?;
-        if expires <= Utc::now().timestamp() {
-            return None;
-        }
-        let username = String::from_utf8(URL_SAFE_NO_PAD.decode(name).ok()?).ok()?;
-        // A user removed from the file loses their sessions at the console's next start.
-        if !self.users.is_empty() && !self.users.contains_key(&username) {
-            return None;
-        }
+        };
+        session.last_used = now;
         Some(Principal {
-            username,
+            username: session.username.clone(),
             role,
-            csrf_token: self.csrf_token(nonce),
+            csrf_token: session.csrf_token.clone(),
         })
     }
 
-    fn basic_principal(&self, headers: &HeaderMap) -> Option<Principal> {
-        let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-        let (scheme, encoded) = value.split_once(' ')?;
-        if !scheme.eq_ignore_ascii_case("basic") {
-            return None;
+    fn expired(&self, session: &Session, now: Instant) -> bool {
+        now.duration_since(session.started) >= self.lifetime
+            || now.duration_since(session.last_used) >= self.idle_timeout
+    }
+
+    /// Makes room for one more session: the expired ones end, else the least recently used.
+    fn end_oldest(&self, sessions: &mut HashMap<String, Session>, now: Instant) {
+        sessions.retain(|_, session| !self.expired(session, now));
+        if sessions.len() >= MAX_SESSIONS
+            && let Some(oldest) = sessions
+                .iter()
+                .min_by_key(|(_, session)| session.last_used)
+                .map(|(id, _)| id.clone())
+        {
+            sessions.remove(&oldest);
         }
-        let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
-        let (username, password) = decoded.split_once(':')?;
-        let role = self.check_password(username, password)?;
-        Some(Principal {
-            username: username.to_owned(),
-            role,
-            csrf_token: self.csrf_token(&format!("basic:{username}")),
-        })
+    }
+
+    fn users(&self) -> Arc<Users> {
+        self.users
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn sessions(&self) -> MutexGuard<'_, HashMap<String, Session>> {
+        // A panic while holding the lock leaves sessions that are still sessions.
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn secure_attribute(&self) -> &'static str {
+        if self.secure_cookie { "; Secure" } else { "" }
     }
 
     fn csrf_token(&self, nonce: &str) -> String {
@@ -307,19 +500,46 @@ impl Auth {
     }
 }
 
-fn read_users(path: &Path) -> Result<HashMap<String, User>, AuthConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| AuthConfigError::ReadUsers {
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let (username, password) = decoded.split_once(':')?;
+    Some((username.to_owned(), password.to_owned()))
+}
+
+fn read_users_text(path: &Path) -> Result<String, AuthConfigError> {
+    std::fs::read_to_string(path).map_err(|source| AuthConfigError::ReadUsers {
         path: path.display().to_string(),
         source,
-    })?;
-    parse_users(&text).map_err(|(line, why)| AuthConfigError::BadUser {
-        path: path.display().to_string(),
-        line,
-        why,
     })
 }
 
-fn parse_users(text: &str) -> Result<HashMap<String, User>, (usize, &'static str)> {
+fn read_users(path: &Path) -> Result<Users, AuthConfigError> {
+    parse_users(path, read_users_text(path)?)
+}
+
+fn parse_users(path: &Path, text: String) -> Result<Users, AuthConfigError> {
+    let by_name = parse_user_lines(&text).map_err(|(line, why)| AuthConfigError::BadUser {
+        path: path.display().to_string(),
+        line,
+        why,
+    })?;
+    let decoy = by_name
+        .values()
+        .next()
+        .and_then(|user| password::decoy_like(&user.hash));
+    Ok(Users {
+        by_name,
+        decoy,
+        text,
+    })
+}
+
+fn parse_user_lines(text: &str) -> Result<HashMap<String, User>, (usize, &'static str)> {
     let mut users = HashMap::new();
     for (index, line) in text.lines().enumerate() {
         let line = line.trim_end_matches('\r');
@@ -328,8 +548,7 @@ fn parse_users(text: &str) -> Result<HashMap<String, User>, (usize, &'static str
         }
         let number = index + 1;
         let mut fields = line.splitn(3, ':');
-        let (Some(name), Some(role), Some(password)) =
-            (fields.next(), fields.next(), fields.next())
+        let (Some(name), Some(role), Some(hash)) = (fields.next(), fields.next(), fields.next())
         else {
             return Err((number, "not three fields"));
         };
@@ -337,12 +556,15 @@ fn parse_users(text: &str) -> Result<HashMap<String, User>, (usize, &'static str
             return Err((number, "empty username or one with spaces"));
         }
         let role = Role::parse(role).ok_or((number, "unknown role"))?;
-        if password.len() < 8 {
-            return Err((number, "password shorter than 8 characters"));
+        if !password::is_argon2id(hash) {
+            return Err((
+                number,
+                "the password is not an argon2id hash (passwords in clear are refused)",
+            ));
         }
         let user = User {
             role,
-            password: password.as_bytes().to_vec(),
+            hash: hash.to_owned(),
         };
         if users.insert(name.to_owned(), user).is_some() {
             return Err((number, "username listed twice"));
@@ -370,16 +592,34 @@ mod tests {
     use super::*;
     use axum::http::HeaderValue;
 
+    const PEER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    fn cheap(password: &str) -> String {
+        password::hash(password, 8, 1, 1).expect("hash")
+    }
+
     fn auth(proxy: Option<ProxyAuth>) -> Auth {
+        let text = format!(
+            "# people\nalice:operator:{}\nbob:viewer:{}\n",
+            cheap("correct horse"),
+            cheap("battery staple")
+        );
+        let users = parse_users(Path::new("users"), text).expect("users");
         Auth {
-            users: parse_users(
-                "# people\nalice:operator:correct horse\nbob:viewer:battery staple\n",
-            )
-            .expect("users"),
+            users_file: None,
+            users: RwLock::new(Arc::new(users)),
+            sessions: Mutex::new(HashMap::new()),
             key: vec![7; 32],
             lifetime: Duration::from_secs(3600),
-            secure_cookie: false,
+            idle_timeout: Duration::from_secs(600),
+            secure_cookie: true,
             proxy,
+            throttle: Throttle::new(ThrottleSettings {
+                max_failures_per_user: 5,
+                max_failures_per_source: 20,
+                window: Duration::from_secs(60),
+            }),
+            verifying: Semaphore::new(CONCURRENT_VERIFICATIONS),
         }
     }
 
@@ -393,103 +633,144 @@ mod tests {
         headers
     }
 
-    const PEER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
-
-    #[test]
-    fn a_session_cookie_signs_in_and_a_tampered_one_does_not() {
-        let auth = auth(None);
-        assert!(auth.log_in("alice", "wrong password").is_none());
-        assert!(auth.log_in("nobody", "correct horse").is_none());
-        let (principal, cookie) = auth.log_in("alice", "correct horse").expect("signed in");
-        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
-        let back = auth
-            .authenticate(&with_cookie(&cookie), PEER)
-            .expect("session");
-        assert_eq!(back, principal);
-        assert_eq!(back.role, Role::Operator);
-
-        let promoted = with_cookie(&cookie.replacen(".operator.", ".viewer.", 1));
-        assert!(auth.authenticate(&promoted, PEER).is_none(), "role changed");
-        let (_, bob) = auth.log_in("bob", "battery staple").expect("bob");
-        let bob_as_operator = with_cookie(&bob.replacen(".viewer.", ".operator.", 1));
-        assert!(auth.authenticate(&bob_as_operator, PEER).is_none());
+    fn basic(user_pass: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("Basic {}", STANDARD.encode(user_pass))).expect("ascii"),
+        );
+        headers
     }
 
-    #[test]
-    fn each_session_has_its_own_csrf_token() {
+    #[tokio::test]
+    async fn a_session_cookie_holds_only_an_id_and_a_tampered_one_is_refused() {
         let auth = auth(None);
-        let (first, _) = auth.log_in("alice", "correct horse").expect("first");
-        let (second, _) = auth.log_in("alice", "correct horse").expect("second");
+        assert_eq!(
+            auth.log_in("alice", "wrong password", PEER).await.err(),
+            Some(Refusal::InvalidCredentials)
+        );
+        assert_eq!(
+            auth.log_in("nobody", "correct horse", PEER).await.err(),
+            Some(Refusal::InvalidCredentials)
+        );
+        let (principal, cookie) = auth
+            .log_in("alice", "correct horse", PEER)
+            .await
+            .expect("signed in");
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+        assert!(cookie.contains("; Secure"));
+        assert!(!cookie.contains("alice") && !cookie.contains("operator"));
+        let back = auth
+            .authenticate(&with_cookie(&cookie), PEER)
+            .await
+            .expect("session");
+        assert_eq!(back, principal);
+
+        let (id, mac) = cookie
+            .split(';')
+            .next()
+            .and_then(|pair| pair.split_once('='))
+            .and_then(|(_, value)| value.split_once('.'))
+            .expect("id.mac");
+        assert_eq!(id.len(), 64, "256 bits");
+        let other = if id.starts_with('a') { 'b' } else { 'a' };
+        let forged = format!("{SESSION_COOKIE}={other}{}.{mac}", &id[1..]);
+        assert!(
+            auth.authenticate(&with_cookie(&forged), PEER)
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn each_session_has_its_own_csrf_token() {
+        let auth = auth(None);
+        let (first, _) = auth
+            .log_in("alice", "correct horse", PEER)
+            .await
+            .expect("first");
+        let (second, _) = auth
+            .log_in("alice", "correct horse", PEER)
+            .await
+            .expect("second");
         assert_ne!(first.csrf_token, second.csrf_token);
         assert!(Auth::csrf_matches(&first, &first.csrf_token));
         assert!(!Auth::csrf_matches(&first, &second.csrf_token));
         assert!(!Auth::csrf_matches(&first, ""));
     }
 
-    #[test]
-    fn basic_auth_checks_the_password() {
+    #[tokio::test]
+    async fn basic_auth_checks_the_password() {
         let auth = auth(None);
-        let mut headers = HeaderMap::new();
-        let basic = |user_pass: &str| {
-            HeaderValue::from_str(&format!("Basic {}", STANDARD.encode(user_pass))).expect("ascii")
-        };
-        headers.insert(AUTHORIZATION, basic("bob:battery staple"));
         assert_eq!(
-            auth.authenticate(&headers, PEER).map(|p| p.role),
-            Some(Role::Viewer)
+            auth.authenticate(&basic("bob:battery staple"), PEER)
+                .await
+                .map(|p| p.role),
+            Ok(Role::Viewer)
         );
-        headers.insert(AUTHORIZATION, basic("bob:battery"));
-        assert!(auth.authenticate(&headers, PEER).is_none());
+        assert!(
+            auth.authenticate(&basic("bob:battery"), PEER)
+                .await
+                .is_err()
+        );
     }
 
-    #[test]
-    fn a_proxy_user_is_believed_only_from_the_proxy() {
+    #[tokio::test]
+    async fn a_proxy_user_is_believed_only_from_the_proxy_and_basic_is_off() {
         let auth = auth(Some(ProxyAuth {
             user_header: "x-forwarded-user".into(),
             groups_header: Some("x-forwarded-groups".into()),
             operator_groups: vec!["sre".into()],
-            trusted: vec!["10.0.0.0/8".parse().expect("cidr")],
+            trusted: vec!["10.1.2.3/32".parse().expect("cidr")],
         }));
         let mut headers = HeaderMap::new();
         headers.insert("x-forwarded-user", HeaderValue::from_static("carol"));
         headers.insert("x-forwarded-groups", HeaderValue::from_static("dev, sre"));
         let proxy: IpAddr = "10.1.2.3".parse().expect("ip");
-        let carol = auth.authenticate(&headers, proxy).expect("from the proxy");
+        let carol = auth
+            .authenticate(&headers, proxy)
+            .await
+            .expect("from the proxy");
         assert_eq!(
             (carol.username.as_str(), carol.role),
             ("carol", Role::Operator)
         );
-        assert!(
-            auth.authenticate(&headers, PEER).is_none(),
-            "not from the proxy"
-        );
+        let neighbour: IpAddr = "10.1.2.4".parse().expect("ip");
+        assert!(auth.authenticate(&headers, neighbour).await.is_err());
         headers.insert("x-forwarded-groups", HeaderValue::from_static("dev"));
         assert_eq!(
-            auth.authenticate(&headers, proxy).map(|p| p.role),
-            Some(Role::Viewer)
+            auth.authenticate(&headers, proxy).await.map(|p| p.role),
+            Ok(Role::Viewer)
+        );
+        assert_eq!(
+            auth.authenticate(&basic("bob:battery staple"), PEER).await,
+            Err(Refusal::Unauthenticated)
         );
     }
 
     #[test]
     fn bad_users_files_name_the_line() {
+        let hash = cheap("long enough");
         for (text, line, why) in [
-            ("alice:operator", 1, "not three fields"),
-            ("alice:admin:long enough", 1, "unknown role"),
+            ("alice:operator".to_owned(), 1, "not three fields"),
+            (format!("alice:admin:{hash}"), 1, "unknown role"),
             (
-                "\nalice:viewer:short",
+                "\nalice:viewer:long enough in clear".to_owned(),
                 2,
-                "password shorter than 8 characters",
+                "the password is not an argon2id hash (passwords in clear are refused)",
             ),
             (
-                "a:viewer:12345678\na:viewer:12345678",
+                format!("a:viewer:{hash}\na:viewer:{hash}"),
                 2,
                 "username listed twice",
             ),
-            (" :viewer:12345678", 1, "empty username or one with spaces"),
+            (
+                format!(" :viewer:{hash}"),
+                1,
+                "empty username or one with spaces",
+            ),
         ] {
-            assert_eq!(parse_users(text).err(), Some((line, why)), "{text:?}");
+            assert_eq!(parse_user_lines(&text).err(), Some((line, why)), "{text:?}");
         }
-        let users = parse_users("dave:viewer:pass:with:colons").expect("colons in passwords");
-        assert_eq!(users["dave"].password, b"pass:with:colons");
     }
 }

@@ -2,12 +2,15 @@
 //! database's and Kubernetes' own errors logged, not shown.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hookline_core::replay::ReplayError;
 use serde::Serialize;
 use thiserror::Error;
 use utoipa::ToSchema;
+
+use crate::auth::Refusal;
 
 /// The body of every error answer.
 #[derive(Debug, Serialize, ToSchema)]
@@ -26,6 +29,8 @@ pub enum ApiError {
     Unauthenticated,
     #[error("wrong username or password")]
     InvalidCredentials,
+    #[error("too many failed sign-ins: try again in {retry_after_secs} s")]
+    TooManyAttempts { retry_after_secs: u64 },
     #[error("the X-CSRF-Token header is missing or does not match the session")]
     CsrfMismatch,
     #[error("only the operator role may {0}")]
@@ -52,6 +57,7 @@ impl ApiError {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             Self::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            Self::TooManyAttempts { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             Self::CsrfMismatch => (StatusCode::FORBIDDEN, "csrf_mismatch"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
@@ -60,6 +66,19 @@ impl ApiError {
             Self::Database(_) | Self::KubernetesNotSynced | Self::Replay(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
+        }
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Unauthenticated => Self::Unauthenticated,
+            Refusal::InvalidCredentials => Self::InvalidCredentials,
+            // Rounded up: a client waiting exactly this long finds the lock gone.
+            Refusal::Throttled(wait) => Self::TooManyAttempts {
+                retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+            },
         }
     }
 }
@@ -101,13 +120,19 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        (
+        let mut response = (
             status,
             Json(ErrorBody {
                 error: code,
                 message,
             }),
         )
-            .into_response()
+            .into_response();
+        if let Self::TooManyAttempts { retry_after_secs } = self {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        response
     }
 }

@@ -15,6 +15,8 @@ pub mod live;
 pub mod metrics;
 pub mod pagination;
 pub mod params;
+pub mod password;
 pub mod service;
 pub mod stats;
+pub mod throttle;
 pub mod webhooks;

@@ -1,5 +1,6 @@
 use clap::Parser;
 use hookline_console::config::Config;
+use hookline_console::password::HashPasswordArgs;
 use hookline_console::service;
 use hookline_core::shutdown::Shutdown;
 
@@ -10,6 +11,17 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    // A subcommand of its own: the server's required flags do not apply to it.
+    if std::env::args().nth(1).as_deref() == Some("hash-password") {
+        let args = HashPasswordArgs::parse_from(std::env::args().skip(1));
+        return match args.run(std::io::stdin().lock(), std::io::stdout().lock()) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("hookline-console hash-password: {err}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let config = Config::parse();
     hookline_core::telemetry::init(config.common.log_format);
     match service::run(config, Shutdown::on_signal()).await {

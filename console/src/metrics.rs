@@ -22,6 +22,7 @@ pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub request_seconds: Histogram,
     pub failed_logins: Counter,
+    pub throttled_logins: Counter,
     pub replays: Counter,
     pub replayed_dead_letters: Counter,
     pub live_streams: Gauge,
@@ -34,6 +35,7 @@ impl Metrics {
             // 1 ms to ~16 s.
             request_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
             failed_logins: Counter::default(),
+            throttled_logins: Counter::default(),
             replays: Counter::default(),
             replayed_dead_letters: Counter::default(),
             live_streams: Gauge::default(),
@@ -52,6 +54,11 @@ impl Metrics {
             "failed_logins",
             "Sign-ins refused for a wrong username or password",
             metrics.failed_logins.clone(),
+        );
+        registry.register(
+            "throttled_logins",
+            "Sign-ins and HTTP Basic checks answered 429: too many failures for the username or the address",
+            metrics.throttled_logins.clone(),
         );
         registry.register(
             "replays",

@@ -24,9 +24,10 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
 use crate::assets;
-use crate::auth::{Auth, AuthConfigError, ProxyAuth};
+use crate::auth::{Auth, AuthConfigError, AuthSettings, ProxyAuth};
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::throttle::ThrottleSettings;
 
 const DATABASE: &str = "database";
 const KUBERNETES: &str = "kubernetes";
@@ -67,13 +68,26 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ConsoleError>
             operator_groups: config.auth_proxy_operator_groups.clone(),
             trusted: config.auth_proxy_trusted_cidrs.clone(),
         });
-    let auth = Auth::new(
-        config.users_file.as_deref(),
-        config.session_key_file.as_deref(),
-        config.session_lifetime,
-        config.secure_cookie,
+    let auth = Arc::new(Auth::new(AuthSettings {
+        users_file: config.users_file.clone(),
+        session_key_file: config.session_key_file.clone(),
+        session_lifetime: config.session_lifetime,
+        session_idle_timeout: config.session_idle_timeout,
+        secure_cookie: config.secure_cookie,
         proxy,
-    )?;
+        throttle: ThrottleSettings {
+            max_failures_per_user: config.login_max_failures_per_user,
+            max_failures_per_source: config.login_max_failures_per_source,
+            window: config.login_lockout,
+        },
+    })?);
+    if !config.secure_cookie {
+        tracing::warn!("--secure-cookie=false: the session cookie is sent over plain HTTP too");
+    }
+    tokio::spawn(
+        auth.clone()
+            .watch_users(config.users_reload_interval, shutdown.clone()),
+    );
     let readiness = Readiness::default();
     readiness.require(DATABASE, "PostgreSQL not checked yet");
     readiness.require(KUBERNETES, "Webhooks not listed yet");
@@ -131,7 +145,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ConsoleError>
     )?;
     let state = AppState {
         pool,
-        auth: Arc::new(auth),
+        auth,
         webhooks: store,
         replayer: Arc::new(replayer),
         metrics,

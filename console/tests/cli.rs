@@ -1,5 +1,9 @@
 //! The binary documents its flags and refuses to start without a way to sign in, or
-//! with sign-ins or a session key it cannot use, naming what is wrong.
+//! with sign-ins (a password in clear above all) or a session key it cannot use, naming
+//! what is wrong; `hookline-console hash-password` makes the hashes its users file holds.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
 
 use hookline_testkit::run_clean;
 
@@ -29,7 +33,18 @@ fn help_documents_flags_and_their_environment_variables() {
             ("--users-file", "CONSOLE_USERS_FILE"),
             ("--session-key-file", "CONSOLE_SESSION_KEY_FILE"),
             ("--session-lifetime", "CONSOLE_SESSION_LIFETIME"),
+            ("--session-idle-timeout", "CONSOLE_SESSION_IDLE_TIMEOUT"),
+            ("--users-reload-interval", "CONSOLE_USERS_RELOAD_INTERVAL"),
             ("--secure-cookie", "CONSOLE_SECURE_COOKIE"),
+            (
+                "--login-max-failures-per-user",
+                "CONSOLE_LOGIN_MAX_FAILURES_PER_USER",
+            ),
+            (
+                "--login-max-failures-per-source",
+                "CONSOLE_LOGIN_MAX_FAILURES_PER_SOURCE",
+            ),
+            ("--login-lockout", "CONSOLE_LOGIN_LOCKOUT"),
             ("--auth-proxy-user-header", "CONSOLE_AUTH_PROXY_USER_HEADER"),
             (
                 "--auth-proxy-groups-header",
@@ -44,8 +59,78 @@ fn help_documents_flags_and_their_environment_variables() {
                 "CONSOLE_AUTH_PROXY_TRUSTED_CIDRS",
             ),
             ("--shutdown-grace", "CONSOLE_SHUTDOWN_GRACE"),
+            ("hash-password", "argon2id"),
         ],
     );
+}
+
+/// `hookline-console hash-password` with `args`, the password on stdin: (ok, stdout, stderr).
+fn hash_password(args: &[&str], stdin: &str) -> (bool, String, String) {
+    let mut child = Command::new(BIN)
+        .arg("hash-password")
+        .args(args)
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("hash-password starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write the password");
+    let output = child.wait_with_output().expect("hash-password ends");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A cheap hash for a users file (the hash string carries its parameters).
+fn cheap_hash(password: &str) -> String {
+    let (ok, stdout, stderr) = hash_password(
+        &["--memory-kib", "8", "--iterations", "1"],
+        &format!("{password}\n"),
+    );
+    assert!(ok, "{stderr}");
+    stdout.trim().to_owned()
+}
+
+#[test]
+fn hash_password_prints_an_argon2id_hash_of_stdin() {
+    let (ok, stdout, stderr) = hash_password(&[], "correct horse battery\n");
+    assert!(ok, "{stderr}");
+    let hash = stdout.trim();
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "production parameters by default: {hash}"
+    );
+    assert!(!stdout.contains("correct horse"));
+    assert!(hookline_console::password::verify(
+        hash,
+        "correct horse battery"
+    ));
+    assert!(!hookline_console::password::verify(
+        hash,
+        "correct horse battery\n"
+    ));
+
+    let cheap = cheap_hash("correct horse battery");
+    assert!(cheap.starts_with("$argon2id$v=19$m=8,t=1,p=1$"), "{cheap}");
+    assert!(hookline_console::password::verify(
+        &cheap,
+        "correct horse battery"
+    ));
+
+    let (ok, _, stderr) = hash_password(&[], "short\n");
+    assert!(!ok && stderr.contains("shorter than 8"), "{stderr}");
+    let (ok, _, stderr) = hash_password(&[], "");
+    assert!(!ok && stderr.contains("no password"), "{stderr}");
+    let (ok, _, stderr) = hash_password(&["--help"], "");
+    assert!(ok && !stderr.contains("error"), "{stderr}");
 }
 
 #[test]
@@ -85,17 +170,33 @@ fn it_will_not_start_without_a_usable_way_to_sign_in() {
 
     refuses(&[], &["nobody could sign in", "--users-file"]);
 
-    std::fs::write(
-        &users,
-        "alice:operator:long enough\nbob:admin:long enough\n",
-    )
-    .expect("users");
+    let hash = cheap_hash("long enough");
+    std::fs::write(&users, format!("alice:operator:{hash}\nbob:admin:{hash}\n")).expect("users");
     refuses(
         &["--users-file", &users_path],
         &[&*users_path, "line 2", "unknown role"],
     );
 
-    std::fs::write(&users, "alice:operator:long enough\n").expect("users");
+    std::fs::write(
+        &users,
+        format!("alice:operator:{hash}\nbob:viewer:long enough\n"),
+    )
+    .expect("users");
+    let (ok, _, stderr) = run_clean(
+        BIN,
+        &[&REQUIRED[..], &["--users-file", &users_path]].concat(),
+    );
+    assert!(!ok, "started with a password in clear");
+    assert!(
+        stderr.contains("line 2") && stderr.contains("not an argon2id hash"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("long enough"),
+        "the password is not logged: {stderr}"
+    );
+
+    std::fs::write(&users, format!("alice:operator:{hash}\n")).expect("users");
     std::fs::write(&key, "short").expect("key");
     refuses(
         &["--users-file", &users_path, "--session-key-file", &key_path],
