@@ -4,6 +4,7 @@
 # Listeners: SASL_SSL (SCRAM-SHA-512, the stack CA's certificate) on $KAFKA_SASL_SSL_PORT for
 # the services and tests; PLAINTEXT on $KAFKA_PORT for the Java command line tools, benches
 # and SCRAM administration; CONTROLLER on $KAFKA_CONTROLLER_PORT.
+# The authorizer refuses whatever no ACL allows (docs/SECURITY.md, "Kafka ACLs").
 #
 #   kafka.sh install         gather the jars into $CACHE_DIR/kafka/$KAFKA_VERSION/libs (once)
 #   kafka.sh start           format the log dir once, start the broker, set the SCRAM users,
@@ -12,6 +13,9 @@
 #   kafka.sh kill            SIGKILL the broker at once (fault tests)
 #   kafka.sh restart         stop, then start
 #   kafka.sh status          running and answering a metadata request?
+#   kafka.sh acls PREFIX     grant the ACLs of a release whose topic prefix is PREFIX to the
+#                            per-component users (helm/hookline/files/kafka-acls.sh; dev/run.sh
+#                            calls it for every run)
 #   kafka.sh tool CLASS ...  run a Kafka command line class against the jars, e.g.
 #                            kafka.sh tool org.apache.kafka.tools.TopicCommand \
 #                              --bootstrap-server 127.0.0.1:19092 --list
@@ -147,6 +151,14 @@ write_config() {
     echo "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
     echo "listener.name.sasl_ssl.ssl.keystore.type=PEM"
     echo "listener.name.sasl_ssl.ssl.keystore.location=$KAFKA_KEYSTORE"
+    echo
+    echo "# ACLs decide what each SCRAM user may do; without one, nothing is allowed."
+    echo "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    echo "allow.everyone.if.no.acl.found=false"
+    # Only the loopback PLAINTEXT and CONTROLLER listeners have ANONYMOUS clients: the broker
+    # itself (controller and inter-broker requests need ClusterAction) and the Java tools
+    # that set SCRAM users and ACLs. No SASL_SSL login maps to ANONYMOUS.
+    echo "super.users=User:ANONYMOUS"
   } >"$KAFKA_CONFIG"
 }
 
@@ -192,6 +204,28 @@ apply_sasl_users() {
     touch "$KAFKA_SASL_DIR/$user.applied"
     log "kafka user $user: SCRAM-SHA-512 credential set"
   done
+}
+
+# The stack's own user, hookline (the tests and benches), may do anything with any topic,
+# group and transactional id, but is no super user: it cannot alter ACLs, SCRAM users or
+# the cluster's configuration. ACLs live in the metadata log; adding one twice is a no-op.
+apply_stack_acls() {
+  run_class org.apache.kafka.tools.AclCommand --bootstrap-server "$BOOTSTRAP" --add \
+    --allow-principal User:hookline --operation All \
+    --topic '*' --group '*' --transactional-id '*' >/dev/null ||
+    die "could not grant user hookline its topic and group ACLs"
+  run_class org.apache.kafka.tools.AclCommand --bootstrap-server "$BOOTSTRAP" --add \
+    --allow-principal User:hookline --operation Describe --operation DescribeConfigs \
+    --operation IdempotentWrite --cluster >/dev/null ||
+    die "could not grant user hookline its cluster ACLs"
+}
+
+# The per-component users' ACLs for one release (topic prefix $1), from the chart's list.
+grant_release_acls() {
+  sh "$REPO_ROOT/helm/hookline/files/kafka-acls.sh" "$1" \
+    bash "$DEV_DIR/components/kafka.sh" tool org.apache.kafka.tools.AclCommand --bootstrap-server "$BOOTSTRAP" ||
+    die "could not grant the ACLs of topic prefix '$1'"
+  log "kafka: ACLs of topic prefix '$1' granted to hookline-operator, -handler, -consumer, -console"
 }
 
 # Formats the log dir once; the cluster id is kept so a restart finds its own data.
@@ -260,6 +294,7 @@ start() {
   fi
   wait_for "kafka answers metadata requests at $BOOTSTRAP" 60 answers
   apply_sasl_users
+  apply_stack_acls
   wait_for "kafka answers user hookline over SASL_SSL at $SASL_BOOTSTRAP" 60 answers_sasl
   # KAFKA_BOOTSTRAP_SERVERS and the SASL/SSL settings are the services' and tests'; the Java
   # command line tools use KAFKA_PLAINTEXT_BOOTSTRAP_SERVERS or KAFKA_SASL_CLIENT_PROPERTIES.
@@ -318,6 +353,10 @@ case "${1:-}" in
   kill) kill_broker ;;
   restart) stop && start ;;
   status) status ;;
+  acls)
+    [ $# -eq 2 ] || die "usage: kafka.sh acls PREFIX"
+    grant_release_acls "$2"
+    ;;
   tool)
     shift
     [ $# -gt 0 ] || die "usage: kafka.sh tool CLASS [ARGS...]"
@@ -325,7 +364,7 @@ case "${1:-}" in
     run_class "$@"
     ;;
   *)
-    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac
