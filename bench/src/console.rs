@@ -128,7 +128,10 @@ async fn measure(
         "hookline-bench-console-users-{}",
         std::process::id()
     ));
-    std::fs::write(&users, format!("{USER}:operator:{PASSWORD}\n"))?;
+    std::fs::write(
+        &users,
+        format!("{USER}:operator:{}\n", cheap_hash(PASSWORD)?),
+    )?;
     let console = start_ready(
         "console",
         |command| {
@@ -252,6 +255,29 @@ async fn measure(
 }
 
 /// The request path of the n-th request of a query.
+/// The password's argon2id hash from `hookline-console hash-password`, with the cheapest
+/// parameters: every API call below checks HTTP Basic, and the figures are the queries'.
+fn cheap_hash(password: &str) -> anyhow::Result<String> {
+    use std::io::Write as _;
+    let binary = std::env::current_exe()?.with_file_name("hookline-console");
+    let mut child = std::process::Command::new(&binary)
+        .args(["hash-password", "--memory-kib", "8", "--iterations", "1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {}", binary.display()))?;
+    child
+        .stdin
+        .take()
+        .context("hash-password's stdin")?
+        .write_all(format!("{password}\n").as_bytes())?;
+    let output = child.wait_with_output()?;
+    if !output.status.success() {
+        bail!("hookline-console hash-password failed");
+    }
+    Ok(String::from_utf8(output.stdout)?.trim().to_owned())
+}
+
 type PathOf<'a> = Box<dyn Fn(u64) -> String + 'a>;
 
 fn encode_time(time: DateTime<Utc>) -> String {

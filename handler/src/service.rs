@@ -60,9 +60,11 @@ pub async fn serve(
     shutdown: Shutdown,
 ) -> Result<(), ServiceError> {
     let readiness = Readiness::default();
-    let mut metrics_registry = Registry::with_prefix("hookline_handler");
+    let mut metrics_registry = Registry::default();
+    let view = RegistryView::default();
+    view.register_metrics(&mut metrics_registry);
     let metrics = Metrics::register(
-        &mut metrics_registry,
+        metrics_registry.sub_registry_with_prefix("hookline_handler"),
         WebhookLabels::new(config.webhook_metrics.per_webhook_metrics),
     );
     let kafka = config.kafka.connection()?;
@@ -74,7 +76,6 @@ pub async fn serve(
     .await?;
     let producer = EventProducer::new(&kafka, config.events_topic.clone(), config.produce_timeout)?;
 
-    let view = RegistryView::default();
     let rate_limiter = Arc::new(SharedRateLimiter::default());
     let forget_deleted = {
         let (rate_limiter, metrics) = (rate_limiter.clone(), metrics.clone());

@@ -303,7 +303,7 @@ pub async fn publish_sealed(
     let producer: FutureProducer = client_config(bootstrap, "handler-test-registry-writer")
         .create()
         .expect("producer");
-    let value = registry::encode(entry, keyring);
+    let value = registry::encode(entry, 0, keyring);
     producer
         .send(
             FutureRecord::to(topic)
