@@ -258,7 +258,7 @@ pub(crate) async fn publish_registry(
             generation: 1,
             updated_at: Utc::now(),
         };
-        let value = registry::encode(&entry, &keyring);
+        let value = registry::encode(&entry, registry::version_at(entry.updated_at), &keyring);
         producer
             .send(
                 FutureRecord::to(topic).key(webhook_id).payload(&value),

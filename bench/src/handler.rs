@@ -237,7 +237,7 @@ async fn publish_senders(
             generation: 1,
             updated_at: Utc::now(),
         };
-        let value = registry::encode(&entry, keyring);
+        let value = registry::encode(&entry, registry::version_at(entry.updated_at), keyring);
         producer
             .send(
                 FutureRecord::to(topic)

@@ -11,8 +11,10 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use crate::metrics::Metrics;
 use crate::store;
 
-/// Applies registry updates in the order they were read. An update that fails (the
-/// database is down) is tried again until it is written or shutdown comes.
+/// Applies registry updates in the order they were read. Only what the registry view
+/// applied arrives here (see `registry::follow`): a replayed older record refused as
+/// stale is not mirrored either. An update that fails (the database is down) is tried
+/// again until it is written or shutdown comes.
 pub async fn run(
     pool: PgPool,
     mut updates: UnboundedReceiver<RegistryUpdate>,

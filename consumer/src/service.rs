@@ -63,9 +63,11 @@ pub async fn run(database_url: &str, args: RunArgs, shutdown: Shutdown) -> Resul
         return Err(RunError::TooFewConnections { max, parallel });
     }
     let readiness = Readiness::default();
-    let mut metrics_registry = Registry::with_prefix("hookline_consumer");
+    let mut metrics_registry = Registry::default();
+    let view = RegistryView::default();
+    view.register_metrics(&mut metrics_registry);
     let metrics = Metrics::register(
-        &mut metrics_registry,
+        metrics_registry.sub_registry_with_prefix("hookline_consumer"),
         WebhookLabels::new(args.webhook_metrics.per_webhook_metrics),
     );
     let kafka = args.kafka.connection()?;
@@ -106,7 +108,6 @@ pub async fn run(database_url: &str, args: RunArgs, shutdown: Shutdown) -> Resul
         async move { day_partitions.run(interval, metrics, shutdown).await }
     });
 
-    let view = RegistryView::default();
     let (updates, mirrored) = tokio::sync::mpsc::unbounded_channel();
     // No keyring: the consumer mirrors entries without their secrets.
     let follow = registry::follow(
@@ -144,7 +145,7 @@ pub async fn run(database_url: &str, args: RunArgs, shutdown: Shutdown) -> Resul
     ));
 
     let loaded = tokio::select! {
-        () = registry_loaded(&readiness) => true,
+        () = registry::loaded(&readiness) => true,
         () = shutdown.wait() => false,
     };
     let consumed = if loaded {
@@ -246,14 +247,4 @@ async fn consume(
     shutdown.trigger();
     let second = other.await;
     first.and(second).map_err(RunError::PipelineCrashed)
-}
-
-/// Resolves once the registry topic was read to its end.
-async fn registry_loaded(readiness: &Readiness) {
-    while readiness
-        .unmet()
-        .contains_key(registry::READINESS_CONDITION)
-    {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

@@ -1,5 +1,6 @@
 //! Against the real broker: a reader loads the whole registry topic before it reports
-//! ready, then follows changes within seconds.
+//! ready, then follows changes within seconds; a replay of an older sealed record,
+//! written to the topic as anyone with write access could, changes nothing.
 
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -50,6 +51,7 @@ fn keyring() -> Keyring {
     Keyring::new("k1", [("k1", KEY.as_str())]).expect("a keyring")
 }
 
+/// Publishes an entry (or Kafka's null tombstone) as the previous release did: no version.
 async fn put(producer: &FutureProducer, topic: &str, id: &str, value: Option<&RegistryEntry>) {
     put_sealed(producer, topic, id, value, &keyring()).await;
 }
@@ -61,9 +63,14 @@ async fn put_sealed(
     value: Option<&RegistryEntry>,
     keyring: &Keyring,
 ) {
-    let encoded = value.map(|entry| registry::encode(entry, keyring));
-    let mut record = FutureRecord::<str, Vec<u8>>::to(topic).key(id);
-    if let Some(bytes) = &encoded {
+    let encoded = value.map(|entry| registry::encode(entry, 0, keyring));
+    put_raw(producer, topic, id, encoded.as_deref()).await;
+}
+
+/// Writes `value` to the topic as it is: what anyone allowed to write the topic can do.
+async fn put_raw(producer: &FutureProducer, topic: &str, id: &str, value: Option<&[u8]>) {
+    let mut record = FutureRecord::<str, [u8]>::to(topic).key(id);
+    if let Some(bytes) = value {
         record = record.payload(bytes);
     }
     producer
@@ -73,25 +80,42 @@ async fn put_sealed(
         .expect("acknowledged");
 }
 
-#[tokio::test]
-async fn loads_everything_before_ready_then_follows_changes() {
-    let topic = hookline_testkit::unique_name("registry-follow");
+/// A new registry topic of `partitions`, and a producer to write it.
+async fn topic_and_producer(name: &str, partitions: i32) -> (String, FutureProducer) {
+    let topic = hookline_testkit::unique_name(name);
     ensure_topics(
         &kafka(),
-        // Two partitions, unlike the registry Hookline creates: the follower must read
-        // every partition to its end before it is ready.
         &[TopicSpec {
-            partitions: 2,
+            partitions,
             ..TopicSpec::registry(topic.clone(), 1)
         }],
         Duration::from_secs(10),
     )
     .await
     .expect("topic");
-    let producer: FutureProducer =
-        reliable_producer_config(&kafka(), "test", Duration::from_secs(10))
-            .create()
-            .expect("producer");
+    let producer = reliable_producer_config(&kafka(), "test", Duration::from_secs(10))
+        .create()
+        .expect("producer");
+    (topic, producer)
+}
+
+/// Waits until `view` holds an entry of `id` for `customer`.
+async fn customer_becomes(view: &RegistryView, id: &str, customer: &str) {
+    hookline_testkit::eventually(
+        &format!("{id} of {customer}"),
+        Duration::from_secs(10),
+        || async {
+            matches!(view.lookup(id), Lookup::Active(e) if e.customer_id == customer).then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn loads_everything_before_ready_then_follows_changes() {
+    // Two partitions, unlike the registry Hookline creates: the follower must read
+    // every partition to its end before it is ready.
+    let (topic, producer) = topic_and_producer("registry-follow", 2).await;
     for i in 0..50 {
         put(
             &producer,
@@ -199,16 +223,139 @@ async fn loads_everything_before_ready_then_follows_changes() {
         "the entry the reader cannot open yet does not replace the one in force"
     );
     keys.send_replace(Arc::new(rotated));
-    hookline_testkit::eventually(
-        "the kept entry applied",
-        Duration::from_secs(10),
-        || async {
-            matches!(view.lookup("wh-7"), Lookup::Active(e) if e.customer_id == "rotated")
-                .then_some(())
-        },
-    )
-    .await;
+    customer_becomes(&view, "wh-7", "rotated").await;
 
     shutdown.trigger();
     follower.await.expect("task").expect("follow ends cleanly");
+}
+
+/// What `hookline_registry_entries_refused_total{reason="stale"}` of `view` says.
+fn stale_refusals(view: &RegistryView) -> u64 {
+    let mut metrics = prometheus_client::registry::Registry::default();
+    view.register_metrics(&mut metrics);
+    let mut body = String::new();
+    prometheus_client::encoding::text::encode(&mut body, &metrics).expect("encoded");
+    body.lines()
+        .find_map(|line| {
+            line.strip_prefix("hookline_registry_entries_refused_total{reason=\"stale\"} ")
+        })
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no stale counter in {body}"))
+}
+
+/// Follows `topic` into a new view until it has read the topic's end.
+async fn follower(
+    topic: &str,
+    shutdown: &Shutdown,
+) -> (
+    RegistryView,
+    tokio::task::JoinHandle<Result<(), registry::FollowError>>,
+) {
+    let view = RegistryView::default();
+    let readiness = Readiness::default();
+    let (keys, receiver) = tokio::sync::watch::channel(Arc::new(keyring()));
+    let follow = registry::follow(
+        kafka(),
+        topic.to_owned(),
+        Some(receiver),
+        view.clone(),
+        readiness.clone(),
+        shutdown.clone(),
+        |_| {},
+    );
+    // The keyring's sender lives as long as the follower: dropped, the follower would
+    // take it for a shutdown and read on without keys.
+    let task = tokio::spawn(async move {
+        let result = follow.await;
+        drop(keys);
+        result
+    });
+    hookline_testkit::eventually("the registry loaded", Duration::from_secs(30), || async {
+        readiness.is_ready().then_some(())
+    })
+    .await;
+    (view, task)
+}
+
+#[tokio::test]
+async fn a_replayed_older_record_neither_rolls_an_entry_back_nor_revives_a_deleted_one() {
+    let (topic, producer) = topic_and_producer("registry-rollback", 1).await;
+    let ring = keyring();
+    // The entries before: open to anyone, an old secret. Their sealed bytes are what an
+    // attacker who can read and write the topic keeps for later.
+    let open = entry("wh-a", "before");
+    let captured = registry::encode(&open, 1, &ring);
+    put_raw(&producer, &topic, "wh-a", Some(&captured)).await;
+    let doomed = registry::encode(&entry("wh-b", "before"), 1, &ring);
+    put_raw(&producer, &topic, "wh-b", Some(&doomed)).await;
+    // Then the operator suspends wh-a, rotates its secret and narrows its sources, and
+    // deletes wh-b.
+    let locked = RegistryEntry {
+        suspended: true,
+        secrets: vec![RegistrySecret {
+            value: "whsec_S2h5o0XyGq4vXJ3bqQ6cZl1bUvWQ0g5W".into(),
+            expires_at: None,
+        }],
+        allowed_source_ranges: vec!["192.0.2.0/24".into()],
+        ..open
+    };
+    let newer = registry::encode(&locked, 2, &ring);
+    put_raw(&producer, &topic, "wh-a", Some(&newer)).await;
+    put_raw(
+        &producer,
+        &topic,
+        "wh-b",
+        Some(&registry::encode_deletion("wh-b", 2, &ring)),
+    )
+    .await;
+
+    let shutdown = Shutdown::new();
+    let (view, first) = follower(&topic, &shutdown).await;
+    assert!(matches!(view.lookup("wh-a"), Lookup::Active(e) if *e == locked));
+    assert_eq!(view.lookup("wh-b"), Lookup::Deleted);
+    assert_eq!(stale_refusals(&view), 0);
+
+    // The replays, and Kafka's null tombstone the previous release wrote for a delete.
+    put_raw(&producer, &topic, "wh-a", Some(&captured)).await;
+    put_raw(&producer, &topic, "wh-b", Some(&doomed)).await;
+    put_raw(&producer, &topic, "wh-a", None).await;
+    put_raw(
+        &producer,
+        &topic,
+        "wh-marker",
+        Some(&registry::encode(&entry("wh-marker", "after"), 1, &ring)),
+    )
+    .await;
+    hookline_testkit::eventually("the marker followed", Duration::from_secs(10), || async {
+        matches!(view.lookup("wh-marker"), Lookup::Active(_)).then_some(())
+    })
+    .await;
+    assert!(
+        matches!(view.lookup("wh-a"), Lookup::Active(e) if *e == locked),
+        "wh-a rolled back: {:?}",
+        view.lookup("wh-a")
+    );
+    assert_eq!(view.lookup("wh-b"), Lookup::Deleted, "wh-b revived");
+    assert_eq!(stale_refusals(&view), 3);
+
+    // A reader starting now reads the replays after what they replay: same answer.
+    let (fresh, second) = follower(&topic, &shutdown).await;
+    assert!(matches!(fresh.lookup("wh-a"), Lookup::Active(e) if *e == locked));
+    assert_eq!(fresh.lookup("wh-b"), Lookup::Deleted);
+    assert_eq!(stale_refusals(&fresh), 3);
+
+    // The operator's next publish wins as before.
+    put_raw(
+        &producer,
+        &topic,
+        "wh-a",
+        Some(&registry::encode(&entry("wh-a", "resumed"), 3, &ring)),
+    )
+    .await;
+    customer_becomes(&view, "wh-a", "resumed").await;
+
+    shutdown.trigger();
+    for task in [first, second] {
+        task.await.expect("task").expect("follow ends cleanly");
+    }
 }

@@ -7,8 +7,8 @@ use chrono::{TimeZone, Utc};
 use std::sync::LazyLock;
 
 use hookline_core::registry::{
-    Keyring, RateLimit, RegistryDecodeError, RegistryEntry, RegistrySecret, RegistryUpdate, decode,
-    encode,
+    Keyring, RateLimit, RegistryDecodeError, RegistryEntry, RegistryRecord, RegistrySecret,
+    RegistryUpdate, decode, encode,
 };
 use hookline_core::retry::DeliveryPolicy;
 use hookline_core::signature::Scheme;
@@ -57,7 +57,7 @@ proptest! {
         key in prop::option::of(prop::collection::vec(any::<u8>(), 0..40)),
         value in prop::option::of(prop::collection::vec(any::<u8>(), 0..400)),
     ) {
-        match decode(key.as_deref(), value.as_deref(), Some(&KEYRING)) {
+        match decode(key.as_deref(), value.as_deref(), Some(&KEYRING)).map(|r| r.update) {
             Ok(RegistryUpdate::Upsert(entry)) => {
                 prop_assert_eq!(Some(entry.webhook_id.as_bytes()), key.as_deref());
             }
@@ -77,10 +77,10 @@ proptest! {
         secret in secret(),
     ) {
         let entry = entry(id.clone(), secret);
-        let value = encode(&entry, &KEYRING);
+        let value = encode(&entry, 1, &KEYRING);
         prop_assert_eq!(
             decode(Some(id.as_bytes()), Some(&value), Some(&KEYRING)).ok(),
-            Some(RegistryUpdate::Upsert(Box::new(entry)))
+            Some(RegistryRecord { version: 1, update: RegistryUpdate::Upsert(Box::new(entry)) })
         );
         if other != id {
             let refused = matches!(
@@ -98,12 +98,12 @@ proptest! {
         secret in secret(),
         flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
     ) {
-        let mut value = encode(&entry("wh-1".into(), secret.clone()), &KEYRING);
+        let mut value = encode(&entry("wh-1".into(), secret.clone()), 1, &KEYRING);
         for (at, byte) in flips {
             let i = at.index(value.len());
             value[i] = byte;
         }
-        match decode(Some(b"wh-1"), Some(&value), Some(&KEYRING)) {
+        match decode(Some(b"wh-1"), Some(&value), Some(&KEYRING)).map(|r| r.update) {
             Ok(RegistryUpdate::Upsert(entry)) => prop_assert_eq!(entry.webhook_id, "wh-1"),
             Ok(RegistryUpdate::Deleted { .. }) => prop_assert!(false, "a value is not a tombstone"),
             Err(err) => {

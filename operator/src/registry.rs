@@ -1,14 +1,31 @@
 //! Publishes registry entries to the log-compacted topic `hookline.registry`. The
 //! operator is its only writer; an entry is sent only when it changed or when the
 //! keyring's primary key changed (a rotation re-seals every entry), and a delete is a
-//! tombstone.
+//! versioned deletion record.
+//!
+//! Every record gets a version greater than any this webhook id had, so readers can
+//! refuse a replay of an older one. The version is the time in microseconds, or the
+//! last version of the id plus one when that is greater: the clock keeps versions
+//! growing across restarts and leader changes without any state of the operator's own,
+//! and the last version guards against a clock that lags the one of the leader before.
+//! That last version is read from the topic itself, which every operator replica
+//! follows from its start (a [`RegistryView`] opened with the keyring, so only versions
+//! a keyholder sealed count): a leader taking over has read everything the previous one
+//! published before the Lease let it act.
+//!
+//! Deletions are never Kafka's null tombstone: compaction drops a tombstone after
+//! `delete.retention.ms`, and a reader starting after that would not know the id was
+//! deleted, so a replayed older entry would revive it. A deletion record is an
+//! ordinary value that compaction keeps as the newest of its key: the cost is one small
+//! record (about 200 bytes) kept per deleted Webhook.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
 use hookline_core::kafka::{KafkaConnection, reliable_producer_config};
-use hookline_core::registry::{self, Keyring, RegistryEntry};
+use hookline_core::registry::{self, Keyring, RegistryEntry, RegistryView};
 use hookline_core::shutdown::Shutdown;
 use prometheus_client::metrics::gauge::Gauge;
 use rdkafka::error::KafkaError;
@@ -35,12 +52,21 @@ struct Published {
     key_id: String,
 }
 
+#[derive(Default)]
+struct State {
+    /// The last entry acknowledged per webhook, compared without `updated_at`.
+    published: HashMap<String, Published>,
+    /// The last version this process gave each webhook id, sent or not.
+    versions: HashMap<String, u64>,
+}
+
 pub struct RegistryPublisher {
     producer: FutureProducer,
     topic: String,
     keys: watch::Receiver<Arc<Keyring>>,
-    /// The last entry acknowledged per webhook, compared without `updated_at`.
-    published: Mutex<HashMap<String, Published>>,
+    /// The registry topic as followed since this process started.
+    topic_view: RegistryView,
+    state: Mutex<State>,
     /// Entries acknowledged under a key other than the primary one: 0 once a rotation
     /// re-sealed everything and the old key may go.
     sealed_with_old_key: Gauge,
@@ -50,11 +76,13 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl RegistryPublisher {
     /// A publisher writing to `topic` (normally `hookline.registry`), sealing secrets
-    /// with the primary key of `keys`.
+    /// with the primary key of `keys`, giving each record a version above the one
+    /// `topic_view` (that topic, followed with `registry::follow`) holds for its id.
     pub fn with_topic(
         connection: &KafkaConnection,
         topic: &str,
         keys: watch::Receiver<Arc<Keyring>>,
+        topic_view: RegistryView,
         sealed_with_old_key: Gauge,
     ) -> Result<Self, PublishError> {
         let producer =
@@ -65,7 +93,8 @@ impl RegistryPublisher {
             producer,
             topic: topic.to_owned(),
             keys,
-            published: Mutex::default(),
+            topic_view,
+            state: Mutex::default(),
             sealed_with_old_key,
         })
     }
@@ -75,9 +104,10 @@ impl RegistryPublisher {
     pub async fn publish(&self, entry: &RegistryEntry) -> Result<bool, PublishError> {
         let keyring = self.keys.borrow().clone();
         if self
-            .published
+            .state
             .lock()
             .await
+            .published
             .get(&entry.webhook_id)
             .is_some_and(|previous| {
                 previous.key_id == keyring.primary_id() && same_content(&previous.entry, entry)
@@ -94,7 +124,8 @@ impl RegistryPublisher {
         // wait for the one before (a cold start of 1,000 Webhooks took 48 s with 100
         // reconciles at once). The controller never reconciles one Webhook twice at
         // once, so two sends of the same webhook id do not race.
-        let value = registry::encode(entry, keyring);
+        let version = self.next_version(&entry.webhook_id).await;
+        let value = registry::encode(entry, version, keyring);
         self.producer
             .send(
                 FutureRecord::to(&self.topic)
@@ -107,16 +138,29 @@ impl RegistryPublisher {
                 webhook_id: entry.webhook_id.clone(),
                 source,
             })?;
-        let mut published = self.published.lock().await;
-        published.insert(
+        let mut state = self.state.lock().await;
+        state.published.insert(
             entry.webhook_id.clone(),
             Published {
                 entry: entry.clone(),
                 key_id: keyring.primary_id().to_owned(),
             },
         );
-        self.count_old_key(&published);
+        self.count_old_key(&state.published);
         Ok(())
+    }
+
+    /// Gives `webhook_id` its next version (see the module's comment).
+    async fn next_version(&self, webhook_id: &str) -> u64 {
+        let mut state = self.state.lock().await;
+        let held = self
+            .topic_view
+            .version(webhook_id)
+            .max(state.versions.get(webhook_id).copied())
+            .unwrap_or(0);
+        let version = next_version(held, registry::version_at(Utc::now()));
+        state.versions.insert(webhook_id.to_owned(), version);
+        version
     }
 
     fn count_old_key(&self, published: &HashMap<String, Published>) {
@@ -132,9 +176,10 @@ impl RegistryPublisher {
     pub async fn reseal(&self) -> usize {
         let keyring = self.keys.borrow().clone();
         let stale: Vec<RegistryEntry> = {
-            let published = self.published.lock().await;
-            self.count_old_key(&published);
-            published
+            let state = self.state.lock().await;
+            self.count_old_key(&state.published);
+            state
+                .published
                 .values()
                 .filter(|p| p.key_id != keyring.primary_id())
                 .map(|p| p.entry.clone())
@@ -172,18 +217,24 @@ impl RegistryPublisher {
 
     /// The last entry Kafka acknowledged for `webhook_id` in this process's life.
     pub async fn last_published(&self, webhook_id: &str) -> Option<RegistryEntry> {
-        self.published
+        self.state
             .lock()
             .await
+            .published
             .get(webhook_id)
             .map(|p| p.entry.clone())
     }
 
-    /// Sends the tombstone that tells readers the webhook is gone.
+    /// Sends the deletion record that tells readers the webhook is gone.
     pub async fn remove(&self, webhook_id: &str) -> Result<(), PublishError> {
+        let keyring = self.keys.borrow().clone();
+        let version = self.next_version(webhook_id).await;
+        let value = registry::encode_deletion(webhook_id, version, &keyring);
         self.producer
             .send(
-                FutureRecord::<str, [u8]>::to(&self.topic).key(webhook_id),
+                FutureRecord::to(&self.topic)
+                    .key(webhook_id)
+                    .payload(&value),
                 DELIVERY_TIMEOUT,
             )
             .await
@@ -191,11 +242,17 @@ impl RegistryPublisher {
                 webhook_id: webhook_id.to_owned(),
                 source,
             })?;
-        let mut published = self.published.lock().await;
-        published.remove(webhook_id);
-        self.count_old_key(&published);
+        let mut state = self.state.lock().await;
+        state.published.remove(webhook_id);
+        self.count_old_key(&state.published);
         Ok(())
     }
+}
+
+/// The version after `held`: the clock (`now`, in microseconds) when it is ahead,
+/// else one more than `held`, so a lagging clock cannot give a version readers refuse.
+fn next_version(held: u64, now: u64) -> u64 {
+    held.saturating_add(1).max(now)
 }
 
 fn same_content(a: &RegistryEntry, b: &RegistryEntry) -> bool {
@@ -203,4 +260,25 @@ fn same_content(a: &RegistryEntry, b: &RegistryEntry) -> bool {
         updated_at: b.updated_at,
         ..a.clone()
     } == *b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_follow_the_clock_and_never_fall_behind_the_last_one() {
+        assert_eq!(
+            next_version(0, 1_700_000_000_000_000),
+            1_700_000_000_000_000
+        );
+        assert_eq!(
+            next_version(41, 1_700_000_000_000_000),
+            1_700_000_000_000_000
+        );
+        // A leader whose clock lags the one before it by an hour.
+        let before = 1_700_003_600_000_000;
+        assert_eq!(next_version(before, 1_700_000_000_000_000), before + 1);
+        assert_eq!(next_version(u64::MAX, 0), u64::MAX);
+    }
 }

@@ -8,7 +8,7 @@ use futures::StreamExt;
 use hookline_api::topics;
 use hookline_core::kafka::{self, KafkaConnection, KafkaSettingsError};
 use hookline_core::ops::{self, Readiness};
-use hookline_core::registry::{self, KeyringError};
+use hookline_core::registry::{self, FollowError, KeyringError, RegistryView};
 use hookline_core::shutdown::Shutdown;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
@@ -53,6 +53,8 @@ pub enum RunError {
     LostLeadership(String),
     #[error("cannot serve the operational endpoints: {0}")]
     Ops(#[source] std::io::Error),
+    #[error("the registry follower stopped: {0}")]
+    Follow(#[from] FollowError),
 }
 
 /// An owner reference to the operator's own Deployment, for the leader Lease.
@@ -92,8 +94,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let readiness = Readiness::default();
     readiness.require(API_READY, "not connected to the Kubernetes API server yet");
     readiness.require(TOPICS_READY, "Kafka topics not created yet");
-    let mut registry = Registry::with_prefix("hookline_operator");
-    let metrics = Metrics::register(&mut registry);
+    let mut registry = Registry::default();
+    let topic_view = RegistryView::default();
+    topic_view.register_metrics(&mut registry);
+    let metrics = Metrics::register(registry.sub_registry_with_prefix("hookline_operator"));
     let ops_server = tokio::spawn(ops::serve(
         args.ops.ops_addr,
         ops::router(readiness.clone(), Arc::new(registry)),
@@ -120,10 +124,31 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     tracing::info!(server = %version.git_version, "connected to the Kubernetes API server");
 
     create_topics(&args, &kafka, &readiness, &shutdown).await;
+    // The versions already on the topic (see crate::registry): followed from now on,
+    // by the leader and the replicas waiting to take over alike.
+    let follower = tokio::spawn({
+        let follow = registry::follow(
+            kafka.clone(),
+            args.registry_topic.clone(),
+            Some(keys.clone()),
+            topic_view.clone(),
+            readiness.clone(),
+            shutdown.clone(),
+            |_| {},
+        );
+        let shutdown = shutdown.clone();
+        async move {
+            let result = follow.await;
+            // Without the topic's versions, what this replica publishes may be refused.
+            shutdown.trigger();
+            result
+        }
+    });
     let publisher = Arc::new(RegistryPublisher::with_topic(
         &kafka,
         &args.registry_topic,
         keys,
+        topic_view,
         metrics.registry_entries_sealed_with_old_key.clone(),
     )?);
     tokio::spawn(publisher.clone().reseal_on_rotation(shutdown.clone()));
@@ -143,8 +168,12 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         lease = lease.owned_by(lease_owner(&client, &args.lease_namespace, deployment).await?);
     }
     let lease = Arc::new(lease);
-    if !acquire(&lease, &shutdown).await {
-        return finish(ops_server).await;
+    let loaded = tokio::select! {
+        () = registry::loaded(&readiness) => true,
+        () = shutdown.wait() => false,
+    };
+    if !loaded || !acquire(&lease, &shutdown).await {
+        return finish(ops_server, follower).await;
     }
     metrics.leader.set(1);
     tracing::info!(%identity, lease = %args.lease_name, "acquired the leader Lease");
@@ -183,7 +212,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     if let Err(err) = lease.release().await {
         tracing::warn!(%err, "cannot release the leader Lease; it expires by itself");
     }
-    finish(ops_server).await
+    finish(ops_server, follower).await
 }
 
 /// Runs the Webhook controller until `shutdown`: all namespaces, or only `namespace`.
@@ -279,7 +308,13 @@ fn webhooks_referencing(
         .collect()
 }
 
-async fn finish(ops_server: tokio::task::JoinHandle<std::io::Result<()>>) -> Result<(), RunError> {
+async fn finish(
+    ops_server: tokio::task::JoinHandle<std::io::Result<()>>,
+    follower: tokio::task::JoinHandle<Result<(), FollowError>>,
+) -> Result<(), RunError> {
+    if let Ok(Err(err)) = follower.await {
+        return Err(err.into());
+    }
     match ops_server.await {
         Ok(result) => result.map_err(RunError::Ops),
         Err(join) => Err(RunError::Ops(std::io::Error::other(join))),

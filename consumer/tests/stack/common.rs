@@ -98,9 +98,11 @@ impl Harness {
     /// Publishes a registry entry, as the operator does (sealed under a key the
     /// consumer never gets: it needs none).
     pub async fn register(&self, entry: &RegistryEntry) {
-        let key = Keyring::generate_key();
-        let keyring = Keyring::new("k1", [("k1", key.as_str())]).expect("a keyring");
-        let value = registry::encode(entry, &keyring);
+        let value = registry::encode(
+            entry,
+            registry::version_at(Utc::now()),
+            &throwaway_keyring(),
+        );
         self.producer
             .send(
                 FutureRecord::to(&self.registry_topic)
@@ -113,11 +115,18 @@ impl Harness {
             .expect("registry entry acknowledged");
     }
 
-    /// Publishes a tombstone for `webhook_id`.
+    /// Publishes the deletion of `webhook_id`, as the operator does.
     pub async fn unregister(&self, webhook_id: &str) {
+        let value = registry::encode_deletion(
+            webhook_id,
+            registry::version_at(Utc::now()),
+            &throwaway_keyring(),
+        );
         self.producer
             .send(
-                FutureRecord::<str, [u8]>::to(&self.registry_topic).key(webhook_id),
+                FutureRecord::to(&self.registry_topic)
+                    .key(webhook_id)
+                    .payload(&value),
                 Duration::from_secs(10),
             )
             .await
@@ -448,6 +457,12 @@ pub fn policy(retries: u32, backoff_delay_ms: u64, dead_letter: bool) -> Deliver
         max_backoff_delay_ms: 10_000,
         dead_letter,
     }
+}
+
+/// A key the consumer never gets: it reads the registry without one.
+fn throwaway_keyring() -> Keyring {
+    let key = Keyring::generate_key();
+    Keyring::new("k1", [("k1", key.as_str())]).expect("a keyring")
 }
 
 pub fn entry(webhook_id: &str, delivery: DeliveryPolicy) -> RegistryEntry {

@@ -2,8 +2,16 @@
 //!
 //! The operator is the only writer of the log-compacted topic `hookline.registry`
 //! (key = webhook id, value = a JSON [`RegistryEntry`] whose secrets are sealed, see
-//! [`sealing`]; tombstone = deleted). Readers load it fully before they report ready,
+//! [`sealing`], or a deletion record). Readers load it fully before they report ready,
 //! then follow it, so the hot path never makes a network round-trip to look a webhook up.
+//!
+//! Every record carries a version, sealed with it, that grows with each publish of its
+//! webhook id; a reader applies a record only if it is newer than the one it holds (see
+//! [`RegistryView::apply`]), so a replay of an older sealed record (a secret rotated
+//! out, a Webhook un-suspended, a deleted Webhook revived) is refused. A deletion is a
+//! record of its own, `{"webhookId", "deleted": true, "version", "secrets"}` with an
+//! empty sealed list, not Kafka's null: compaction keeps it as the newest record of its
+//! key, so a reader starting later still knows the id is deleted, at which version.
 
 mod labels;
 pub mod sealing;
@@ -11,7 +19,9 @@ mod view;
 
 pub use labels::WebhookLabels;
 pub use sealing::{Keyring, KeyringError, OpenError, SealedSecrets};
-pub use view::{CatchUpError, FollowError, Lookup, READINESS_CONDITION, RegistryView, follow};
+pub use view::{
+    Applied, CatchUpError, FollowError, Lookup, READINESS_CONDITION, RegistryView, follow, loaded,
+};
 
 /// The `error` code of the handler's 404 for a webhook id it does not know. An entry
 /// reaches the handlers a moment after the operator publishes it, so a sender told
@@ -129,21 +139,97 @@ impl RegistryDecodeError {
     }
 }
 
-/// One record of the registry topic, decoded.
+impl RegistryDecodeError {
+    /// The `reason` label a reader counts this refusal under.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Unsealed { .. } => "unsealed",
+            Self::Sealed {
+                source: OpenError::UnknownKey(_),
+                ..
+            } => "unknown_key",
+            Self::Sealed { .. } => "not_authentic",
+            Self::MissingKey
+            | Self::KeyNotUtf8
+            | Self::BadValue { .. }
+            | Self::KeyMismatch { .. } => "malformed",
+        }
+    }
+}
+
+/// What one record of the registry topic says about its webhook.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RegistryUpdate {
     Upsert(Box<RegistryEntry>),
     Deleted { webhook_id: String },
 }
 
-/// Encodes an entry as the topic's value, its secrets sealed under the keyring's
-/// primary key.
-pub fn encode(entry: &RegistryEntry, keyring: &Keyring) -> Vec<u8> {
-    let sealed = keyring.seal(&entry.webhook_id, &entry.secrets, &sealing_context(entry));
+impl RegistryUpdate {
+    pub fn webhook_id(&self) -> &str {
+        match self {
+            Self::Upsert(entry) => &entry.webhook_id,
+            Self::Deleted { webhook_id } => webhook_id,
+        }
+    }
+}
+
+/// One record of the registry topic, decoded: an update and its version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegistryRecord {
+    /// Grows with every record the operator publishes for the webhook id. 0 is a record
+    /// from before versions existed (or Kafka's null tombstone): any versioned record
+    /// wins over it.
+    pub version: u64,
+    pub update: RegistryUpdate,
+}
+
+/// An update without a version: what the topic held before records had versions.
+impl From<RegistryUpdate> for RegistryRecord {
+    fn from(update: RegistryUpdate) -> Self {
+        Self { version: 0, update }
+    }
+}
+
+/// The version a record published at `now` gets at least: the time in microseconds,
+/// so versions keep growing across restarts of whoever publishes.
+pub fn version_at(now: DateTime<Utc>) -> u64 {
+    u64::try_from(now.timestamp_micros()).unwrap_or(0)
+}
+
+/// The field of a value that marks it a deletion record.
+const DELETED_FIELD: &str = "deleted";
+/// What a deletion record's (empty) sealed list is bound to besides its id and version.
+const DELETION_CONTEXT: &[u8] = b"deleted";
+
+/// Encodes an entry as the topic's value at `version`, its secrets sealed under the
+/// keyring's primary key.
+pub fn encode(entry: &RegistryEntry, version: u64, keyring: &Keyring) -> Vec<u8> {
+    let sealed = keyring.seal(
+        &entry.webhook_id,
+        version,
+        &entry.secrets,
+        &sealing_context(entry),
+    );
     // Serializing a struct of strings, numbers and dates cannot fail.
     let mut value = serde_json::to_value(entry).unwrap_or_default();
     value["secrets"] = serde_json::to_value(sealed).unwrap_or_default();
+    if version > 0 {
+        value["version"] = version.into();
+    }
     serde_json::to_vec(&value).unwrap_or_default()
+}
+
+/// Encodes the deletion of `webhook_id` at `version`: a value, sealed like an entry so
+/// that nobody without a key can delete a Webhook or raise a deletion's version.
+pub fn encode_deletion(webhook_id: &str, version: u64, keyring: &Keyring) -> Vec<u8> {
+    let sealed = keyring.seal(webhook_id, version, &[], DELETION_CONTEXT);
+    serde_json::to_vec(&serde_json::json!({
+        "webhookId": webhook_id,
+        DELETED_FIELD: true,
+        "version": version,
+        "secrets": sealed,
+    }))
+    .unwrap_or_default()
 }
 
 /// What an entry's sealed secrets are bound to: every other field, as JSON.
@@ -155,20 +241,22 @@ fn sealing_context(entry: &RegistryEntry) -> Vec<u8> {
     serde_json::to_vec(&without_secrets).unwrap_or_default()
 }
 
-/// Decodes a record of the registry topic; `value = None` is a tombstone. With a
-/// keyring the secrets are opened; without one (readers that need no secrets, like the
-/// consumer) the entry comes with none.
+/// Decodes a record of the registry topic; `value = None` (Kafka's tombstone, written
+/// before deletions were records) is a deletion at version 0. With a keyring the
+/// secrets are opened and the version and every field authenticated; without one
+/// (readers that need no secrets, like the consumer) the entry comes with none.
 pub fn decode(
     key: Option<&[u8]>,
     value: Option<&[u8]>,
     keyring: Option<&Keyring>,
-) -> Result<RegistryUpdate, RegistryDecodeError> {
+) -> Result<RegistryRecord, RegistryDecodeError> {
     let key = key.ok_or(RegistryDecodeError::MissingKey)?;
     let key = std::str::from_utf8(key).map_err(|_| RegistryDecodeError::KeyNotUtf8)?;
+    let deleted = || RegistryUpdate::Deleted {
+        webhook_id: key.to_owned(),
+    };
     let Some(value) = value else {
-        return Ok(RegistryUpdate::Deleted {
-            webhook_id: key.to_owned(),
-        });
+        return Ok(deleted().into());
     };
     let bad_value = |err: serde_json::Error| RegistryDecodeError::BadValue {
         key: key.to_owned(),
@@ -192,24 +280,50 @@ pub fn decode(
         Some(sealed) => serde_json::from_value::<SealedSecrets>(sealed).map_err(bad_value)?,
         None => return Err(bad_value(serde::de::Error::missing_field("secrets"))),
     };
-    fields.insert("secrets".into(), serde_json::Value::Array(Vec::new()));
-    let mut entry: RegistryEntry =
-        serde_json::from_value(serde_json::Value::Object(fields)).map_err(bad_value)?;
-    if entry.webhook_id != key {
-        return Err(RegistryDecodeError::KeyMismatch {
-            key: key.to_owned(),
-            inner: entry.webhook_id,
-        });
-    }
-    if let Some(keyring) = keyring {
-        entry.secrets = keyring
-            .open(key, &sealed, &sealing_context(&entry))
+    let version = match fields.remove("version") {
+        Some(version) => serde_json::from_value::<u64>(version).map_err(bad_value)?,
+        None => 0,
+    };
+    let check_id = |inner: &str| {
+        if inner == key {
+            Ok(())
+        } else {
+            Err(RegistryDecodeError::KeyMismatch {
+                key: key.to_owned(),
+                inner: inner.to_owned(),
+            })
+        }
+    };
+    let open = |context: &[u8]| match keyring {
+        Some(keyring) => keyring
+            .open(key, version, &sealed, context)
+            .map(Some)
             .map_err(|source| RegistryDecodeError::Sealed {
                 key: key.to_owned(),
                 source,
-            })?;
+            }),
+        None => Ok(None),
+    };
+    if fields.remove(DELETED_FIELD) == Some(serde_json::Value::Bool(true)) {
+        let id = fields.remove("webhookId");
+        check_id(id.as_ref().and_then(|id| id.as_str()).unwrap_or_default())?;
+        open(DELETION_CONTEXT)?;
+        return Ok(RegistryRecord {
+            version,
+            update: deleted(),
+        });
     }
-    Ok(RegistryUpdate::Upsert(Box::new(entry)))
+    fields.insert("secrets".into(), serde_json::Value::Array(Vec::new()));
+    let mut entry: RegistryEntry =
+        serde_json::from_value(serde_json::Value::Object(fields)).map_err(bad_value)?;
+    check_id(&entry.webhook_id)?;
+    if let Some(secrets) = open(&sealing_context(&entry))? {
+        entry.secrets = secrets;
+    }
+    Ok(RegistryRecord {
+        version,
+        update: RegistryUpdate::Upsert(Box::new(entry)),
+    })
 }
 
 #[cfg(test)]
@@ -256,25 +370,45 @@ pub(crate) mod tests {
     fn round_trips_and_tombstones_mean_deleted() {
         let e = entry();
         let ring = keyring();
-        let value = encode(&e, &ring);
+        let value = encode(&e, 7, &ring);
         let text = String::from_utf8(value.clone()).unwrap();
         assert!(!text.contains("whsec_"), "a secret in clear: {text}");
         let decoded = decode(Some(b"9b2f"), Some(&value), Some(&ring)).unwrap();
-        assert_eq!(decoded, RegistryUpdate::Upsert(Box::new(e.clone())));
+        assert_eq!(
+            decoded,
+            RegistryRecord {
+                version: 7,
+                update: RegistryUpdate::Upsert(Box::new(e.clone()))
+            }
+        );
         let without_keys = decode(Some(b"9b2f"), Some(&value), None).unwrap();
         assert_eq!(
-            without_keys,
+            without_keys.update,
             RegistryUpdate::Upsert(Box::new(RegistryEntry {
                 secrets: vec![],
                 ..e
             }))
         );
+        let deleted = RegistryUpdate::Deleted {
+            webhook_id: "9b2f".into(),
+        };
         assert_eq!(
             decode(Some(b"9b2f"), None, Some(&ring)).unwrap(),
-            RegistryUpdate::Deleted {
-                webhook_id: "9b2f".into()
+            RegistryRecord {
+                version: 0,
+                update: deleted.clone()
             }
         );
+        let deletion = encode_deletion("9b2f", 8, &ring);
+        for keyring in [Some(&ring), None] {
+            assert_eq!(
+                decode(Some(b"9b2f"), Some(&deletion), keyring).unwrap(),
+                RegistryRecord {
+                    version: 8,
+                    update: deleted.clone()
+                }
+            );
+        }
     }
 
     #[test]
@@ -293,7 +427,11 @@ pub(crate) mod tests {
             Err(RegistryDecodeError::BadValue { .. })
         ));
         assert!(matches!(
-            decode(Some(b"other"), Some(&encode(&entry(), &ring)), Some(&ring)),
+            decode(
+                Some(b"other"),
+                Some(&encode(&entry(), 7, &ring)),
+                Some(&ring)
+            ),
             Err(RegistryDecodeError::KeyMismatch { .. })
         ));
         let unsealed = serde_json::to_vec(&entry()).unwrap();
@@ -303,7 +441,7 @@ pub(crate) mod tests {
         ));
         let err = decode(
             Some(b"9b2f"),
-            Some(&encode(&entry(), &ring)),
+            Some(&encode(&entry(), 7, &ring)),
             Some(&keyring()),
         )
         .unwrap_err();
@@ -311,13 +449,13 @@ pub(crate) mod tests {
         let other_id = Keyring::new("k2", [("k2", Keyring::generate_key().as_str())]).unwrap();
         let err = decode(
             Some(b"9b2f"),
-            Some(&encode(&entry(), &ring)),
+            Some(&encode(&entry(), 7, &ring)),
             Some(&other_id),
         )
         .unwrap_err();
         assert!(err.is_unknown_key(), "{err}");
         let mut altered: serde_json::Value =
-            serde_json::from_slice(&encode(&entry(), &ring)).unwrap();
+            serde_json::from_slice(&encode(&entry(), 7, &ring)).unwrap();
         altered["suspended"] = serde_json::json!(true);
         let altered = serde_json::to_vec(&altered).unwrap();
         assert!(
@@ -356,5 +494,77 @@ pub(crate) mod tests {
         let live: Vec<_> = e.live_secrets(after).map(|s| s.value.as_str()).collect();
         assert_eq!(live, ["whsec_new"]);
         assert!(!format!("{e:?}").contains("whsec_"));
+    }
+
+    /// What a reader of the previous release's topic finds: entries without a version,
+    /// sealed under the version-less associated data.
+    #[test]
+    fn an_entry_from_before_versions_opens_as_version_0() {
+        let ring = keyring();
+        let legacy = encode(&entry(), 0, &ring);
+        let fields: serde_json::Value = serde_json::from_slice(&legacy).unwrap();
+        assert!(fields.get("version").is_none(), "{fields}");
+        let decoded = decode(Some(b"9b2f"), Some(&legacy), Some(&ring)).unwrap();
+        assert_eq!(decoded.version, 0);
+        assert_eq!(decoded.update, RegistryUpdate::Upsert(Box::new(entry())));
+    }
+
+    /// Why `value`, changed by `change`, is refused for webhook 9b2f by `ring`.
+    fn refusal(
+        ring: &Keyring,
+        value: &[u8],
+        change: impl FnOnce(&mut serde_json::Value),
+    ) -> &'static str {
+        let mut fields: serde_json::Value = serde_json::from_slice(value).unwrap();
+        change(&mut fields);
+        let changed = serde_json::to_vec(&fields).unwrap();
+        decode(Some(b"9b2f"), Some(&changed), Some(ring))
+            .unwrap_err()
+            .reason()
+    }
+
+    #[test]
+    fn a_version_changed_without_the_key_breaks_the_seal() {
+        let ring = keyring();
+        for (value, what) in [
+            (encode(&entry(), 3, &ring), "an entry"),
+            (encode_deletion("9b2f", 3, &ring), "a deletion"),
+        ] {
+            for forged in [serde_json::json!(4), serde_json::json!(u64::MAX)] {
+                let reason = refusal(&ring, &value, |fields| fields["version"] = forged);
+                assert_eq!(reason, "not_authentic", "{what}");
+            }
+            let reason = refusal(&ring, &value, |fields| {
+                fields.as_object_mut().unwrap().remove("version");
+            });
+            assert_eq!(reason, "not_authentic", "{what} as version 0");
+        }
+        let reason = refusal(&ring, &encode(&entry(), 3, &ring), |fields| {
+            fields["version"] = "3".into();
+        });
+        assert_eq!(reason, "malformed");
+    }
+
+    #[test]
+    fn a_deletion_is_refused_under_another_id_or_unsealed() {
+        let ring = keyring();
+        let deletion = encode_deletion("9b2f", 3, &ring);
+        assert!(matches!(
+            decode(Some(b"other"), Some(&deletion), Some(&ring)),
+            Err(RegistryDecodeError::KeyMismatch { .. })
+        ));
+        let forged = serde_json::to_vec(&serde_json::json!({
+            "webhookId": "9b2f", "deleted": true, "version": 4, "secrets": [],
+        }))
+        .unwrap();
+        assert!(matches!(
+            decode(Some(b"9b2f"), Some(&forged), None),
+            Err(RegistryDecodeError::Unsealed { .. })
+        ));
+        // An entry's seal does not make a deletion of the same webhook and version.
+        let reason = refusal(&ring, &encode(&entry(), 3, &ring), |fields| {
+            fields["deleted"] = true.into();
+        });
+        assert_eq!(reason, "not_authentic");
     }
 }

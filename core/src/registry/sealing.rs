@@ -3,9 +3,10 @@
 //!
 //! The operator seals an entry's secrets under the keyring's primary key with
 //! XChaCha20-Poly1305 (random 192-bit nonce). The associated data is the webhook id, the
-//! key id and the rest of the entry, so a sealed blob moved to another webhook's entry
-//! does not open, and nobody without a key can change any field of an entry that a
-//! keyholder (the handler) accepts. Readers open
+//! key id, the record's version and the rest of the entry, so a sealed blob moved to
+//! another webhook's entry does not open, and nobody without a key can change any field
+//! of an entry that a keyholder (the handler) accepts, nor raise an old entry's version
+//! to make a replay of it look new. Readers open
 //! with any key of their keyring, so a rotation adds the new key everywhere, makes it
 //! primary (the operator re-seals every entry), and only then drops the old one.
 //!
@@ -159,11 +160,12 @@ impl Keyring {
         self.keys.keys().map(String::as_str)
     }
 
-    /// Seals `secrets` of `webhook_id` under the primary key, bound to `context` (the
-    /// entry's other fields).
+    /// Seals `secrets` of `webhook_id` under the primary key, bound to `version` and
+    /// `context` (the entry's other fields).
     pub fn seal(
         &self,
         webhook_id: &str,
+        version: u64,
         secrets: &[RegistrySecret],
         context: &[u8],
     ) -> SealedSecrets {
@@ -178,7 +180,7 @@ impl Keyring {
                 XNonce::from_slice(&nonce),
                 Payload {
                     msg: &plaintext,
-                    aad: &associated_data(webhook_id, &self.primary, context),
+                    aad: &associated_data(webhook_id, &self.primary, version, context),
                 },
             )
             .unwrap_or_default();
@@ -189,11 +191,12 @@ impl Keyring {
         }
     }
 
-    /// Opens the secrets of `webhook_id` with whichever key sealed them, if `context`
-    /// is what they were sealed with.
+    /// Opens the secrets of `webhook_id` with whichever key sealed them, if `version`
+    /// and `context` are what they were sealed with.
     pub fn open(
         &self,
         webhook_id: &str,
+        version: u64,
         sealed: &SealedSecrets,
         context: &[u8],
     ) -> Result<Vec<RegistrySecret>, OpenError> {
@@ -215,7 +218,7 @@ impl Keyring {
                 XNonce::from_slice(&nonce),
                 Payload {
                     msg: &ciphertext,
-                    aad: &associated_data(webhook_id, &sealed.key_id, context),
+                    aad: &associated_data(webhook_id, &sealed.key_id, version, context),
                 },
             )
             .map_err(|_| not_authentic())?;
@@ -235,8 +238,15 @@ fn check_key_id(id: &str) -> Result<(), KeyringError> {
     }
 }
 
-fn associated_data(webhook_id: &str, key_id: &str, context: &[u8]) -> Vec<u8> {
-    let mut data = format!("hookline.registry.v1\0{webhook_id}\0{key_id}\0").into_bytes();
+fn associated_data(webhook_id: &str, key_id: &str, version: u64, context: &[u8]) -> Vec<u8> {
+    // Version 0 is an entry sealed before records had versions: its layout is kept so
+    // that what is on a topic from then still opens.
+    let mut data = if version == 0 {
+        format!("hookline.registry.v1\0{webhook_id}\0{key_id}\0")
+    } else {
+        format!("hookline.registry.v2\0{webhook_id}\0{key_id}\0{version}\0")
+    }
+    .into_bytes();
     data.extend_from_slice(context);
     data
 }
@@ -304,44 +314,51 @@ mod tests {
     #[test]
     fn sealed_secrets_open_with_the_keyring_and_hide_the_values() {
         let ring = keyring("k1", &["k1"]);
-        let sealed = ring.seal("wh-1", &secrets(), b"ctx");
+        let sealed = ring.seal("wh-1", 1, &secrets(), b"ctx");
         assert_eq!(sealed.key_id, "k1");
         let wire = serde_json::to_string(&sealed).unwrap();
         assert!(!wire.contains("whsec_"), "{wire}");
         assert!(!wire.contains("C2FVsBQIhrscChlQIMV"), "{wire}");
-        assert_eq!(ring.open("wh-1", &sealed, b"ctx").unwrap(), secrets());
+        assert_eq!(ring.open("wh-1", 1, &sealed, b"ctx").unwrap(), secrets());
         // A fresh nonce each time: the same secrets never seal to the same bytes.
-        assert_ne!(ring.seal("wh-1", &secrets(), b"ctx"), sealed);
+        assert_ne!(ring.seal("wh-1", 1, &secrets(), b"ctx"), sealed);
     }
 
     #[test]
     fn another_webhook_another_key_or_altered_bytes_do_not_open() {
         let ring = keyring("k1", &["k1"]);
-        let sealed = ring.seal("wh-1", &secrets(), b"ctx");
+        let sealed = ring.seal("wh-1", 1, &secrets(), b"ctx");
         assert_eq!(
-            ring.open("wh-2", &sealed, b"ctx"),
+            ring.open("wh-2", 1, &sealed, b"ctx"),
             Err(OpenError::NotAuthentic("k1".into()))
         );
         assert_eq!(
-            ring.open("wh-1", &sealed, b"suspended: false"),
+            ring.open("wh-1", 1, &sealed, b"suspended: false"),
             Err(OpenError::NotAuthentic("k1".into()))
         );
+        for version in [0, 2, u64::MAX] {
+            assert_eq!(
+                ring.open("wh-1", version, &sealed, b"ctx"),
+                Err(OpenError::NotAuthentic("k1".into())),
+                "opened as version {version}"
+            );
+        }
         let stranger = keyring("k1", &["k1"]);
         assert_eq!(
-            stranger.open("wh-1", &sealed, b"ctx"),
+            stranger.open("wh-1", 1, &sealed, b"ctx"),
             Err(OpenError::NotAuthentic("k1".into()))
         );
         let mut altered = sealed.clone();
         let mut bytes = BASE64.decode(&altered.ciphertext).unwrap();
         bytes[0] ^= 1;
         altered.ciphertext = BASE64.encode(bytes);
-        assert!(ring.open("wh-1", &altered, b"ctx").is_err());
+        assert!(ring.open("wh-1", 1, &altered, b"ctx").is_err());
         let relabelled = SealedSecrets {
             key_id: "k2".into(),
             ..sealed
         };
         assert_eq!(
-            ring.open("wh-1", &relabelled, b"ctx"),
+            ring.open("wh-1", 1, &relabelled, b"ctx"),
             Err(OpenError::UnknownKey("k2".into()))
         );
     }
@@ -353,13 +370,13 @@ mod tests {
         let before = Keyring::new("k1", [("k1", k1.as_str())]).unwrap();
         let during = Keyring::new("k2", [("k1", k1.as_str()), ("k2", k2.as_str())]).unwrap();
         let after = Keyring::new("k2", [("k2", k2.as_str())]).unwrap();
-        let old = before.seal("wh-1", &secrets(), b"ctx");
-        let new = during.seal("wh-1", &secrets(), b"ctx");
+        let old = before.seal("wh-1", 1, &secrets(), b"ctx");
+        let new = during.seal("wh-1", 1, &secrets(), b"ctx");
         assert_eq!(new.key_id, "k2");
-        assert!(during.open("wh-1", &old, b"ctx").is_ok());
-        assert!(after.open("wh-1", &new, b"ctx").is_ok());
+        assert!(during.open("wh-1", 1, &old, b"ctx").is_ok());
+        assert!(after.open("wh-1", 1, &new, b"ctx").is_ok());
         assert_eq!(
-            after.open("wh-1", &old, b"ctx"),
+            after.open("wh-1", 1, &old, b"ctx"),
             Err(OpenError::UnknownKey("k1".into()))
         );
     }

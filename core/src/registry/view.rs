@@ -5,13 +5,17 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use thiserror::Error;
 use tokio::sync::watch;
 
-use super::{Keyring, RegistryEntry, RegistryUpdate, decode};
+use super::{Keyring, RegistryEntry, RegistryRecord, RegistryUpdate, decode};
 use crate::kafka::{KafkaConnection, client_config};
 use crate::ops::Readiness;
 use crate::shutdown::Shutdown;
@@ -32,6 +36,24 @@ pub enum Lookup {
 struct State {
     active: HashMap<String, Arc<RegistryEntry>>,
     deleted: HashSet<String>,
+    /// The version of the record held for each id, active or deleted.
+    versions: HashMap<String, u64>,
+}
+
+/// What [`RegistryView::apply`] did with a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Newer than what the view held: it is what the view holds now.
+    Changed,
+    /// The record the view holds, again (a re-publish, or a reader re-reading).
+    Same,
+    /// Not newer than the record held: refused and counted as `stale`.
+    Stale,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusedLabels {
+    reason: &'static str,
 }
 
 /// A shared, cheaply cloned view of the registry. Lookups take a read lock only.
@@ -39,6 +61,7 @@ struct State {
 pub struct RegistryView {
     state: Arc<RwLock<State>>,
     progress: Arc<Progress>,
+    refused: Family<RefusedLabels, Counter>,
 }
 
 /// How far the view has read the topic, so a lookup can wait for what was published
@@ -155,20 +178,78 @@ impl RegistryView {
         }
     }
 
-    pub fn apply(&self, update: RegistryUpdate) {
+    /// The version of the record the view holds for `webhook_id`, active or deleted.
+    pub fn version(&self, webhook_id: &str) -> Option<u64> {
+        self.state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .versions
+            .get(webhook_id)
+            .copied()
+    }
+
+    /// Applies `record` if it is newer than the record held for its id. Among records of
+    /// version 0 (from before versions existed) the last one wins, as it did then; a
+    /// versioned record is refused unless its version is greater than the one held, so
+    /// a replay of an older sealed record changes nothing. The same version again is
+    /// taken as a re-publish when it says the same thing (nothing changes) and refused
+    /// as stale when it does not: only a keyholder can seal a version, and the operator
+    /// never seals two records of one id at one version.
+    pub fn apply(&self, record: impl Into<RegistryRecord>) -> Applied {
+        let RegistryRecord { version, update } = record.into();
+        let id = update.webhook_id().to_owned();
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(&held) = state.versions.get(&id)
+            && (version < held || (version == held && held > 0))
+        {
+            let same = version == held
+                && match &update {
+                    RegistryUpdate::Upsert(entry) => state
+                        .active
+                        .get(&id)
+                        .is_some_and(|active| **active == **entry),
+                    RegistryUpdate::Deleted { .. } => state.deleted.contains(&id),
+                };
+            if same {
+                return Applied::Same;
+            }
+            drop(state);
+            tracing::warn!(webhook_id = %id, version, held, "refusing a registry record not newer than the one held");
+            self.count_refused("stale");
+            return Applied::Stale;
+        }
+        state.versions.insert(id.clone(), version);
         match update {
             RegistryUpdate::Upsert(entry) => {
-                state.deleted.remove(&entry.webhook_id);
-                state
-                    .active
-                    .insert(entry.webhook_id.clone(), Arc::from(entry));
+                state.deleted.remove(&id);
+                state.active.insert(id, Arc::from(entry));
             }
-            RegistryUpdate::Deleted { webhook_id } => {
-                state.active.remove(&webhook_id);
-                state.deleted.insert(webhook_id);
+            RegistryUpdate::Deleted { .. } => {
+                state.active.remove(&id);
+                state.deleted.insert(id);
             }
         }
+        Applied::Changed
+    }
+
+    fn count_refused(&self, reason: &'static str) {
+        self.refused.get_or_create(&RefusedLabels { reason }).inc();
+    }
+
+    /// Registers `hookline_registry_entries_refused_total{reason}` on `registry`, which
+    /// should be unprefixed: every process that follows the registry shows it under
+    /// this one name.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        // Present at 0 from the start, so an alert on its increase sees the first one.
+        drop(
+            self.refused
+                .get_or_create(&RefusedLabels { reason: "stale" }),
+        );
+        registry.register(
+            "hookline_registry_entries_refused",
+            "Registry records a reader refused, by reason: stale (not newer than the record held), malformed, unsealed, not_authentic",
+            self.refused.clone(),
+        );
     }
 
     /// How many webhooks are active.
@@ -200,7 +281,8 @@ pub enum FollowError {
 
 /// Reads `topic` from its beginning into `view`, marks the readiness condition
 /// `registry` met once every partition was read to the end it had at start, then
-/// follows new records until shutdown. `on_update` sees every decoded update.
+/// follows new records until shutdown. `on_update` sees every update the view applied
+/// (not the stale ones it refused, nor a re-publish of what it holds).
 ///
 /// Waits (and stays not ready) while the topic does not exist yet. The readiness
 /// condition is registered when this is called, before the returned future first runs,
@@ -309,16 +391,9 @@ async fn follow_topic(
         };
         let keyring = keys.as_ref().map(|keys| keys.borrow().clone());
         match decode(message.key(), message.payload(), keyring.as_deref()) {
-            Ok(update) => {
-                let id = match &update {
-                    RegistryUpdate::Upsert(entry) => &entry.webhook_id,
-                    RegistryUpdate::Deleted { webhook_id } => webhook_id,
-                };
-                pending.remove(id);
-                // Applied first: what `on_update` does (forgetting a deleted Webhook's
-                // series, say) is not undone by a lookup that still found it active.
-                view.apply(update.clone());
-                on_update(&update);
+            Ok(record) => {
+                pending.remove(record.update.webhook_id());
+                apply_and_tell(&view, record, &on_update);
             }
             Err(err) if err.is_unknown_key() => {
                 tracing::warn!(
@@ -332,12 +407,15 @@ async fn follow_topic(
                     pending.insert(id.to_owned(), value.to_vec());
                 }
             }
-            Err(err) => tracing::warn!(
-                error = %err,
-                partition = message.partition(),
-                offset = message.offset(),
-                "skipping a registry record that cannot be decoded"
-            ),
+            Err(err) => {
+                tracing::warn!(
+                    error = %err,
+                    partition = message.partition(),
+                    offset = message.offset(),
+                    "skipping a registry record that cannot be decoded"
+                );
+                view.count_refused(err.reason());
+            }
         }
         view.applied(message.partition(), message.offset());
         if !unread.is_empty() {
@@ -363,19 +441,40 @@ fn apply_pending(
 ) {
     pending.retain(
         |id, value| match decode(Some(id.as_bytes()), Some(value), Some(keyring)) {
-            Ok(update) => {
+            Ok(record) => {
                 tracing::info!(webhook_id = %id, "registry entry applied after a keyring change");
-                view.apply(update.clone());
-                on_update(&update);
+                apply_and_tell(view, record, on_update);
                 false
             }
             Err(err) if err.is_unknown_key() => true,
             Err(err) => {
                 tracing::warn!(error = %err, "dropping a registry entry kept for a keyring change");
+                view.count_refused(err.reason());
                 false
             }
         },
     );
+}
+
+/// Applies `record`, then tells `on_update` if it changed the view. Applied first:
+/// what `on_update` does (forgetting a deleted Webhook's series, say) is not undone by
+/// a lookup that still found it active.
+fn apply_and_tell(
+    view: &RegistryView,
+    record: RegistryRecord,
+    on_update: &impl Fn(&RegistryUpdate),
+) {
+    let update = record.update.clone();
+    if view.apply(record) == Applied::Changed {
+        on_update(&update);
+    }
+}
+
+/// Waits until `follow` has read the registry to the end it had at start.
+pub async fn loaded(readiness: &Readiness) {
+    while readiness.unmet().contains_key(READINESS_CONDITION) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The high watermark of each of `partitions` of `topic`.
@@ -467,7 +566,113 @@ mod tests {
         view.apply(RegistryUpdate::Upsert(Box::new(entry())));
         assert!(
             matches!(view.lookup("9b2f"), Lookup::Active(_)),
-            "re-created after delete"
+            "an unversioned entry after an unversioned deletion: the last one wins, as before versions"
+        );
+    }
+
+    fn at(version: u64, update: RegistryUpdate) -> RegistryRecord {
+        RegistryRecord { version, update }
+    }
+
+    fn upsert(version: u64, change: impl FnOnce(&mut RegistryEntry)) -> RegistryRecord {
+        let mut e = entry();
+        change(&mut e);
+        at(version, RegistryUpdate::Upsert(Box::new(e)))
+    }
+
+    fn deleted(version: u64) -> RegistryRecord {
+        at(
+            version,
+            RegistryUpdate::Deleted {
+                webhook_id: "9b2f".into(),
+            },
+        )
+    }
+
+    fn stale_count(view: &RegistryView) -> u64 {
+        view.refused
+            .get_or_create(&RefusedLabels { reason: "stale" })
+            .get()
+    }
+
+    fn suspended(view: &RegistryView) -> Option<bool> {
+        match view.lookup("9b2f") {
+            Lookup::Active(e) => Some(e.suspended),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn an_older_version_is_refused_and_counted_a_newer_one_applied() {
+        let view = RegistryView::default();
+        let unsuspended = upsert(5, |_| {});
+        assert_eq!(view.apply(unsuspended.clone()), Applied::Changed);
+        assert_eq!(
+            view.apply(upsert(9, |e| e.suspended = true)),
+            Applied::Changed
+        );
+        assert_eq!(view.apply(unsuspended), Applied::Stale);
+        assert_eq!(suspended(&view), Some(true));
+        assert_eq!(view.version("9b2f"), Some(9));
+        assert_eq!(stale_count(&view), 1);
+        assert_eq!(view.apply(upsert(10, |_| {})), Applied::Changed);
+        assert_eq!(suspended(&view), Some(false));
+    }
+
+    #[test]
+    fn the_same_version_applies_once_and_differing_contents_are_stale() {
+        let view = RegistryView::default();
+        assert_eq!(view.apply(upsert(5, |_| {})), Applied::Changed);
+        assert_eq!(view.apply(upsert(5, |_| {})), Applied::Same);
+        assert_eq!(stale_count(&view), 0);
+        assert_eq!(
+            view.apply(upsert(5, |e| e.suspended = true)),
+            Applied::Stale
+        );
+        assert_eq!(suspended(&view), Some(false));
+        assert_eq!(view.apply(deleted(5)), Applied::Stale);
+        assert_eq!(stale_count(&view), 2);
+        assert_eq!(view.apply(deleted(6)), Applied::Changed);
+        assert_eq!(view.apply(deleted(6)), Applied::Same);
+    }
+
+    #[test]
+    fn a_versioned_deletion_is_not_undone_by_an_older_entry_or_a_null_tombstone() {
+        let view = RegistryView::default();
+        let before_delete = upsert(5, |_| {});
+        view.apply(before_delete.clone());
+        assert_eq!(view.apply(deleted(6)), Applied::Changed);
+        assert_eq!(view.apply(before_delete), Applied::Stale);
+        assert_eq!(view.apply(upsert(0, |_| {})), Applied::Stale, "unversioned");
+        assert_eq!(view.lookup("9b2f"), Lookup::Deleted);
+        assert_eq!(stale_count(&view), 2);
+        assert_eq!(
+            view.apply(upsert(7, |_| {})),
+            Applied::Changed,
+            "re-created"
+        );
+        assert_eq!(view.apply(deleted(0)), Applied::Stale, "a null tombstone");
+        assert!(matches!(view.lookup("9b2f"), Lookup::Active(_)));
+    }
+
+    #[test]
+    fn any_versioned_record_wins_over_an_unversioned_one() {
+        let view = RegistryView::default();
+        view.apply(upsert(0, |e| e.suspended = true));
+        assert_eq!(view.apply(upsert(1, |_| {})), Applied::Changed);
+        assert_eq!(suspended(&view), Some(false));
+    }
+
+    #[test]
+    fn the_refused_counter_is_listed_under_its_own_name_from_the_start() {
+        let view = RegistryView::default();
+        let mut unprefixed = Registry::default();
+        view.register_metrics(&mut unprefixed);
+        let mut body = String::new();
+        prometheus_client::encoding::text::encode(&mut body, &unprefixed).unwrap();
+        assert!(
+            body.contains("hookline_registry_entries_refused_total{reason=\"stale\"} 0"),
+            "{body}"
         );
     }
 }

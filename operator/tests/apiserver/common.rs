@@ -49,7 +49,7 @@ use std::time::Duration;
 use hookline_core::kafka::{
     KafkaConnection, TopicSpec, ensure_topics, manual_commit_consumer_config,
 };
-use hookline_core::registry::{self, Keyring, RegistryUpdate};
+use hookline_core::registry::{self, Keyring, RegistryUpdate, RegistryView};
 use hookline_core::shutdown::Shutdown;
 use hookline_operator::desired::Settings;
 use hookline_operator::limits::Limits;
@@ -160,6 +160,8 @@ impl Operator {
                 &kafka(),
                 &registry_topic,
                 receiver,
+                // The topic is new: nothing on it to follow.
+                RegistryView::default(),
                 metrics.registry_entries_sealed_with_old_key.clone(),
             )
             .expect("registry publisher"),
@@ -279,7 +281,8 @@ impl RegistryReader {
             .expect("registry consumer");
         let keyring = self.keys.borrow().clone();
         let update = registry::decode(message.key(), message.payload(), Some(&keyring))
-            .expect("valid registry record");
+            .expect("valid registry record")
+            .update;
         let id = match &update {
             RegistryUpdate::Upsert(entry) => entry.webhook_id.clone(),
             RegistryUpdate::Deleted { webhook_id } => webhook_id.clone(),

@@ -807,7 +807,7 @@ async fn the_registry_topic_holds_no_secret_and_a_rotation_reseals_every_entry()
     let opened =
         hookline_core::registry::decode(Some(newest_id.as_bytes()), Some(&newest), Some(&only_new))
             .expect("the newest entry opens with the new key alone");
-    assert!(matches!(opened, RegistryUpdate::Upsert(e) if !e.secrets.is_empty()));
+    assert!(matches!(opened.update, RegistryUpdate::Upsert(e) if !e.secrets.is_empty()));
     assert!(!in_clear(&f.registry.raw_values));
     f.finish().await;
 }
