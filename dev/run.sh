@@ -112,6 +112,9 @@ up() {
     --dry-run=client -o yaml | "$KUBECTL" apply -f - >/dev/null
   "$KUBECTL" -n "$NAMESPACE" create secret generic hookline-kafka-ca --from-file=ca.crt="$KAFKA_SSL_CA_LOCATION" \
     --dry-run=client -o yaml | "$KUBECTL" apply -f - >/dev/null
+  # The stack's broker allows only what an ACL allows: grant those principals this release's
+  # ACLs (its topic prefix is the namespace) before anything logs in.
+  "$DEV_DIR/components/kafka.sh" acls "$NAMESPACE"
   log "helm upgrade --install $RELEASE into namespace $NAMESPACE"
   # make run's admin lets Webhooks ask for up to the CRD's own maxima (limits.*): the load
   # tests and the bench drive emitters and rate limits far past the chart's defaults.

@@ -46,6 +46,8 @@ KAFKA_KEYSTORE="$KAFKA_CONF_DIR/broker-keystore.pem" # the broker's key and cert
 KAFKA_SASL_DIR="$KAFKA_CONF_DIR/sasl-users"
 KAFKA_SASL_USERS=(hookline hookline-operator hookline-handler hookline-consumer hookline-console)
 KAFKA_SASL_CLIENT_PROPERTIES="$KAFKA_CONF_DIR/client-sasl.properties"
+# One file per topic prefix whose release ACLs were granted (grant_release_acls).
+KAFKA_ACL_STAMPS="$KAFKA_CONF_DIR/acls-granted"
 
 # The dependency set; its hash is the install stamp, so changing a version re-gathers the jars.
 pom() {
@@ -221,10 +223,21 @@ apply_stack_acls() {
 }
 
 # The per-component users' ACLs for one release (topic prefix $1), from the chart's list.
+# A stamp per prefix holds the list's hash: granting takes a JVM per line (half a minute on
+# a busy machine), so a prefix is granted again only when the list changed or the log dir
+# was formatted (format_once removes the stamps with the ACLs they stood for).
 grant_release_acls() {
-  sh "$REPO_ROOT/helm/hookline/files/kafka-acls.sh" "$1" \
+  local script="$REPO_ROOT/helm/hookline/files/kafka-acls.sh" stamp="$KAFKA_ACL_STAMPS/$1" hash
+  hash=$(sha256sum "$script" | cut -d' ' -f1)
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$hash" ]; then
+    log "kafka: ACLs of topic prefix '$1' already granted"
+    return 0
+  fi
+  sh "$script" "$1" \
     bash "$DEV_DIR/components/kafka.sh" tool org.apache.kafka.tools.AclCommand --bootstrap-server "$BOOTSTRAP" ||
     die "could not grant the ACLs of topic prefix '$1'"
+  mkdir -p "$KAFKA_ACL_STAMPS"
+  echo "$hash" >"$stamp"
   log "kafka: ACLs of topic prefix '$1' granted to hookline-operator, -handler, -consumer, -console"
 }
 
@@ -235,6 +248,7 @@ format_once() {
     run_class kafka.tools.StorageTool random-uuid | tail -n 1 | tr -d '[:space:]' >"$KAFKA_CLUSTER_ID_FILE"
     [ -s "$KAFKA_CLUSTER_ID_FILE" ] || die "kafka.tools.StorageTool random-uuid printed nothing"
   fi
+  rm -rf "$KAFKA_ACL_STAMPS"
   log "formatting $KAFKA_LOG_DIR (cluster id $(cat "$KAFKA_CLUSTER_ID_FILE"))"
   run_class kafka.tools.StorageTool format --standalone \
     -t "$(cat "$KAFKA_CLUSTER_ID_FILE")" -c "$KAFKA_CONFIG" >&2
