@@ -68,11 +68,47 @@ env = {e["name"]: e for e in console["spec"]["template"]["spec"]["containers"][0
 ref = env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]
 assert ref["key"] == "CONSOLE_DATABASE_URL", ref
 secret = next(d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"].endswith("-console"))
-users = secret["stringData"]["users"].splitlines()
-assert [u.split(":")[:2] for u in users] == [["admin", "operator"], ["viewer", "viewer"]], users
-assert all(len(u.split(":", 2)[2]) >= 20 for u in users)
+assert "users" not in secret["stringData"], "the chart makes no sign-ins (it cannot hash a password)"
+assert console["spec"]["replicas"] == 0, "no sign-ins, no console replica"
+assert env["CONSOLE_SECURE_COOKIE"]["value"] == "true", env["CONSOLE_SECURE_COOKIE"]
 rules = [d["rules"] for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"].startswith(console["metadata"]["name"])]
 assert rules == [[{"apiGroups": ["hookline.io"], "resources": ["webhooks"], "verbs": ["get", "list", "watch"]}]], rules
+PY
+}
+
+# A throwaway password's argon2id hash (cheap parameters): the chart only checks its form.
+CONSOLE_USERS='admin:operator:$argon2id$v=19$m=8,t=1,p=1$QErFKibxy7Fs53hkLhOo0w$DIhiL3yAXYBImGGvetCNaagFC5sm6+URPfuq8B/6Vos'
+
+console_takes_hashed_users_and_an_auth_proxy_in_the_way() {
+  printf '%s\n' "$CONSOLE_USERS" >"$WORK/users" &&
+    helm_ template "$RELEASE" "$CHART" --set-file console.auth.users="$WORK/users" \
+      --set console.ingress.enabled=true --set console.ingress.host=console.localtest.me \
+      --set console.ingress.authProxyService.name=oauth2-proxy \
+      --set console.ingress.authProxyService.port=4180 >"$WORK/users.yaml" &&
+    helm_ template "$RELEASE" "$CHART" --set console.listenAddr=127.0.0.1:8080 \
+      --set console.auth.proxy.userHeader=X-Forwarded-User --set 'console.auth.proxy.trustedCidrs={127.0.0.1/32}' \
+      --set console.service.targetPort=auth-proxy \
+      --set 'console.extraContainers[0].name=oauth2-proxy' --set 'console.extraContainers[0].image=oauth2-proxy' \
+      --set console.ingress.enabled=true --set console.ingress.host=console.localtest.me >"$WORK/sidecar.yaml" &&
+    ! helm_ template "$RELEASE" "$CHART" --set 'console.auth.users=admin:operator:in clear' 2>/dev/null &&
+    ! helm_ template "$RELEASE" "$CHART" --set console.replicas=2 2>/dev/null &&
+    "$PYTHON" - "$WORK/users.yaml" "$WORK/sidecar.yaml" "$CONSOLE_USERS" <<'PY'
+import sys, yaml
+def console(path):
+    docs = [d for d in yaml.safe_load_all(open(path)) if d]
+    return {d["kind"]: d for d in docs if d["metadata"]["name"].endswith("-console")}
+users, sidecar = console(sys.argv[1]), console(sys.argv[2])
+assert users["Secret"]["stringData"]["users"].strip() == sys.argv[3]
+assert users["Deployment"]["spec"]["replicas"] == 1
+backend = users["Ingress"]["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+assert backend == {"name": "oauth2-proxy", "port": {"number": 4180}}, backend
+pod = sidecar["Deployment"]["spec"]["template"]["spec"]
+assert [c["name"] for c in pod["containers"]] == ["console", "oauth2-proxy"]
+env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+assert env["CONSOLE_LISTEN_ADDR"] == "127.0.0.1:8080" and env["CONSOLE_AUTH_PROXY_TRUSTED_CIDRS"] == "127.0.0.1/32", env
+assert "CONSOLE_USERS_FILE" not in env and sidecar["Deployment"]["spec"]["replicas"] == 1
+assert sidecar["Service"]["spec"]["ports"][0]["targetPort"] == "auth-proxy"
+assert sidecar["NetworkPolicy"]["spec"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": "auth-proxy"}]
 PY
 }
 
@@ -572,7 +608,8 @@ check "render with built-in Kafka and PostgreSQL" render_default
 check "render with external Kafka and PostgreSQL" render_external
 check "external Kafka without bootstrap servers is refused" external_needs_its_settings
 check "values.schema.json refuses bad values" bad_values_are_refused
-check "the console: its own database login, generated users, read-only RBAC" console_reads_with_its_own_login
+check "the console: its own database login, no generated users, read-only RBAC" console_reads_with_its_own_login
+check "the console: argon2id users only, one replica, an auth proxy in the Ingress's way" console_takes_hashed_users_and_an_auth_proxy_in_the_way
 check "the console's Ingress needs a host" console_ingress_needs_a_host
 check "with autoscaling the HPA owns the handler's replicas" autoscaling_leaves_replicas_to_the_hpa
 check "KEDA ScaledObject only where KEDA is installed" keda_only_with_its_crds
