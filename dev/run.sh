@@ -13,6 +13,10 @@
 # HOOKLINE_RUN_BIN_DIR (default target/release, built here) change where it runs;
 # HOOKLINE_OTLP_ENDPOINT (an OTLP/HTTP base URL, e.g. http://127.0.0.1:4318) turns on
 # the handlers' and consumers' traces (the chart's tracing.otlpEndpoint).
+# HOOKLINE_CONSOLE_MAX_FAILURES_PER_SOURCE (default 50) is the console's
+# console.auth.throttle.maxFailuresPerSource: every browser here is 127.0.0.1, and the API
+# fuzzing of the console's test signs in with made-up names by the hundred.
+# The console is served over plain HTTP on loopback: its cookie is not marked Secure.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 NAMESPACE="${HOOKLINE_RUN_NAMESPACE:-hookline}"
@@ -115,6 +119,7 @@ up() {
   # The stack's broker allows only what an ACL allows: grant those principals this release's
   # ACLs (its topic prefix is the namespace) before anything logs in.
   "$DEV_DIR/components/kafka.sh" acls "$NAMESPACE"
+  console_sign_ins
   log "helm upgrade --install $RELEASE into namespace $NAMESPACE"
   # make run's admin lets Webhooks ask for up to the CRD's own maxima (limits.*): the load
   # tests and the bench drive emitters and rate limits far past the chart's defaults.
@@ -126,6 +131,8 @@ up() {
     --set kafka.security.tls.caSecret=hookline-kafka-ca \
     --set postgres.builtIn=false --set postgres.external.existingSecret=hookline-database \
     --set console.database.existingSecret=hookline-console-database \
+    --set-file console.auth.users="$RUN_STATE/console-users" --set console.secureCookie=false \
+    --set console.auth.throttle.maxFailuresPerSource="${HOOKLINE_CONSOLE_MAX_FAILURES_PER_SOURCE:-50}" \
     --set consumer.database.existingSecret=hookline-consumer-database --set consumer.database.migrations=none \
     --set handler.replicas=3 --set consumer.replicas=2 \
     --set limits.maxRateLimitPerSecond=1000000 --set limits.maxRateLimitBurst=1000000 \
@@ -152,10 +159,31 @@ up() {
     echo "export HOOKLINE_PROXY_URL=$PROXY_URL"
     echo "export HOOKLINE_PODS_FILE=$PODS_DIR/pods.json"
     echo "export HOOKLINE_CONSOLE_URL=$console_url"
+    echo "export HOOKLINE_CONSOLE_SIGN_INS=$RUN_STATE/console-sign-ins"
   } >"$RUN_STATE/env"
   log "Hookline runs in namespace $NAMESPACE; the proxy is $PROXY_URL (env in $RUN_STATE/env)"
   log "the console: $console_url  sign in as one of (username:role:password):"
-  "$KUBECTL" -n "$NAMESPACE" get secret "$RELEASE-console" -o jsonpath='{.data.users}' | base64 -d | sed 's/^/    /' >&2
+  sed 's/^/    /' "$RUN_STATE/console-sign-ins" >&2
+}
+
+# The console's sign-ins: admin (operator) and viewer with random passwords, kept across
+# runs in $RUN_STATE/console-sign-ins (username:role:password, for the person and the
+# tests); the chart gets only their argon2id hashes, in $RUN_STATE/console-users.
+console_sign_ins() {
+  local sign_ins="$RUN_STATE/console-sign-ins" name role password hash
+  if [ ! -s "$sign_ins" ]; then
+    (
+      umask 077
+      for user in admin:operator viewer:viewer; do
+        echo "$user:$(head -c 18 /dev/urandom | base64 | tr -d '/+=')"
+      done >"$sign_ins"
+    )
+  fi
+  while IFS=: read -r name role password; do
+    hash=$(printf '%s\n' "$password" | "$BIN_DIR/hookline-console" hash-password) ||
+      die "hookline-console hash-password failed"
+    printf '%s:%s:%s\n' "$name" "$role" "$hash"
+  done <"$sign_ins" >"$RUN_STATE/console-users"
 }
 
 # The console's local address: dev-pod-runner gave its container port 8080 a port of its own.

@@ -3,7 +3,8 @@
 //! (then finds the event stored), a viewer who cannot replay, and a request without
 //! credentials (console/tests/browser/console_flow.py); schemathesis fuzzes the API from
 //! its OpenAPI document with no 5xx and no secret in any answer
-//! (console/tests/api/fuzz.py); and the console's database login can read but not
+//! (console/tests/api/fuzz.py); a session copied before sign-out is refused after it and
+//! guessing a password ends in 429; and the console's database login can read but not
 //! change the events.
 //!
 //! The dead letter is made for real: a trigger refuses one event type of this test's
@@ -37,7 +38,15 @@ struct Sent {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_finds_events_and_replays_a_dead_letter_in_the_console() {
-    let system = System::start(NAMESPACE).await;
+    // The API fuzzing signs in with made-up names by the hundred, all from 127.0.0.1.
+    let system = System::start_with_env(
+        NAMESPACE,
+        &[(
+            "HOOKLINE_CONSOLE_MAX_FAILURES_PER_SOURCE",
+            "100000".to_owned(),
+        )],
+    )
+    .await;
     let secret = signature::generate_standard_secret();
     system.create_secret("orders-signing-input", &secret).await;
     let webhook_id = system
@@ -166,8 +175,134 @@ async fn a_person_finds_events_and_replays_a_dead_letter_in_the_console() {
         String::from_utf8_lossy(&fuzz.stderr)
     );
 
+    sessions_end_at_sign_out_and_guessing_is_throttled(&console, operator, viewer);
     the_console_login_reads_but_cannot_change_events(&webhook_id).await;
     system.stop();
+}
+
+/// The running console (issue 27, defect 6): a cookie copied before sign-out is refused
+/// after it; a user's fifth failed sign-in locks them, so the right password answers 429
+/// with Retry-After, while another user still signs in. Last: the viewer stays locked.
+fn sessions_end_at_sign_out_and_guessing_is_throttled(
+    console: &str,
+    operator: &(String, String),
+    viewer: &(String, String),
+) {
+    let port: u16 = console
+        .rsplit(':')
+        .next()
+        .and_then(|port| port.parse().ok())
+        .expect("the console's port");
+    let sign_in = |(user, password): (&str, &str)| {
+        let body = json!({"username": user, "password": password}).to_string();
+        exchange(
+            port,
+            "POST",
+            "/api/v1/session",
+            &[("Content-Type", "application/json")],
+            &body,
+        )
+    };
+    let signed_in = sign_in((&viewer.0, &viewer.1));
+    assert_eq!(signed_in.status, 200, "{}", signed_in.body);
+    let cookie = signed_in
+        .header("set-cookie")
+        .and_then(|value| value.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    let csrf: serde_json::Value = serde_json::from_str(&signed_in.body).expect("JSON");
+    let csrf = csrf["csrf_token"].as_str().expect("a CSRF token");
+    let out = exchange(
+        port,
+        "DELETE",
+        "/api/v1/session",
+        &[("Cookie", &cookie), ("X-CSRF-Token", csrf)],
+        "",
+    );
+    assert_eq!(out.status, 204, "{}", out.body);
+    let again = exchange(port, "GET", "/api/v1/session", &[("Cookie", &cookie)], "");
+    assert_eq!(
+        again.status, 401,
+        "the copied cookie after sign-out: {}",
+        again.body
+    );
+
+    for attempt in 1..=5 {
+        let wrong = sign_in((&viewer.0, "not the password"));
+        assert_eq!(wrong.status, 401, "attempt {attempt}: {}", wrong.body);
+    }
+    let locked = sign_in((&viewer.0, &viewer.1));
+    assert_eq!(
+        locked.status, 429,
+        "the right password while locked: {}",
+        locked.body
+    );
+    let retry_after: u64 = locked
+        .header("retry-after")
+        .and_then(|value| value.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((1..=900).contains(&retry_after), "{retry_after}");
+    let other = sign_in((&operator.0, &operator.1));
+    assert_eq!(other.status, 200, "another user: {}", other.body);
+}
+
+struct Exchanged {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Exchanged {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// One HTTP/1.0 request to the console on loopback, its answer with its headers.
+fn exchange(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Exchanged {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", port)).expect("the console answers");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("a read timeout");
+    let mut request = format!(
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("the answer");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|status| status.parse().ok())
+        .expect("an HTTP status");
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
+        .collect();
+    Exchanged {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
 }
 
 /// The console's database login (the stack's CONSOLE_DATABASE_URL): reads, records
@@ -268,16 +403,17 @@ fn console_url(system: &System) -> String {
     format!("http://127.0.0.1:{port}")
 }
 
-/// The chart's generated sign-ins, (username, password): the operator, then the viewer.
+/// The sign-ins `dev/run.sh` made, (username, password): the operator, then the viewer.
+/// The console's Secret holds only their argon2id hashes.
 async fn console_users(system: &System) -> Vec<(String, String)> {
-    let secrets: Api<Secret> = Api::namespaced(system.webhooks.clone().into_client(), NAMESPACE);
-    let secret = secrets
-        .get("hookline-console")
-        .await
-        .expect("the console's Secret");
-    let data = secret.data.unwrap_or_default();
-    let users = String::from_utf8_lossy(&data.get("users").expect("a users key").0).into_owned();
-    let users: Vec<(String, String)> = users
+    let sign_ins = system
+        .pods_dir
+        .parent()
+        .expect("the run's directory")
+        .join("console-sign-ins");
+    let text = std::fs::read_to_string(&sign_ins)
+        .unwrap_or_else(|err| panic!("{}: {err}", sign_ins.display()));
+    let users: Vec<(String, String)> = text
         .lines()
         .filter_map(|line| {
             let mut fields = line.splitn(3, ':');
@@ -286,6 +422,23 @@ async fn console_users(system: &System) -> Vec<(String, String)> {
         })
         .collect();
     assert_eq!(users.len(), 2, "admin and viewer");
+    let secrets: Api<Secret> = Api::namespaced(system.webhooks.clone().into_client(), NAMESPACE);
+    let secret = secrets
+        .get("hookline-console")
+        .await
+        .expect("the console's Secret");
+    let data = secret.data.unwrap_or_default();
+    let stored = String::from_utf8_lossy(&data.get("users").expect("a users key").0).into_owned();
+    for (name, password) in &users {
+        assert!(
+            stored.contains(&format!("{name}:")) && !stored.contains(password.as_str()),
+            "the Secret holds {name}'s hash, not the password"
+        );
+    }
+    assert!(
+        stored.lines().all(|line| line.contains(":$argon2id$v=19$")),
+        "{stored}"
+    );
     users
 }
 
