@@ -144,6 +144,9 @@ chart_values() {
   echo "--set=handler.ingress.host=$INGRESS_HOST"
   echo "--set=console.ingress.enabled=true"
   echo "--set=console.ingress.host=$CONSOLE_HOST"
+  # Made by console_sign_ins (install_hookline); the console's Ingress is plain HTTP here.
+  echo "--set-file=console.auth.users=$KIND_STATE/console-users"
+  echo "--set=console.secureCookie=false"
   if [ "$(mode)" = offline ]; then
     echo "--set-string=image.tag=$(bash "$DEV_DIR/kind/images.sh" hookline-tag)"
     echo "--set=kafka.image=hookline-kind/kafka"
@@ -158,7 +161,12 @@ chart_values() {
 chart_app_version() { awk '$1 == "appVersion:" { gsub(/"/, "", $2); print $2 }' "$REPO_ROOT/helm/hookline/Chart.yaml"; }
 
 install_hookline() {
-  local values
+  local values console="$REPO_ROOT/target/release/hookline-console"
+  if [ ! -x "$console" ]; then
+    log "release build of hookline-console (its hash-password hashes the console's sign-ins)"
+    (cd "$REPO_ROOT" && dev/build-release.sh -p hookline-console) || die "building hookline-console failed"
+  fi
+  console_sign_ins "$console" "$KIND_STATE"
   mapfile -t values < <(chart_values)
   log "helm install $RELEASE (helm/hookline) into namespace $NAMESPACE"
   helm upgrade --install "$RELEASE" "$REPO_ROOT/helm/hookline" \
@@ -309,8 +317,8 @@ Hookline runs on kind ($(mode) mode). The emitter of examples/webhook.yaml sends
     http://$INGRESS_HOST/webhooks/\$(kubectl -n $NAMESPACE get webhook invoices -o jsonpath='{.status.webhookId}')
 
 The console answers on http://$CONSOLE_HOST (127.0.0.1, through the Ingress); its sign-ins
-(admin may replay, viewer may look):
-  kubectl -n $NAMESPACE get secret $RELEASE-console -o jsonpath='{.data.users}' | base64 -d
+(admin may replay, viewer may look; the cluster holds only their argon2id hashes):
+  cat $KIND_STATE/console-sign-ins
 
 make kind-test runs the end-to-end test on it; make kind-down removes it all.
 INFO

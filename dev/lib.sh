@@ -105,6 +105,27 @@ write_env_part() {
 }
 
 # Runs apt-get install for the packages that are missing (update once per run).
+# The console's sign-ins for a system run here: admin (operator) and viewer with random
+# passwords, kept in DIR/console-sign-ins (username:role:password, for the person and the
+# tests); DIR/console-users holds their argon2id hashes, made by CONSOLE hash-password,
+# for the chart's console.auth.users. Usage: console_sign_ins CONSOLE DIR
+console_sign_ins() {
+  local console=$1 dir=$2 name role password hash
+  if [ ! -s "$dir/console-sign-ins" ]; then
+    (
+      umask 077
+      for user in admin:operator viewer:viewer; do
+        echo "$user:$(head -c 18 /dev/urandom | base64 | tr -d '/+=')"
+      done >"$dir/console-sign-ins"
+    )
+  fi
+  while IFS=: read -r name role password; do
+    hash=$(printf '%s\n' "$password" | "$console" hash-password) ||
+      die "$console hash-password failed"
+    printf '%s:%s:%s\n' "$name" "$role" "$hash"
+  done <"$dir/console-sign-ins" >"$dir/console-users"
+}
+
 apt_install() {
   local missing=()
   for p in "$@"; do

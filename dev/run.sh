@@ -119,7 +119,7 @@ up() {
   # The stack's broker allows only what an ACL allows: grant those principals this release's
   # ACLs (its topic prefix is the namespace) before anything logs in.
   "$DEV_DIR/components/kafka.sh" acls "$NAMESPACE"
-  console_sign_ins
+  console_sign_ins "$BIN_DIR/hookline-console" "$RUN_STATE"
   log "helm upgrade --install $RELEASE into namespace $NAMESPACE"
   # make run's admin lets Webhooks ask for up to the CRD's own maxima (limits.*): the load
   # tests and the bench drive emitters and rate limits far past the chart's defaults.
@@ -164,26 +164,6 @@ up() {
   log "Hookline runs in namespace $NAMESPACE; the proxy is $PROXY_URL (env in $RUN_STATE/env)"
   log "the console: $console_url  sign in as one of (username:role:password):"
   sed 's/^/    /' "$RUN_STATE/console-sign-ins" >&2
-}
-
-# The console's sign-ins: admin (operator) and viewer with random passwords, kept across
-# runs in $RUN_STATE/console-sign-ins (username:role:password, for the person and the
-# tests); the chart gets only their argon2id hashes, in $RUN_STATE/console-users.
-console_sign_ins() {
-  local sign_ins="$RUN_STATE/console-sign-ins" name role password hash
-  if [ ! -s "$sign_ins" ]; then
-    (
-      umask 077
-      for user in admin:operator viewer:viewer; do
-        echo "$user:$(head -c 18 /dev/urandom | base64 | tr -d '/+=')"
-      done >"$sign_ins"
-    )
-  fi
-  while IFS=: read -r name role password; do
-    hash=$(printf '%s\n' "$password" | "$BIN_DIR/hookline-console" hash-password) ||
-      die "hookline-console hash-password failed"
-    printf '%s:%s:%s\n' "$name" "$role" "$hash"
-  done <"$sign_ins" >"$RUN_STATE/console-users"
 }
 
 # The console's local address: dev-pod-runner gave its container port 8080 a port of its own.
@@ -249,7 +229,7 @@ case "${1:-run}" in
     watch_live || true
     ;;
   *)
-    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac
