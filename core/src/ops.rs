@@ -211,7 +211,15 @@ async fn metrics(State(state): State<OpsState>) -> Response {
 
 /// Binds `addr` and serves `router` until `shutdown` triggers.
 pub async fn serve(addr: SocketAddr, router: Router, shutdown: Shutdown) -> std::io::Result<()> {
-    let listener = TcpListener::bind(addr).await?;
+    serve_on(TcpListener::bind(addr).await?, router, shutdown).await
+}
+
+/// Serves `router` on a bound `listener` until `shutdown` triggers.
+pub async fn serve_on(
+    listener: TcpListener,
+    router: Router,
+    shutdown: Shutdown,
+) -> std::io::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "serving /healthz, /readyz, /metrics");
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { shutdown.wait().await })

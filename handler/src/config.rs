@@ -6,10 +6,10 @@ use std::time::Duration;
 use clap::Parser;
 use hookline_api::topics;
 use hookline_core::config::{
-    CommonArgs, KafkaArgs, RegistryKeysArgs, TraceArgs, WebhookMetricsArgs, parse_cidr,
+    CommonArgs, KafkaArgs, OpsArgs, RegistryKeysArgs, TraceArgs, WebhookMetricsArgs, parse_cidr,
     parse_duration,
 };
-use hookline_core::source::Cidr;
+use hookline_core::source::{Cidr, ForwardingHeader, TrustedProxies};
 
 /// Hookline's HTTP edge: verifies signed webhook deliveries and produces them to Kafka,
 /// answering 202 only after the broker has acknowledged.
@@ -26,7 +26,10 @@ pub struct Config {
     pub registry_keys: RegistryKeysArgs,
     #[command(flatten)]
     pub webhook_metrics: WebhookMetricsArgs,
-    /// Address the webhook endpoint and /healthz, /readyz, /metrics listen on.
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// Address the webhook endpoint (POST /webhooks/{id}, and nothing else) listens on.
+    /// /healthz, /readyz and /metrics are on --ops-addr only.
     #[arg(long, env = "HANDLER_LISTEN_ADDR", default_value = "0.0.0.0:8080")]
     pub listen_addr: SocketAddr,
     /// The log-compacted registry topic the operator writes (read fully before ready).
@@ -46,28 +49,79 @@ pub struct Config {
     /// Time a client has to send a request's headers before its connection is closed.
     #[arg(long, env = "HANDLER_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub header_read_timeout: Duration,
-    /// Time a client has to send a request's body (408 after).
+    /// Time a client has to send a request's whole body, from the end of its headers
+    /// (a total, however the bytes trickle in; 408 after).
     #[arg(long, env = "HANDLER_BODY_READ_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
     pub body_read_timeout: Duration,
-    /// Webhook requests handled at once; more are shed with 503 and Retry-After.
+    /// Webhook requests handled at once (from the source check to the answer, body read
+    /// included); more are shed with 503 `overloaded` and Retry-After.
     #[arg(long, env = "HANDLER_MAX_CONCURRENT_REQUESTS", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_concurrent_requests: u32,
+    /// Requests handled at once for one webhook id (at most --max-concurrent-requests);
+    /// more get 503 `webhook_overloaded` and Retry-After, so one URL cannot take every slot.
+    #[arg(long, env = "HANDLER_MAX_CONCURRENT_REQUESTS_PER_WEBHOOK", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_requests_per_webhook: u32,
+    /// Requests handled at once from one client address (an IPv6 client counts per /64;
+    /// the address is the one --trusted-proxies resolve; at most
+    /// --max-concurrent-requests); more get 429 `source_overloaded` and Retry-After.
+    #[arg(long, env = "HANDLER_MAX_CONCURRENT_REQUESTS_PER_SOURCE", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_requests_per_source: u32,
+    /// After an id was found unknown with the registry read to its end, further requests
+    /// for it are answered 404 at once, without reading the registry's end again, for
+    /// this long (so a flood of unknown ids costs one broker query per id and interval).
+    #[arg(long, env = "HANDLER_UNKNOWN_WEBHOOK_RECHECK_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    pub unknown_webhook_recheck_interval: Duration,
     /// How long the broker may take to acknowledge an event before the sender gets 503
     /// (the producer's message.timeout.ms).
     #[arg(long, env = "HANDLER_PRODUCE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub produce_timeout: Duration,
     /// Message ids remembered for replay detection; the oldest are forgotten first.
+    /// The same capacity bounds the body digests of --unsigned-id-repeat-window.
     #[arg(long, env = "HANDLER_REPLAY_CACHE_CAPACITY", default_value_t = 100_000,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub replay_cache_capacity: u32,
-    /// Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed when
-    /// checking allowedSourceRanges. Empty: the TCP peer address is the source.
+    /// For schemes that sign neither a timestamp nor the delivery id (github, shopify,
+    /// legacy-hex), how long a body accepted for a webhook is remembered: the same body
+    /// again, under any delivery id, is answered 202 `duplicate` and not produced.
+    #[arg(long, env = "HANDLER_UNSIGNED_ID_REPEAT_WINDOW", default_value = "24h", value_parser = parse_duration)]
+    pub unsigned_id_repeat_window: Duration,
+    /// Comma-separated CIDRs of reverse proxies whose forwarding header is believed when
+    /// finding the client address (allowedSourceRanges, the per-source limit). The chain
+    /// is walked from the TCP peer leftwards while hops are proxies; the first hop that is
+    /// not is the client. Nothing set: the TCP peer address is the client.
     #[arg(long, env = "HANDLER_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_cidr)]
     pub trusted_proxies: Vec<Cidr>,
+    /// The nearest this many hops (the TCP peer first) are proxies whatever their
+    /// address, for proxies whose addresses are not known in advance. With
+    /// --trusted-proxies too, a hop is a proxy if either says so.
+    #[arg(long, env = "HANDLER_TRUSTED_PROXY_HOPS", default_value_t = 0)]
+    pub trusted_proxy_hops: u32,
+    /// The forwarding header the trusted proxies write: x-forwarded-for (every line,
+    /// joined in order) or forwarded (RFC 7239, its for= parameters). Only this one is
+    /// read; the other is ignored, since a client can send it and a proxy that does not
+    /// write it passes the client's copy on.
+    #[arg(
+        long,
+        env = "HANDLER_FORWARDING_HEADER",
+        default_value = "x-forwarded-for"
+    )]
+    pub forwarding_header: ForwardingHeader,
     /// After SIGTERM, how long in-flight requests may take to finish before they are dropped.
     #[arg(long, env = "HANDLER_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+}
+
+impl Config {
+    /// The proxies whose forwarding header is believed.
+    pub fn trusted_proxies(&self) -> TrustedProxies {
+        TrustedProxies {
+            cidrs: self.trusted_proxies.clone(),
+            hops: self.trusted_proxy_hops,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,18 +1,29 @@
 //! `POST /webhooks/{id}`: the checks, in the order the API promises, then the produce.
 //!
+//! The cheap checks, from the request line and headers alone, come before the body is
+//! read, so a slow or forged sender holds nothing it has not earned:
+//!
 //! 1. the webhook exists and is active (404 unknown or suspended, 410 deleted); an id
 //!    is unknown only once this replica has read the registry up to where it stood
-//!    when the request came, so a Webhook the operator has registered is never 404;
-//! 2. the body fits the limit (413, checked while reading);
-//! 3. the source address is inside the webhook's `allowedSourceRanges` (403);
-//! 4. the signature (401) and its timestamp (401), or 503 when the webhook has no
+//!    when the request came, so a Webhook the operator has registered is never 404.
+//!    An id found unknown that way is answered 404 at once for a short interval
+//!    (`UnknownIds`), and only a few such reads run at once (503 beyond);
+//! 2. the client address (the forwarded chain, see `hookline_core::source`) is inside
+//!    the webhook's `allowedSourceRanges` (403);
+//! 3. a declared `Content-Length` over the limit (413);
+//! 4. a concurrency slot: per source address (429 `source_overloaded`), per webhook
+//!    (503 `webhook_overloaded`), then the replica's (503 `overloaded`), all with
+//!    Retry-After; held until the answer;
+//! 5. the body, within the limit (413) and the read deadline for the whole of it (408);
+//! 6. the signature (401) and its timestamp (401), or 503 when the webhook has no
 //!    usable secret at all (a retry succeeds once it is fixed);
-//! 5. a repeat of a message this replica accepted is acknowledged without producing
+//! 7. a repeat of a message this replica accepted is acknowledged without producing
 //!    (202 `duplicate`); the message id is the provider's (`hookline_core::provider`),
-//!    so the provider's re-signed retries are repeats too;
-//! 6. the webhook's rate limit (429): only verified requests spend its budget, so a
+//!    so the provider's re-signed retries are repeats too; for schemes whose id is not
+//!    signed, the same body under another id is a repeat too (`repeats`);
+//! 8. the webhook's rate limit (429): only verified requests spend its budget, so a
 //!    flood of forged requests cannot starve the real sender;
-//! 7. produce, and answer 202 only after the broker's ack (503 if it does not come).
+//! 9. produce, and answer 202 only after the broker's ack (503 if it does not come).
 //!
 //! Slack's signed `url_verification` handshake is answered 200 with its challenge
 //! after step 4, and not produced: it is not an event.
@@ -40,15 +51,19 @@ use serde_json::json;
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tracing::Instrument;
 
-use crate::metrics::Metrics;
+use crate::concurrency::{self, KeyedCap};
+use crate::metrics::{Metrics, ShedLabels};
 use crate::produce::{Event, EventProducer, ProduceError};
 use crate::rate_limit::SharedRateLimiter;
 use crate::rejection::Rejection;
-use crate::repeats::{self, ReplayKey, Seen, SharedReplayCache};
-use hookline_core::source::{self, Cidr};
+use crate::repeats::{self, InFlightGuard, ReplayKey, Seen, SharedReplayCache};
+use crate::unknown_ids::UnknownIds;
+use hookline_core::source::{self, ForwardingHeader, TrustedProxies};
 
 /// How long a request for an unknown id waits for the registry to catch up.
 const REGISTRY_CATCH_UP: Duration = Duration::from_secs(1);
+/// Requests for unknown ids reading the registry's end at once; more get 503 and retry.
+pub const CONCURRENT_CATCH_UPS: usize = 16;
 
 /// The longest `traceparent` passed on (the W3C format is 55 characters).
 const MAX_TRACEPARENT_LEN: usize = 256;
@@ -61,7 +76,8 @@ pub struct Limits {
     pub max_body_bytes: u64,
     pub body_read_timeout: Duration,
     pub timestamp_tolerance: Duration,
-    pub trusted_proxies: Vec<Cidr>,
+    pub trusted_proxies: TrustedProxies,
+    pub forwarding_header: ForwardingHeader,
 }
 
 /// Everything a webhook request needs, shared by all of them.
@@ -70,11 +86,20 @@ pub struct Ingest {
     pub readiness: Readiness,
     pub producer: EventProducer,
     pub replay: SharedReplayCache,
+    /// Bodies accepted for schemes whose delivery id is not signed (`repeats`).
+    pub body_repeats: SharedReplayCache,
     pub rate_limiter: Arc<SharedRateLimiter>,
     pub metrics: Metrics,
     pub limits: Limits,
     /// One permit per request being handled; none left means shed load.
     pub permits: Semaphore,
+    /// Requests in progress per webhook id and per client address.
+    pub webhook_caps: KeyedCap<String>,
+    pub source_caps: KeyedCap<std::net::IpAddr>,
+    /// Ids recently found unknown with the registry read to its end.
+    pub unknown_ids: UnknownIds,
+    /// One permit per request for an unknown id reading the registry's end.
+    pub catch_ups: Semaphore,
     /// Triggered when the producer fails for good, so the process exits and is
     /// restarted instead of refusing every event while looking healthy.
     pub shutdown: Shutdown,
@@ -143,11 +168,7 @@ async fn answer(
     body: Body,
 ) -> Response {
     let started = Instant::now();
-    let outcome = match InFlight::enter(ingest) {
-        Some(_in_flight) => ingest.handle(webhook_id, peer, headers, body).await,
-        None => Err(Rejection::Overloaded),
-    };
-    let response = match outcome {
+    let response = match ingest.handle(webhook_id, peer, headers, body).await {
         Ok(Accepted::Stored { message_id }) => (
             StatusCode::ACCEPTED,
             axum::Json(json!({ "status": "accepted", "messageId": message_id })),
@@ -212,6 +233,13 @@ fn sender_trace(headers: &HeaderMap) -> SenderTrace<'_> {
     }
 }
 
+/// A request's slots under every concurrency cap, given back when it is answered.
+struct Slots<'a> {
+    _global: InFlight<'a>,
+    _webhook: concurrency::KeyedSlot<String>,
+    _source: concurrency::KeyedSlot<std::net::IpAddr>,
+}
+
 /// A held concurrency permit, counted in the in-flight gauge until dropped.
 struct InFlight<'a> {
     _permit: SemaphorePermit<'a>,
@@ -244,17 +272,15 @@ impl Ingest {
         body: Body,
     ) -> Result<Accepted, Rejection> {
         let entry = self.active_entry(webhook_id).await?;
-        let body = self.read_body(headers, body).await?;
-        let client = source::client_address(
-            peer.ip(),
-            header_text(headers, "x-forwarded-for"),
-            &self.limits.trusted_proxies,
-        );
+        let client = self.client(peer, headers);
         if !source::allowed(&entry.allowed_source_ranges, client) {
             return Err(Rejection::SourceNotAllowed);
         }
+        self.refuse_declared_oversize(headers)?;
+        let _slots = self.enter(webhook_id, client)?;
+        let body = self.read_body(body).await?;
         let received_at = Utc::now();
-        verify(&entry, headers, &body, received_at, &self.limits)?;
+        let verified = verify(&entry, headers, &body, received_at, &self.limits)?;
         if entry.scheme == Scheme::Slack
             && let Some(challenge) = provider::slack_challenge(&body)
         {
@@ -272,8 +298,16 @@ impl Ingest {
             &body,
         );
         let message_id = identity.message_id.clone().unwrap_or_else(|| key.to_hex());
-        let in_flight = match self.replay.begin(key) {
-            Ok(guard) => guard,
+        let in_flight = self.begin_unless_repeat(
+            key,
+            // Nothing signed dates the request, and its id is not signed either.
+            verified
+                .timestamp
+                .is_none()
+                .then(|| ReplayKey::of_body(webhook_id, &body)),
+        );
+        let in_flight = match in_flight {
+            Ok(guards) => guards,
             Err(Seen::Accepted) => {
                 self.metrics.replays.inc();
                 return Ok(Accepted::Repeat { message_id });
@@ -332,18 +366,73 @@ impl Ingest {
         }
         match produced {
             Ok(()) => {
-                in_flight.accepted();
+                for guard in in_flight {
+                    guard.accepted();
+                }
                 Ok(Accepted::Stored { message_id })
             }
             Err(ProduceError::Fatal(reason)) => {
                 tracing::error!(%reason, "the Kafka producer failed for good; shutting down");
-                let rejection =
-                    Rejection::KafkaUnavailable(format!("the producer failed: {reason}"));
+                let rejection = Rejection::KafkaUnavailable {
+                    detail: format!("the producer failed: {reason}"),
+                };
                 let _ = self.producer_failure.set(reason);
                 self.shutdown.trigger();
                 Err(rejection)
             }
-            Err(err) => Err(Rejection::KafkaUnavailable(err.to_string())),
+            Err(err) => Err(Rejection::KafkaUnavailable {
+                detail: err.to_string(),
+            }),
+        }
+    }
+
+    /// The client behind `peer`, from the forwarding header the trusted proxies write.
+    fn client(&self, peer: SocketAddr, headers: &HeaderMap) -> source::Client {
+        let header = self.limits.forwarding_header;
+        let chain = if self.limits.trusted_proxies.is_empty() {
+            Vec::new()
+        } else {
+            header.chain(headers.get_all(header.name()).iter().map(|v| v.as_bytes()))
+        };
+        source::client_address(peer.ip(), &chain, &self.limits.trusted_proxies)
+    }
+
+    /// A slot under the per-source, per-webhook and global caps, in that order, or the
+    /// rejection of the first that is full. Held until the request is answered.
+    fn enter(&self, webhook_id: &str, client: source::Client) -> Result<Slots<'_>, Rejection> {
+        let shed = |cap: &'static str, rejection: Rejection| {
+            self.metrics.shed.get_or_create(&ShedLabels { cap }).inc();
+            rejection
+        };
+        let source = self
+            .source_caps
+            .enter(concurrency::source_key(client.accountable()))
+            .ok_or_else(|| shed("source", Rejection::SourceOverloaded))?;
+        let webhook = self
+            .webhook_caps
+            .enter(webhook_id.to_owned())
+            .ok_or_else(|| shed("webhook", Rejection::WebhookOverloaded))?;
+        let global = InFlight::enter(self).ok_or_else(|| shed("global", Rejection::Overloaded))?;
+        Ok(Slots {
+            _global: global,
+            _webhook: webhook,
+            _source: source,
+        })
+    }
+
+    /// Marks `key` (and `body_key`, for schemes whose id is not signed) in flight, or
+    /// says how either was seen: accepted before, or being produced now.
+    fn begin_unless_repeat(
+        &self,
+        key: ReplayKey,
+        body_key: Option<ReplayKey>,
+    ) -> Result<Vec<InFlightGuard>, Seen> {
+        let by_id = self.replay.begin(key)?;
+        match body_key.map(|body_key| self.body_repeats.begin(body_key)) {
+            None => Ok(vec![by_id]),
+            Some(Ok(by_body)) => Ok(vec![by_id, by_body]),
+            // The id's guard drops here: that id was not stored.
+            Some(Err(seen)) => Err(seen),
         }
     }
 
@@ -355,6 +444,13 @@ impl Ingest {
                 .unmet()
                 .contains_key(registry::READINESS_CONDITION)
         {
+            if self.unknown_ids.recently_checked(webhook_id) {
+                return Err(Rejection::UnknownWebhook);
+            }
+            let _catching_up = self
+                .catch_ups
+                .try_acquire()
+                .map_err(|_| Rejection::RegistryLoading)?;
             // Published a moment ago, perhaps: an id is unknown only once this replica
             // has read every registry record the broker had when the request came.
             lookup = self
@@ -365,6 +461,9 @@ impl Ingest {
                     tracing::warn!(%err, "cannot tell whether the registry is current");
                     Rejection::RegistryLoading
                 })?;
+            if lookup == Lookup::Unknown {
+                self.unknown_ids.checked(webhook_id);
+            }
         }
         match lookup {
             Lookup::Active(entry) if entry.suspended => Err(Rejection::SuspendedWebhook),
@@ -382,21 +481,30 @@ impl Ingest {
         }
     }
 
-    /// Reads the body, refusing it as soon as it is known to be too large: from its
-    /// `Content-Length`, or while reading one without.
-    async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<Bytes, Rejection> {
+    /// 413 for a body whose `Content-Length` is over the limit, before reading it.
+    fn refuse_declared_oversize(&self, headers: &HeaderMap) -> Result<(), Rejection> {
         let limit = self.limits.max_body_bytes;
-        let too_large = Rejection::BodyTooLarge { limit };
         let declared = header_text(headers, header::CONTENT_LENGTH.as_str())
             .and_then(|length| length.parse::<u64>().ok());
         if declared.is_some_and(|length| length > limit) {
-            return Err(too_large);
+            return Err(Rejection::BodyTooLarge { limit });
         }
+        Ok(())
+    }
+
+    /// Reads the body, refusing it once it is over the limit, or once the read
+    /// deadline (for the whole body, however the bytes trickle in) has passed.
+    async fn read_body(&self, body: Body) -> Result<Bytes, Rejection> {
+        let limit = self.limits.max_body_bytes;
         let limited = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
         match tokio::time::timeout(self.limits.body_read_timeout, limited.collect()).await {
             Err(_) => Err(Rejection::BodyTimeout(self.limits.body_read_timeout)),
-            Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => Err(too_large),
-            Ok(Err(err)) => Err(Rejection::BodyRead(err.to_string())),
+            Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => {
+                Err(Rejection::BodyTooLarge { limit })
+            }
+            Ok(Err(err)) => Err(Rejection::BodyRead {
+                detail: err.to_string(),
+            }),
             Ok(Ok(collected)) => Ok(collected.to_bytes()),
         }
     }
@@ -411,12 +519,13 @@ impl Ingest {
             self.metrics
                 .count_verification_failure(&self.registry, webhook_id, reason);
         }
+        let detail = rejection.detail().unwrap_or_default();
         match rejection {
-            Rejection::KafkaUnavailable(_) | Rejection::SecretUnusable => {
-                tracing::warn!(webhook_id, %rejection, "event not stored");
+            Rejection::KafkaUnavailable { .. } | Rejection::SecretUnusable => {
+                tracing::warn!(webhook_id, %rejection, detail, "event not stored");
             }
             _ => {
-                tracing::debug!(webhook_id, %peer, code = rejection.code(), %rejection, "request refused")
+                tracing::debug!(webhook_id, %peer, code = rejection.code(), %rejection, detail, "request refused")
             }
         }
     }
@@ -505,7 +614,8 @@ pub(crate) mod tests {
             max_body_bytes: 1024,
             body_read_timeout: Duration::from_secs(1),
             timestamp_tolerance: signature::DEFAULT_TOLERANCE,
-            trusted_proxies: Vec::new(),
+            trusted_proxies: TrustedProxies::default(),
+            forwarding_header: ForwardingHeader::default(),
         }
     }
 
@@ -560,5 +670,37 @@ pub(crate) mod tests {
         assert!(matches!(stale, Err(Rejection::StaleTimestamp(_))));
         let tampered = verify(&entry, &signed(secret, now, b"x"), b"y", now, &limits());
         assert!(matches!(tampered, Err(Rejection::BadSignature(_))));
+    }
+
+    #[test]
+    fn github_shopify_and_legacy_hex_verify_without_a_signed_timestamp() {
+        // Such requests are also keyed by body for repeats (`repeats`).
+        let now = Utc::now();
+        let body = b"{}";
+        for (scheme, secret, dated) in [
+            (
+                Scheme::Standard,
+                "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+                true,
+            ),
+            (Scheme::Stripe, "whsec_stripe-test", true),
+            (Scheme::Slack, "slack-signing-secret", true),
+            (Scheme::Github, "github-secret", false),
+            (Scheme::Shopify, "shopify-secret", false),
+            (Scheme::LegacyHex, "legacy-secret", false),
+        ] {
+            let key = SigningSecret::parse(scheme, secret).unwrap();
+            let mut headers = HeaderMap::new();
+            for (name, value) in sign(scheme, &[key], "msg_1", now, body).unwrap() {
+                headers.insert(name, value.parse().unwrap());
+            }
+            let mut webhook = entry(vec![RegistrySecret {
+                value: secret.into(),
+                expires_at: None,
+            }]);
+            webhook.scheme = scheme;
+            let verified = verify(&webhook, &headers, body, now, &limits()).unwrap();
+            assert_eq!(verified.timestamp.is_some(), dated, "{scheme:?}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The HTTP edge: verify, rate-limit, produce to Kafka, answer only after Kafka has the event.
 #![forbid(unsafe_code)]
 
+pub mod concurrency;
 pub mod config;
 pub mod ingest;
 pub mod metrics;
@@ -10,3 +11,4 @@ pub mod rejection;
 pub mod repeats;
 pub mod server;
 pub mod service;
+pub mod unknown_ids;

@@ -36,6 +36,15 @@ pub struct Metrics {
     pub replays: Counter,
     pub replay_cache_entries: Gauge,
     pub replay_cache_evictions: Counter,
+    pub body_repeat_cache_entries: Gauge,
+    pub body_repeat_cache_evictions: Counter,
+    /// Requests shed, by which cap: `global`, `webhook` or `source`.
+    pub shed: Family<ShedLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShedLabels {
+    pub cap: &'static str,
 }
 
 impl Metrics {
@@ -53,6 +62,9 @@ impl Metrics {
             replays: Counter::default(),
             replay_cache_entries: Gauge::default(),
             replay_cache_evictions: Counter::default(),
+            body_repeat_cache_entries: Gauge::default(),
+            body_repeat_cache_evictions: Counter::default(),
+            shed: Family::default(),
         };
         registry.register(
             "requests",
@@ -93,6 +105,21 @@ impl Metrics {
             "replay_cache_evictions",
             "Message ids forgotten before the tolerance window ended, for lack of capacity",
             metrics.replay_cache_evictions.clone(),
+        );
+        registry.register(
+            "body_repeat_cache_entries",
+            "Body digests remembered for repeat detection of schemes whose delivery id is not signed",
+            metrics.body_repeat_cache_entries.clone(),
+        );
+        registry.register(
+            "body_repeat_cache_evictions",
+            "Body digests forgotten before the unsigned-id repeat window ended, for lack of capacity",
+            metrics.body_repeat_cache_evictions.clone(),
+        );
+        registry.register(
+            "requests_shed",
+            "Requests refused for lack of a concurrency slot, by cap (global, webhook, source)",
+            metrics.shed.clone(),
         );
         metrics
     }

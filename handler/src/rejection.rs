@@ -1,6 +1,7 @@
 //! Why a webhook request was not accepted, and the HTTP answer for each reason: a
 //! status, a JSON body naming the check that failed, and `Retry-After` where a retry
-//! can succeed. Nothing here carries a secret or a signature.
+//! can succeed. Nothing here carries a secret or a signature, and no message carries a
+//! library's text (a broker's or HTTP library's error goes to the log, via `detail`).
 
 use std::time::Duration;
 
@@ -36,8 +37,8 @@ pub enum Rejection {
     BodyTooLarge { limit: u64 },
     #[error("the body was not received within {0:?}")]
     BodyTimeout(Duration),
-    #[error("cannot read the body: {0}")]
-    BodyRead(String),
+    #[error("the body could not be read")]
+    BodyRead { detail: String },
     #[error("the source address is outside this webhook's allowed source ranges")]
     SourceNotAllowed,
     #[error("{0}")]
@@ -48,10 +49,14 @@ pub enum Rejection {
     RateLimited { retry_after: Duration },
     #[error("too many requests in progress")]
     Overloaded,
+    #[error("too many requests in progress for this webhook")]
+    WebhookOverloaded,
+    #[error("too many requests in progress from this source address")]
+    SourceOverloaded,
     #[error("a request with this message id is being stored right now")]
     DuplicateInFlight,
-    #[error("the event could not be stored: {0}")]
-    KafkaUnavailable(String),
+    #[error("the event could not be stored right now; retry later")]
+    KafkaUnavailable { detail: String },
 }
 
 impl Rejection {
@@ -69,15 +74,16 @@ impl Rejection {
             Self::DeletedWebhook => StatusCode::GONE,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            Self::BodyRead(_) => StatusCode::BAD_REQUEST,
+            Self::BodyRead { .. } => StatusCode::BAD_REQUEST,
             Self::SourceNotAllowed => StatusCode::FORBIDDEN,
             Self::BadSignature(_) | Self::StaleTimestamp(_) => StatusCode::UNAUTHORIZED,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::SourceOverloaded => StatusCode::TOO_MANY_REQUESTS,
             Self::RegistryLoading
             | Self::SecretUnusable
             | Self::Overloaded
+            | Self::WebhookOverloaded
             | Self::DuplicateInFlight
-            | Self::KafkaUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            | Self::KafkaUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -91,14 +97,24 @@ impl Rejection {
             Self::SecretUnusable => "secret_unusable",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::BodyTimeout(_) => "body_timeout",
-            Self::BodyRead(_) => "body_unreadable",
+            Self::BodyRead { .. } => "body_unreadable",
             Self::SourceNotAllowed => "source_not_allowed",
             Self::BadSignature(_) => "invalid_signature",
             Self::StaleTimestamp(_) => "timestamp_out_of_tolerance",
             Self::RateLimited { .. } => "rate_limited",
             Self::Overloaded => "overloaded",
+            Self::WebhookOverloaded => "webhook_overloaded",
+            Self::SourceOverloaded => "source_overloaded",
             Self::DuplicateInFlight => "duplicate_in_flight",
-            Self::KafkaUnavailable(_) => "kafka_unavailable",
+            Self::KafkaUnavailable { .. } => "kafka_unavailable",
+        }
+    }
+
+    /// What went wrong below Hookline (a library's error text), for the log only.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            Self::BodyRead { detail } | Self::KafkaUnavailable { detail } => Some(detail),
+            _ => None,
         }
     }
 
@@ -106,8 +122,12 @@ impl Rejection {
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
             Self::RateLimited { retry_after } => Some(retry_after_secs(*retry_after)),
-            Self::RegistryLoading | Self::Overloaded | Self::DuplicateInFlight => Some(1),
-            Self::KafkaUnavailable(_) => Some(5),
+            Self::RegistryLoading
+            | Self::Overloaded
+            | Self::WebhookOverloaded
+            | Self::SourceOverloaded
+            | Self::DuplicateInFlight => Some(1),
+            Self::KafkaUnavailable { .. } => Some(5),
             Self::SecretUnusable => Some(30),
             _ => None,
         }
@@ -157,11 +177,46 @@ mod tests {
         .into_response();
         assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(limited.headers()[header::RETRY_AFTER], "2");
-        let down = Rejection::KafkaUnavailable("broker down".into()).into_response();
+        let down = Rejection::KafkaUnavailable {
+            detail: "broker down".into(),
+        }
+        .into_response();
         assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(down.headers().contains_key(header::RETRY_AFTER));
+        for shed in [Rejection::WebhookOverloaded, Rejection::SourceOverloaded] {
+            assert!(
+                shed.into_response()
+                    .headers()
+                    .contains_key(header::RETRY_AFTER)
+            );
+        }
         let gone = Rejection::DeletedWebhook.into_response();
         assert_eq!(gone.status(), StatusCode::GONE);
         assert!(!gone.headers().contains_key(header::RETRY_AFTER));
+    }
+
+    #[tokio::test]
+    async fn library_text_stays_out_of_the_body() {
+        let library_text =
+            "KafkaError (Message production error: MessageTimedOut (Local: Message timed out))";
+        for rejection in [
+            Rejection::KafkaUnavailable {
+                detail: library_text.into(),
+            },
+            Rejection::BodyRead {
+                detail: library_text.into(),
+            },
+        ] {
+            assert_eq!(rejection.detail(), Some(library_text));
+            let response = rejection.into_response();
+            let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+                .await
+                .unwrap();
+            let body = String::from_utf8_lossy(&body);
+            assert!(
+                !body.contains("Kafka") && !body.contains("timed out"),
+                "{body}"
+            );
+        }
     }
 }

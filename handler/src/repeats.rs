@@ -1,6 +1,17 @@
 //! Replay detection: a message already accepted inside the tolerance window is
 //! acknowledged again without being produced twice (senders retry after timeouts).
 //!
+//! GitHub, Shopify and legacy hex sign neither a timestamp nor the delivery id, so a
+//! captured request verifies for ever and its id can be changed at will. For a request
+//! verified without a signed timestamp (theirs), the body's digest is a second key, remembered for the longer unsigned-id window: the
+//! same body under a new delivery id is a repeat too. (Two distinct events with
+//! byte-identical bodies inside the window would be taken for one; their bodies carry
+//! ids and timestamps of their own, so real events differ.)
+//!
+//! The caches are per replica: behind N replicas, a repeat that lands on another
+//! replica than the first is produced again (the consumer's unique message id stores
+//! a same-id repeat once; a new-id body repeat is stored once per replica it reaches).
+//!
 //! Memory is bounded: entries expire after the window, and past `capacity` the
 //! oldest accepted entries are forgotten first (counted, so an operator sees when
 //! the window is effectively shorter than the tolerance).
@@ -44,6 +55,11 @@ impl ReplayKey {
                 hash.update(body);
             }
         }
+        Self::from_digest(hash)
+    }
+
+    /// The first 16 bytes of the digest: collisions stay out of reach, the cache small.
+    fn from_digest(hash: Sha256) -> Self {
         let digest = hash.finalize();
         let mut key = [0; 16];
         key.copy_from_slice(&digest[..16]);
@@ -54,6 +70,17 @@ impl ReplayKey {
     /// repeat gets the same id downstream).
     pub fn to_hex(self) -> String {
         self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl ReplayKey {
+    /// The key of `body` accepted for `webhook_id`, whatever its delivery id.
+    pub fn of_body(webhook_id: &str, body: &[u8]) -> Self {
+        let mut hash = Sha256::new();
+        hash.update(webhook_id.as_bytes());
+        hash.update(b"\0body\0");
+        hash.update(body);
+        Self::from_digest(hash)
     }
 }
 
@@ -339,5 +366,32 @@ mod tests {
         assert_eq!((entries.get(), evictions.get()), (1, 0));
         cache.begin(key(8)).unwrap().accepted();
         assert_eq!((entries.get(), evictions.get()), (1, 1));
+    }
+
+    #[test]
+    fn a_body_under_a_new_delivery_id_has_the_same_body_key() {
+        let body = br#"{"action":"opened"}"#;
+        let mut cache = ReplayCache::new(Duration::from_secs(86_400), 10);
+        let now = Instant::now();
+        let first = ReplayKey::of_body("wh-a", body);
+        assert_eq!(cache.begin(first, now), Seen::New);
+        cache.accepted(first, now);
+        // A new delivery id changes the id key, not the body key.
+        assert_ne!(
+            ReplayKey::of("wh-a", Some("delivery-1"), b"sig", body),
+            ReplayKey::of("wh-a", Some("delivery-2"), b"sig", body)
+        );
+        let again = ReplayKey::of_body("wh-a", body);
+        assert_eq!(
+            cache.begin(again, now + Duration::from_secs(3_600)),
+            Seen::Accepted
+        );
+        assert_ne!(again, ReplayKey::of_body("wh-b", body), "per webhook");
+        assert_ne!(again, ReplayKey::of_body("wh-a", b"{}"));
+        assert_ne!(
+            again,
+            ReplayKey::of("wh-a", None, b"", body),
+            "apart from the signature-and-body key"
+        );
     }
 }

@@ -12,6 +12,7 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::concurrency::KeyedCap;
 use crate::config::Config;
 use crate::ingest::{self, Ingest, Limits};
 use crate::metrics::Metrics;
@@ -19,6 +20,7 @@ use crate::produce::{EventProducer, ProducerSetupError};
 use crate::rate_limit::SharedRateLimiter;
 use crate::repeats::SharedReplayCache;
 use crate::server::{self, ServerLimits};
+use crate::unknown_ids::UnknownIds;
 
 #[derive(Debug, Error)]
 pub enum ServiceError {
@@ -40,22 +42,25 @@ pub enum ServiceError {
     ProducerFailed(String),
 }
 
-/// Listens on the configured address and serves until SIGTERM or Ctrl-C.
+/// Listens on the configured addresses and serves until SIGTERM or Ctrl-C.
 pub async fn run(config: Config) -> Result<(), ServiceError> {
-    let listener = TcpListener::bind(config.listen_addr)
-        .await
-        .map_err(|source| ServiceError::Bind {
-            addr: config.listen_addr,
-            source,
-        })?;
-    serve(listener, config, Shutdown::on_signal()).await
+    let bind = |addr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServiceError::Bind { addr, source })
+    };
+    let listener = bind(config.listen_addr).await?;
+    let ops_listener = bind(config.ops.ops_addr).await?;
+    serve(listener, ops_listener, config, Shutdown::on_signal()).await
 }
 
-/// Serves the webhook endpoint and /healthz, /readyz, /metrics on `listener` until
+/// Serves the webhook endpoint on `listener`, and /healthz, /readyz, /metrics on
+/// `ops_listener` (so they are never on the port the Ingress exposes), until
 /// `shutdown`: then stops accepting, finishes in-flight requests, and flushes the
 /// producer. Ready once the registry is loaded and Kafka answers.
 pub async fn serve(
     listener: TcpListener,
+    ops_listener: TcpListener,
     config: Config,
     shutdown: Shutdown,
 ) -> Result<(), ServiceError> {
@@ -114,24 +119,46 @@ pub async fn serve(
             metrics.replay_cache_entries.clone(),
             metrics.replay_cache_evictions.clone(),
         ),
+        body_repeats: SharedReplayCache::new(
+            config.unsigned_id_repeat_window,
+            config.replay_cache_capacity as usize,
+            metrics.body_repeat_cache_entries.clone(),
+            metrics.body_repeat_cache_evictions.clone(),
+        ),
         rate_limiter,
         metrics,
         limits: Limits {
             max_body_bytes: config.max_body_bytes,
             body_read_timeout: config.body_read_timeout,
             timestamp_tolerance: config.timestamp_tolerance,
-            trusted_proxies: config.trusted_proxies.clone(),
+            trusted_proxies: config.trusted_proxies(),
+            forwarding_header: config.forwarding_header,
         },
         permits: Semaphore::new(config.max_concurrent_requests as usize),
+        webhook_caps: KeyedCap::new(
+            config
+                .max_concurrent_requests_per_webhook
+                .min(config.max_concurrent_requests),
+        ),
+        source_caps: KeyedCap::new(
+            config
+                .max_concurrent_requests_per_source
+                .min(config.max_concurrent_requests),
+        ),
+        unknown_ids: UnknownIds::new(config.unknown_webhook_recheck_interval),
+        catch_ups: Semaphore::new(ingest::CONCURRENT_CATCH_UPS),
         shutdown: shutdown.clone(),
         producer_failure: std::sync::OnceLock::new(),
     });
-    let router =
-        ops::router(readiness, Arc::new(metrics_registry)).merge(ingest::router(ingest.clone()));
+    let ops_server = tokio::spawn(ops::serve_on(
+        ops_listener,
+        ops::router(readiness, Arc::new(metrics_registry)),
+        shutdown.clone(),
+    ));
     tracing::info!(addr = ?listener.local_addr().ok(), events_topic = %config.events_topic, registry_topic = %config.registry_topic, "serving webhooks");
     server::serve(
         listener,
-        router,
+        ingest::router(ingest.clone()),
         ServerLimits {
             header_read_timeout: config.header_read_timeout,
             shutdown_grace: config.shutdown_grace,
@@ -140,6 +167,9 @@ pub async fn serve(
     )
     .await;
 
+    if let Ok(Err(err)) = ops_server.await {
+        tracing::warn!(%err, "the ops endpoints stopped with an error");
+    }
     if let Err(err) = producer.flush(config.produce_timeout).await {
         tracing::warn!(%err, "events still queued at exit were not acknowledged");
     }

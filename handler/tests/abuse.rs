@@ -104,7 +104,16 @@ async fn hostile_requests_get_their_status_and_a_valid_sender_is_served_througho
         Handler::start(
             &bootstrap(),
             &[victim.clone(), other.clone(), steady.clone()],
-            &["--header-read-timeout", "2s", "--body-read-timeout", "2s"],
+            // Every sender here is loopback, the valid one too: the per-source cap
+            // would shed the burst of forgeries (slow_senders.rs tests the caps).
+            &[
+                "--header-read-timeout",
+                "2s",
+                "--body-read-timeout",
+                "2s",
+                "--max-concurrent-requests-per-source",
+                "1024",
+            ],
         )
         .await,
     );

@@ -34,6 +34,25 @@ fn help_documents_flags_and_their_environment_variables() {
             ("--produce-timeout", "HANDLER_PRODUCE_TIMEOUT"),
             ("--replay-cache-capacity", "HANDLER_REPLAY_CACHE_CAPACITY"),
             ("--trusted-proxies", "HANDLER_TRUSTED_PROXIES"),
+            ("--trusted-proxy-hops", "HANDLER_TRUSTED_PROXY_HOPS"),
+            ("--forwarding-header", "HANDLER_FORWARDING_HEADER"),
+            ("--ops-addr", "HOOKLINE_OPS_ADDR"),
+            (
+                "--max-concurrent-requests-per-webhook",
+                "HANDLER_MAX_CONCURRENT_REQUESTS_PER_WEBHOOK",
+            ),
+            (
+                "--max-concurrent-requests-per-source",
+                "HANDLER_MAX_CONCURRENT_REQUESTS_PER_SOURCE",
+            ),
+            (
+                "--unknown-webhook-recheck-interval",
+                "HANDLER_UNKNOWN_WEBHOOK_RECHECK_INTERVAL",
+            ),
+            (
+                "--unsigned-id-repeat-window",
+                "HANDLER_UNSIGNED_ID_REPEAT_WINDOW",
+            ),
             ("--shutdown-grace", "HANDLER_SHUTDOWN_GRACE"),
         ],
     );

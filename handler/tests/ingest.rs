@@ -556,9 +556,10 @@ async fn slow_senders_are_cut_off_and_excess_requests_are_shed() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
+    // Every cap is 1 here; the per-source one (the same loopback) is met first.
     let shed = handler.post(&open.webhook_id, &request, body).await;
-    assert_eq!(shed.status, 503, "{}", shed.text());
-    assert_eq!(shed.error(), "overloaded");
+    assert_eq!(shed.status, 429, "{}", shed.text());
+    assert_eq!(shed.error(), "source_overloaded");
     assert!(shed.headers.contains_key("retry-after"));
     let timed_out = support::read_response(&mut slow).await.unwrap();
     assert_eq!(timed_out.status, 408, "{}", timed_out.text());
@@ -649,22 +650,178 @@ async fn behind_a_trusted_proxy_the_forwarded_client_address_is_checked() {
     let handler = Handler::start(
         &bootstrap(),
         std::slice::from_ref(&fenced),
-        &["--trusted-proxies", "127.0.0.1/32"],
+        &[
+            "--trusted-proxies",
+            "127.0.0.1/32",
+            "--body-read-timeout",
+            "10s",
+        ],
     )
     .await;
     let body = br#"{"event_id":"e1"}"#;
-    let send = |forwarded_for: &'static str| {
+    let send = |forwarded: Vec<(&'static str, &'static str)>| {
         let mut request = signed(Scheme::Standard, &secret, &message_id(), Utc::now(), body);
-        request.push(("x-forwarded-for", forwarded_for.into()));
+        request.extend(
+            forwarded
+                .into_iter()
+                .map(|(name, value)| (name, value.to_owned())),
+        );
         let handler = &handler;
         let id = fenced.webhook_id.clone();
         async move { handler.post(&id, &request, body).await.status }
     };
-    assert_eq!(send("10.1.2.3").await, 202, "client inside the range");
-    assert_eq!(send("198.51.100.7").await, 403, "client outside the range");
+    let xff = "x-forwarded-for";
+    assert_eq!(
+        send(vec![(xff, "10.1.2.3")]).await,
+        202,
+        "client inside the range"
+    );
+    assert_eq!(
+        send(vec![(xff, "198.51.100.7")]).await,
+        403,
+        "client outside the range"
+    );
     // A client cannot smuggle an allowed address in front of its own.
-    assert_eq!(send("10.1.2.3, 198.51.100.7").await, 403);
+    assert_eq!(send(vec![(xff, "10.1.2.3, 198.51.100.7")]).await, 403);
+    // Nor in a line of its own, before the line its proxy appended.
+    assert_eq!(
+        send(vec![(xff, "10.1.2.3"), (xff, "198.51.100.7")]).await,
+        403
+    );
+    // A hop naming nobody makes the client unknown, which no range admits.
+    assert_eq!(send(vec![(xff, "10.1.2.3, unknown")]).await, 403);
+    // Forwarded is not read unless configured: a client could send it past the proxy.
+    assert_eq!(
+        send(vec![("forwarded", "for=10.1.2.3"), (xff, "198.51.100.7")]).await,
+        403
+    );
+
+    // The source is refused from the headers: a body that never comes is not waited for.
+    let request = signed(Scheme::Standard, &secret, &message_id(), Utc::now(), body);
+    let mut raw = format!(
+        "POST /webhooks/{} HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 100\r\nX-Forwarded-For: 198.51.100.7\r\n",
+        fenced.webhook_id
+    );
+    for (name, value) in &request {
+        raw.push_str(&format!("{name}: {value}\r\n"));
+    }
+    raw.push_str("\r\n");
+    let started = std::time::Instant::now();
+    let refused = raw_exchange(&handler, raw.as_bytes()).await;
+    assert_eq!(refused.status, 403, "{}", refused.text());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered after {:?}: the body read timeout is 10 s",
+        started.elapsed()
+    );
     assert_eq!(handler.events(&fenced.webhook_id).await.len(), 1);
+    handler.stop().await;
+}
+
+#[tokio::test]
+async fn with_forwarded_configured_its_for_chain_names_the_client() {
+    let (mut fenced, secret) = entry(Scheme::Standard);
+    fenced.allowed_source_ranges = vec!["10.0.0.0/8".into(), "2001:db8::/32".into()];
+    let handler = Handler::start(
+        &bootstrap(),
+        std::slice::from_ref(&fenced),
+        &[
+            "--trusted-proxy-hops",
+            "1",
+            "--forwarding-header",
+            "forwarded",
+        ],
+    )
+    .await;
+    let body = br#"{"event_id":"e1"}"#;
+    let send = |forwarded: Vec<&'static str>| {
+        let mut request = signed(Scheme::Standard, &secret, &message_id(), Utc::now(), body);
+        request.extend(
+            forwarded
+                .into_iter()
+                .map(|value| ("forwarded", value.to_owned())),
+        );
+        let handler = &handler;
+        let id = fenced.webhook_id.clone();
+        async move { handler.post(&id, &request, body).await.status }
+    };
+    assert_eq!(send(vec!["for=10.1.2.3;proto=https"]).await, 202);
+    assert_eq!(send(vec![r#"for="[2001:db8::7]:4711""#]).await, 202);
+    assert_eq!(send(vec!["for=198.51.100.7"]).await, 403);
+    // The proxy (one hop) appended its element after the client's forged one.
+    assert_eq!(send(vec!["for=10.1.2.3", "for=198.51.100.7"]).await, 403);
+    assert_eq!(send(vec!["for=10.1.2.3, for=198.51.100.7"]).await, 403);
+    assert_eq!(send(vec!["for=_hidden"]).await, 403);
+    assert_eq!(send(vec!["for=unknown"]).await, 403);
+    assert_eq!(handler.events(&fenced.webhook_id).await.len(), 2);
+    handler.stop().await;
+}
+
+#[tokio::test]
+async fn a_captured_body_under_a_new_delivery_id_is_a_repeat() {
+    let (github, github_secret) = entry(Scheme::Github);
+    let (shopify, shopify_secret) = entry(Scheme::Shopify);
+    let handler = Handler::start(&bootstrap(), &[github.clone(), shopify.clone()], &[]).await;
+    let body = br#"{"action":"opened","number":7}"#;
+    for (webhook, secret, delivery_header) in [
+        (&github, &github_secret, "x-github-delivery"),
+        (&shopify, &shopify_secret, "x-shopify-webhook-id"),
+    ] {
+        let captured = signed(webhook.scheme, secret, &message_id(), Utc::now(), body);
+        let first = handler.post(&webhook.webhook_id, &captured, body).await;
+        assert_eq!(first.status, 202, "{}", first.text());
+        assert_eq!(first.json()["status"], "accepted");
+        // The attacker's copy: same body and signature, a delivery id of its own.
+        let replayed: Vec<(&str, String)> = captured
+            .iter()
+            .map(|(name, value)| {
+                let value = if name.eq_ignore_ascii_case(delivery_header) {
+                    message_id()
+                } else {
+                    value.clone()
+                };
+                (*name, value)
+            })
+            .collect();
+        assert_ne!(replayed, captured, "{delivery_header} was replaced");
+        let again = handler.post(&webhook.webhook_id, &replayed, body).await;
+        assert_eq!(again.status, 202, "{}", again.text());
+        assert_eq!(again.json()["status"], "duplicate", "{}", webhook.scheme);
+        assert_eq!(handler.events(&webhook.webhook_id).await.len(), 1);
+    }
+    let metrics = handler.metrics().await;
+    assert!(
+        metrics.contains("hookline_handler_body_repeat_cache_entries 2"),
+        "{metrics}"
+    );
+    handler.stop().await;
+}
+
+#[tokio::test]
+async fn the_ops_endpoints_are_on_the_ops_port_only() {
+    let (open, secret) = entry(Scheme::Standard);
+    let handler = Handler::start(&bootstrap(), std::slice::from_ref(&open), &[]).await;
+    for path in ["/metrics", "/readyz", "/healthz"] {
+        let public = handler.request("GET", path, &[], b"").await.unwrap();
+        assert_eq!(public.status, 404, "{path} on the webhook port");
+        let ops = handler.ops_get(path).await.unwrap();
+        assert_eq!(ops.status, 200, "{path} on the ops port");
+    }
+    assert!(handler.metrics().await.contains("hookline_ready 1"));
+    // The webhook port serves webhooks, and the ops port does not.
+    assert_eq!(
+        handler
+            .post_signed(&open.webhook_id, &secret)
+            .await
+            .0
+            .status,
+        202
+    );
+    let path = format!("/webhooks/{}", open.webhook_id);
+    let on_ops = support::exchange(handler.ops_addr, "POST", &path, &[], b"")
+        .await
+        .unwrap();
+    assert_eq!(on_ops.status, 404);
     handler.stop().await;
 }
 

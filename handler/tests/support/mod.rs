@@ -39,7 +39,10 @@ pub fn stack_kafka() -> KafkaConnection {
 
 /// A handler serving on loopback, with a registry and an events topic of its own.
 pub struct Handler {
+    /// The webhook port.
     pub addr: SocketAddr,
+    /// The ops port: /healthz, /readyz, /metrics.
+    pub ops_addr: SocketAddr,
     pub kafka: KafkaConnection,
     /// Its registry keyring directory (holding [`KEYRING`] at start).
     pub keys_dir: PathBuf,
@@ -87,6 +90,8 @@ impl Handler {
         }
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
+        let ops_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind ops");
+        let ops_addr = ops_listener.local_addr().expect("ops local addr");
         let keys_dir = hookline_testkit::registry_keys_dir(KEY_ID, &[(KEY_ID, KEY.as_str())]);
         let mut args = vec!["hookline-handler".to_owned()];
         args.extend(bootstrap.cli_args());
@@ -105,11 +110,13 @@ impl Handler {
         let shutdown = Shutdown::new();
         let task = tokio::spawn(hookline_handler::service::serve(
             listener,
+            ops_listener,
             config,
             shutdown.clone(),
         ));
         let handler = Self {
             addr,
+            ops_addr,
             kafka: bootstrap.clone(),
             keys_dir,
             registry_topic,
@@ -123,7 +130,7 @@ impl Handler {
 
     pub async fn wait_ready(&self) {
         hookline_testkit::eventually("the handler ready", TIMEOUT, || async {
-            let response = self.request("GET", "/readyz", &[], b"").await.ok()?;
+            let response = self.ops_get("/readyz").await.ok()?;
             (response.status == 200).then_some(())
         })
         .await;
@@ -160,7 +167,7 @@ impl Handler {
         )
     }
 
-    /// One request on a new connection (`Connection: close`).
+    /// One request to the webhook port on a new connection (`Connection: close`).
     pub async fn request(
         &self,
         method: &str,
@@ -168,23 +175,16 @@ impl Handler {
         headers: &[(&str, String)],
         body: &[u8],
     ) -> std::io::Result<Response> {
-        let mut stream = TcpStream::connect(self.addr).await?;
-        let mut head =
-            format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).await?;
-        stream.write_all(body).await?;
-        read_response(&mut stream).await
+        exchange(self.addr, method, path, headers, body).await
+    }
+
+    /// A GET to the ops port.
+    pub async fn ops_get(&self, path: &str) -> std::io::Result<Response> {
+        exchange(self.ops_addr, "GET", path, &[], b"").await
     }
 
     pub async fn metrics(&self) -> String {
-        let response = self
-            .request("GET", "/metrics", &[], b"")
-            .await
-            .expect("GET /metrics");
+        let response = self.ops_get("/metrics").await.expect("GET /metrics");
         assert_eq!(response.status, 200);
         response.text()
     }
@@ -203,6 +203,25 @@ impl Handler {
             .expect("handler task")
             .expect("handler ran cleanly");
     }
+}
+
+/// One request to `addr` on a new connection (`Connection: close`).
+pub async fn exchange(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> std::io::Result<Response> {
+    let mut stream = TcpStream::connect(addr).await?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await?;
+    read_response(&mut stream).await
 }
 
 /// An HTTP answer.
@@ -289,6 +308,13 @@ pub struct Event {
     pub headers: HashMap<String, String>,
 }
 
+/// A registry version above every one this test binary published before, so each
+/// publication supersedes the last (followers refuse older versions).
+pub fn next_version() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Publishes `entry` sealed with [`KEYRING`].
 pub async fn publish(bootstrap: &KafkaConnection, topic: &str, entry: &RegistryEntry) {
     publish_sealed(bootstrap, topic, entry, &KEYRING).await;
@@ -303,7 +329,7 @@ pub async fn publish_sealed(
     let producer: FutureProducer = client_config(bootstrap, "handler-test-registry-writer")
         .create()
         .expect("producer");
-    let value = registry::encode(entry, 0, keyring);
+    let value = registry::encode(entry, next_version(), keyring);
     producer
         .send(
             FutureRecord::to(topic)
