@@ -13,6 +13,11 @@
 //! a keyholder sealed count): a leader taking over has read everything the previous one
 //! published before the Lease let it act.
 //!
+//! A replay is refused by every reader, but it is the newest record of its key, and
+//! compaction keeps only that one: a reader starting after compaction would read the
+//! replay alone. So the leader publishes again, with a new version, the record a
+//! replay tried to roll back ([`RegistryPublisher::reassert_after_replays`]).
+//!
 //! Deletions are never Kafka's null tombstone: compaction drops a tombstone after
 //! `delete.retention.ms`, and a reader starting after that would not know the id was
 //! deleted, so a replayed older entry would revive it. A deletion record is an
@@ -25,7 +30,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use hookline_core::kafka::{KafkaConnection, reliable_producer_config};
-use hookline_core::registry::{self, Keyring, RegistryEntry, RegistryView};
+use hookline_core::registry::{self, Keyring, Lookup, RegistryEntry, RegistryView};
 use hookline_core::shutdown::Shutdown;
 use prometheus_client::metrics::gauge::Gauge;
 use rdkafka::error::KafkaError;
@@ -120,47 +125,123 @@ impl RegistryPublisher {
     }
 
     async fn send(&self, entry: &RegistryEntry, keyring: &Keyring) -> Result<(), PublishError> {
-        // The lock is not held while Kafka acknowledges: held, it made every publish
-        // wait for the one before (a cold start of 1,000 Webhooks took 48 s with 100
-        // reconciles at once). The controller never reconciles one Webhook twice at
-        // once, so two sends of the same webhook id do not race.
-        let version = self.next_version(&entry.webhook_id).await;
-        let value = registry::encode(entry, version, keyring);
-        self.producer
-            .send(
-                FutureRecord::to(&self.topic)
-                    .key(&entry.webhook_id)
-                    .payload(&value),
-                DELIVERY_TIMEOUT,
-            )
+        self.send_entry(entry, keyring, Claim::Always)
             .await
-            .map_err(|(source, _)| PublishError::NotAcknowledged {
-                webhook_id: entry.webhook_id.clone(),
-                source,
-            })?;
-        let mut state = self.state.lock().await;
-        state.published.insert(
-            entry.webhook_id.clone(),
-            Published {
-                entry: entry.clone(),
-                key_id: keyring.primary_id().to_owned(),
-            },
-        );
-        self.count_old_key(&state.published);
+            .map(drop)
+    }
+
+    /// Sends `entry` under a new version, if `claim` allows; returns whether it did.
+    async fn send_entry(
+        &self,
+        entry: &RegistryEntry,
+        keyring: &Keyring,
+        claim: Claim,
+    ) -> Result<bool, PublishError> {
+        let sent = self
+            .produce(&entry.webhook_id, claim, |version| {
+                registry::encode(entry, version, keyring)
+            })
+            .await?;
+        if sent {
+            let mut state = self.state.lock().await;
+            state.published.insert(
+                entry.webhook_id.clone(),
+                Published {
+                    entry: entry.clone(),
+                    key_id: keyring.primary_id().to_owned(),
+                },
+            );
+            self.count_old_key(&state.published);
+        }
+        Ok(sent)
+    }
+
+    /// Sends the deletion of `webhook_id` under a new version, if `claim` allows.
+    async fn send_deletion(&self, webhook_id: &str, claim: Claim) -> Result<(), PublishError> {
+        let keyring = self.keys.borrow().clone();
+        let sent = self
+            .produce(webhook_id, claim, |version| {
+                registry::encode_deletion(webhook_id, version, &keyring)
+            })
+            .await?;
+        if sent {
+            let mut state = self.state.lock().await;
+            state.published.remove(webhook_id);
+            self.count_old_key(&state.published);
+        }
         Ok(())
     }
 
-    /// Gives `webhook_id` its next version (see the module's comment).
-    async fn next_version(&self, webhook_id: &str) -> u64 {
-        let mut state = self.state.lock().await;
-        let held = self
-            .topic_view
-            .version(webhook_id)
-            .max(state.versions.get(webhook_id).copied())
-            .unwrap_or(0);
-        let version = next_version(held, registry::version_at(Utc::now()));
-        state.versions.insert(webhook_id.to_owned(), version);
-        version
+    /// Gives `webhook_id` its next version (see the module's comment) and hands the
+    /// record `value` makes of it to the producer, both under the lock: records of one
+    /// id reach the topic in the order of their versions, whoever sends them (a
+    /// reconcile, a re-seal, a reassertion), so none of them is refused as stale. The
+    /// lock is not held while Kafka acknowledges: held, it made every publish wait for
+    /// the one before (a cold start of 1,000 Webhooks took 48 s with 100 reconciles at
+    /// once).
+    async fn produce(
+        &self,
+        webhook_id: &str,
+        claim: Claim,
+        value: impl FnOnce(u64) -> Vec<u8>,
+    ) -> Result<bool, PublishError> {
+        let not_acknowledged = |source| PublishError::NotAcknowledged {
+            webhook_id: webhook_id.to_owned(),
+            source,
+        };
+        let delivery = {
+            let mut state = self.state.lock().await;
+            let held = self.topic_view.version(webhook_id);
+            let own = state.versions.get(webhook_id).copied();
+            // A record of this process newer than the one read back is on its way: it
+            // will be the newest record of the key, and may say something newer still.
+            if claim == Claim::UnlessOwnPending && own > held {
+                return Ok(false);
+            }
+            let version =
+                next_version(held.max(own).unwrap_or(0), registry::version_at(Utc::now()));
+            state.versions.insert(webhook_id.to_owned(), version);
+            let bytes = value(version);
+            self.producer
+                .send_result(
+                    FutureRecord::to(&self.topic)
+                        .key(webhook_id)
+                        .payload(&bytes),
+                )
+                .map_err(|(source, _)| not_acknowledged(source))?
+        };
+        match delivery.await {
+            Ok(Ok(_)) => Ok(true),
+            Ok(Err((source, _))) => Err(not_acknowledged(source)),
+            Err(_) => Err(not_acknowledged(KafkaError::Canceled)),
+        }
+    }
+
+    /// Publishes again, under a new version, the record the topic's readers hold for
+    /// each id a replay was refused for, until shutdown. The leader alone runs this.
+    pub async fn reassert_after_replays(self: Arc<Self>, shutdown: Shutdown) {
+        loop {
+            let ids = tokio::select! {
+                ids = self.topic_view.stale_ids() => ids,
+                () = shutdown.wait() => return,
+            };
+            for id in ids {
+                tracing::warn!(webhook_id = %id, "publishing the registry record again after a replay of an older one");
+                let sent = match self.topic_view.lookup(&id) {
+                    Lookup::Active(entry) => {
+                        let keyring = self.keys.borrow().clone();
+                        self.send_entry(&entry, &keyring, Claim::UnlessOwnPending)
+                            .await
+                            .map(drop)
+                    }
+                    Lookup::Deleted => self.send_deletion(&id, Claim::UnlessOwnPending).await,
+                    Lookup::Unknown => Ok(()),
+                };
+                if let Err(err) = sent {
+                    tracing::warn!(%err, "cannot publish a registry record again after a replay of an older one");
+                }
+            }
+        }
     }
 
     fn count_old_key(&self, published: &HashMap<String, Published>) {
@@ -227,26 +308,16 @@ impl RegistryPublisher {
 
     /// Sends the deletion record that tells readers the webhook is gone.
     pub async fn remove(&self, webhook_id: &str) -> Result<(), PublishError> {
-        let keyring = self.keys.borrow().clone();
-        let version = self.next_version(webhook_id).await;
-        let value = registry::encode_deletion(webhook_id, version, &keyring);
-        self.producer
-            .send(
-                FutureRecord::to(&self.topic)
-                    .key(webhook_id)
-                    .payload(&value),
-                DELIVERY_TIMEOUT,
-            )
-            .await
-            .map_err(|(source, _)| PublishError::NotAcknowledged {
-                webhook_id: webhook_id.to_owned(),
-                source,
-            })?;
-        let mut state = self.state.lock().await;
-        state.published.remove(webhook_id);
-        self.count_old_key(&state.published);
-        Ok(())
+        self.send_deletion(webhook_id, Claim::Always).await
     }
+}
+
+/// Whether a send takes a new version whatever else this process has in flight.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    Always,
+    /// Not when a record of this process newer than the topic's is on its way.
+    UnlessOwnPending,
 }
 
 /// The version after `held`: the clock (`now`, in microseconds) when it is ahead,

@@ -176,6 +176,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         return finish(ops_server, follower).await;
     }
     metrics.leader.set(1);
+    tokio::spawn(publisher.clone().reassert_after_replays(shutdown.clone()));
     tracing::info!(%identity, lease = %args.lease_name, "acquired the leader Lease");
     let lost = Shutdown::new();
     let renewer = tokio::spawn(keep_renewing(lease.clone(), shutdown.clone(), lost.clone()));

@@ -38,6 +38,9 @@ struct State {
     deleted: HashSet<String>,
     /// The version of the record held for each id, active or deleted.
     versions: HashMap<String, u64>,
+    /// Ids a stale record arrived for since [`RegistryView::stale_ids`] last took them
+    /// (at most one per id held).
+    stale: HashSet<String>,
 }
 
 /// What [`RegistryView::apply`] did with a record.
@@ -62,6 +65,7 @@ pub struct RegistryView {
     state: Arc<RwLock<State>>,
     progress: Arc<Progress>,
     refused: Family<RefusedLabels, Counter>,
+    stale_arrived: Arc<tokio::sync::Notify>,
 }
 
 /// How far the view has read the topic, so a lookup can wait for what was published
@@ -213,9 +217,11 @@ impl RegistryView {
             if same {
                 return Applied::Same;
             }
+            state.stale.insert(id.clone());
             drop(state);
             tracing::warn!(webhook_id = %id, version, held, "refusing a registry record not newer than the one held");
             self.count_refused("stale");
+            self.stale_arrived.notify_one();
             return Applied::Stale;
         }
         state.versions.insert(id.clone(), version);
@@ -230,6 +236,26 @@ impl RegistryView {
             }
         }
         Applied::Changed
+    }
+
+    /// Waits until a record was refused as stale, then returns the ids refused since
+    /// the last call (the operator publishes their records again, so that a replay does
+    /// not stay the newest record of its key and outlive, through compaction, what it
+    /// replayed).
+    pub async fn stale_ids(&self) -> Vec<String> {
+        loop {
+            let ids: Vec<String> = self
+                .state
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .stale
+                .drain()
+                .collect();
+            if !ids.is_empty() {
+                return ids;
+            }
+            self.stale_arrived.notified().await;
+        }
     }
 
     fn count_refused(&self, reason: &'static str) {
@@ -653,6 +679,23 @@ mod tests {
         );
         assert_eq!(view.apply(deleted(0)), Applied::Stale, "a null tombstone");
         assert!(matches!(view.lookup("9b2f"), Lookup::Active(_)));
+    }
+
+    #[tokio::test]
+    async fn ids_refused_as_stale_are_handed_out_once() {
+        let view = RegistryView::default();
+        let waiting = tokio::spawn({
+            let view = view.clone();
+            async move { view.stale_ids().await }
+        });
+        view.apply(upsert(5, |_| {}));
+        view.apply(upsert(4, |_| {}));
+        view.apply(upsert(3, |_| {}));
+        assert_eq!(waiting.await.unwrap(), ["9b2f"]);
+        view.apply(deleted(2));
+        assert_eq!(view.stale_ids().await, ["9b2f"]);
+        let none_yet = tokio::time::timeout(Duration::from_millis(50), view.stale_ids()).await;
+        assert!(none_yet.is_err(), "{none_yet:?}");
     }
 
     #[test]
