@@ -11,7 +11,7 @@ use hookline_core::kafka::TopicSpec;
 pub const EVENTS: &str = "hookline.events";
 /// Events whose retry budget is spent.
 pub const DEAD_LETTERS: &str = "hookline.events.dlq";
-/// Log-compacted registry of webhooks (key = webhook id, tombstone on delete).
+/// Log-compacted registry of webhooks (key = webhook id, a versioned deletion record on delete).
 pub const REGISTRY: &str = "hookline.registry";
 
 /// The delay each retry tier stands for. A retry waits in the first tier whose delay

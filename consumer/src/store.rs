@@ -251,7 +251,7 @@ pub async fn upsert_webhook(pool: &PgPool, entry: &RegistryEntry) -> Result<(), 
     Ok(())
 }
 
-/// Marks a mirrored webhook deleted (a registry tombstone); its events stay.
+/// Marks a mirrored webhook deleted (a registry deletion record); its events stay.
 pub async fn mark_webhook_deleted(pool: &PgPool, webhook_id: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE webhooks SET status = 'deleted', deleted_at = now() \

@@ -229,23 +229,27 @@ async fn loads_everything_before_ready_then_follows_changes() {
     follower.await.expect("task").expect("follow ends cleanly");
 }
 
-/// What `hookline_registry_entries_refused_total{reason="stale"}` of `view` says.
-fn stale_refusals(view: &RegistryView) -> u64 {
+/// What `hookline_registry_entries_refused_total{reason}` of `view` says.
+fn refusals(view: &RegistryView, reason: &str) -> u64 {
     let mut metrics = prometheus_client::registry::Registry::default();
     view.register_metrics(&mut metrics);
     let mut body = String::new();
     prometheus_client::encoding::text::encode(&mut body, &metrics).expect("encoded");
     body.lines()
         .find_map(|line| {
-            line.strip_prefix("hookline_registry_entries_refused_total{reason=\"stale\"} ")
+            line.strip_prefix(&format!(
+                "hookline_registry_entries_refused_total{{reason=\"{reason}\"}} "
+            ))
         })
         .and_then(|value| value.parse().ok())
-        .unwrap_or_else(|| panic!("no stale counter in {body}"))
+        .unwrap_or(0)
 }
 
-/// Follows `topic` into a new view until it has read the topic's end.
+/// Follows `topic` into a new view until it has read the topic's end; with the keyring
+/// (as a handler does) or without (as a consumer does).
 async fn follower(
     topic: &str,
+    with_keys: bool,
     shutdown: &Shutdown,
 ) -> (
     RegistryView,
@@ -257,7 +261,7 @@ async fn follower(
     let follow = registry::follow(
         kafka(),
         topic.to_owned(),
-        Some(receiver),
+        with_keys.then_some(receiver),
         view.clone(),
         readiness.clone(),
         shutdown.clone(),
@@ -310,10 +314,10 @@ async fn a_replayed_older_record_neither_rolls_an_entry_back_nor_revives_a_delet
     .await;
 
     let shutdown = Shutdown::new();
-    let (view, first) = follower(&topic, &shutdown).await;
+    let (view, first) = follower(&topic, true, &shutdown).await;
     assert!(matches!(view.lookup("wh-a"), Lookup::Active(e) if *e == locked));
     assert_eq!(view.lookup("wh-b"), Lookup::Deleted);
-    assert_eq!(stale_refusals(&view), 0);
+    assert_eq!(refusals(&view, "stale"), 0);
 
     // The replays, and Kafka's null tombstone the previous release wrote for a delete.
     put_raw(&producer, &topic, "wh-a", Some(&captured)).await;
@@ -336,13 +340,13 @@ async fn a_replayed_older_record_neither_rolls_an_entry_back_nor_revives_a_delet
         view.lookup("wh-a")
     );
     assert_eq!(view.lookup("wh-b"), Lookup::Deleted, "wh-b revived");
-    assert_eq!(stale_refusals(&view), 3);
+    assert_eq!(refusals(&view, "stale"), 3);
 
     // A reader starting now reads the replays after what they replay: same answer.
-    let (fresh, second) = follower(&topic, &shutdown).await;
+    let (fresh, second) = follower(&topic, true, &shutdown).await;
     assert!(matches!(fresh.lookup("wh-a"), Lookup::Active(e) if *e == locked));
     assert_eq!(fresh.lookup("wh-b"), Lookup::Deleted);
-    assert_eq!(stale_refusals(&fresh), 3);
+    assert_eq!(refusals(&fresh, "stale"), 3);
 
     // The operator's next publish wins as before.
     put_raw(
@@ -358,4 +362,35 @@ async fn a_replayed_older_record_neither_rolls_an_entry_back_nor_revives_a_delet
     for task in [first, second] {
         task.await.expect("task").expect("follow ends cleanly");
     }
+}
+
+/// A reader without keyring (the consumer) cannot authenticate a version: one far ahead
+/// of its clock is refused, or it would hold that record against every real one.
+#[tokio::test]
+async fn a_reader_without_keys_refuses_a_version_far_ahead_of_its_clock() {
+    let (topic, producer) = topic_and_producer("registry-future", 1).await;
+    let ring = keyring();
+    let now = registry::version_at(Utc::now());
+    let forged = {
+        let mut fields: serde_json::Value =
+            serde_json::from_slice(&registry::encode(&entry("wh-c", "forged"), now, &ring))
+                .expect("JSON");
+        fields["version"] = u64::MAX.into();
+        serde_json::to_vec(&fields).expect("JSON")
+    };
+    put_raw(&producer, &topic, "wh-c", Some(&forged)).await;
+    let shutdown = Shutdown::new();
+    let (view, task) = follower(&topic, false, &shutdown).await;
+    assert_eq!(view.lookup("wh-c"), Lookup::Unknown);
+    assert_eq!(refusals(&view, "future"), 1);
+
+    let real = registry::encode(
+        &entry("wh-c", "real"),
+        registry::version_at(Utc::now()),
+        &ring,
+    );
+    put_raw(&producer, &topic, "wh-c", Some(&real)).await;
+    customer_becomes(&view, "wh-c", "real").await;
+    shutdown.trigger();
+    task.await.expect("task").expect("follow ends cleanly");
 }

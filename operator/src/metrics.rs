@@ -54,7 +54,7 @@ impl Metrics {
         );
         registry.register(
             "registry_publishes",
-            "Registry entries (and tombstones) acknowledged by Kafka",
+            "Registry entries (and deletion records) acknowledged by Kafka",
             metrics.registry_publishes.clone(),
         );
         registry.register(

@@ -131,7 +131,7 @@ impl Harness {
             )
             .await
             .map_err(|(err, _)| err)
-            .expect("tombstone acknowledged");
+            .expect("deletion acknowledged");
     }
 
     /// Produces an event as the handler does; returns (partition, offset).

@@ -130,7 +130,7 @@ async fn events_are_stored_exactly_once_and_the_registry_is_mirrored() {
     )
     .await;
 
-    // The mirror: both webhooks, no secrets anywhere; a tombstone marks one deleted.
+    // The mirror: both webhooks, no secrets anywhere; a deletion record marks one deleted.
     let webhooks: Vec<(String, String, String)> =
         sqlx::query_as("select webhook_id, status, customer_id from webhooks order by 1")
             .fetch_all(&h.pool)
@@ -159,7 +159,7 @@ async fn events_are_stored_exactly_once_and_the_registry_is_mirrored() {
 
     h.unregister("wh-b").await;
     eventually(
-        "the tombstone mirrored",
+        "the deletion mirrored",
         Duration::from_secs(10),
         || async {
             let status: String =

@@ -15,13 +15,19 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use thiserror::Error;
 use tokio::sync::watch;
 
-use super::{Keyring, RegistryEntry, RegistryRecord, RegistryUpdate, decode};
+use super::{Keyring, RegistryEntry, RegistryRecord, RegistryUpdate, decode, version_at};
 use crate::kafka::{KafkaConnection, client_config};
 use crate::ops::Readiness;
 use crate::shutdown::Shutdown;
 
 /// The readiness condition `follow` maintains: met once the topic was read to its end.
 pub const READINESS_CONDITION: &str = "registry";
+
+/// How far ahead of a reader's clock the version of a record it cannot authenticate (a
+/// reader without keyring) may be. Versions are the publisher's clock in microseconds:
+/// without this bound, anyone who can write the topic could give such a reader a record
+/// of the greatest version, after which it would refuse every real one.
+const UNAUTHENTICATED_VERSION_LEAD: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
 /// What the registry says about one webhook id.
 #[derive(Debug, Clone, PartialEq)]
@@ -273,7 +279,7 @@ impl RegistryView {
         );
         registry.register(
             "hookline_registry_entries_refused",
-            "Registry records a reader refused, by reason: stale (not newer than the record held), malformed, unsealed, not_authentic",
+            "Registry records a reader refused, by reason: stale (not newer than the record held), future (a version far ahead of the clock, readers without keyring), malformed, unsealed, not_authentic",
             self.refused.clone(),
         );
     }
@@ -318,7 +324,8 @@ pub enum FollowError {
 /// under a key the keyring does not hold yet is kept aside, the webhook's previous
 /// entry stays in force, and it is applied as soon as the keyring gains that key (a
 /// rotation reaching the operator before this reader). Without `keys`, entries come
-/// without secrets (the consumer).
+/// without secrets (the consumer), and their versions unauthenticated: one more than an
+/// hour ahead of this reader's clock is refused (`reason="future"`).
 pub fn follow(
     connection: KafkaConnection,
     topic: String,
@@ -384,6 +391,8 @@ async fn follow_topic(
     if unread.is_empty() {
         readiness.set_ready(READINESS_CONDITION);
     }
+    // Without a keyring, versions are not authenticated (see UNAUTHENTICATED_VERSION_LEAD).
+    let authenticated = keys.is_some();
     // Values sealed under a key not in the keyring yet, per webhook id.
     let mut pending: HashMap<String, Vec<u8>> = HashMap::new();
     loop {
@@ -417,6 +426,18 @@ async fn follow_topic(
         };
         let keyring = keys.as_ref().map(|keys| keys.borrow().clone());
         match decode(message.key(), message.payload(), keyring.as_deref()) {
+            Ok(record)
+                if !authenticated
+                    && record.version
+                        > version_at(chrono::Utc::now() + UNAUTHENTICATED_VERSION_LEAD) =>
+            {
+                tracing::warn!(
+                    webhook_id = record.update.webhook_id(),
+                    version = record.version,
+                    "refusing a registry record whose version is far ahead of this reader's clock"
+                );
+                view.count_refused("future");
+            }
             Ok(record) => {
                 pending.remove(record.update.webhook_id());
                 apply_and_tell(&view, record, &on_update);
