@@ -96,23 +96,16 @@ impl Harness {
     }
 
     /// Publishes a registry entry, as the operator does (sealed under a key the
-    /// consumer never gets: it needs none).
-    pub async fn register(&self, entry: &RegistryEntry) {
+    /// consumer never gets: it needs none). Returns the record's value, for a test to
+    /// replay.
+    pub async fn register(&self, entry: &RegistryEntry) -> Vec<u8> {
         let value = registry::encode(
             entry,
             registry::version_at(Utc::now()),
             &throwaway_keyring(),
         );
-        self.producer
-            .send(
-                FutureRecord::to(&self.registry_topic)
-                    .key(&entry.webhook_id)
-                    .payload(&value),
-                Duration::from_secs(10),
-            )
-            .await
-            .map_err(|(err, _)| err)
-            .expect("registry entry acknowledged");
+        self.put_registry_value(&entry.webhook_id, &value).await;
+        value
     }
 
     /// Publishes the deletion of `webhook_id`, as the operator does.
@@ -122,16 +115,21 @@ impl Harness {
             registry::version_at(Utc::now()),
             &throwaway_keyring(),
         );
+        self.put_registry_value(webhook_id, &value).await;
+    }
+
+    /// Writes `value` as the registry record of `webhook_id`, as it is.
+    pub async fn put_registry_value(&self, webhook_id: &str, value: &[u8]) {
         self.producer
             .send(
                 FutureRecord::to(&self.registry_topic)
                     .key(webhook_id)
-                    .payload(&value),
+                    .payload(value),
                 Duration::from_secs(10),
             )
             .await
             .map_err(|(err, _)| err)
-            .expect("deletion acknowledged");
+            .expect("registry record acknowledged");
     }
 
     /// Produces an event as the handler does; returns (partition, offset).

@@ -5,6 +5,7 @@
 mod bad_records;
 mod common;
 mod faults;
+mod registry;
 mod replay;
 mod retries;
 mod storage;
