@@ -358,12 +358,21 @@ impl Auth {
         self.throttle
             .check(username, peer)
             .map_err(Refusal::Throttled)?;
+        // A few checks at a time, each holding its permit until its failure is counted,
+        // and the lock looked at again once it is this attempt's turn: guesses sent all
+        // at once would otherwise all pass the look above before the first failure.
+        let Ok(_permit) = self.verifying.acquire().await else {
+            return Err(Refusal::InvalidCredentials);
+        };
+        self.throttle
+            .check(username, peer)
+            .map_err(Refusal::Throttled)?;
         let users = self.users();
         let (hash, role) = match users.by_name.get(username) {
             Some(user) => (user.hash.clone(), Some(user.role)),
             None => (users.decoy.clone().unwrap_or_default(), None),
         };
-        let matches = !hash.is_empty() && self.verify(hash, password.to_owned()).await;
+        let matches = !hash.is_empty() && verify(hash, password.to_owned()).await;
         match role.filter(|_| matches) {
             Some(role) => {
                 self.throttle.succeeded(username);
@@ -374,17 +383,6 @@ impl Auth {
                 Err(Refusal::InvalidCredentials)
             }
         }
-    }
-
-    /// argon2 on a blocking thread, a few at a time, so sign-ins never stall the
-    /// threads serving other requests.
-    async fn verify(&self, hash: String, password: String) -> bool {
-        let Ok(_permit) = self.verifying.acquire().await else {
-            return false;
-        };
-        tokio::task::spawn_blocking(move || password::verify(&hash, &password))
-            .await
-            .unwrap_or(false)
     }
 
     fn proxy_principal(&self, proxy: &ProxyAuth, headers: &HeaderMap) -> Option<Principal> {
@@ -498,6 +496,14 @@ impl Auth {
         mac.update(value.as_bytes());
         mac.finalize().into_bytes().to_vec()
     }
+}
+
+/// argon2 on a blocking thread, so a sign-in never stalls the threads serving other
+/// requests.
+async fn verify(hash: String, password: String) -> bool {
+    tokio::task::spawn_blocking(move || password::verify(&hash, &password))
+        .await
+        .unwrap_or(false)
 }
 
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
@@ -745,6 +751,27 @@ mod tests {
         assert_eq!(
             auth.authenticate(&basic("bob:battery staple"), PEER).await,
             Err(Refusal::Unauthenticated)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn guesses_sent_all_at_once_are_throttled_too() {
+        let auth = Arc::new(auth(None));
+        let guesses = (0..40).map(|n| {
+            let auth = auth.clone();
+            tokio::spawn(async move { auth.log_in("alice", &format!("guess {n}"), PEER).await })
+        });
+        let mut invalid = 0;
+        for guess in futures::future::join_all(guesses).await {
+            match guess.expect("a guess").err() {
+                Some(Refusal::InvalidCredentials) => invalid += 1,
+                Some(Refusal::Throttled(_)) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(
+            invalid <= 5 + CONCURRENT_VERIFICATIONS,
+            "{invalid} passwords checked with a limit of 5"
         );
     }
 
