@@ -13,9 +13,9 @@
 # HOOKLINE_RUN_BIN_DIR (default target/release, built here) change where it runs;
 # HOOKLINE_OTLP_ENDPOINT (an OTLP/HTTP base URL, e.g. http://127.0.0.1:4318) turns on
 # the handlers' and consumers' traces (the chart's tracing.otlpEndpoint).
-# HOOKLINE_CONSOLE_MAX_FAILURES_PER_SOURCE (default 50) is the console's
-# console.auth.throttle.maxFailuresPerSource: every browser here is 127.0.0.1, and the API
-# fuzzing of the console's test signs in with made-up names by the hundred.
+# HOOKLINE_CONSOLE_MAX_FAILURES_PER_USER and _PER_SOURCE (default 5 and 50) are the
+# console's console.auth.throttle limits: every browser here is 127.0.0.1, and the API
+# fuzzing of the console's test signs in with wrong credentials by the hundred.
 # The console is served over plain HTTP on loopback: its cookie is not marked Secure.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -132,6 +132,7 @@ up() {
     --set postgres.builtIn=false --set postgres.external.existingSecret=hookline-database \
     --set console.database.existingSecret=hookline-console-database \
     --set-file console.auth.users="$RUN_STATE/console-users" --set console.secureCookie=false \
+    --set console.auth.throttle.maxFailuresPerUser="${HOOKLINE_CONSOLE_MAX_FAILURES_PER_USER:-5}" \
     --set console.auth.throttle.maxFailuresPerSource="${HOOKLINE_CONSOLE_MAX_FAILURES_PER_SOURCE:-50}" \
     --set consumer.database.existingSecret=hookline-consumer-database --set consumer.database.migrations=none \
     --set handler.replicas=3 --set consumer.replicas=2 \

@@ -3,9 +3,8 @@
 //! (then finds the event stored), a viewer who cannot replay, and a request without
 //! credentials (console/tests/browser/console_flow.py); schemathesis fuzzes the API from
 //! its OpenAPI document with no 5xx and no secret in any answer
-//! (console/tests/api/fuzz.py); a session copied before sign-out is refused after it and
-//! guessing a password ends in 429; and the console's database login can read but not
-//! change the events.
+//! (console/tests/api/fuzz.py); a session cookie copied before sign-out is refused after
+//! it; and the console's database login can read but not change the events.
 //!
 //! The dead letter is made for real: a trigger refuses one event type of this test's
 //! webhook with a data exception, as a constraint a DBA added would, so the consumer
@@ -38,13 +37,19 @@ struct Sent {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_finds_events_and_replays_a_dead_letter_in_the_console() {
-    // The API fuzzing signs in with made-up names by the hundred, all from 127.0.0.1.
+    // The API fuzzing signs in with wrong credentials by the hundred, all from 127.0.0.1
+    // and many as one made-up user (its invalid-auth probes): a lock would answer it 429,
+    // which it takes for auth not enforced. The locks are tested in console/tests/router.rs.
+    let unthrottled = "100000".to_owned();
     let system = System::start_with_env(
         NAMESPACE,
-        &[(
-            "HOOKLINE_CONSOLE_MAX_FAILURES_PER_SOURCE",
-            "100000".to_owned(),
-        )],
+        &[
+            (
+                "HOOKLINE_CONSOLE_MAX_FAILURES_PER_USER",
+                unthrottled.clone(),
+            ),
+            ("HOOKLINE_CONSOLE_MAX_FAILURES_PER_SOURCE", unthrottled),
+        ],
     )
     .await;
     let secret = signature::generate_standard_secret();
@@ -175,19 +180,14 @@ async fn a_person_finds_events_and_replays_a_dead_letter_in_the_console() {
         String::from_utf8_lossy(&fuzz.stderr)
     );
 
-    sessions_end_at_sign_out_and_guessing_is_throttled(&console, operator, viewer);
+    a_cookie_copied_before_sign_out_is_refused_after_it(&console, viewer);
     the_console_login_reads_but_cannot_change_events(&webhook_id).await;
     system.stop();
 }
 
-/// The running console (issue 27, defect 6): a cookie copied before sign-out is refused
-/// after it; a user's fifth failed sign-in locks them, so the right password answers 429
-/// with Retry-After, while another user still signs in. Last: the viewer stays locked.
-fn sessions_end_at_sign_out_and_guessing_is_throttled(
-    console: &str,
-    operator: &(String, String),
-    viewer: &(String, String),
-) {
+/// The running console (issue 27, defect 6): the session ends on the server at sign-out,
+/// so a copy of its cookie is refused afterwards.
+fn a_cookie_copied_before_sign_out_is_refused_after_it(console: &str, viewer: &(String, String)) {
     let port: u16 = console
         .rsplit(':')
         .next()
@@ -226,24 +226,6 @@ fn sessions_end_at_sign_out_and_guessing_is_throttled(
         "the copied cookie after sign-out: {}",
         again.body
     );
-
-    for attempt in 1..=5 {
-        let wrong = sign_in((&viewer.0, "not the password"));
-        assert_eq!(wrong.status, 401, "attempt {attempt}: {}", wrong.body);
-    }
-    let locked = sign_in((&viewer.0, &viewer.1));
-    assert_eq!(
-        locked.status, 429,
-        "the right password while locked: {}",
-        locked.body
-    );
-    let retry_after: u64 = locked
-        .header("retry-after")
-        .and_then(|value| value.parse().ok())
-        .expect("Retry-After in seconds");
-    assert!((1..=900).contains(&retry_after), "{retry_after}");
-    let other = sign_in((&operator.0, &operator.1));
-    assert_eq!(other.status, 200, "another user: {}", other.body);
 }
 
 struct Exchanged {
