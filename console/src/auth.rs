@@ -754,6 +754,72 @@ mod tests {
         );
     }
 
+    fn session_of(cookie: &str) -> String {
+        let pair = cookie.split(';').next().expect("name=value");
+        let (_, value) = pair.split_once('=').expect("=");
+        value.split_once('.').expect("id.mac").0.to_owned()
+    }
+
+    #[tokio::test]
+    async fn a_session_ends_when_unused_for_its_idle_timeout() {
+        let mut auth = auth(None);
+        auth.idle_timeout = Duration::from_millis(200);
+        let (_, cookie) = auth
+            .log_in("bob", "battery staple", PEER)
+            .await
+            .expect("in");
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_millis(400) {
+            assert!(
+                auth.authenticate(&with_cookie(&cookie), PEER).await.is_ok(),
+                "used every 10 ms, it lives past its idle timeout"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Looked at without being used, until it has been idle too long (10 s at most).
+        let id = session_of(&cookie);
+        let idle_since = Instant::now();
+        loop {
+            let expired = {
+                let sessions = auth.sessions();
+                let session = sessions.get(&id).expect("still held");
+                auth.expired(session, Instant::now())
+            };
+            if expired {
+                break;
+            }
+            assert!(idle_since.elapsed() < Duration::from_secs(10), "never idle");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(idle_since.elapsed() >= Duration::from_millis(190));
+        assert!(
+            auth.authenticate(&with_cookie(&cookie), PEER)
+                .await
+                .is_err()
+        );
+        assert!(auth.sessions().is_empty(), "an ended session is dropped");
+    }
+
+    #[tokio::test]
+    async fn a_session_ends_after_its_lifetime_however_used() {
+        let mut auth = auth(None);
+        auth.lifetime = Duration::from_millis(300);
+        let (_, cookie) = auth
+            .log_in("bob", "battery staple", PEER)
+            .await
+            .expect("in");
+        let started = Instant::now();
+        while auth.authenticate(&with_cookie(&cookie), PEER).await.is_ok() {
+            assert!(started.elapsed() < Duration::from_secs(10), "never expired");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            started.elapsed() >= Duration::from_millis(290),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn guesses_sent_all_at_once_are_throttled_too() {
         let auth = Arc::new(auth(None));
