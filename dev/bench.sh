@@ -7,7 +7,7 @@
 #   dev/bench.sh operator   one stage
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ALL_STAGES=(operator emitter handler consumer consumer-scaling storage e2e console)
+ALL_STAGES=(operator emitter handler handler-slow-senders consumer consumer-scaling storage e2e console)
 stages=("$@")
 [ ${#stages[@]} -gt 0 ] || stages=("${ALL_STAGES[@]}")
 

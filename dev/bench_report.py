@@ -14,11 +14,13 @@ import math
 import os
 import sys
 
-# Issue 16's targets: (stage, figure, target, "max" or "min", note).
+# Issues 16's and 27's targets: (stage, figure, target, "max" or "min", note).
 TARGETS = [
     ("e2e", "rate_5000_per_s_p99_ms", 100, "max", "emit-to-row p99 at 5,000 events/s"),
     ("e2e", "highest_steady_rate_per_s", 5000, "min", "highest steady emit-to-row rate"),
     ("handler", "cpu_us_per_request", 15, "max", "handler CPU per verified 1 KiB request"),
+    ("handler_slow_senders", "valid_sender_accepted_share", 0.99, "min", "valid sender's 202 share during 500 slow senders"),
+    ("handler_slow_senders", "valid_sender_p99_ms", 1000, "max", "valid sender's p99 during 500 slow senders"),
     ("consumer", "stored_per_s", 50000, "min", "consumer drain, 1 KiB events"),
     ("operator", "cold_start_all_ready_s", 30, "max", "1,000 Webhooks cold start (same run as the next row)"),
     ("operator", "operator_peak_rss_mb", 100, "max", "operator peak memory (same run as the row above)"),
@@ -30,6 +32,9 @@ STAGES = {
     "emitter": "Whether the emitter holds its rate over a minute at 1 and 1,000 events per second.",
     "handler": "Verified requests per second at saturation (closed loop), latency at a fixed rate "
     "(open loop), CPU per verified request, handler memory.",
+    "handler_slow_senders": "500 slow senders (headers, then a body byte every half second) on one "
+    "webhook from ten addresses behind a trusted proxy, against a handler sized for 300 requests at "
+    "once: a valid sender's 202 share and latency on another webhook, one request every 50 ms.",
     "consumer": "Events stored per second draining a pre-filled topic, CPU per stored event, "
     "produce-to-row delay at a steady rate, consumer memory.",
     "e2e": "Emit-to-row latency through the whole system (emitters, nginx, three handlers, Kafka, "

@@ -403,6 +403,8 @@ for d in docs:
         if d["kind"] != "Job" and not name.endswith(("-kafka", "-postgres")):
             assert c["livenessProbe"]["httpGet"]["path"] == "/healthz", name
             assert c["readinessProbe"]["httpGet"]["path"] == "/readyz", name
+            # Probes on the ops port, never the one a Service or Ingress exposes.
+            assert c["livenessProbe"]["httpGet"]["port"] == c["readinessProbe"]["httpGet"]["port"] == "ops", name
     labels = d["spec"]["template"]["metadata"]["labels"]
     for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component"):
         assert key in labels, (name, key)
@@ -493,7 +495,9 @@ traefik = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": 
            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "traefik"}}}
 emitters = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "shop"}}, "podSelector": {"matchLabels": {
     "app.kubernetes.io/component": "emitter", "app.kubernetes.io/managed-by": "hookline-operator"}}}
-assert rules("handler") == [([8080], [traefik, emitters, monitoring, {"ipBlock": {"cidr": "192.0.2.0/24"}}])], rules("handler")
+# The handler's webhook port takes no monitoring; its ops port (webhook ids in /readyz and
+# /metrics) takes monitoring only.
+assert rules("handler") == [([8080], [traefik, emitters, {"ipBlock": {"cidr": "192.0.2.0/24"}}]), ([9090], [monitoring])], rules("handler")
 assert rules("operator") == [([9090], [monitoring])] and rules("consumer") == [([9090], [monitoring])]
 assert rules("console") == [([8080], [traefik]), ([9090], [monitoring])], rules("console")
 kafka_peers = rules("kafka")[0][1]

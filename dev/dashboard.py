@@ -84,7 +84,7 @@ def main():
                 totals["delivered"] += metric_sum(text, "hookline_emitter_delivered_total")
                 totals["failed"] += metric_sum(text, "hookline_emitter_failed_total")
             elif component == "handler":
-                text = scrape(ports.get("8080"))
+                text = scrape(ports.get("9090"))
                 totals["accepted"] += metric_sum(text, "hookline_handler_requests_total", 'status="202"')
             elif component == "consumer":
                 text = scrape(ports.get("9090"))

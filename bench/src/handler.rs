@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use chrono::Utc;
 use hookline_core::kafka::{KafkaConnection, TopicSpec, client_config, ensure_topics};
-use hookline_core::registry::{self, Keyring, RateLimit, RegistryEntry, RegistrySecret};
+use hookline_core::registry::{self, RateLimit, RegistryEntry, RegistrySecret};
 use hookline_core::retry::DeliveryPolicy;
 use hookline_core::signature::{self, Scheme, SigningSecret};
 use http_body_util::{BodyExt, Full};
@@ -50,13 +50,16 @@ pub struct Args {
     /// Loopback port the handler listens on during the run.
     #[arg(long, default_value_t = 19280)]
     port: u16,
+    /// Loopback port of the handler's /readyz and /metrics during the run.
+    #[arg(long, default_value_t = 19281)]
+    ops_port: u16,
 }
 
 /// One sender's signing material.
-struct Sender {
-    webhook_id: String,
-    scheme: Scheme,
-    secret: SigningSecret,
+pub(crate) struct Sender {
+    pub(crate) webhook_id: String,
+    pub(crate) scheme: Scheme,
+    pub(crate) secret: SigningSecret,
 }
 
 /// What a run measured.
@@ -70,24 +73,11 @@ struct Run {
 
 pub async fn run(args: Args) -> anyhow::Result<Report> {
     let kafka = kafka_connection()?;
-    // The handler opens the registry's sealed secrets with this keyring.
-    let keys = BenchKeys::generate()?;
-    let suffix = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
-    let registry_topic = format!("hookline-bench-registry-{suffix}");
-    let events_topic = format!("hookline-bench-events-{suffix}");
-    ensure_topics(
-        &kafka,
-        &[
-            TopicSpec::registry(registry_topic.clone(), 1),
-            TopicSpec::events(events_topic.clone(), 3, 1),
-        ],
-        Duration::from_secs(30),
-    )
-    .await?;
-    let senders = Arc::new(publish_senders(&kafka, &keys.keyring, &registry_topic, &suffix).await?);
+    let topics = RunTopics::create(&kafka).await?;
+    let senders =
+        Arc::new(publish_senders(&kafka, &topics, &topics.suffix, &["127.0.0.0/8"]).await?);
 
-    let mut handler =
-        Handler::start(&kafka, &keys.dir, &registry_topic, &events_topic, args.port).await?;
+    let mut handler = Handler::start(&kafka, &topics, (args.port, args.ops_port), &[]).await?;
     let mut report = Report::new("handler");
     let counter = Arc::new(AtomicU64::new(0));
     let load = Load {
@@ -194,11 +184,12 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
     handler.stop().await?;
 
     let accepted_total = saturation.accepted + fixed.accepted;
-    let stored = stored_events(&kafka, &events_topic).await?;
+    let stored = stored_events(&kafka, &topics.events_topic).await?;
     report.figure("events_stored", stored);
     if stored < accepted_total {
         bail!(
-            "{accepted_total} requests were answered 202 but only {stored} events are in {events_topic}"
+            "{accepted_total} requests were answered 202 but only {stored} events are in {}",
+            topics.events_topic
         );
     }
     Ok(report)
@@ -206,12 +197,48 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
 
 /// Registers one Standard Webhooks and one legacy-hex webhook with a rate limit the
 /// benchmark cannot reach.
-async fn publish_senders(
+/// A run's own registry and events topics, and the keyring the handler opens the
+/// registry's sealed secrets with.
+pub(crate) struct RunTopics {
+    pub(crate) keys: BenchKeys,
+    pub(crate) suffix: String,
+    pub(crate) registry_topic: String,
+    pub(crate) events_topic: String,
+}
+
+impl RunTopics {
+    pub(crate) async fn create(kafka: &KafkaConnection) -> anyhow::Result<Self> {
+        let keys = BenchKeys::generate()?;
+        let suffix = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+        let registry_topic = format!("hookline-bench-registry-{suffix}");
+        let events_topic = format!("hookline-bench-events-{suffix}");
+        ensure_topics(
+            kafka,
+            &[
+                TopicSpec::registry(registry_topic.clone(), 1),
+                TopicSpec::events(events_topic.clone(), 3, 1),
+            ],
+            Duration::from_secs(30),
+        )
+        .await?;
+        Ok(Self {
+            keys,
+            suffix,
+            registry_topic,
+            events_topic,
+        })
+    }
+}
+
+/// Registers a Standard Webhooks and a legacy-hex webhook on `topics`' registry,
+/// admitting `allowed_source_ranges` (none: every address), ids ending in `suffix`.
+pub(crate) async fn publish_senders(
     kafka: &KafkaConnection,
-    keyring: &Keyring,
-    topic: &str,
+    topics: &RunTopics,
     suffix: &str,
+    allowed_source_ranges: &[&str],
 ) -> anyhow::Result<Vec<Sender>> {
+    let (keyring, topic) = (&topics.keys.keyring, topics.registry_topic.as_str());
     let producer: FutureProducer = client_config(kafka, "hookline-bench").create()?;
     let mut senders = Vec::new();
     for scheme in [Scheme::Standard, Scheme::LegacyHex] {
@@ -233,7 +260,10 @@ async fn publish_senders(
                 burst: 1_000_000,
             },
             delivery: DeliveryPolicy::default(),
-            allowed_source_ranges: vec!["127.0.0.0/8".into()],
+            allowed_source_ranges: allowed_source_ranges
+                .iter()
+                .map(|range| (*range).to_owned())
+                .collect(),
             generation: 1,
             updated_at: Utc::now(),
         };
@@ -514,18 +544,19 @@ async fn stored_events(kafka: &KafkaConnection, topic: &str) -> anyhow::Result<u
 }
 
 /// The release handler binary, started next to this one.
-struct Handler {
+/// The release handler binary: webhooks on one loopback port, /readyz and /metrics on
+/// the other.
+pub(crate) struct Handler {
     child: Child,
-    port: u16,
+    ops_port: u16,
 }
 
 impl Handler {
-    async fn start(
+    pub(crate) async fn start(
         kafka: &KafkaConnection,
-        keys_dir: &std::path::Path,
-        registry_topic: &str,
-        events_topic: &str,
-        port: u16,
+        topics: &RunTopics,
+        (port, ops_port): (u16, u16),
+        extra_args: &[&str],
     ) -> anyhow::Result<Self> {
         let child = crate::local::start_ready(
             "handler",
@@ -535,15 +566,17 @@ impl Handler {
                     .args(["--kafka-bootstrap-servers", kafka.bootstrap_servers()])
                     .envs(kafka.env_vars())
                     .arg("--registry-keys-dir")
-                    .arg(keys_dir)
+                    .arg(&topics.keys.dir)
                     .args(["--listen-addr", &format!("127.0.0.1:{port}")])
-                    .args(["--registry-topic", registry_topic])
-                    .args(["--events-topic", events_topic]);
+                    .args(["--ops-addr", &format!("127.0.0.1:{ops_port}")])
+                    .args(["--registry-topic", &topics.registry_topic])
+                    .args(["--events-topic", &topics.events_topic])
+                    .args(extra_args);
             },
-            port,
+            ops_port,
         )
         .await?;
-        Ok(Self { child, port })
+        Ok(Self { child, ops_port })
     }
 
     fn pid(&self) -> anyhow::Result<u32> {
@@ -551,10 +584,10 @@ impl Handler {
     }
 
     async fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
-        crate::local::http_get(self.port, path).await
+        crate::local::http_get(self.ops_port, path).await
     }
 
-    async fn stop(&mut self) -> anyhow::Result<()> {
+    pub(crate) async fn stop(&mut self) -> anyhow::Result<()> {
         // SIGTERM: the graceful shutdown flushes the producer.
         crate::local::terminate(&mut self.child, Duration::from_secs(60)).await
     }

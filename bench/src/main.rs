@@ -6,6 +6,7 @@ mod consumer;
 mod e2e;
 mod emitter;
 mod handler;
+mod handler_slow_senders;
 mod local;
 mod operator;
 mod report;
@@ -36,6 +37,8 @@ enum Stage {
     Emitter(emitter::Args),
     /// Verified requests per second at saturation, latency at a fixed rate, handler memory.
     Handler(handler::Args),
+    /// 500 slow senders on one webhook: a valid sender's 202 share and latency on another.
+    HandlerSlowSenders(handler_slow_senders::Args),
     /// Events stored per second draining a pre-filled topic, produce-to-row delay at a
     /// steady rate, consumer memory.
     Consumer(consumer::Args),
@@ -56,6 +59,7 @@ async fn main() -> anyhow::Result<()> {
     let report = match cli.stage {
         Stage::Operator(args) => operator::run(args).await?,
         Stage::Handler(args) => handler::run(args).await?,
+        Stage::HandlerSlowSenders(args) => handler_slow_senders::run(args).await?,
         Stage::Emitter(args) => emitter::run(args).await?,
         Stage::E2e(args) => e2e::run(args).await?,
         Stage::Consumer(args) => consumer::run(args).await?,

@@ -63,14 +63,7 @@ pub fn round(value: f64) -> f64 {
     (value * 1_000.0).round() / 1_000.0
 }
 
-/// Nearest-rank percentile of sorted samples.
-pub fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
+pub use hookline_testkit::slow_senders::percentile;
 
 /// Resident and peak resident memory of a process, in MB, from /proc.
 pub fn rss_mb(pid: u32) -> std::io::Result<(f64, f64)> {
@@ -84,18 +77,4 @@ pub fn rss_mb(pid: u32) -> std::io::Result<(f64, f64)> {
             .map_or(0.0, |kb| round(kb / 1024.0))
     };
     Ok((field("VmRSS:"), field("VmHWM:")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        let samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-        assert_eq!(percentile(&samples, 0.5), Duration::from_millis(50));
-        assert_eq!(percentile(&samples, 0.99), Duration::from_millis(99));
-        assert_eq!(percentile(&samples, 1.0), Duration::from_millis(100));
-        assert_eq!(percentile(&[], 0.5), Duration::ZERO);
-    }
 }

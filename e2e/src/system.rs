@@ -461,10 +461,8 @@ fn metrics_ports(pods_dir: &Path) -> Vec<(String, String, u16)> {
         .map(|pods| {
             pods.iter()
                 .filter_map(|(name, pod)| {
-                    // The handler serves /metrics beside its API, the others on ops.
-                    let port = pod["ports"]["9090"]
-                        .as_u64()
-                        .or_else(|| pod["ports"]["8080"].as_u64())?;
+                    // Every component serves /metrics on its ops port.
+                    let port = pod["ports"]["9090"].as_u64()?;
                     let component = pod["labels"]["app.kubernetes.io/component"]
                         .as_str()
                         .unwrap_or("emitter")

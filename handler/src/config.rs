@@ -66,7 +66,7 @@ pub struct Config {
     /// Requests handled at once from one client address (an IPv6 client counts per /64;
     /// the address is the one --trusted-proxies resolve; at most
     /// --max-concurrent-requests); more get 429 `source_overloaded` and Retry-After.
-    #[arg(long, env = "HANDLER_MAX_CONCURRENT_REQUESTS_PER_SOURCE", default_value_t = 64,
+    #[arg(long, env = "HANDLER_MAX_CONCURRENT_REQUESTS_PER_SOURCE", default_value_t = 256,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_concurrent_requests_per_source: u32,
     /// After an id was found unknown with the registry read to its end, further requests

@@ -12,6 +12,7 @@ pub mod postgres;
 pub mod process;
 pub mod prometheus;
 pub mod providers;
+pub mod slow_senders;
 pub mod tools;
 
 use std::collections::HashMap;

@@ -18,7 +18,7 @@ use tokio::process::{Child, Command};
 
 use crate::proxy::Proxy;
 use crate::resolve::{environment, materialize_secrets, service_account_kubeconfig};
-use crate::spec::LocalSpec;
+use crate::spec::{LocalSpec, PortRef};
 
 /// What every supervisor shares.
 pub struct Shared {
@@ -67,7 +67,12 @@ pub async fn supervise(
         .as_ref()
         .and_then(|(_, port)| spec.container_port(port))
         .and_then(|p| ports.get(&p).copied());
-    let proxied = component.as_deref() == Some(shared.proxied_component.as_str());
+    // The proxy sends webhooks to the port named `http` (the Service's target); the
+    // readiness probe may be on another (the handler's ops port).
+    let proxied_port = (component.as_deref() == Some(shared.proxied_component.as_str()))
+        .then(|| spec.container_port(&PortRef::Name("http".into())))
+        .flatten()
+        .and_then(|p| ports.get(&p).copied());
     shared.inventory.set(
         &spec.pod,
         component.clone(),
@@ -94,10 +99,21 @@ pub async fn supervise(
         tracing::info!(pod = %spec.pod, pid = child.id(), ?ports, "started");
         shared.inventory.set_pid(&spec.pod, child.id());
         let exited = run_until_exit_or_stop(
-            child, &spec, &pods, &secrets, &pod_dir, probe_port, restarts, &shared, proxied, &stop,
+            child,
+            &spec,
+            &pods,
+            &secrets,
+            &pod_dir,
+            probe_port,
+            restarts,
+            &shared,
+            proxied_port,
+            &stop,
         )
         .await;
-        if proxied && let Some(proxy) = &shared.proxy {
+        if proxied_port.is_some()
+            && let Some(proxy) = &shared.proxy
+        {
             proxy.set(&spec.pod, None);
         }
         match exited {
@@ -205,7 +221,7 @@ async fn run_until_exit_or_stop(
     probe_port: Option<u16>,
     restarts: u32,
     shared: &Shared,
-    proxied: bool,
+    proxied_port: Option<u16>,
     stop: &Shutdown,
 ) -> Option<std::process::ExitStatus> {
     let mut ready: Option<bool> = None;
@@ -230,8 +246,10 @@ async fn run_until_exit_or_stop(
         if ready != Some(now_ready) {
             ready = Some(now_ready);
             report(pods, spec, now_ready, restarts, None).await;
-            if proxied && let Some(proxy) = &shared.proxy {
-                proxy.set(&spec.pod, now_ready.then_some(probe_port).flatten());
+            if proxied_port.is_some()
+                && let Some(proxy) = &shared.proxy
+            {
+                proxy.set(&spec.pod, now_ready.then_some(proxied_port).flatten());
             }
         }
         // Secret files follow their Secrets, as a kubelet's volume sync does.

@@ -341,17 +341,20 @@ pub async fn publish_sealed(
         .expect("publish registry entry");
 }
 
+/// Publishes the deletion of `webhook_id`, sealed with [`KEYRING`] at a version above
+/// every one published before (as the operator writes deletions).
 pub async fn publish_tombstone(bootstrap: &KafkaConnection, topic: &str, webhook_id: &str) {
     let producer: FutureProducer = client_config(bootstrap, "handler-test-registry-writer")
         .create()
         .expect("producer");
+    let value = registry::encode_deletion(webhook_id, next_version(), &KEYRING);
     producer
         .send(
-            FutureRecord::<str, [u8]>::to(topic).key(webhook_id),
+            FutureRecord::to(topic).key(webhook_id).payload(&value),
             TIMEOUT,
         )
         .await
-        .expect("publish tombstone");
+        .expect("publish deletion");
 }
 
 pub async fn read_events(bootstrap: &KafkaConnection, topic: &str, webhook_id: &str) -> Vec<Event> {
