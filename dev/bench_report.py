@@ -415,7 +415,7 @@ def main():
         "",
         machine_section(data),
         "",
-        "## Targets (issue 16)",
+        "## Targets (issues 16 and 27)",
         "",
         targets_section(data),
         "",
