@@ -158,18 +158,14 @@ async fn events_are_stored_exactly_once_and_the_registry_is_mirrored() {
     assert!(!mirrored.contains("whsec_"), "{mirrored}");
 
     h.unregister("wh-b").await;
-    eventually(
-        "the deletion mirrored",
-        Duration::from_secs(10),
-        || async {
-            let status: String =
-                sqlx::query_scalar("select status from webhooks where webhook_id = 'wh-b'")
-                    .fetch_one(&h.pool)
-                    .await
-                    .expect("status");
-            (status == "deleted").then_some(())
-        },
-    )
+    eventually("the deletion mirrored", Duration::from_secs(10), || async {
+        let status: String =
+            sqlx::query_scalar("select status from webhooks where webhook_id = 'wh-b'")
+                .fetch_one(&h.pool)
+                .await
+                .expect("status");
+        (status == "deleted").then_some(())
+    })
     .await;
     // An event of a deleted webhook was accepted while it existed: it is stored.
     h.produce("wh-b", "msg-late", b"{}").await;
