@@ -7,7 +7,8 @@
 //!    is unknown only once this replica has read the registry up to where it stood
 //!    when the request came, so a Webhook the operator has registered is never 404.
 //!    An id found unknown that way is answered 404 at once for a short interval
-//!    (`UnknownIds`), and only a few such reads run at once (503 beyond);
+//!    (`UnknownIds`), and only a few such reads run at once (the others wait for their
+//!    turn up to a second, then 503);
 //! 2. the client address (the forwarded chain, see `hookline_core::source`) is inside
 //!    the webhook's `allowedSourceRanges` (403);
 //! 3. a declared `Content-Length` over the limit (413);
@@ -62,7 +63,8 @@ use hookline_core::source::{self, ForwardingHeader, TrustedProxies};
 
 /// How long a request for an unknown id waits for the registry to catch up.
 const REGISTRY_CATCH_UP: Duration = Duration::from_secs(1);
-/// Requests for unknown ids reading the registry's end at once; more get 503 and retry.
+/// Requests for unknown ids reading the registry's end at once; more wait up to
+/// `REGISTRY_CATCH_UP` for their turn, then get 503 and retry.
 pub const CONCURRENT_CATCH_UPS: usize = 16;
 
 /// The longest `traceparent` passed on (the W3C format is 55 characters).
@@ -447,12 +449,18 @@ impl Ingest {
             if self.unknown_ids.recently_checked(webhook_id) {
                 return Err(Rejection::UnknownWebhook);
             }
-            let _catching_up = self
-                .catch_ups
-                .try_acquire()
+            // A few reads at once; the others wait their turn (holding no request slot),
+            // and find the id remembered if one of those reads was for it.
+            let _catching_up = tokio::time::timeout(REGISTRY_CATCH_UP, self.catch_ups.acquire())
+                .await
+                .map_err(|_| Rejection::RegistryLoading)?
                 .map_err(|_| Rejection::RegistryLoading)?;
+            if self.unknown_ids.recently_checked(webhook_id) {
+                return Err(Rejection::UnknownWebhook);
+            }
             // Published a moment ago, perhaps: an id is unknown only once this replica
             // has read every registry record the broker had when the request came.
+            self.metrics.registry_catch_ups.inc();
             lookup = self
                 .registry
                 .lookup_current(webhook_id, REGISTRY_CATCH_UP)

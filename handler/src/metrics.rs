@@ -40,6 +40,7 @@ pub struct Metrics {
     pub body_repeat_cache_evictions: Counter,
     /// Requests shed, by which cap: `global`, `webhook` or `source`.
     pub shed: Family<ShedLabels, Counter>,
+    pub registry_catch_ups: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -65,6 +66,7 @@ impl Metrics {
             body_repeat_cache_entries: Gauge::default(),
             body_repeat_cache_evictions: Counter::default(),
             shed: Family::default(),
+            registry_catch_ups: Counter::default(),
         };
         registry.register(
             "requests",
@@ -120,6 +122,11 @@ impl Metrics {
             "requests_shed",
             "Requests refused for lack of a concurrency slot, by cap (global, webhook, source)",
             metrics.shed.clone(),
+        );
+        registry.register(
+            "registry_catch_ups",
+            "Reads of the registry topic's end for a webhook id this replica did not know",
+            metrics.registry_catch_ups.clone(),
         );
         metrics
     }

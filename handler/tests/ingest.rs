@@ -848,6 +848,96 @@ async fn a_webhook_registered_a_moment_ago_is_accepted_at_once() {
 }
 
 #[tokio::test]
+async fn unknown_ids_hold_no_slot_and_read_the_registry_end_once_per_interval() {
+    let (open, secret) = entry(Scheme::Standard);
+    let handler = Handler::start(
+        &bootstrap(),
+        std::slice::from_ref(&open),
+        &[
+            "--max-concurrent-requests",
+            "1",
+            "--body-read-timeout",
+            "10s",
+            "--unknown-webhook-recheck-interval",
+            "1m",
+        ],
+    )
+    .await;
+    // A body that never completes holds the replica's only slot.
+    let request = signed(Scheme::Standard, &secret, &message_id(), Utc::now(), b"{}");
+    let mut head = format!(
+        "POST /webhooks/{} HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n",
+        open.webhook_id
+    );
+    for (name, value) in &request {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n{");
+    let mut slow = tokio::net::TcpStream::connect(handler.addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut slow, head.as_bytes())
+        .await
+        .unwrap();
+    hookline_testkit::eventually(
+        "the slow request holds the slot",
+        support::TIMEOUT,
+        || async {
+            let metrics = handler.metrics().await;
+            metrics
+                .contains("hookline_handler_requests_in_flight 1")
+                .then_some(())
+        },
+    )
+    .await;
+
+    // Requests for an id nobody registered: 404 at once, slot or no slot, and one read
+    // of the registry's end for all of them.
+    let (never, never_secret) = entry(Scheme::Standard);
+    let requests = (0..50).map(|_| {
+        let request = signed(
+            Scheme::Standard,
+            &never_secret,
+            &message_id(),
+            Utc::now(),
+            b"{}",
+        );
+        let (handler, id) = (&handler, never.webhook_id.clone());
+        async move { handler.post(&id, &request, b"{}").await }
+    });
+    for answer in futures::future::join_all(requests).await {
+        assert_eq!(
+            (answer.status, answer.error()),
+            (404, "unknown_webhook".into()),
+            "{}",
+            answer.text()
+        );
+    }
+    let metrics = handler.metrics().await;
+    let catch_ups = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("hookline_handler_registry_catch_ups_total "))
+        .and_then(|value| value.parse::<u64>().ok());
+    // Concurrent first requests may each read it before the first one is remembered.
+    assert!(
+        catch_ups.is_some_and(|n| (1..=16).contains(&n)),
+        "reads of the registry's end: {catch_ups:?}"
+    );
+    let again = handler.post(&never.webhook_id, &[], b"{}").await;
+    assert_eq!(again.status, 404);
+    assert_eq!(
+        handler
+            .metrics()
+            .await
+            .lines()
+            .find_map(|line| line.strip_prefix("hookline_handler_registry_catch_ups_total "))
+            .and_then(|value| value.parse::<u64>().ok()),
+        catch_ups,
+        "a remembered unknown id is not looked up again"
+    );
+    drop(slow);
+    handler.stop().await;
+}
+
+#[tokio::test]
 async fn a_webhook_without_a_usable_secret_is_answered_503_to_be_retried() {
     let (mut unusable, _) = entry(Scheme::Standard);
     unusable.secrets[0].value = "C2FVsBQIhrscChlQIMV+b5sSYspob7oD".into();
