@@ -269,15 +269,7 @@ async fn hostile_requests_get_their_status_and_a_valid_sender_is_served_througho
         Utc::now(),
         &body,
     );
-    let mut head = format!(
-        "POST /webhooks/{} HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n",
-        victim.webhook_id,
-        body.len()
-    );
-    for (name, value) in &signed_head {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
+    let head = support::post_head(&victim.webhook_id, body.len(), &signed_head);
     let (cut_after, status) = trickle(&handler, head.as_bytes(), &body).await;
     assert!(
         cut_after < Duration::from_secs(6),

@@ -544,14 +544,8 @@ async fn slow_senders_are_cut_off_and_excess_requests_are_shed() {
     let body = br#"{"event_id":"e1"}"#;
     let request = signed(Scheme::Standard, &secret, &message_id(), Utc::now(), body);
     let mut slow = tokio::net::TcpStream::connect(handler.addr).await.unwrap();
-    let mut head = format!(
-        "POST /webhooks/{} HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 100\r\n",
-        open.webhook_id
-    );
-    for (name, value) in &request {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n{\"ev");
+    let request = [request, vec![("connection", "close".to_owned())]].concat();
+    let head = support::post_head(&open.webhook_id, 100, &request) + "{\"ev";
     tokio::io::AsyncWriteExt::write_all(&mut slow, head.as_bytes())
         .await
         .unwrap();
@@ -606,15 +600,7 @@ async fn shutdown_stops_accepting_but_finishes_the_request_in_flight() {
     let body = br#"{"event_id":"in-flight"}"#;
     let request = signed(Scheme::Standard, &secret, &message_id(), Utc::now(), body);
     let mut in_flight = tokio::net::TcpStream::connect(handler.addr).await.unwrap();
-    let mut head = format!(
-        "POST /webhooks/{} HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n",
-        open.webhook_id,
-        body.len()
-    );
-    for (name, value) in &request {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
+    let head = support::post_head(&open.webhook_id, body.len(), &request);
     tokio::io::AsyncWriteExt::write_all(&mut in_flight, head.as_bytes())
         .await
         .unwrap();
@@ -697,15 +683,10 @@ async fn behind_a_trusted_proxy_the_forwarded_client_address_is_checked() {
     );
 
     // The source is refused from the headers: a body that never comes is not waited for.
-    let request = signed(Scheme::Standard, &secret, &message_id(), Utc::now(), body);
-    let mut raw = format!(
-        "POST /webhooks/{} HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 100\r\nX-Forwarded-For: 198.51.100.7\r\n",
-        fenced.webhook_id
-    );
-    for (name, value) in &request {
-        raw.push_str(&format!("{name}: {value}\r\n"));
-    }
-    raw.push_str("\r\n");
+    let mut request = signed(Scheme::Standard, &secret, &message_id(), Utc::now(), body);
+    request.push(("connection", "close".into()));
+    request.push(("x-forwarded-for", "198.51.100.7".into()));
+    let raw = support::post_head(&fenced.webhook_id, 100, &request);
     let started = std::time::Instant::now();
     let refused = raw_exchange(&handler, raw.as_bytes()).await;
     assert_eq!(refused.status, 403, "{}", refused.text());
@@ -865,14 +846,7 @@ async fn unknown_ids_hold_no_slot_and_read_the_registry_end_once_per_interval() 
     .await;
     // A body that never completes holds the replica's only slot.
     let request = signed(Scheme::Standard, &secret, &message_id(), Utc::now(), b"{}");
-    let mut head = format!(
-        "POST /webhooks/{} HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n",
-        open.webhook_id
-    );
-    for (name, value) in &request {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n{");
+    let head = support::post_head(&open.webhook_id, 100, &request) + "{";
     let mut slow = tokio::net::TcpStream::connect(handler.addr).await.unwrap();
     tokio::io::AsyncWriteExt::write_all(&mut slow, head.as_bytes())
         .await

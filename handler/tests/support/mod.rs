@@ -205,6 +205,20 @@ impl Handler {
     }
 }
 
+/// The head of `POST /webhooks/{webhook_id}` declaring `content_length` body bytes, with
+/// `headers`, up to and including the blank line (for tests that write the body
+/// themselves, slowly or never).
+pub fn post_head(webhook_id: &str, content_length: usize, headers: &[(&str, String)]) -> String {
+    let mut head = format!(
+        "POST /webhooks/{webhook_id} HTTP/1.1\r\nHost: a\r\nContent-Length: {content_length}\r\n"
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    head
+}
+
 /// One request to `addr` on a new connection (`Connection: close`).
 pub async fn exchange(
     addr: SocketAddr,
