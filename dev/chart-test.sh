@@ -77,6 +77,8 @@ PY
 }
 
 # A throwaway password's argon2id hash (cheap parameters): the chart only checks its form.
+# Single quotes on purpose: the hash's $ fields are text.
+# shellcheck disable=SC2016
 CONSOLE_USERS='admin:operator:$argon2id$v=19$m=8,t=1,p=1$QErFKibxy7Fs53hkLhOo0w$DIhiL3yAXYBImGGvetCNaagFC5sm6+URPfuq8B/6Vos'
 
 console_takes_hashed_users_and_an_auth_proxy_in_the_way() {

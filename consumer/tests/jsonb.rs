@@ -6,6 +6,7 @@ use chrono::Utc;
 use hookline_consumer::day_partitions::{DayPartitions, Retention};
 use hookline_consumer::event::EventRow;
 use hookline_consumer::{db, jsonb, store};
+use serde_json::{Value, json};
 use sqlx::PgPool;
 
 async fn migrated(prefix: &str) -> PgPool {
@@ -14,6 +15,9 @@ async fn migrated(prefix: &str) -> PgPool {
     db::migrate(&pool).await.expect("migrate");
     pool
 }
+
+/// A stored event: message id, body, payload, request headers.
+type StoredRow = (String, Vec<u8>, Option<Value>, Option<Value>);
 
 /// Whether PostgreSQL takes `document` as `jsonb`.
 async fn postgres_accepts(pool: &PgPool, document: &str) -> bool {
@@ -110,23 +114,19 @@ async fn a_row_whose_json_postgresql_refuses_is_stored_without_it() {
     tx.commit().await.expect("commit");
     assert_eq!((inserted.total(), refused), (2, Vec::new()));
 
-    let stored: Vec<(
-        String,
-        Vec<u8>,
-        Option<serde_json::Value>,
-        Option<serde_json::Value>,
-    )> = sqlx::query_as("SELECT message_id, body, payload, request_headers FROM events ORDER BY 1")
-        .fetch_all(&pool)
-        .await
-        .expect("events");
+    let stored: Vec<StoredRow> =
+        sqlx::query_as("SELECT message_id, body, payload, request_headers FROM events ORDER BY 1")
+            .fetch_all(&pool)
+            .await
+            .expect("events");
     assert_eq!(
         stored,
         vec![
             (
                 "fine".to_owned(),
                 br#"{"n":1}"#.to_vec(),
-                Some(serde_json::json!({"n": 1})),
-                Some(serde_json::json!({"webhook-id": "x"})),
+                Some(json!({"n": 1})),
+                Some(json!({"webhook-id": "x"})),
             ),
             (
                 "huge".to_owned(),
