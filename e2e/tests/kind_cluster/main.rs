@@ -554,7 +554,7 @@ async fn network_policy_matrix(cluster: &KindCluster) {
 
     // The targets.
     let (handler_ip, handler_port) = service(cluster, &ns, &name("handler"));
-    let (_, handler_pod_ip, _) = pod_of(cluster, &ns, &component("handler"));
+    let (_, handler_pod_ip, handler_node) = pod_of(cluster, &ns, &component("handler"));
     let (kafka_ip, kafka_port) = service(cluster, &ns, &name("kafka"));
     let (postgres_ip, postgres_port) = service(cluster, &ns, &name("postgres"));
     let (console_ip, console_port) = service(cluster, &ns, &name("console"));
@@ -571,6 +571,11 @@ async fn network_policy_matrix(cluster: &KindCluster) {
         &format!("handler pod {handler_pod_ip}:8080"),
         &handler_pod_ip,
         8080,
+    );
+    let handler_ops = Target::new(
+        &format!("handler ops {handler_pod_ip}:9090"),
+        &handler_pod_ip,
+        9090,
     );
     let kafka = Target::new(
         &format!("Kafka {kafka_ip}:{kafka_port}"),
@@ -630,6 +635,14 @@ async fn network_policy_matrix(cluster: &KindCluster) {
         json!({"hookline-e2e": "np-node-side"}),
         Some(&consumer_node),
     );
+    // The kubelet's place on the handler's node: only a node reaches its own pods' ops port.
+    let handler_node_side = probe_pod(
+        cluster,
+        &ns,
+        "np-handler-node-side",
+        json!({"hookline-e2e": "np-handler-node-side"}),
+        Some(&handler_node),
+    );
     let consumer = probe_in(cluster, "consumer pod", &consumer_pod).await;
     let (emitter_pod, _, _) = pod_of(
         cluster,
@@ -646,9 +659,12 @@ async fn network_policy_matrix(cluster: &KindCluster) {
         (&stranger, &postgres, false, Some(&consumer)),
         (&stranger, &console, false, Some(&ingress_side)),
         (&stranger, &consumer_ops, false, Some(&node_side)),
+        (&stranger, &handler_ops, false, Some(&handler_node_side)),
+        (&ingress_side, &handler_ops, false, Some(&handler_node_side)),
         (&emitter, &dns, true, None),
         (&emitter, &handler_svc, true, None),
         (&emitter, &handler_pod, true, None),
+        (&emitter, &handler_ops, false, Some(&handler_node_side)),
         (&emitter, &kafka, false, Some(&consumer)),
         (&emitter, &postgres, false, Some(&consumer)),
         (&emitter, &api, false, Some(&stranger)),
@@ -726,7 +742,7 @@ async fn network_policy_matrix(cluster: &KindCluster) {
         );
     }
 
-    for subject in [&stranger, &ingress_side, &node_side] {
+    for subject in [&stranger, &ingress_side, &node_side, &handler_node_side] {
         cluster.run(
             "kubectl",
             &[
