@@ -355,6 +355,7 @@ cmd_test() {
       HOOKLINE_KIND_INGRESS_HOST=$INGRESS_HOST HOOKLINE_KIND_CONSOLE_HOST=$CONSOLE_HOST \
       HOOKLINE_KIND_CHART="$REPO_ROOT/helm/hookline" \
       HOOKLINE_KIND_CHART_VALUES="${values[*]}" \
+      HOOKLINE_KIND_CONSOLE_SIGN_INS="$KIND_STATE/console-sign-ins" \
       cargo test --locked -p hookline-e2e --test kind_cluster -- --ignored --nocapture) || die "make kind-test failed"
   # The test ends with helm uninstall: put Hookline back as make kind-up left it.
   install_hookline

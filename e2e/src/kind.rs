@@ -5,6 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,6 +39,9 @@ pub struct KindCluster {
     pub chart: String,
     /// The `--set=...` arguments `make kind-up` installed the chart with.
     pub chart_values: Vec<String>,
+    /// The console's sign-ins `make kind-up` made (`user:role:password` lines); the
+    /// cluster holds only their hashes.
+    pub console_sign_ins: PathBuf,
     pub client: Client,
 }
 
@@ -57,6 +61,7 @@ impl KindCluster {
                 .split_whitespace()
                 .map(str::to_owned)
                 .collect(),
+            console_sign_ins: PathBuf::from(env("HOOKLINE_KIND_CONSOLE_SIGN_INS")),
             client,
         }
     }

@@ -160,8 +160,8 @@ async fn the_users_path_on_kind_loses_nothing() {
     let (status, _) = cluster.console_get("/api/v1/webhooks", None);
     assert_eq!(status, 401, "the console answered without credentials");
     // dev/kind.sh made the sign-ins; the cluster holds only their argon2id hashes.
-    let sign_ins = hookline_e2e::system::stack_dir().join("kind/console-sign-ins");
-    let users = std::fs::read_to_string(&sign_ins)
+    let sign_ins = &cluster.console_sign_ins;
+    let users = std::fs::read_to_string(sign_ins)
         .unwrap_or_else(|err| panic!("{}: {err}", sign_ins.display()));
     let admin = users
         .lines()
