@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help crds stack-up stack-down stack-status test lint fmt check build run kind-up kind-test kind-down bench chaos observability-docs
+.PHONY: help crds stack-up stack-down stack-status test lint fmt check build run kind-up kind-test kind-down kind-bench bench chaos observability-docs
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -55,11 +55,14 @@ kind-up: ## The whole system on a kind cluster: Docker and kind if they answer, 
 kind-test: ## End-to-end test on the kind cluster of make kind-up (traffic, scaling, pod deletions, helm upgrade and uninstall)
 	@dev/kind.sh test
 
+kind-bench: ## Fixed rates through the kind cluster's Ingress to 3 handler pods (RATES="500,1000,2000"): send-to-row p50/p99 and stored share into bench/results and docs/BENCHMARKS.md
+	@RATES="$(RATES)" dev/kind.sh bench
+
 kind-down: ## Remove the kind cluster; offline, also stop its Docker engine and put the network back
 	@dev/kind.sh down
 
-bench: ## Run every benchmark stage (or STAGES="operator ..."), write bench/results/latest.json
-	@dev/bench.sh $(STAGES)
+bench: ## Run every benchmark stage (or STAGES="idle operator ..."; REPEATS=N runs each N times), write bench/results/latest.json
+	@REPEATS="$(REPEATS)" dev/bench.sh $(STAGES)
 
 chaos: ## Fault scenarios during traffic (stops the stack's Kafka and PostgreSQL: run alone), regenerate docs/RELIABILITY.md
 	@dev/chaos.sh $(SCENARIOS)

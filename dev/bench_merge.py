@@ -9,6 +9,13 @@ for name in sorted(os.listdir(results)):
         with open(os.path.join(results, name)) as f:
             stages[name[:-5]] = json.load(f)
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+# Figures of a tree with uncommitted changes to tracked files came from code no commit
+# holds: say so.
+changes = subprocess.run(
+    ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+).stdout.strip()
+if commit and changes:
+    commit += "-dirty"
 meta = {
     "generated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     "git_commit": commit,

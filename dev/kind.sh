@@ -15,6 +15,9 @@
 #                        Hookline, apply examples/webhook.yaml, wait for it to be Ready and
 #                        for its events to be stored
 #   dev/kind.sh test     the end-to-end test on that cluster (e2e/tests/kind_cluster)
+#   dev/kind.sh bench    fixed rates (RATES, default 500,1000,2000 per second) through the
+#                        Ingress to 3 handler pods: bench/results/kind.json, then
+#                        latest.json and docs/BENCHMARKS.md (hookline-bench kind)
 #   dev/kind.sh down     delete the cluster; offline, also stop the engine and put the
 #                        machine's network back as it was
 #   dev/kind.sh env      print the exports that point kubectl, helm and docker at the cluster
@@ -361,6 +364,19 @@ cmd_test() {
   install_hookline
 }
 
+cmd_bench() {
+  [ -f "$MODE_FILE" ] || die "no kind cluster was made from this checkout: make kind-up first"
+  [ "$(mode)" = offline ] && offline_env
+  api_answers || die "the kind cluster does not answer: make kind-up"
+  (cd "$REPO_ROOT" && dev/build-release.sh -p hookline-bench) || die "building hookline-bench failed"
+  (cd "$REPO_ROOT" &&
+    HOOKLINE_KIND_NAMESPACE=$NAMESPACE HOOKLINE_KIND_RELEASE=$RELEASE HOOKLINE_KIND_INGRESS="127.0.0.1:80" \
+      HOOKLINE_KIND_INGRESS_HOST=$INGRESS_HOST \
+      target/release/hookline-bench --results bench/results kind --rates "${RATES:-500,1000,2000}" &&
+    python3 dev/bench_merge.py bench/results &&
+    python3 dev/bench_report.py bench/results) || die "make kind-bench failed"
+}
+
 cmd_down() {
   local mode
   [ -f "$MODE_FILE" ] || log "no kind cluster was made from this checkout; cleaning up what the $(mode) mode would have left"
@@ -400,11 +416,12 @@ cmd_cached() {
 case "${1:-}" in
   up) cmd_up ;;
   test) cmd_test ;;
+  bench) cmd_bench ;;
   down) cmd_down ;;
   env) cmd_env ;;
   cached) cmd_cached ;;
   *)
-    sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -8,6 +8,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use hookline_core::kafka::KafkaConnection;
 use hookline_core::registry::Keyring;
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 use sqlx::{Connection, PgConnection};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -38,6 +42,16 @@ pub async fn http_post(port: u16, path: &str, body: &str) -> anyhow::Result<(u16
         ),
     )
     .await
+}
+
+/// A keep-alive HTTP/1.1 client connection to `address` (host:port), without Nagle's
+/// delay; its driver runs as a task of its own.
+pub async fn http1_connect(address: &str) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+    let stream = TcpStream::connect(address).await?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
 }
 
 /// Sends `request` and reads the answer until the server closes (HTTP/1.0).
@@ -231,38 +245,131 @@ impl Process {
     }
 }
 
+/// Every process of /proc by parent, with its CPU ticks: one pass, so the descendants of
+/// several processes are found together.
+struct ProcessTable {
+    children: HashMap<u32, Vec<(u32, u64)>>,
+}
+
+impl ProcessTable {
+    fn read() -> anyhow::Result<Self> {
+        let mut children: HashMap<u32, Vec<(u32, u64)>> = HashMap::new();
+        for entry in std::fs::read_dir("/proc")? {
+            let Some(pid) = entry?.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                continue;
+            };
+            // A process that exits while /proc is read is simply not there any more.
+            if let Ok(stat) = read_stat(pid) {
+                children
+                    .entry(stat.ppid)
+                    .or_default()
+                    .push((pid, stat.ticks));
+            }
+        }
+        Ok(Self { children })
+    }
+
+    /// The descendants of `pid` (not itself), with their ticks.
+    fn descendants(&self, pid: u32) -> Vec<(u32, u64)> {
+        let mut found = Vec::new();
+        let mut pending = vec![pid];
+        while let Some(parent) = pending.pop() {
+            for (child, ticks) in self.children.get(&parent).into_iter().flatten() {
+                found.push((*child, *ticks));
+                pending.push(*child);
+            }
+        }
+        found
+    }
+}
+
+/// Fails when `process` exited, or its pid now belongs to a later one.
+fn still_running(process: &Process) -> anyhow::Result<Stat> {
+    let root = read_stat(process.pid)?;
+    if root.started != process.started {
+        anyhow::bail!("process {} exited and its pid was reused", process.pid);
+    }
+    Ok(root)
+}
+
 /// The CPU seconds of several processes, each with its descendants, together (one
 /// pass over /proc).
 pub fn cpu_seconds(processes: &[Process]) -> anyhow::Result<f64> {
-    let mut children: HashMap<u32, Vec<(u32, u64)>> = HashMap::new();
-    for entry in std::fs::read_dir("/proc")? {
-        let Some(pid) = entry?.file_name().to_str().and_then(|n| n.parse().ok()) else {
-            continue;
-        };
-        // A process that exits while /proc is read is simply not there any more.
-        if let Ok(stat) = read_stat(pid) {
-            children
-                .entry(stat.ppid)
-                .or_default()
-                .push((pid, stat.ticks));
-        }
-    }
+    let table = ProcessTable::read()?;
     let mut ticks = 0;
     for process in processes {
-        let root = read_stat(process.pid)?;
-        if root.started != process.started {
-            anyhow::bail!("process {} exited and its pid was reused", process.pid);
-        }
-        ticks += root.ticks;
-        let mut pending = vec![process.pid];
-        while let Some(parent) = pending.pop() {
-            for (pid, child_ticks) in children.get(&parent).into_iter().flatten() {
-                ticks += child_ticks;
-                pending.push(*pid);
+        ticks += still_running(process)?.ticks;
+        ticks += table
+            .descendants(process.pid)
+            .iter()
+            .map(|(_, t)| t)
+            .sum::<u64>();
+    }
+    Ok(ticks as f64 / ticks_per_second())
+}
+
+/// One thread's context switches so far: each is a time it stopped running, to sleep
+/// (voluntary) or preempted, so the count is how often it was woken or scheduled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadSwitches {
+    pub pid: u32,
+    pub tid: u32,
+    /// The thread's name (`/proc/PID/task/TID/comm`).
+    pub name: String,
+    pub switches: u64,
+}
+
+/// The threads of several processes and of their descendants, with their context
+/// switches so far. A thread that exits between two readings takes its count with it.
+pub fn thread_switches(processes: &[Process]) -> anyhow::Result<Vec<ThreadSwitches>> {
+    let table = ProcessTable::read()?;
+    let mut threads = Vec::new();
+    for process in processes {
+        still_running(process)?;
+        let pids = std::iter::once(process.pid)
+            .chain(table.descendants(process.pid).into_iter().map(|(p, _)| p));
+        for pid in pids {
+            let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+                continue;
+            };
+            for task in tasks {
+                let Some(tid) = task?.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                    continue;
+                };
+                let dir = format!("/proc/{pid}/task/{tid}");
+                // A thread that ended while its process was read is not counted.
+                let (Ok(status), Ok(name)) = (
+                    std::fs::read_to_string(format!("{dir}/status")),
+                    std::fs::read_to_string(format!("{dir}/comm")),
+                ) else {
+                    continue;
+                };
+                threads.push(ThreadSwitches {
+                    pid,
+                    tid,
+                    name: name.trim().to_owned(),
+                    switches: context_switches(&status),
+                });
             }
         }
     }
-    Ok(ticks as f64 / ticks_per_second())
+    Ok(threads)
+}
+
+/// Voluntary plus nonvoluntary context switches of a `/proc/.../status` text.
+fn context_switches(status: &str) -> u64 {
+    status
+        .lines()
+        .filter_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            matches!(
+                name,
+                "voluntary_ctxt_switches" | "nonvoluntary_ctxt_switches"
+            )
+            .then(|| value.trim().parse::<u64>().ok())
+            .flatten()
+        })
+        .sum()
 }
 
 #[cfg(test)]
@@ -278,6 +385,42 @@ mod tests {
         assert_eq!(stat.ticks, 328);
         assert_eq!(stat.started, 123_456);
         assert!(parse_stat("42 (x) S 7").is_none());
+    }
+
+    #[test]
+    fn context_switches_add_voluntary_and_nonvoluntary() {
+        let status = "Name:\ttokio-runtime-w\nThreads:\t1\n\
+                      voluntary_ctxt_switches:\t120\nnonvoluntary_ctxt_switches:\t7\n";
+        assert_eq!(context_switches(status), 127);
+        assert_eq!(context_switches("Name:\tx\n"), 0);
+    }
+
+    #[test]
+    fn a_sleeping_thread_of_this_process_is_found_with_its_name_and_switches() {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let sleeper = std::thread::Builder::new()
+            .name("bench-sleeper".into())
+            .spawn(move || {
+                // Every receive that finds nothing puts the thread to sleep: a switch.
+                while rx.recv_timeout(Duration::from_millis(1)).is_err() {}
+            })
+            .unwrap();
+        let me = Process::find(std::process::id()).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let threads = thread_switches(&[me]).unwrap();
+            let found = threads.iter().find(|t| t.name == "bench-sleeper");
+            if found.is_some_and(|t| t.switches > 2 && t.pid == me.pid) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no sleeper: {threads:?}"
+            );
+            std::thread::yield_now();
+        }
+        tx.send(()).unwrap();
+        sleeper.join().unwrap();
     }
 
     #[test]
