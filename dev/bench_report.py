@@ -417,11 +417,12 @@ def idle_tables(figures):
                      spread_cell(figures, f"{kind}_wakeups_per_s")])
     out = ["Per kind of process (all its processes together):", "",
            table(["kind", "processes", "CPU cores", "wake-ups/s"], rows), ""]
-    top = figures.get("top_threads")
-    if is_series(top):
-        out += ["The threads woken most often, over every window:", "",
-                table(["kind", "pid", "thread", "wake-ups/s"],
-                      [[t.get("kind"), t.get("pid"), f"`{t.get('thread')}`", number(t.get("wakeups_per_s"))] for t in top]), ""]
+    for key, title in (("top_threads", "The threads woken most often"), ("top_hookline_threads", "Hookline's threads woken most often")):
+        top = figures.get(key)
+        if is_series(top):
+            out += [f"{title}, over every window (names as the kernel keeps them, 15 characters):", "",
+                    table(["kind", "pid", "thread", "wake-ups/s"],
+                          [[t.get("kind"), t.get("pid"), f"`{t.get('thread')}`", number(t.get("wakeups_per_s"))] for t in top]), ""]
     return out, {k for k in figures if k.endswith(("_cpu_cores", "_wakeups_per_s", "_processes")) or is_derived(k, figures)}
 
 

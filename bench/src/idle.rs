@@ -4,7 +4,8 @@
 //! hold every partition, it reads /proc over `--repeats` consecutive windows of
 //! `--seconds`: the CPU cores each kind of process uses, how often its threads are woken
 //! (voluntary plus involuntary context switches of every thread), and over the whole
-//! measurement the threads that wake most. Each figure is the median of the windows.
+//! measurement the threads that wake most (all, and Hookline's own apart). Each figure
+//! is the median of the windows.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -120,22 +121,37 @@ async fn measure(args: &Args) -> anyhow::Result<Report> {
         report.figure(&format!("{}_processes", key(kind)), found.len());
     }
     let (first, last) = (&readings[0], &readings[readings.len() - 1]);
-    let top = top_threads(&processes, first, last, args.top_threads);
-    println!("\nthreads woken most often, over all windows:");
-    for thread in &top {
-        println!(
-            "  {:>8.1}/s  {:<15} {:<16} pid {}",
-            thread.wakeups_per_s, thread.kind, thread.name, thread.pid
-        );
+    let threads = threads_by_wakeups(&processes, first, last);
+    // Hookline's own threads are listed apart: the stack's would otherwise fill the list.
+    let hookline = threads.iter().filter(|t| HOOKLINE.contains(&t.kind));
+    for (key, title, top) in [
+        (
+            "top_threads",
+            "threads woken most often",
+            threads.iter().take(args.top_threads).collect::<Vec<_>>(),
+        ),
+        (
+            "top_hookline_threads",
+            "Hookline's threads woken most often",
+            hookline.take(args.top_threads).collect(),
+        ),
+    ] {
+        println!("\n{title}, over all windows:");
+        for thread in &top {
+            println!(
+                "  {:>8.1}/s  {:<15} {:<16} pid {}",
+                thread.wakeups_per_s, thread.kind, thread.name, thread.pid
+            );
+        }
+        let top: Vec<_> = top
+            .iter()
+            .map(|t| {
+                json!({"kind": t.kind, "pid": t.pid, "thread": t.name,
+                       "wakeups_per_s": round(t.wakeups_per_s)})
+            })
+            .collect();
+        report.figure(key, top);
     }
-    let top: Vec<_> = top
-        .iter()
-        .map(|t| {
-            json!({"kind": t.kind, "pid": t.pid, "thread": t.name,
-                   "wakeups_per_s": round(t.wakeups_per_s)})
-        })
-        .collect();
-    report.figure("top_threads", top);
     Ok(report)
 }
 
@@ -194,8 +210,8 @@ struct TopThread {
     wakeups_per_s: f64,
 }
 
-/// The `count` threads woken most often between two readings.
-fn top_threads(processes: &Kinds, from: &Reading, to: &Reading, count: usize) -> Vec<TopThread> {
+/// Every thread with its wake-ups per second between two readings, most first.
+fn threads_by_wakeups(processes: &Kinds, from: &Reading, to: &Reading) -> Vec<TopThread> {
     let seconds = to.at.duration_since(from.at).as_secs_f64();
     let mut threads: Vec<TopThread> = processes
         .0
@@ -213,7 +229,6 @@ fn top_threads(processes: &Kinds, from: &Reading, to: &Reading, count: usize) ->
         })
         .collect();
     threads.sort_by(|a, b| b.wakeups_per_s.total_cmp(&a.wakeups_per_s));
-    threads.truncate(count);
     threads
 }
 
@@ -275,12 +290,14 @@ mod tests {
         assert_eq!(figures["hookline_cpu_cores"], json!(0.02));
         assert_eq!(figures["hookline_wakeups_per_s"], json!(5.0));
 
-        let top = top_threads(&processes, &from, &to, 1);
-        assert_eq!(top.len(), 1);
+        let threads = threads_by_wakeups(&processes, &from, &to);
+        let order: Vec<(&str, &str, f64)> = threads
+            .iter()
+            .map(|t| (t.kind, t.name.as_str(), t.wakeups_per_s))
+            .collect();
         assert_eq!(
-            (top[0].kind, top[0].name.as_str()),
-            ("kube-apiserver", "api")
+            order,
+            [("kube-apiserver", "api", 40.0), ("handler", "tokio", 5.0)]
         );
-        assert_eq!(top[0].wakeups_per_s, 40.0);
     }
 }

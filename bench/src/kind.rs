@@ -39,8 +39,10 @@ pub struct Args {
     /// Handler replicas during the bench (the Deployment is scaled back afterwards).
     #[arg(long, default_value_t = 3)]
     handlers: u32,
-    /// Keep-alive connections to the Ingress the events are spread over.
-    #[arg(long, default_value_t = 32)]
+    /// Keep-alive connections to the Ingress the events are spread over: enough that
+    /// each carries a request every 64 ms at 2,000/s, so one answer's delay does not hold
+    /// back the next due event.
+    #[arg(long, default_value_t = 128)]
     connections: u64,
     /// Seconds to wait for the window's events to be stored once sending stopped.
     #[arg(long, default_value_t = 60)]
@@ -506,6 +508,81 @@ mod tests {
         assert!(query.contains("webhook_id = 'wh_abc-1droptableevents--'"));
         assert!(query.contains(">= '2026-12-07T10:00:05+00:00'"));
         assert!(query.contains("< '2026-12-07T10:00:35+00:00'"));
+    }
+
+    /// A stand-in for the Ingress on loopback that keeps every request and answers 202.
+    async fn ingress() -> (
+        String,
+        Arc<std::sync::Mutex<Vec<(Vec<(String, Vec<u8>)>, Bytes)>>>,
+    ) {
+        let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = received.clone();
+        let app = axum::Router::new().route(
+            "/webhooks/wh_1",
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: Bytes| {
+                let headers = headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
+                    .collect();
+                kept.lock().unwrap().push((headers, body));
+                async { axum::http::StatusCode::ACCEPTED }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (address, received)
+    }
+
+    #[tokio::test]
+    async fn events_go_out_signed_at_the_rate_stamped_when_due_and_the_window_follows_the_warmup() {
+        let (address, received) = ingress().await;
+        let target = Target {
+            ingress: address,
+            host: "hooks.test".into(),
+            path: "/webhooks/wh_1".into(),
+        };
+        let secret =
+            SigningSecret::parse(Scheme::Standard, &signature::generate_standard_secret()).unwrap();
+        let warmup = Duration::from_millis(100);
+        let window = Duration::from_millis(500);
+        let sent = send_at_rate(&target, &secret, 200, warmup, window, 4)
+            .await
+            .unwrap();
+        assert_eq!((sent.sent, sent.accepted), (100, 100));
+        assert_eq!(
+            (sent.window_to - sent.window_from).to_std().unwrap(),
+            window
+        );
+
+        let received = received.lock().unwrap();
+        assert_eq!(received.len(), 120);
+        let mut stamps = Vec::new();
+        for (headers, body) in received.iter() {
+            assert!(headers.contains(&("host".to_owned(), b"hooks.test".to_vec())));
+            signature::verify(
+                Scheme::Standard,
+                headers.as_slice(),
+                body,
+                std::slice::from_ref(&secret),
+                Utc::now(),
+                signature::DEFAULT_TOLERANCE,
+            )
+            .unwrap();
+            let event: serde_json::Value = serde_json::from_slice(body).unwrap();
+            let stamp = DateTime::parse_from_rfc3339(event["timestamp"].as_str().unwrap()).unwrap();
+            stamps.push(stamp.with_timezone(&Utc));
+        }
+        // Each event is stamped with the moment it was due: 5 ms apart at 200/s, the
+        // window's first the first after the warm-up.
+        stamps.sort_unstable();
+        assert!(
+            stamps
+                .windows(2)
+                .all(|w| w[1] - w[0] == chrono::Duration::milliseconds(5))
+        );
+        assert_eq!(stamps[20], sent.window_from);
+        assert!(stamps[119] < sent.window_to);
     }
 
     #[test]
