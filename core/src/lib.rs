@@ -6,6 +6,7 @@ pub mod config;
 pub mod kafka;
 pub mod ops;
 pub mod process_metrics;
+pub mod producer;
 pub mod provider;
 pub mod record_headers;
 pub mod registry;

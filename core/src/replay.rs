@@ -12,13 +12,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::{PgPool, Row};
 use thiserror::Error;
 
 use crate::kafka::{KafkaConnection, reliable_producer_config};
+use crate::producer::AckedProducer;
 use crate::record_headers;
 
 const PAGE: i64 = 500;
@@ -75,7 +76,7 @@ struct Item {
 
 /// Produces replayed dead letters to one events topic.
 pub struct Replayer {
-    producer: FutureProducer,
+    producer: AckedProducer,
     events_topic: String,
 }
 
@@ -85,9 +86,9 @@ impl Replayer {
         client_id: &str,
         events_topic: &str,
     ) -> Result<Self, ReplayError> {
-        let producer = reliable_producer_config(connection, client_id, DELIVERY_TIMEOUT)
-            .create()
-            .map_err(ReplayError::Producer)?;
+        let config = reliable_producer_config(connection, client_id, DELIVERY_TIMEOUT);
+        let producer =
+            AckedProducer::new(&config, "kafka-replays").map_err(ReplayError::Producer)?;
         Ok(Self {
             producer,
             events_topic: events_topic.to_owned(),
@@ -128,13 +129,16 @@ impl Replayer {
                     .key(item.webhook_id.as_bytes())
                     .payload(item.payload.as_slice())
                     .headers(replay_headers(&item.headers));
-                deliveries.push((item.id, self.producer.send(record, DELIVERY_TIMEOUT)));
+                deliveries.push((
+                    item.id,
+                    self.producer.send_when_room(record, DELIVERY_TIMEOUT),
+                ));
             }
             let mut ids = Vec::with_capacity(deliveries.len());
             for (id, delivery) in deliveries {
                 delivery
                     .await
-                    .map_err(|(source, _)| ReplayError::NotAcknowledged {
+                    .map_err(|source| ReplayError::NotAcknowledged {
                         id,
                         topic: topic.clone(),
                         source,

@@ -6,10 +6,11 @@ use std::time::Duration;
 use hookline_core::kafka::{
     TopicSpec, ensure_topics, header_str, manual_commit_consumer_config, reliable_producer_config,
 };
+use hookline_core::producer::AckedProducer;
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 
 fn kafka() -> hookline_core::kafka::KafkaConnection {
     hookline_core::kafka::KafkaConnection::from_vars(&hookline_testkit::stack().vars)
@@ -32,13 +33,14 @@ async fn produce_and_consume_round_trip_keeps_key_payload_and_headers() {
         .await
         .expect("topic creation is idempotent");
 
-    let producer: FutureProducer =
-        reliable_producer_config(&kafka(), "smoke-producer", Duration::from_secs(10))
-            .create()
-            .expect("producer");
+    let producer = AckedProducer::new(
+        &reliable_producer_config(&kafka(), "smoke-producer", Duration::from_secs(10)),
+        "smoke-deliveries",
+    )
+    .expect("producer");
     let payload: Vec<u8> = (0..=255u8).cycle().take(1024).collect();
     let delivery = producer
-        .send(
+        .send_when_room(
             FutureRecord::to(&topic)
                 .key("wh-1")
                 .payload(&payload)
@@ -56,7 +58,6 @@ async fn produce_and_consume_round_trip_keeps_key_payload_and_headers() {
             Duration::from_secs(10),
         )
         .await
-        .map_err(|(err, _)| err)
         .expect("broker acknowledged");
     assert!(delivery.offset >= 0);
 

@@ -78,6 +78,11 @@ pub struct Config {
     /// (the producer's message.timeout.ms).
     #[arg(long, env = "HANDLER_PRODUCE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub produce_timeout: Duration,
+    /// How long the producer holds an event for others to share its produce request
+    /// (librdkafka's linger.ms). Longer means fewer requests and wake-ups per event, and
+    /// that much more delay. At most 1s.
+    #[arg(long, env = "HANDLER_PRODUCE_LINGER", default_value = "5ms", value_parser = parse_linger)]
+    pub produce_linger: Duration,
     /// Message ids remembered for replay detection; the oldest are forgotten first.
     /// The same capacity bounds the body digests of --unsigned-id-repeat-window.
     #[arg(long, env = "HANDLER_REPLAY_CACHE_CAPACITY", default_value_t = 100_000,
@@ -124,6 +129,16 @@ impl Config {
     }
 }
 
+fn parse_linger(value: &str) -> Result<Duration, String> {
+    let linger = parse_duration(value)?;
+    if linger > Duration::from_secs(1) {
+        return Err(format!(
+            "{value:?} is over 1s: every event would wait that long"
+        ));
+    }
+    Ok(linger)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,5 +170,12 @@ mod tests {
             ])
             .is_err()
         );
+    }
+
+    #[test]
+    fn a_linger_over_a_second_is_refused() {
+        assert_eq!(parse_linger("5ms"), Ok(Duration::from_millis(5)));
+        let refused = parse_linger("2s").expect_err("2s is over the bound");
+        assert!(refused.contains("over 1s"), "{refused}");
     }
 }

@@ -5,14 +5,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use hookline_core::kafka::{KafkaConnection, reliable_producer_config};
+use hookline_core::producer::AckedProducer;
 use hookline_core::provider::EventIdentity;
 use hookline_core::record_headers;
 use hookline_core::signature::Scheme;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::FutureRecord;
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::util::Timeout;
 use thiserror::Error;
 
 /// A verified event, borrowed from the request.
@@ -117,24 +117,28 @@ pub struct ProducerSetupError {
 /// Produces events to one topic with `acks=all` and idempotence.
 #[derive(Clone)]
 pub struct EventProducer {
-    producer: FutureProducer,
+    producer: AckedProducer,
     topic: String,
 }
 
 impl EventProducer {
     /// `delivery_timeout` bounds how long an event may wait for the broker's ack, so a
-    /// sender learns of an outage within it.
+    /// sender learns of an outage within it; `linger` is how long an event waits for
+    /// others to share its produce request.
     pub fn new(
         connection: &KafkaConnection,
         topic: String,
         delivery_timeout: Duration,
+        linger: Duration,
     ) -> Result<Self, ProducerSetupError> {
-        let producer = reliable_producer_config(connection, "hookline-handler", delivery_timeout)
-            .create()
-            .map_err(|source| ProducerSetupError {
+        let mut config = reliable_producer_config(connection, "hookline-handler", delivery_timeout);
+        config.set("linger.ms", linger.as_millis().to_string());
+        let producer = AckedProducer::new(&config, "kafka-deliveries").map_err(|source| {
+            ProducerSetupError {
                 bootstrap: connection.bootstrap_servers().to_owned(),
                 source,
-            })?;
+            }
+        })?;
         Ok(Self { producer, topic })
     }
 
@@ -150,35 +154,27 @@ impl EventProducer {
             .key(event.webhook_id)
             .payload(event.body)
             .headers(event.headers());
-        let delivery = self
-            .producer
-            .send_result(record)
-            .map_err(|(err, _)| match err {
-                KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => {
-                    ProduceError::QueueFull
-                }
-                other => self.classify(other),
-            })?;
-        match delivery.await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err((err, _))) => Err(self.classify(err)),
-            Err(_) => Err(ProduceError::Canceled),
+        let acknowledgement = self.producer.send(record).map_err(|err| match err {
+            KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => ProduceError::QueueFull,
+            other => self.classify(other),
+        })?;
+        match acknowledgement.await {
+            Ok(_) => Ok(()),
+            Err(KafkaError::Canceled) => Err(ProduceError::Canceled),
+            Err(err) => Err(self.classify(err)),
         }
     }
 
     fn classify(&self, err: KafkaError) -> ProduceError {
-        match self.producer.client().fatal_error() {
-            Some((code, reason)) => ProduceError::Fatal(format!("{code:?}: {reason}")),
+        match self.producer.fatal_error() {
+            Some(reason) => ProduceError::Fatal(reason),
             None => ProduceError::NotAcknowledged(err),
         }
     }
 
     /// Waits up to `timeout` for every queued event to be acknowledged or to fail.
     pub async fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
-        let producer = self.producer.clone();
-        tokio::task::spawn_blocking(move || producer.flush(Timeout::After(timeout)))
-            .await
-            .unwrap_or(Err(KafkaError::Canceled))
+        self.producer.flush(timeout).await
     }
 }
 

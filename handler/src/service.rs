@@ -79,7 +79,12 @@ pub async fn serve(
         shutdown.clone(),
     )
     .await?;
-    let producer = EventProducer::new(&kafka, config.events_topic.clone(), config.produce_timeout)?;
+    let producer = EventProducer::new(
+        &kafka,
+        config.events_topic.clone(),
+        config.produce_timeout,
+        config.produce_linger,
+    )?;
 
     let rate_limiter = Arc::new(SharedRateLimiter::default());
     let forget_deleted = {
