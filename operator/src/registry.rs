@@ -30,11 +30,12 @@ use std::time::Duration;
 
 use chrono::Utc;
 use hookline_core::kafka::{KafkaConnection, reliable_producer_config};
+use hookline_core::producer::AckedProducer;
 use hookline_core::registry::{self, Keyring, Lookup, RegistryEntry, RegistryView};
 use hookline_core::shutdown::Shutdown;
 use prometheus_client::metrics::gauge::Gauge;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use thiserror::Error;
 use tokio::sync::{Mutex, watch};
 
@@ -66,7 +67,7 @@ struct State {
 }
 
 pub struct RegistryPublisher {
-    producer: FutureProducer,
+    producer: AckedProducer,
     topic: String,
     keys: watch::Receiver<Arc<Keyring>>,
     /// The registry topic as followed since this process started.
@@ -90,10 +91,10 @@ impl RegistryPublisher {
         topic_view: RegistryView,
         sealed_with_old_key: Gauge,
     ) -> Result<Self, PublishError> {
+        let config =
+            reliable_producer_config(connection, "hookline-operator-registry", DELIVERY_TIMEOUT);
         let producer =
-            reliable_producer_config(connection, "hookline-operator-registry", DELIVERY_TIMEOUT)
-                .create()
-                .map_err(PublishError::Producer)?;
+            AckedProducer::new(&config, "kafka-registry").map_err(PublishError::Producer)?;
         Ok(Self {
             producer,
             topic: topic.to_owned(),
@@ -203,18 +204,14 @@ impl RegistryPublisher {
             state.versions.insert(webhook_id.to_owned(), version);
             let bytes = value(version);
             self.producer
-                .send_result(
+                .send(
                     FutureRecord::to(&self.topic)
                         .key(webhook_id)
                         .payload(&bytes),
                 )
-                .map_err(|(source, _)| not_acknowledged(source))?
+                .map_err(not_acknowledged)?
         };
-        match delivery.await {
-            Ok(Ok(_)) => Ok(true),
-            Ok(Err((source, _))) => Err(not_acknowledged(source)),
-            Err(_) => Err(not_acknowledged(KafkaError::Canceled)),
-        }
+        delivery.await.map(|_| true).map_err(not_acknowledged)
     }
 
     /// Publishes again, under a new version, the record the topic's readers hold for
