@@ -17,7 +17,10 @@ use kube::ResourceExt;
 use kube::api::ListParams;
 use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::{Controller, WatchStreamExt, controller, reflector, watcher};
+use kube::runtime::{
+    Controller, Predicate, PredicateConfig, WatchStreamExt, controller, predicates, reflector,
+    watcher,
+};
 use kube::{Api, Client};
 use prometheus_client::registry::Registry;
 use thiserror::Error;
@@ -78,6 +81,9 @@ async fn lease_owner(
         ..OwnerReference::default()
     })
 }
+
+/// Written by `kubectl apply`: the whole object again, as JSON.
+const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 const TOPICS_READY: &str = "topics";
 const API_READY: &str = "kubernetes";
@@ -237,22 +243,28 @@ pub async fn run_controller(
     let children =
         watcher::Config::default().labels("app.kubernetes.io/managed-by=hookline-operator");
     // Memory stays flat with thousands of Webhooks: the cache keeps Webhooks without
-    // their managedFields and children only as metadata (an owner reference is all a
-    // child's event needs).
+    // their managedFields and last-applied annotation, and children only as metadata
+    // (an owner reference is all a child's event and an owner check need).
     let (store, writer) = reflector::store();
+    // Our own status patches change neither the generation nor the finalizers: they
+    // update the cache but trigger no second reconcile.
     let webhooks = watcher(
         api::<Webhook>(&client, namespace),
         watcher::Config::default().any_semantic(),
     )
     .default_backoff()
-    .modify(|webhook| webhook.managed_fields_mut().clear())
+    .modify(strip_webhook)
     .reflect(writer)
-    .touched_objects();
+    .touched_objects()
+    .predicate_filter(webhook_changes(), PredicateConfig::default());
+    let (deployment_store, deployment_writer) = reflector::store();
     let deployments = watcher(
         api::<PartialObjectMeta<Deployment>>(&client, namespace),
         children.clone(),
     )
     .default_backoff()
+    .modify(strip_child)
+    .reflect(deployment_writer)
     .touched_objects();
     let secrets = watcher(
         api::<PartialObjectMeta<Secret>>(&client, namespace),
@@ -269,6 +281,7 @@ pub async fn run_controller(
     )
     .default_backoff()
     .touched_objects();
+    ctx.set_owned_emitters(deployment_store);
     let referencing = store.clone();
     Controller::for_stream(webhooks, store)
         .owns_stream(deployments)
@@ -286,6 +299,25 @@ pub async fn run_controller(
             }
         })
         .await;
+}
+
+/// What the Webhook cache keeps: everything but the managedFields and the client-side
+/// apply annotation (a second copy of the object), which no reconcile reads.
+pub fn strip_webhook(webhook: &mut Webhook) {
+    webhook.managed_fields_mut().clear();
+    webhook.annotations_mut().remove(LAST_APPLIED_ANNOTATION);
+}
+
+/// What of a Webhook reconciles it: its spec (the generation, which deletion bumps too)
+/// and its finalizers (the one the first reconcile adds).
+pub fn webhook_changes() -> impl Predicate<Webhook> {
+    predicates::generation.combine(predicates::finalizers)
+}
+
+/// What a child's metadata cache keeps: names, labels and owner references.
+pub fn strip_child<K: kube::Resource>(child: &mut K) {
+    child.managed_fields_mut().clear();
+    child.annotations_mut().clear();
 }
 
 /// The Webhooks in `secret`'s namespace whose `secretRef` names it.
@@ -403,4 +435,140 @@ async fn keep_renewing(lease: Arc<LeaseLock>, shutdown: Shutdown, lost: Shutdown
     }
     lost.trigger();
     shutdown.trigger();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
+    use kube::core::PartialObjectMetaExt;
+    use kube::runtime::watcher::Event;
+
+    use super::*;
+    use crate::reconcile::fixtures::invoices;
+    use crate::reconcile::observe::{Occupant, cached_occupant};
+
+    fn managed_fields() -> Option<Vec<ManagedFieldsEntry>> {
+        Some(vec![ManagedFieldsEntry {
+            manager: Some("kubectl".into()),
+            ..ManagedFieldsEntry::default()
+        }])
+    }
+
+    #[test]
+    fn the_webhook_cache_keeps_what_a_reconcile_reads() {
+        let mut webhook = invoices();
+        webhook.metadata.managed_fields = managed_fields();
+        webhook.metadata.annotations = Some(BTreeMap::from([
+            (
+                LAST_APPLIED_ANNOTATION.into(),
+                "{\"kind\":\"Webhook\"}".into(),
+            ),
+            ("team".into(), "billing".into()),
+        ]));
+        let original = webhook.clone();
+        strip_webhook(&mut webhook);
+        assert_eq!(webhook.metadata.managed_fields, Some(vec![]));
+        assert_eq!(
+            webhook.metadata.annotations,
+            Some(BTreeMap::from([("team".into(), "billing".into())]))
+        );
+        assert_eq!(webhook.spec, original.spec);
+        assert_eq!(webhook.status, original.status);
+        assert_eq!(
+            (
+                webhook.uid(),
+                webhook.metadata.generation,
+                webhook.finalizers()
+            ),
+            (
+                original.uid(),
+                original.metadata.generation,
+                original.finalizers()
+            )
+        );
+    }
+
+    #[test]
+    fn a_status_change_alone_does_not_reconcile_a_webhook() {
+        let changes = webhook_changes();
+        let webhook = invoices();
+        let seen = changes.hash_property(&webhook);
+        let mut status_only = webhook.clone();
+        status_only
+            .status
+            .get_or_insert_with(Default::default)
+            .emitter_ready_replicas += 1;
+        status_only.metadata.resource_version = Some("41873".into());
+        assert_eq!(changes.hash_property(&status_only), seen);
+        let mut new_spec = webhook.clone();
+        new_spec.metadata.generation = Some(4);
+        assert_ne!(changes.hash_property(&new_spec), seen);
+        let mut finalized = webhook;
+        finalized.metadata.finalizers = None;
+        assert_ne!(changes.hash_property(&finalized), seen);
+    }
+
+    fn emitter(owner_uid: &str) -> PartialObjectMeta<Deployment> {
+        ObjectMeta {
+            name: Some("invoices-emitter".into()),
+            namespace: Some("shop".into()),
+            owner_references: Some(vec![OwnerReference {
+                api_version: "hookline.io/v1alpha1".into(),
+                kind: "Webhook".into(),
+                name: "invoices".into(),
+                uid: owner_uid.into(),
+                controller: Some(true),
+                ..OwnerReference::default()
+            }]),
+            annotations: Some(BTreeMap::from([(
+                "deployment.kubernetes.io/revision".into(),
+                "1".into(),
+            )])),
+            managed_fields: managed_fields(),
+            ..ObjectMeta::default()
+        }
+        .into_response_partial()
+    }
+
+    #[test]
+    fn a_child_cache_keeps_names_labels_and_owners_only() {
+        let mut child = emitter("uid-1");
+        child.metadata.labels = Some(BTreeMap::from([(
+            "app.kubernetes.io/managed-by".into(),
+            "hookline-operator".into(),
+        )]));
+        let original = child.clone();
+        strip_child(&mut child);
+        assert_eq!(child.metadata.managed_fields, Some(vec![]));
+        assert_eq!(child.metadata.annotations, Some(BTreeMap::new()));
+        assert_eq!(child.metadata.labels, original.metadata.labels);
+        assert_eq!(
+            child.metadata.owner_references,
+            original.metadata.owner_references
+        );
+    }
+
+    #[test]
+    fn only_an_emitter_cached_as_this_webhooks_skips_the_read() {
+        let (store, mut writer) = reflector::store();
+        let mut cached = emitter("uid-1");
+        strip_child(&mut cached);
+        writer.apply_watcher_event(&Event::Apply(cached));
+        assert_eq!(
+            cached_occupant(&store, "shop", "invoices-emitter", "uid-1"),
+            Some(Occupant::Owned)
+        );
+        assert_eq!(
+            cached_occupant(&store, "shop", "invoices-emitter", "uid-2"),
+            None,
+            "another Webhook's: read from the server"
+        );
+        assert_eq!(
+            cached_occupant(&store, "other", "invoices-emitter", "uid-1"),
+            None,
+            "not cached: read from the server"
+        );
+    }
 }

@@ -11,6 +11,7 @@
 //! Only stages 1, 4 and 5's patch, and `registry`, talk to the outside.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -22,9 +23,11 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::finalizer::{self, finalizer};
+use kube::runtime::reflector::Store;
 use kube::{Api, Client, Resource, ResourceExt};
 use thiserror::Error;
 
@@ -34,8 +37,8 @@ use crate::registry::{PublishError, RegistryPublisher};
 use hookline_api::webhook::Webhook;
 
 #[cfg(test)]
-mod fixtures;
-mod observe;
+pub(crate) mod fixtures;
+pub(crate) mod observe;
 mod plan;
 mod status;
 
@@ -65,6 +68,28 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the API server refused a write because the Webhook's namespace is being
+    /// deleted: nothing can be written there any more, and the Webhook's own deletion,
+    /// which runs its cleanup, follows.
+    fn is_namespace_terminating(&self) -> bool {
+        let source = match self {
+            Self::Kube { source, .. } => source,
+            Self::Finalizer(inner) => match inner.as_ref() {
+                finalizer::Error::ApplyFailed(inner) | finalizer::Error::CleanupFailed(inner) => {
+                    return inner.is_namespace_terminating();
+                }
+                finalizer::Error::AddFinalizer(source)
+                | finalizer::Error::RemoveFinalizer(source) => source,
+                _ => return false,
+            },
+            _ => return false,
+        };
+        matches!(source, kube::Error::Api(status) if status.code == 403
+        && status.details.as_ref().is_some_and(|details| {
+            details.causes.iter().any(|cause| cause.reason == "NamespaceTerminating")
+        }))
+    }
+
     fn kube(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Self {
         let action = action.into();
         move |source| Self::Kube { action, source }
@@ -82,6 +107,9 @@ pub struct Context {
     pub resync: Duration,
     /// Consecutive failures per Webhook uid, for per-object backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// The metadata of the Deployments the operator labelled as its own, kept by the
+    /// running controller's watch: an emitter found there and owned needs no GET.
+    owned_emitters: Mutex<Option<Store<PartialObjectMeta<Deployment>>>>,
 }
 
 impl Context {
@@ -101,7 +129,23 @@ impl Context {
             recorder,
             resync,
             failures: Mutex::default(),
+            owned_emitters: Mutex::default(),
         }
+    }
+
+    /// The cache `observe` looks emitters up in first, from now on.
+    pub fn set_owned_emitters(&self, store: Store<PartialObjectMeta<Deployment>>) {
+        *self
+            .owned_emitters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(store);
+    }
+
+    fn owned_emitters(&self) -> Option<Store<PartialObjectMeta<Deployment>>> {
+        self.owned_emitters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
@@ -130,6 +174,9 @@ pub async fn reconcile(webhook: Arc<Webhook>, ctx: Arc<Context>) -> Result<Actio
         Ok(_) => {
             ctx.failures().remove(&uid);
         }
+        Err(err) if err.is_namespace_terminating() => {
+            tracing::debug!(webhook = %webhook.name_any(), %namespace, "namespace terminating");
+        }
         Err(err) => {
             tracing::warn!(webhook = %webhook.name_any(), %namespace, error = %err, "reconcile failed");
             publish_event(
@@ -146,7 +193,10 @@ pub async fn reconcile(webhook: Arc<Webhook>, ctx: Arc<Context>) -> Result<Actio
 }
 
 /// Backs off per Webhook: 1 s, 2 s, 4 s ... up to 5 minutes.
-pub fn error_policy(webhook: Arc<Webhook>, _error: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(webhook: Arc<Webhook>, error: &Error, ctx: Arc<Context>) -> Action {
+    if error.is_namespace_terminating() {
+        return Action::await_change();
+    }
     let uid = webhook.uid().unwrap_or_default();
     let mut failures = ctx.failures();
     let count = failures.entry(uid).or_insert(0);
@@ -287,14 +337,21 @@ async fn apply(webhook: &Webhook, ctx: &Context) -> Result<Action, Error> {
     status::patch(ctx, webhook, report).await?;
     registered?;
 
+    let resync = jittered(ctx.resync);
     let requeue = plan
         .keys
         .previous_expires_at()
         .and_then(|at| (at - Utc::now()).to_std().ok())
-        .map_or(ctx.resync, |until| {
-            (until + Duration::from_secs(1)).min(ctx.resync)
-        });
+        .map_or(resync, |until| (until + Duration::from_secs(1)).min(resync));
     Ok(Action::requeue(requeue))
+}
+
+/// `resync` give or take a tenth, drawn anew each time: Webhooks reconciled together (a
+/// cold start) spread out over the following resyncs instead of coming back as one burst.
+fn jittered(resync: Duration) -> Duration {
+    let draw = std::hash::RandomState::new().hash_one(0u8) % 2001;
+    // In thousandths of resync: 900 to 1,100.
+    resync.mul_f64((900 + draw / 10) as f64 / 1000.0)
 }
 
 /// Deletes `name` only while it is still the object of this Webhook's uid `owner`: the
@@ -411,5 +468,64 @@ mod tests {
     fn backoff_doubles_from_one_second_up_to_five_minutes() {
         let delays: Vec<u64> = (1..=11).map(|n| backoff(n).as_secs()).collect();
         assert_eq!(delays, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+    }
+
+    /// The API server's answer to a write into a namespace being deleted (as recorded),
+    /// with the cause's reason `cause`.
+    fn forbidden(cause: &str) -> kube::Error {
+        let status: kube::core::Status = serde_json::from_value(serde_json::json!({
+            "status": "Failure",
+            "code": 403,
+            "reason": "Forbidden",
+            "message": "deployments.apps \"wh-emitter\" is forbidden: unable to create new content in namespace bench because it is being terminated",
+            "details": {
+                "name": "wh-emitter",
+                "group": "apps",
+                "kind": "deployments",
+                "causes": [{"reason": cause, "message": "namespace bench is being terminated", "field": "metadata.namespace"}],
+            },
+        }))
+        .expect("a Status");
+        kube::Error::Api(Box::new(status))
+    }
+
+    #[test]
+    fn a_write_refused_in_a_terminating_namespace_waits_for_the_webhooks_deletion() {
+        let applying = |source| {
+            Error::Finalizer(Box::new(finalizer::Error::ApplyFailed(Error::Kube {
+                action: "apply Deployment wh-emitter".into(),
+                source,
+            })))
+        };
+        assert!(applying(forbidden("NamespaceTerminating")).is_namespace_terminating());
+        assert!(!applying(forbidden("FieldValueForbidden")).is_namespace_terminating());
+        let adding = Error::Finalizer(Box::new(finalizer::Error::AddFinalizer(forbidden(
+            "NamespaceTerminating",
+        ))));
+        assert!(adding.is_namespace_terminating());
+        assert!(!Error::NotNamespaced("wh".into()).is_namespace_terminating());
+    }
+
+    #[test]
+    fn resyncs_spread_over_a_tenth_either_side() {
+        let resync = Duration::from_secs(300);
+        let drawn: Vec<Duration> = (0..200).map(|_| jittered(resync)).collect();
+        assert!(
+            drawn
+                .iter()
+                .all(|d| (Duration::from_secs(270)..=Duration::from_secs(330)).contains(d)),
+            "{drawn:?}"
+        );
+        let (early, late) = (
+            drawn
+                .iter()
+                .filter(|d| **d < Duration::from_secs(295))
+                .count(),
+            drawn
+                .iter()
+                .filter(|d| **d > Duration::from_secs(305))
+                .count(),
+        );
+        assert!(early > 20 && late > 20, "{early} early, {late} late of 200");
     }
 }

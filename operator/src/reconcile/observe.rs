@@ -5,7 +5,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::Api;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, Resource};
 
 use super::{Context, Error};
 use crate::desired::{self, SigningKeys};
@@ -114,6 +116,26 @@ pub fn is_lent(meta: &ObjectMeta) -> bool {
         .is_some_and(|value| value == "true")
 }
 
+/// `Owned` when the watch cache holds `name` as the object of the Webhook of uid `uid`;
+/// `None` (read it from the server) otherwise: the cache holds only objects labelled as
+/// the operator's, so an absent entry may still be someone else's object.
+pub fn cached_occupant<K>(
+    store: &Store<PartialObjectMeta<K>>,
+    namespace: &str,
+    name: &str,
+    uid: &str,
+) -> Option<Occupant>
+where
+    K: Resource<DynamicType = ()> + Clone,
+    PartialObjectMeta<K>: Resource<DynamicType = ()>,
+{
+    let key = ObjectRef::new(name).within(namespace);
+    store
+        .get(&key)
+        .filter(|cached| Occupant::of(&cached.metadata, uid) == Occupant::Owned)
+        .map(|_| Occupant::Owned)
+}
+
 /// Reads the signing Secret (or the last registry entry), the referenced Secret and who
 /// holds the names of the Webhook's children.
 pub async fn observe(
@@ -127,23 +149,30 @@ pub async fn observe(
     let emitter_name = desired::emitter_name(webhook);
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
     let policies: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
+    let occupant =
+        |meta: Option<&ObjectMeta>| meta.map_or(Occupant::Absent, |m| Occupant::of(m, id));
+    let cached_emitter = ctx
+        .owned_emitters()
+        .and_then(|store| cached_occupant(&store, &namespace, &emitter_name, id));
+    let emitter = async {
+        match cached_emitter {
+            Some(cached) => Ok(cached),
+            None => deployments
+                .get_metadata_opt(&emitter_name)
+                .await
+                .map(|found| occupant(found.as_ref().map(|d| &d.metadata))),
+        }
+    };
     let (signing_secret, emitter, policy) = tokio::join!(
         secrets.get_opt(&secret_name),
-        deployments.get_metadata_opt(&emitter_name),
+        emitter,
         policies.get_metadata_opt(&emitter_name),
     );
     let signing_secret =
         signing_secret.map_err(Error::kube(format!("read Secret {secret_name}")))?;
-    let occupant =
-        |meta: Option<&ObjectMeta>| meta.map_or(Occupant::Absent, |m| Occupant::of(m, id));
     let children = Children {
         signing_secret: occupant(signing_secret.as_ref().map(|s| &s.metadata)),
-        emitter: occupant(
-            emitter
-                .map_err(Error::kube(format!("read Deployment {emitter_name}")))?
-                .as_ref()
-                .map(|d| &d.metadata),
-        ),
+        emitter: emitter.map_err(Error::kube(format!("read Deployment {emitter_name}")))?,
         emitter_network_policy: occupant(
             policy
                 .map_err(Error::kube(format!("read NetworkPolicy {emitter_name}")))?

@@ -124,6 +124,11 @@ pub fn status(
 /// Writes `status` with server-side apply.
 pub async fn patch(ctx: &Context, webhook: &Webhook, status: WebhookStatus) -> Result<(), Error> {
     let namespace = webhook.namespace().unwrap_or_default();
+    if is_unchanged(webhook, &status) {
+        ctx.metrics
+            .set_webhook_ready(&namespace, &webhook.name_any(), is_ready(&status));
+        return Ok(());
+    }
     let api: Api<Webhook> = Api::namespaced(ctx.client.clone(), &namespace);
     let patch = json!({
         "apiVersion": Webhook::api_version(&()),
@@ -140,13 +145,22 @@ pub async fn patch(ctx: &Context, webhook: &Webhook, status: WebhookStatus) -> R
         "update the status of Webhook {}",
         webhook.name_any()
     )))?;
-    let ready = status
+    ctx.metrics
+        .set_webhook_ready(&namespace, &webhook.name_any(), is_ready(&status));
+    Ok(())
+}
+
+/// Whether the Webhook already reports `status`: a reconcile that changed nothing
+/// writes nothing (no API call, and no watch event for every other watcher).
+fn is_unchanged(webhook: &Webhook, status: &WebhookStatus) -> bool {
+    webhook.status.as_ref() == Some(status)
+}
+
+fn is_ready(status: &WebhookStatus) -> bool {
+    status
         .conditions
         .iter()
-        .any(|condition| condition.type_ == conditions::READY && condition.status == "True");
-    ctx.metrics
-        .set_webhook_ready(&namespace, &webhook.name_any(), ready);
-    Ok(())
+        .any(|condition| condition.type_ == conditions::READY && condition.status == "True")
 }
 
 #[cfg(test)]
@@ -252,6 +266,56 @@ mod tests {
             ("False", "RegistryUnavailable")
         );
         assert_eq!(condition(&report, "Ready").0, "False");
+    }
+
+    #[test]
+    fn a_second_reconcile_that_changes_nothing_writes_no_status() {
+        let mut webhook = invoices();
+        let keys = SigningKeys {
+            current: "whsec_x".into(),
+            previous: None,
+            rotation_generation: 0,
+            rotated_at: None,
+        };
+        let replicas = EmitterReplicas {
+            desired: 1,
+            ready: 1,
+        };
+        let parts = served_parts("invoices-signing", Ok(()), replicas, true);
+        let served = Served {
+            replicas,
+            keys: &keys,
+        };
+        let first = status(&webhook, &settings(), "id-1", &parts, Some(served), now());
+        assert!(
+            !is_unchanged(&webhook, &first),
+            "the first report is written"
+        );
+        webhook.status = Some(first);
+        let later = Time(Timestamp::from_second(1_796_043_600).expect("a time"));
+        let second = status(
+            &webhook,
+            &settings(),
+            "id-1",
+            &parts,
+            Some(served),
+            later.clone(),
+        );
+        assert!(
+            is_unchanged(&webhook, &second),
+            "an hour later with nothing changed, the same status (its transition times kept)"
+        );
+        let fewer = EmitterReplicas {
+            desired: 1,
+            ready: 0,
+        };
+        let parts = served_parts("invoices-signing", Ok(()), fewer, true);
+        let served = Served {
+            replicas: fewer,
+            keys: &keys,
+        };
+        let third = status(&webhook, &settings(), "id-1", &parts, Some(served), later);
+        assert!(!is_unchanged(&webhook, &third), "a lost replica is written");
     }
 
     #[test]
