@@ -363,8 +363,7 @@ def e2e_rates(figures):
             row.append(spread_cell(figures, f"rate_{rate}_per_s_{name}"))
         rows.append(row)
     header = ["figure"] + [f"{number(r)}/s" for r in rates]
-    which = figures.get("repeat_figure_is")
-    intro = f"Reported rates. The figure is {which}; the lowest and highest follow in parentheses:" if which else "Reported rates:"
+    intro = "Reported rates (each figure the median of the repeats; lowest – highest in parentheses):"
     return intro + "\n\n" + table(header, rows)
 
 
@@ -380,7 +379,9 @@ def e2e_curve(curve):
     rows = []
     for point in sorted(curve, key=lambda p: p["rate"]):
         cpu = [point.get(CPU_PREFIX + kind) for kind in kinds]
-        total = sum(c for c in cpu if c is not None)
+        # The median of the repeats' totals when the stage gives it; the median of each
+        # kind need not add up to it.
+        total = point.get(CPU_ALL, sum(c for c in cpu if c is not None))
         rows.append(
             [number(point["rate"]), point.get("repeats", 1), "yes" if point.get("steady") else "no",
              cell(point.get("p50_ms")), cell(point.get("p99_ms")), cell(point.get("stored_per_s"))]
