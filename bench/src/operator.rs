@@ -1,6 +1,6 @@
 //! The operator stage: how fast a Webhook's emitter Deployment appears after
-//! `kubectl apply`, how long a cold start with many Webhooks takes, and the
-//! operator's resident memory meanwhile. Runs the release binary against the stack's
+//! `kubectl apply`, how long a cold start with many Webhooks takes, the operator's
+//! resident memory meanwhile, and its CPU at rest afterwards. Runs the release binary against the stack's
 //! kube-apiserver and Kafka, in a namespace of its own that it deletes afterwards.
 
 use std::collections::HashMap;
@@ -30,6 +30,10 @@ pub struct Args {
     /// Webhooks applied one at a time to measure apply-to-Deployment latency.
     #[arg(long, default_value_t = 200)]
     latency_samples: usize,
+    /// Seconds the operator's CPU is measured at rest once every Webhook is ready
+    /// (between resyncs: the first comes `--resync-seconds` after the cold start).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    idle_seconds: u64,
     /// Port of the operator's /metrics during the run.
     #[arg(long, default_value_t = 19190)]
     ops_port: u16,
@@ -138,6 +142,16 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
     report
         .figure("operator_rss_mb", rss)
         .figure("operator_peak_rss_mb", high_water.max(peak_rss));
+
+    // At rest: every Webhook ready and nothing changing.
+    let process = crate::local::Process::find(operator.pid()?)?;
+    let cpu_before = process.cpu_seconds()?;
+    let idle = Duration::from_secs(args.idle_seconds);
+    tokio::time::sleep(idle).await;
+    report.figure(
+        "operator_idle_cpu_cores",
+        crate::report::round((process.cpu_seconds()? - cpu_before) / idle.as_secs_f64()),
+    );
 
     // Clean up while the operator runs, so finalizers remove the registry entries.
     let deleting = Instant::now();
