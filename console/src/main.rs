@@ -9,8 +9,7 @@ use hookline_core::shutdown::Shutdown;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     // A subcommand of its own: the server's required flags do not apply to it.
     if std::env::args().nth(1).as_deref() == Some("hash-password") {
         let args = HashPasswordArgs::parse_from(std::env::args().skip(1));
@@ -23,12 +22,15 @@ async fn main() -> std::process::ExitCode {
         };
     }
     let config = Config::parse();
-    hookline_core::telemetry::init(config.common.log_format);
-    match service::run(config, Shutdown::on_signal()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!(%err, "console failed");
-            std::process::ExitCode::FAILURE
+    let common = config.common.clone();
+    common.block_on("hookline-console", async move {
+        hookline_core::telemetry::init(config.common.log_format);
+        match service::run(config, Shutdown::on_signal()).await {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(err) => {
+                tracing::error!(%err, "console failed");
+                std::process::ExitCode::FAILURE
+            }
         }
-    }
+    })
 }

@@ -16,13 +16,48 @@ use crate::telemetry::LogFormat;
 /// (the operator, for the emitters it deploys).
 pub const LOG_FORMAT_ENV: &str = "HOOKLINE_LOG_FORMAT";
 pub const OPS_ADDR_ENV: &str = "HOOKLINE_OPS_ADDR";
+pub const WORKER_THREADS_ENV: &str = "HOOKLINE_WORKER_THREADS";
 
-/// Logging and the operational endpoints.
+/// Logging and the async runtime.
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
     /// Log format: `json` (one object per line, for containers) or `text`.
     #[arg(long, env = LOG_FORMAT_ENV, default_value = "json")]
     pub log_format: LogFormat,
+    /// Threads running the service's async work, at most 256. Size it to the CPU the pod
+    /// may use: every extra thread costs wake-ups and hand-offs between threads. 0: one
+    /// per CPU the process may use (the cgroup's CPU quota if it has one, else every core
+    /// of the node).
+    #[arg(long, env = WORKER_THREADS_ENV, default_value_t = 0,
+          value_parser = clap::value_parser!(u16).range(0..=256))]
+    pub worker_threads: u16,
+}
+
+impl CommonArgs {
+    /// The multi-threaded tokio runtime with `--worker-threads` workers.
+    pub fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if self.worker_threads > 0 {
+            builder.worker_threads(usize::from(self.worker_threads));
+        }
+        builder.enable_all().build()
+    }
+
+    /// Runs a binary's `main` on that runtime; says on stderr, as `binary`, why the
+    /// runtime could not start.
+    pub fn block_on(
+        &self,
+        binary: &str,
+        main: impl std::future::Future<Output = std::process::ExitCode>,
+    ) -> std::process::ExitCode {
+        match self.runtime() {
+            Ok(runtime) => runtime.block_on(main),
+            Err(err) => {
+                eprintln!("{binary}: cannot start the async runtime: {err}");
+                std::process::ExitCode::FAILURE
+            }
+        }
+    }
 }
 
 /// The environment variables of [`TraceArgs`]: OpenTelemetry's own names where the
@@ -250,6 +285,30 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct CommonOnly {
+        #[command(flatten)]
+        common: CommonArgs,
+    }
+
+    #[test]
+    fn the_runtime_has_the_worker_threads_asked_for() {
+        use clap::Parser;
+        let common = |args: &[&str]| {
+            CommonOnly::try_parse_from([&["test"], args].concat()).map(|parsed| parsed.common)
+        };
+        let one = common(&["--worker-threads", "1"]).expect("1 is allowed");
+        let runtime = one.runtime().expect("a runtime");
+        assert_eq!(runtime.metrics().num_workers(), 1);
+        let every_cpu = common(&[])
+            .expect("the default")
+            .runtime()
+            .expect("a runtime");
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(every_cpu.metrics().num_workers(), cpus);
+        assert!(common(&["--worker-threads", "257"]).is_err());
+    }
 
     #[derive(clap::Parser)]
     struct KafkaOnly {

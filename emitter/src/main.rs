@@ -7,18 +7,20 @@ use hookline_emitter::service;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let config = Config::parse();
-    hookline_core::telemetry::init(config.common.log_format);
-    match service::run(config).await {
-        Ok(summary) if summary.failed == 0 && summary.abandoned == 0 => {
-            std::process::ExitCode::SUCCESS
+    let common = config.common.clone();
+    common.block_on("hookline-emitter", async move {
+        hookline_core::telemetry::init(config.common.log_format);
+        match service::run(config).await {
+            Ok(summary) if summary.failed == 0 && summary.abandoned == 0 => {
+                std::process::ExitCode::SUCCESS
+            }
+            Ok(_) => std::process::ExitCode::from(3),
+            Err(err) => {
+                tracing::error!(%err, "emitter failed to start");
+                std::process::ExitCode::FAILURE
+            }
         }
-        Ok(_) => std::process::ExitCode::from(3),
-        Err(err) => {
-            tracing::error!(%err, "emitter failed to start");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    })
 }

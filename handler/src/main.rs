@@ -7,23 +7,26 @@ use hookline_handler::{config::Config, service};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let config = Config::parse();
-    let traces = match traces::init(config.common.log_format, &config.traces, "hookline-handler") {
-        Ok(traces) => traces,
-        Err(err) => {
-            eprintln!("hookline-handler: {err}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    let exit = match service::run(config).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!(%err, "handler failed");
-            std::process::ExitCode::FAILURE
-        }
-    };
-    traces.shutdown().await;
-    exit
+    let common = config.common.clone();
+    common.block_on("hookline-handler", async move {
+        let traces =
+            match traces::init(config.common.log_format, &config.traces, "hookline-handler") {
+                Ok(traces) => traces,
+                Err(err) => {
+                    eprintln!("hookline-handler: {err}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            };
+        let exit = match service::run(config).await {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(err) => {
+                tracing::error!(%err, "handler failed");
+                std::process::ExitCode::FAILURE
+            }
+        };
+        traces.shutdown().await;
+        exit
+    })
 }
