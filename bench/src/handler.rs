@@ -47,6 +47,9 @@ pub struct Args {
     /// Bytes of every request body.
     #[arg(long, default_value_t = 1024)]
     body_bytes: usize,
+    /// The handler's --worker-threads: 1, as the chart's handler.workerThreads.
+    #[arg(long, default_value_t = 1)]
+    worker_threads: u16,
     /// Loopback port the handler listens on during the run.
     #[arg(long, default_value_t = 19280)]
     port: u16,
@@ -77,7 +80,14 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
     let senders =
         Arc::new(publish_senders(&kafka, &topics, &topics.suffix, &["127.0.0.0/8"]).await?);
 
-    let mut handler = Handler::start(&kafka, &topics, (args.port, args.ops_port), &[]).await?;
+    let worker_threads = args.worker_threads.to_string();
+    let mut handler = Handler::start(
+        &kafka,
+        &topics,
+        (args.port, args.ops_port),
+        &["--worker-threads", &worker_threads],
+    )
+    .await?;
     let mut report = Report::new("handler");
     let counter = Arc::new(AtomicU64::new(0));
     let load = Load {
@@ -109,6 +119,7 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
     let ms = |q| round(percentile(&fixed.latencies, q).as_secs_f64() * 1_000.0);
     report
         .figure("fixed_rate_target_per_s", args.rate)
+        .figure("worker_threads", args.worker_threads)
         .figure(
             "fixed_rate_achieved_per_s",
             round(fixed.accepted as f64 / fixed.elapsed.as_secs_f64()),
@@ -543,7 +554,6 @@ async fn stored_events(kafka: &KafkaConnection, topic: &str) -> anyhow::Result<u
     .await?
 }
 
-/// The release handler binary, started next to this one.
 /// The release handler binary: webhooks on one loopback port, /readyz and /metrics on
 /// the other.
 pub(crate) struct Handler {
