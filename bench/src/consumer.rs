@@ -146,7 +146,7 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
 
     println!("draining into PostgreSQL");
     let mut consumer = Consumer::start(&kafka, &database_url, &topics, args.ops_port).await?;
-    let drain = consumer.drain(args.events).await?;
+    let drain = consumer.drain(args.events, &pool, &database).await?;
     let (drain_rss, _) = rss_mb(consumer.pid()?)?;
     report
         .figure("stored_per_s", round(drain.stored_per_s))
@@ -158,6 +158,10 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
             round(drain.consumer_cpu_s * 1e6 / drain.events as f64),
         )
         .figure("drain_database_busy_share", round(drain.database_share))
+        .figure(
+            "drain_postgres_cpu_us_per_event",
+            round(drain.postgres_cpu_s * 1e6 / drain.events as f64),
+        )
         .figure("drain_mean_batch_events", round(drain.mean_batch))
         .figure(
             "drain_mean_transaction_ms",
@@ -534,6 +538,9 @@ struct Drain {
     events: u64,
     stored_per_s: f64,
     consumer_cpu_s: f64,
+    /// CPU of the PostgreSQL sessions on the stage's database: less disturbed by other
+    /// work on the machine than the rate is.
+    postgres_cpu_s: f64,
     /// Share of the drain's wall time spent inside database transactions.
     database_share: f64,
     mean_batch: f64,
@@ -601,18 +608,24 @@ impl Consumer {
     }
 
     /// Samples `stored_total` every 100 ms until `events` are stored.
-    async fn drain(&mut self, events: u64) -> anyhow::Result<Drain> {
+    async fn drain(&mut self, events: u64, pool: &PgPool, database: &str) -> anyhow::Result<Drain> {
         let process = Process::find(self.pid()?)?;
         let begun = Instant::now();
         let deadline = begun + Duration::from_secs(1_800);
-        let mut first: Option<(Instant, f64, Metrics, f64)> = None;
+        let mut first: Option<(Instant, f64, Metrics, f64, f64)> = None;
         let mut series = Vec::new();
         let mut last_point = (begun, 0.0);
         loop {
             let metrics = self.metrics().await.unwrap_or_default();
             let now = Instant::now();
             if first.is_none() && metrics.stored > 0.0 {
-                first = Some((now, metrics.stored, metrics.clone(), process.cpu_seconds()?));
+                first = Some((
+                    now,
+                    metrics.stored,
+                    metrics.clone(),
+                    process.cpu_seconds()?,
+                    sessions_cpu_seconds(pool, database).await?,
+                ));
             }
             let done = metrics.stored >= events as f64;
             if done || now - last_point.0 >= SERIES_EVERY {
@@ -625,7 +638,7 @@ impl Consumer {
                 last_point = (now, metrics.stored);
             }
             if done {
-                let (start, stored_then, before, cpu_then) =
+                let (start, stored_then, before, cpu_then, postgres_cpu_then) =
                     first.context("no sample before the drain ended")?;
                 let elapsed = now - start;
                 let batches = metrics.batches - before.batches;
@@ -635,6 +648,7 @@ impl Consumer {
                     events: (metrics.stored - stored_then) as u64,
                     stored_per_s: (metrics.stored - stored_then) / elapsed.as_secs_f64(),
                     consumer_cpu_s: process.cpu_seconds()? - cpu_then,
+                    postgres_cpu_s: sessions_cpu_seconds(pool, database).await? - postgres_cpu_then,
                     database_share: transactions / elapsed.as_secs_f64(),
                     mean_batch: (metrics.batch_events - before.batch_events) / batches.max(1.0),
                     mean_transaction_ms: transactions * 1_000.0 / batches.max(1.0),
@@ -658,7 +672,11 @@ impl Consumer {
                 .unwrap_or(0.0)
         };
         Ok(Metrics {
-            stored: sample("hookline_consumer_stored_total"),
+            // One series per Webhook.
+            stored: hookline_testkit::prometheus::family_sum(
+                &body,
+                "hookline_consumer_stored_total",
+            ),
             batches: sample("hookline_consumer_batch_size_count{source=\"events\"}"),
             batch_events: sample("hookline_consumer_batch_size_sum{source=\"events\"}"),
             database_seconds: sample("hookline_consumer_database_seconds_sum"),
@@ -673,6 +691,29 @@ impl Consumer {
         // SIGTERM: the graceful shutdown commits the final offsets.
         crate::local::terminate(&mut self.child, Duration::from_secs(60)).await
     }
+}
+
+/// CPU seconds spent so far by the PostgreSQL sessions connected to `database` (a
+/// session that ends meanwhile is no longer counted; the consumer's pool keeps its).
+async fn sessions_cpu_seconds(pool: &PgPool, database: &str) -> anyhow::Result<f64> {
+    let pids: Vec<i32> = sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend'",
+    )
+    .bind(database)
+    .fetch_all(pool)
+    .await?;
+    let mut seconds = 0.0;
+    for pid in pids {
+        // A session that ended since the list was read spent nothing more.
+        if let Ok(cpu) = u32::try_from(pid)
+            .map_err(anyhow::Error::from)
+            .and_then(Process::find)
+            .and_then(|process| process.cpu_seconds())
+        {
+            seconds += cpu;
+        }
+    }
+    Ok(seconds)
 }
 
 /// The consumer's counters the drain figures come from.

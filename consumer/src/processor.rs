@@ -10,6 +10,7 @@
 //! (their keys), and copies may be sent again (at least once), which their consumers
 //! absorb the same way.
 
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -109,18 +110,25 @@ struct Group<'a> {
     failures: Vec<Failure<'a>>,
 }
 
-/// Splits a batch into at most `count` groups by Kafka partition, so that they can be
-/// written side by side on as many connections (PostgreSQL then uses more than one
-/// core) while a partition's events stay in one transaction, in order. A Webhook's
-/// events share a partition, so a key is only ever written by one of them.
-fn split_by_partition<'a>(
+/// Splits a batch into at most `count` groups by event key (webhook id and message
+/// id), so that they can be written side by side on as many connections (PostgreSQL
+/// then uses more than one core) even when the batch comes from one partition (one busy
+/// Webhook). Every copy of a key lands in the same group, so no key is written by two
+/// transactions at once, and a group keeps the batch's order. Failures go by Kafka
+/// partition: their dead-letter rows are keyed by origin.
+fn split_by_key<'a>(
     rows: Vec<EventRow>,
     row_origins: Vec<(&'a Consumed, DeliveryPolicy)>,
     failures: Vec<Failure<'a>>,
     count: usize,
 ) -> Vec<Group<'a>> {
     let count = count.max(1);
-    let index = |consumed: &Consumed| consumed.partition.rem_euclid(count as i32) as usize;
+    let row_group = |row: &EventRow| {
+        let mut hasher = std::hash::DefaultHasher::new();
+        (&row.webhook_id, &row.message_id).hash(&mut hasher);
+        (hasher.finish() % count as u64) as usize
+    };
+    let failure_group = |consumed: &Consumed| consumed.partition.rem_euclid(count as i32) as usize;
     let mut groups: Vec<Group<'a>> = (0..count)
         .map(|_| Group {
             rows: Vec::new(),
@@ -129,12 +137,14 @@ fn split_by_partition<'a>(
         })
         .collect();
     for (row, origin) in rows.into_iter().zip(row_origins) {
-        let group = &mut groups[index(origin.0)];
+        let group = &mut groups[row_group(&row)];
         group.rows.push(row);
         group.row_origins.push(origin);
     }
     for failure in failures {
-        groups[index(failure.consumed)].failures.push(failure);
+        groups[failure_group(failure.consumed)]
+            .failures
+            .push(failure);
     }
     groups.retain(|group| !group.rows.is_empty() || !group.failures.is_empty());
     groups
@@ -183,7 +193,7 @@ impl Processor {
             }
         }
         let started = Instant::now();
-        let groups = split_by_partition(rows, row_origins, failures, self.parallel_transactions);
+        let groups = split_by_key(rows, row_origins, failures, self.parallel_transactions);
         let writes = groups.into_iter().map(|group| async move {
             self.write(&group.rows, &group.row_origins, group.failures)
                 .await
@@ -401,18 +411,29 @@ impl Processor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+
     use crate::event::tests::consumed;
 
     #[test]
-    fn a_batch_splits_by_partition_and_keeps_each_partitions_order() {
-        let records: Vec<Consumed> = (0..8)
-            .map(|n| Consumed {
-                partition: n % 4,
-                offset: i64::from(n),
-                ..consumed("{}")
+    fn a_batch_splits_by_key_and_keeps_each_groups_order() {
+        // One partition, as a single busy Webhook's events are, and every key twice.
+        let records: Vec<Consumed> = (0..40)
+            .map(|n| {
+                let mut record = Consumed {
+                    partition: 0,
+                    offset: i64::from(n),
+                    ..consumed("{}")
+                };
+                for (key, value) in &mut record.headers {
+                    if key == hookline_core::record_headers::MESSAGE_ID {
+                        *value = format!("m-{}", n % 20).into_bytes();
+                    }
+                }
+                record
             })
             .collect();
-        let (stored, failed) = records.split_at(6);
+        let (stored, failed) = records.split_at(36);
         let rows: Vec<EventRow> = stored
             .iter()
             .map(|c| event::decode(c).expect("a valid record"))
@@ -429,22 +450,21 @@ mod tests {
                 policy: DeliveryPolicy::default(),
             })
             .collect();
-        let groups = split_by_partition(rows, origins, failures, 2);
-        assert_eq!(groups.len(), 2);
+        let groups = split_by_key(rows, origins, failures, 2);
+        assert_eq!(groups.len(), 2, "one partition still makes two groups");
+        let mut group_of_key = HashMap::new();
         for (index, group) in groups.iter().enumerate() {
             let offsets: Vec<i64> = group.row_origins.iter().map(|(c, _)| c.offset).collect();
-            let expected: Vec<i64> = (0..6).filter(|o| o % 2 == index as i64).collect();
-            assert_eq!(offsets, expected, "group {index} in batch order");
+            assert!(offsets.is_sorted(), "group {index} in batch order");
             assert_eq!(group.rows.len(), offsets.len());
-            assert!(
-                group
-                    .failures
-                    .iter()
-                    .all(|f| f.consumed.partition % 2 == index as i32)
-            );
+            for row in &group.rows {
+                let first = *group_of_key.entry(row.message_id.clone()).or_insert(index);
+                assert_eq!(first, index, "{} written by one group only", row.message_id);
+            }
         }
-        assert_eq!(groups.iter().map(|g| g.failures.len()).sum::<usize>(), 2);
-        let one = split_by_partition(Vec::new(), Vec::new(), Vec::new(), 3);
-        assert!(one.is_empty(), "no empty transactions");
+        assert_eq!(groups.iter().map(|g| g.rows.len()).sum::<usize>(), 36);
+        assert_eq!(groups.iter().map(|g| g.failures.len()).sum::<usize>(), 4);
+        let none = split_by_key(Vec::new(), Vec::new(), Vec::new(), 3);
+        assert!(none.is_empty(), "no empty transactions");
     }
 }

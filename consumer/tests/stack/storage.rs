@@ -262,3 +262,59 @@ async fn an_event_postgres_refuses_is_dead_lettered_and_its_batch_is_stored() {
     );
     consumer.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeats_of_one_partition_written_side_by_side_are_stored_once() {
+    // One partition, as one busy Webhook's events are: the batch is split by key into
+    // four transactions, and every copy of a key must go to the same one.
+    let h = Harness::new("consumer-key-split", 1).await;
+    h.register(&entry("wh-k", DeliveryPolicy::default())).await;
+    // Produced before the consumer starts, so they arrive together: repeats within a batch.
+    for i in 0..30 {
+        let message_id = format!("m-{i:02}");
+        for _ in 0..2 {
+            h.produce("wh-k", &message_id, &prototype_event(&message_id, "PAID"))
+                .await;
+        }
+    }
+    let consumer = h
+        .start(&[
+            "--batch-max-wait",
+            "1s",
+            "--database-parallel-transactions",
+            "4",
+            "--database-max-connections",
+            "10",
+        ])
+        .await;
+    h.wait_for_events(30, Duration::from_secs(20)).await;
+    // Repeats in a later batch, and one new message.
+    for i in 0..10 {
+        let message_id = format!("m-{i:02}");
+        h.produce("wh-k", &message_id, &prototype_event(&message_id, "PAID"))
+            .await;
+    }
+    h.produce("wh-k", "m-30", &prototype_event("m-30", "PAID"))
+        .await;
+    eventually(
+        "every record consumed and settled",
+        Duration::from_secs(20),
+        || async {
+            let settled = consumer.metric_sum("hookline_consumer_stored_total").await
+                + consumer.metric("hookline_consumer_duplicates_total").await;
+            (settled >= 71.0).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(h.count_events().await, 31, "one row per message");
+    assert_eq!(
+        consumer.metric_sum("hookline_consumer_stored_total").await,
+        31.0
+    );
+    assert_eq!(
+        consumer.metric("hookline_consumer_duplicates_total").await,
+        40.0,
+        "30 repeats within the first batch, 10 in a later one"
+    );
+    consumer.stop().await;
+}
