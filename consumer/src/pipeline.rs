@@ -36,7 +36,9 @@ use crate::metrics::{Metrics, PartitionLabels, SourceLabel};
 use crate::processor::Processor;
 
 /// Prefetched records librdkafka may buffer, in KiB: bounds memory (the default is 64 MiB).
-const PREFETCH_KBYTES: &str = "16384";
+/// A few batches of 1 KiB events: the next batch is ready when the current one is
+/// written, and a backlog's drain stays inside the memory limit.
+const PREFETCH_KBYTES: &str = "4096";
 /// How long fetching pauses once that buffer is full. librdkafka's default, 1 s, makes
 /// a small buffer a throttle: the loop empties 16 MiB in well under a second and then
 /// waits (measured: 17,000 instead of 30,000+ events stored per second).

@@ -16,11 +16,12 @@ use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, Utc};
 use futures::future::try_join_all;
+use hookline_core::producer::AckedProducer;
 use hookline_core::registry::{Lookup, RegistryView};
 use hookline_core::retry::DeliveryPolicy;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use sqlx::PgPool;
 use thiserror::Error;
 use tracing::Instrument;
@@ -71,7 +72,7 @@ pub struct Processor {
     pool: PgPool,
     day_partitions: Arc<DayPartitions>,
     registry: RegistryView,
-    producer: FutureProducer,
+    producer: AckedProducer,
     routes: Routes,
     inject_failure_rate: f64,
     database_timeout: Duration,
@@ -154,7 +155,7 @@ impl Processor {
     pub fn new(
         day_partitions: Arc<DayPartitions>,
         registry: RegistryView,
-        producer: FutureProducer,
+        producer: AckedProducer,
         routes: Routes,
         inject_failure_rate: f64,
         database: DatabaseSettings,
@@ -385,24 +386,22 @@ impl Processor {
             if let Some(key) = &copy.key {
                 record = record.key(key.as_slice());
             }
-            let delivery = self.producer.send_result(record).map_err(|(source, _)| {
-                InfrastructureError::Kafka {
-                    topic: copy.topic.clone(),
-                    source,
-                }
-            })?;
+            let delivery =
+                self.producer
+                    .send(record)
+                    .map_err(|source| InfrastructureError::Kafka {
+                        topic: copy.topic.clone(),
+                        source,
+                    })?;
             deliveries.push((copy.topic.as_str(), delivery));
         }
         for (topic, delivery) in deliveries {
-            let source = match delivery.await {
-                Ok(Ok(_)) => continue,
-                Ok(Err((source, _))) => source,
-                Err(_) => KafkaError::Canceled,
-            };
-            return Err(InfrastructureError::Kafka {
-                topic: topic.to_owned(),
-                source,
-            });
+            if let Err(source) = delivery.await {
+                return Err(InfrastructureError::Kafka {
+                    topic: topic.to_owned(),
+                    source,
+                });
+            }
         }
         Ok(())
     }

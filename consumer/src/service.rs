@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use hookline_core::kafka::{self, KafkaConnection, reliable_producer_config};
 use hookline_core::ops::{self, Readiness};
+use hookline_core::producer::AckedProducer;
 use hookline_core::registry::{self, FollowError, RegistryUpdate, RegistryView, WebhookLabels};
 use hookline_core::shutdown::Shutdown;
 use prometheus_client::registry::Registry;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::FutureProducer;
 use thiserror::Error;
 
 use crate::config::RunArgs;
@@ -181,10 +181,11 @@ async fn consume(
     metrics: Metrics,
     shutdown: Shutdown,
 ) -> Result<(), RunError> {
-    let producer: FutureProducer =
-        reliable_producer_config(kafka, "hookline-consumer", COPY_DELIVERY_TIMEOUT)
-            .create()
-            .map_err(RunError::Producer)?;
+    let producer = AckedProducer::new(
+        &reliable_producer_config(kafka, "hookline-consumer", COPY_DELIVERY_TIMEOUT),
+        "kafka-copies",
+    )
+    .map_err(RunError::Producer)?;
     let routes = Routes::new(
         &args.topics.events_topic,
         &args.retry_tier_delays.0,
