@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -468,13 +469,33 @@ pub async fn check_reachable(
     connection: &KafkaConnection,
     timeout: Duration,
 ) -> Result<(), KafkaError> {
-    let config = client_config(connection, "hookline-probe");
-    tokio::task::spawn_blocking(move || {
-        let consumer: rdkafka::consumer::BaseConsumer = config.create()?;
-        rdkafka::consumer::Consumer::fetch_metadata(&consumer, None, timeout).map(|_| ())
-    })
-    .await
-    .unwrap_or(Err(KafkaError::Canceled))
+    ReachabilityProbe::new(connection)?.check(timeout).await
+}
+
+/// One client kept for repeated reachability checks: each check is a metadata request
+/// on its open connection. A client per check cost a TLS handshake and a SCRAM
+/// exchange every time, on both ends: most of an idle handler's and consumer's CPU,
+/// and a share of the broker's.
+struct ReachabilityProbe {
+    client: Arc<rdkafka::consumer::BaseConsumer>,
+}
+
+impl ReachabilityProbe {
+    fn new(connection: &KafkaConnection) -> Result<Self, KafkaError> {
+        let client = client_config(connection, "hookline-probe").create()?;
+        Ok(Self {
+            client: Arc::new(client),
+        })
+    }
+
+    async fn check(&self, timeout: Duration) -> Result<(), KafkaError> {
+        let client = self.client.clone();
+        tokio::task::spawn_blocking(move || {
+            rdkafka::consumer::Consumer::fetch_metadata(client.as_ref(), None, timeout).map(|_| ())
+        })
+        .await
+        .unwrap_or(Err(KafkaError::Canceled))
+    }
 }
 
 /// Keeps the readiness condition `kafka` in step with whether the cluster answers,
@@ -487,8 +508,15 @@ pub async fn watch_reachability(
     let bootstrap_servers = connection.bootstrap_servers();
     const INTERVAL: Duration = Duration::from_secs(5);
     readiness.require(READINESS_CONDITION, "no answer from the Kafka cluster yet");
+    let probe = match ReachabilityProbe::new(&connection) {
+        Ok(probe) => probe,
+        Err(err) => {
+            readiness.set_not_ready(READINESS_CONDITION, format!("{bootstrap_servers}: {err}"));
+            return;
+        }
+    };
     while !shutdown.is_triggered() {
-        match check_reachable(&connection, INTERVAL).await {
+        match probe.check(INTERVAL).await {
             Ok(()) => readiness.set_ready(READINESS_CONDITION),
             Err(err) => {
                 readiness.set_not_ready(READINESS_CONDITION, format!("{bootstrap_servers}: {err}"))

@@ -129,3 +129,51 @@ async fn the_broker_takes_only_an_authenticated_tls_client() {
         );
     }
 }
+
+/// The readiness condition `kafka` follows whether the broker answers: met with the
+/// stack's broker, unmet with the address named where nothing listens.
+#[tokio::test]
+async fn readiness_follows_whether_the_broker_answers() {
+    use hookline_core::kafka::{KafkaConnection, READINESS_CONDITION, watch_reachability};
+    use hookline_core::ops::Readiness;
+    use hookline_core::shutdown::Shutdown;
+    const DEADLINE: Duration = Duration::from_secs(30);
+
+    let shutdown = Shutdown::new();
+    let answering = Readiness::default();
+    tokio::spawn(watch_reachability(
+        kafka(),
+        answering.clone(),
+        shutdown.clone(),
+    ));
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let nowhere = format!("127.0.0.1:{closed_port}");
+    let silent = Readiness::default();
+    tokio::spawn(watch_reachability(
+        KafkaConnection::new(nowhere.clone(), kafka().security().clone()),
+        silent.clone(),
+        shutdown.clone(),
+    ));
+
+    let started = std::time::Instant::now();
+    loop {
+        let silent_reason = silent.unmet().get(READINESS_CONDITION).cloned();
+        let checked_nowhere = silent_reason
+            .as_deref()
+            .is_some_and(|reason| reason.starts_with(&nowhere));
+        if answering.is_ready() && checked_nowhere {
+            break;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "after {DEADLINE:?}: the stack's broker: {:?}; nowhere: {silent_reason:?}",
+            answering.unmet()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!silent.is_ready(), "a closed port was taken for a broker");
+    shutdown.trigger();
+}
