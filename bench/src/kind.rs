@@ -47,6 +47,11 @@ pub struct Args {
     /// Seconds to wait for the window's events to be stored once sending stopped.
     #[arg(long, default_value_t = 60)]
     drain_timeout_secs: u64,
+    /// The bench Webhook's `spec.rateLimit.requestsPerSecond` (burst twice that): at
+    /// most the chart's `limits.maxRateLimitPerSecond`, 1,000 by default. Each handler
+    /// replica keeps its own bucket, so 3 replicas take 3,000/s.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    rate_limit_per_second: u32,
     #[arg(long, env = "HOOKLINE_KIND_NAMESPACE", default_value = "hookline")]
     namespace: String,
     #[arg(long, env = "HOOKLINE_KIND_RELEASE", default_value = "hookline")]
@@ -149,7 +154,7 @@ async fn measure(args: &Args, cluster: &Cluster, rate: u32) -> anyhow::Result<Me
         "--ignore-not-found",
         "--wait=true",
     ])?;
-    let id = cluster.apply_webhook(&name)?;
+    let id = cluster.apply_webhook(&name, args.rate_limit_per_second)?;
     let secret = cluster.signing_secret(&name)?;
     let target = Target {
         ingress: args.ingress.clone(),
@@ -231,7 +236,7 @@ impl Cluster {
 
     /// Applies Webhook `name` (no emitter: this machine sends) and returns its id once
     /// it is Ready.
-    fn apply_webhook(&self, name: &str) -> anyhow::Result<String> {
+    fn apply_webhook(&self, name: &str, rate_limit_per_second: u32) -> anyhow::Result<String> {
         let manifest = json!({
             "apiVersion": "hookline.io/v1alpha1",
             "kind": "Webhook",
@@ -239,7 +244,10 @@ impl Cluster {
             "spec": {
                 "customerId": "bench-kind",
                 "emitter": {"enabled": false, "ratePerSecond": 1.0, "replicas": 1},
-                "rateLimit": {"requestsPerSecond": 1_000_000, "burst": 1_000_000},
+                "rateLimit": {
+                    "requestsPerSecond": rate_limit_per_second,
+                    "burst": rate_limit_per_second.saturating_mul(2),
+                },
             },
         });
         self.kubectl_with_input(&["apply", "-f", "-"], Some(&manifest.to_string()))?;
