@@ -10,9 +10,11 @@ for name in sorted(os.listdir(results)):
             stages[name[:-5]] = json.load(f)
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 # Figures of a tree with uncommitted changes to tracked files came from code no commit
-# holds: say so.
+# holds: say so. The results and docs a run writes are not code.
 changes = subprocess.run(
-    ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+    ["git", "status", "--porcelain", "--untracked-files=no", "--",
+     ".", ":(exclude)bench/results", ":(exclude)docs"],
+    capture_output=True, text=True,
 ).stdout.strip()
 if commit and changes:
     commit += "-dirty"
