@@ -28,6 +28,6 @@ pub mod env {
     pub const DELIVERY_BACKOFF_POLICY: &str = "DELIVERY_BACKOFF_POLICY";
     pub const DELIVERY_BACKOFF_DELAY_MS: &str = "DELIVERY_BACKOFF_DELAY_MS";
     pub const DELIVERY_MAX_BACKOFF_DELAY_MS: &str = "DELIVERY_MAX_BACKOFF_DELAY_MS";
-    /// Shared by every service, declared with their flags in `hookline_core::config`.
-    pub use hookline_core::config::{LOG_FORMAT_ENV as LOG_FORMAT, OPS_ADDR_ENV as OPS_ADDR};
+    /// Shared by every service, declared in [`crate::env`].
+    pub use crate::env::{LOG_FORMAT_ENV as LOG_FORMAT, OPS_ADDR_ENV as OPS_ADDR};
 }

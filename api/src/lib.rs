@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod emitter;
+pub mod env;
 pub mod topics;
 #[cfg(feature = "crd")]
 pub mod webhook;

@@ -5,8 +5,6 @@
 
 use std::time::Duration;
 
-use hookline_core::kafka::TopicSpec;
-
 /// Verified events, as the handler received them (key = webhook id).
 pub const EVENTS: &str = "hookline.events";
 /// Events whose retry budget is spent.
@@ -36,6 +34,40 @@ pub const RETRY_TIER_COUNT: usize = RETRY_TIER_DELAYS.len();
 /// Every retry tier's topic, shortest delay first.
 pub fn retry_tiers() -> impl Iterator<Item = String> {
     (0..RETRY_TIER_COUNT).map(retry_tier)
+}
+
+/// A topic Hookline needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: i32,
+    pub replication: i32,
+    /// Log compaction keeps the newest value per key (the registry).
+    pub compacted: bool,
+}
+
+impl TopicSpec {
+    /// A topic of records keyed by webhook id, kept for their retention (events, their
+    /// retry tiers, dead letters).
+    pub fn events(name: impl Into<String>, partitions: i32, replication: i32) -> Self {
+        Self {
+            name: name.into(),
+            partitions,
+            replication,
+            compacted: false,
+        }
+    }
+
+    /// The registry: compacted (the newest entry per webhook stays) on one partition,
+    /// since every reader loads it whole.
+    pub fn registry(name: impl Into<String>, replication: i32) -> Self {
+        Self {
+            name: name.into(),
+            partitions: 1,
+            replication,
+            compacted: true,
+        }
+    }
 }
 
 /// The names of one install's topics. Two installs sharing a Kafka cluster give theirs

@@ -25,13 +25,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use chrono::{SecondsFormat, Utc};
-use hookline_core::kafka::{
-    KafkaConnection, TopicSpec, client_config, ensure_topics, reliable_producer_config,
-};
+use hookline_api::topics::TopicSpec;
 use hookline_core::record_headers;
 use hookline_core::registry::{self, Keyring, RateLimit, RegistryEntry};
 use hookline_core::retry::DeliveryPolicy;
 use hookline_core::signature::Scheme;
+use hookline_runtime::kafka::{
+    KafkaConnection, client_config, ensure_topics, reliable_producer_config,
+};
 use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;

@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use chrono::Utc;
-use hookline_core::kafka::{KafkaConnection, TopicSpec, client_config, ensure_topics};
+use hookline_api::topics::TopicSpec;
 use hookline_core::registry::{self, RateLimit, RegistryEntry, RegistrySecret};
 use hookline_core::retry::DeliveryPolicy;
 use hookline_core::signature::{self, Scheme, SigningSecret};
+use hookline_runtime::kafka::{KafkaConnection, client_config, ensure_topics};
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper::body::Bytes;

@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use hookline_core::kafka::KafkaConnection;
 use hookline_core::registry::Keyring;
+use hookline_runtime::kafka::KafkaConnection;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use hookline_core::kafka::{KafkaConnection, client_config, ensure_topics};
+use hookline_runtime::kafka::{KafkaConnection, client_config, ensure_topics};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use sqlx::PgPool;
 use tokio::process::Child;

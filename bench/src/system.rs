@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use hookline_api::webhook::Webhook;
-use hookline_core::kafka::{KafkaConnection, client_config};
+use hookline_runtime::kafka::{KafkaConnection, client_config};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use rdkafka::consumer::{BaseConsumer, Consumer};

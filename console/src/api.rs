@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use hookline_api::webhook::Webhook;
-use hookline_core::replay::Replayer;
+use hookline_store::dead_letter_replay::Replayer;
 use kube::runtime::reflector::Store;
 use serde::Deserialize;
 use sqlx::PgPool;

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use clap::Parser;
 use hookline_api::topics;
-use hookline_core::config::{
+use hookline_core::source::Cidr;
+use hookline_runtime::config::{
     CommonArgs, KafkaArgs, OpsArgs, parse_cidr, parse_database_url, parse_duration,
 };
-use hookline_core::source::Cidr;
 
 /// Hookline's web console and read API (/api/v1): webhooks, events, dead letters and
 /// their replay, live traffic. Reads the consumer's tables; never writes events.

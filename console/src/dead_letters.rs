@@ -5,7 +5,7 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
-use hookline_core::replay::{self, Selection};
+use hookline_store::dead_letter_replay::{self, Selection};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sqlx::{FromRow, Postgres, QueryBuilder, Row};
@@ -446,7 +446,7 @@ pub async fn replay(
             ));
         }
     }
-    let now = replay::count(&state.pool, &selection).await?;
+    let now = dead_letter_replay::count(&state.pool, &selection).await?;
     match expected_count {
         // By ids: every one listed must exist.
         None => {

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use hookline_core::replay::ReplayError;
+use hookline_store::dead_letter_replay::ReplayError;
 use serde::Serialize;
 use thiserror::Error;
 use utoipa::ToSchema;

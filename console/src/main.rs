@@ -2,7 +2,7 @@ use clap::Parser;
 use hookline_console::config::Config;
 use hookline_console::password::HashPasswordArgs;
 use hookline_console::service;
-use hookline_core::shutdown::Shutdown;
+use hookline_runtime::shutdown::Shutdown;
 
 /// mimalloc: glibc's malloc and free were about a tenth of a busy service's CPU
 /// (measured on the handler). The operator keeps glibc's: its memory peak was lower.
@@ -24,7 +24,7 @@ fn main() -> std::process::ExitCode {
     let config = Config::parse();
     let common = config.common.clone();
     common.block_on("hookline-console", async move {
-        hookline_core::telemetry::init(config.common.log_format);
+        hookline_runtime::telemetry::init(config.common.log_format);
         match service::run(config, Shutdown::on_signal()).await {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(err) => {

@@ -11,9 +11,9 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use futures::StreamExt;
 use hookline_api::webhook::Webhook;
-use hookline_core::ops::{self, Readiness};
-use hookline_core::replay::{ReplayError, Replayer};
-use hookline_core::shutdown::Shutdown;
+use hookline_runtime::ops::{self, Readiness};
+use hookline_runtime::shutdown::Shutdown;
+use hookline_store::dead_letter_replay::{ReplayError, Replayer};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client};
 use prometheus_client::registry::Registry;
@@ -35,7 +35,7 @@ const KUBERNETES: &str = "kubernetes";
 #[derive(Debug, Error)]
 pub enum ConsoleError {
     #[error(transparent)]
-    KafkaSettings(#[from] hookline_core::kafka::KafkaSettingsError),
+    KafkaSettings(#[from] hookline_runtime::kafka::KafkaSettingsError),
     #[error(transparent)]
     Auth(#[from] AuthConfigError),
     #[error("the database URL is not one PostgreSQL takes: {0}")]

@@ -18,8 +18,8 @@ use hookline_console::metrics::Metrics;
 use hookline_console::password;
 use hookline_console::service::app;
 use hookline_console::throttle::ThrottleSettings;
-use hookline_core::replay::Replayer;
-use hookline_core::shutdown::Shutdown;
+use hookline_runtime::shutdown::Shutdown;
+use hookline_store::dead_letter_replay::Replayer;
 use kube::runtime::reflector;
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
@@ -119,7 +119,7 @@ fn console_with(setup: Setup) -> Console {
         webhooks: store,
         replayer: Arc::new(
             Replayer::new(
-                &hookline_core::kafka::KafkaConnection::plaintext("127.0.0.1:1"),
+                &hookline_runtime::kafka::KafkaConnection::plaintext("127.0.0.1:1"),
                 "router-test",
                 "events",
             )

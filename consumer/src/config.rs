@@ -6,7 +6,7 @@ use crate::day_partitions::Retention;
 use chrono::{DateTime, Utc};
 use clap::{ArgGroup, Parser, Subcommand};
 use hookline_api::topics;
-use hookline_core::config::{
+use hookline_runtime::config::{
     CommonArgs, KafkaArgs, OpsArgs, TraceArgs, WebhookMetricsArgs, parse_database_url,
     parse_duration,
 };

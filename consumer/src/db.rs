@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use hookline_core::ops::Readiness;
-use hookline_core::shutdown::Shutdown;
+use hookline_runtime::ops::Readiness;
+use hookline_runtime::shutdown::Shutdown;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use thiserror::Error;

@@ -1,8 +1,8 @@
 use clap::Parser;
 use hookline_consumer::config::{Cli, Command};
 use hookline_consumer::{db, replay, service};
-use hookline_core::shutdown::Shutdown;
-use hookline_core::traces;
+use hookline_runtime::shutdown::Shutdown;
+use hookline_runtime::traces;
 
 /// mimalloc: glibc's malloc and free were about a tenth of a busy service's CPU
 /// (measured on the handler). The operator keeps glibc's: its memory peak was lower.

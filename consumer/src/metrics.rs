@@ -7,7 +7,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use hookline_core::registry::{RegistryView, WebhookLabels};
+use hookline_runtime::registry_view::RegistryView;
+use hookline_runtime::webhook_labels::WebhookLabels;
 
 /// Which consumer: `events` (the main topic) or `retries` (the retry tiers).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

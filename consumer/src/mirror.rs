@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use hookline_core::registry::RegistryUpdate;
-use hookline_core::shutdown::Shutdown;
+use hookline_runtime::shutdown::Shutdown;
 use sqlx::PgPool;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -12,7 +12,7 @@ use crate::metrics::Metrics;
 use crate::store;
 
 /// Applies registry updates in the order they were read. Only what the registry view
-/// applied arrives here (see `registry::follow`): a replayed older record refused as
+/// applied arrives here (see `hookline_runtime::registry_view::follow`): a replayed older record refused as
 /// stale is not mirrored either. An update that fails (the database is down) is tried
 /// again until it is written or shutdown comes.
 pub async fn run(

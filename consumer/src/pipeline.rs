@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use chrono::Utc;
-use hookline_core::shutdown::Shutdown;
+use hookline_runtime::shutdown::Shutdown;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
@@ -68,7 +68,7 @@ pub enum PipelineError {
 pub struct PipelineSettings {
     /// `events` or `retries`: names the pipeline in logs and metrics.
     pub source: &'static str,
-    pub kafka: hookline_core::kafka::KafkaConnection,
+    pub kafka: hookline_runtime::kafka::KafkaConnection,
     pub group_id: String,
     /// Static group membership: a restarted replica with the same id takes its
     /// partitions back at once instead of after the session timeout.
@@ -251,7 +251,7 @@ impl Pipeline {
         shutdown: Shutdown,
     ) -> Result<Self, PipelineError> {
         let source_name = settings.source;
-        let mut config = hookline_core::kafka::manual_commit_consumer_config(
+        let mut config = hookline_runtime::kafka::manual_commit_consumer_config(
             &settings.kafka,
             &format!("hookline-consumer-{source_name}"),
             &settings.group_id,

@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, Utc};
 use futures::future::try_join_all;
-use hookline_core::producer::AckedProducer;
-use hookline_core::registry::{Lookup, RegistryView};
 use hookline_core::retry::DeliveryPolicy;
+use hookline_runtime::producer::AckedProducer;
+use hookline_runtime::registry_view::{Lookup, RegistryView};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;

@@ -1,8 +1,8 @@
 //! `hookline-consumer replay`: re-publishes dead letters to the events topic with a
 //! fresh retry budget, through the replay the console uses too
-//! (`hookline_core::replay`), and says how many on stdout.
+//! (`hookline_store::dead_letter_replay`), and says how many on stdout.
 
-use hookline_core::replay::{ReplayError, Replayer, Selection};
+use hookline_store::dead_letter_replay::{ReplayError, Replayer, Selection};
 use thiserror::Error;
 
 use crate::config::ReplayArgs;
@@ -15,7 +15,7 @@ pub enum ReplayCommandError {
     #[error(transparent)]
     Replay(#[from] ReplayError),
     #[error(transparent)]
-    KafkaSettings(#[from] hookline_core::kafka::KafkaSettingsError),
+    KafkaSettings(#[from] hookline_runtime::kafka::KafkaSettingsError),
 }
 
 /// The `replay` subcommand: connects, replays, and says how many on stdout.

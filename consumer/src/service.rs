@@ -4,11 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookline_core::kafka::{self, KafkaConnection, reliable_producer_config};
-use hookline_core::ops::{self, Readiness};
-use hookline_core::producer::AckedProducer;
-use hookline_core::registry::{self, FollowError, RegistryUpdate, RegistryView, WebhookLabels};
-use hookline_core::shutdown::Shutdown;
+use hookline_core::registry::RegistryUpdate;
+use hookline_runtime::kafka::{self, KafkaConnection, reliable_producer_config};
+use hookline_runtime::ops::{self, Readiness};
+use hookline_runtime::producer::AckedProducer;
+use hookline_runtime::registry_view::{FollowError, RegistryView};
+use hookline_runtime::shutdown::Shutdown;
+use hookline_runtime::webhook_labels::WebhookLabels;
 use prometheus_client::registry::Registry;
 use rdkafka::error::KafkaError;
 use thiserror::Error;
@@ -29,7 +31,7 @@ const COPY_DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Error)]
 pub enum RunError {
     #[error(transparent)]
-    KafkaSettings(#[from] hookline_core::kafka::KafkaSettingsError),
+    KafkaSettings(#[from] hookline_runtime::kafka::KafkaSettingsError),
     #[error(transparent)]
     Db(#[from] DbError),
     #[error("cannot create the Kafka producer for retry copies and dead letters: {0}")]
@@ -110,7 +112,7 @@ pub async fn run(database_url: &str, args: RunArgs, shutdown: Shutdown) -> Resul
 
     let (updates, mirrored) = tokio::sync::mpsc::unbounded_channel();
     // No keyring: the consumer mirrors entries without their secrets.
-    let follow = registry::follow(
+    let follow = hookline_runtime::registry_view::follow(
         kafka.clone(),
         args.registry_topic.clone(),
         None,
@@ -145,7 +147,7 @@ pub async fn run(database_url: &str, args: RunArgs, shutdown: Shutdown) -> Resul
     ));
 
     let loaded = tokio::select! {
-        () = registry::loaded(&readiness) => true,
+        () = hookline_runtime::registry_view::loaded(&readiness) => true,
         () = shutdown.wait() => false,
     };
     let consumed = if loaded {

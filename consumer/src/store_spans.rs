@@ -3,7 +3,7 @@
 //! one `store batch`, a root of its own linked to each of those traces.
 
 use hookline_core::record_headers;
-use hookline_core::traces::{self, TraceHeaders};
+use hookline_runtime::traces::{self, TraceHeaders};
 use tracing::Span;
 
 use crate::event::Consumed;

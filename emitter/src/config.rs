@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use hookline_api::emitter::env;
-use hookline_core::config::{CommonArgs, OpsArgs, parse_http_url};
 use hookline_core::retry::{BackoffPolicy, DeliveryPolicy};
 use hookline_core::signature::Scheme;
+use hookline_runtime::config::{CommonArgs, OpsArgs, parse_http_url};
 
 /// Hookline's emitter: a simulated event source for one Webhook that signs events and
 /// delivers them to the webhook's target with retries, like a real provider would.

@@ -11,7 +11,7 @@ fn main() -> std::process::ExitCode {
     let config = Config::parse();
     let common = config.common.clone();
     common.block_on("hookline-emitter", async move {
-        hookline_core::telemetry::init(config.common.log_format);
+        hookline_runtime::telemetry::init(config.common.log_format);
         match service::run(config).await {
             Ok(summary) if summary.failed == 0 && summary.abandoned == 0 => {
                 std::process::ExitCode::SUCCESS

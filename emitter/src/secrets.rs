@@ -6,8 +6,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use hookline_core::shutdown::Shutdown;
 use hookline_core::signature::{Scheme, SecretError, SigningSecret};
+use hookline_runtime::shutdown::Shutdown;
 use thiserror::Error;
 
 /// File names in the secret directory (the operator's signing Secret keys).

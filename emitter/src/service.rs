@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
-use hookline_core::ops::{self, Readiness};
-use hookline_core::shutdown::Shutdown;
+use hookline_runtime::ops::{self, Readiness};
+use hookline_runtime::shutdown::Shutdown;
 use hyper::Uri;
 use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::legacy::Client;

@@ -15,10 +15,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use chrono::Utc;
 use clap::Parser;
-use hookline_core::shutdown::Shutdown;
 use hookline_core::signature::{self, Scheme, SigningSecret};
 use hookline_emitter::config::Config;
 use hookline_emitter::service::{Emitter, Summary};
+use hookline_runtime::shutdown::Shutdown;
 
 const CURRENT: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 const PREVIOUS: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";

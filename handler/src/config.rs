@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use clap::Parser;
 use hookline_api::topics;
-use hookline_core::config::{
+use hookline_core::source::{Cidr, ForwardingHeader, TrustedProxies};
+use hookline_runtime::config::{
     CommonArgs, KafkaArgs, OpsArgs, RegistryKeysArgs, TraceArgs, WebhookMetricsArgs, parse_cidr,
     parse_duration,
 };
-use hookline_core::source::{Cidr, ForwardingHeader, TrustedProxies};
 
 /// Hookline's HTTP edge: verifies signed webhook deliveries and produces them to Kafka,
 /// answering 202 only after the broker has acknowledged.

@@ -40,12 +40,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use chrono::Utc;
-use hookline_core::ops::Readiness;
 use hookline_core::provider;
-use hookline_core::registry::{self, Lookup, RegistryEntry, RegistryView};
-use hookline_core::shutdown::Shutdown;
+use hookline_core::registry::RegistryEntry;
 use hookline_core::signature::{self, Scheme, SigningSecret, Verified};
-use hookline_core::traces::{self, TraceHeaders};
+use hookline_runtime::ops::Readiness;
+use hookline_runtime::registry_view::{Lookup, RegistryView};
+use hookline_runtime::shutdown::Shutdown;
+use hookline_runtime::traces::{self, TraceHeaders};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Bytes;
 use serde_json::json;
@@ -444,7 +445,7 @@ impl Ingest {
             && !self
                 .readiness
                 .unmet()
-                .contains_key(registry::READINESS_CONDITION)
+                .contains_key(hookline_runtime::registry_view::READINESS_CONDITION)
         {
             if self.unknown_ids.recently_checked(webhook_id) {
                 return Err(Rejection::UnknownWebhook);
@@ -481,7 +482,7 @@ impl Ingest {
                 if self
                     .readiness
                     .unmet()
-                    .contains_key(registry::READINESS_CONDITION) =>
+                    .contains_key(hookline_runtime::registry_view::READINESS_CONDITION) =>
             {
                 Err(Rejection::RegistryLoading)
             }

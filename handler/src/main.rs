@@ -1,6 +1,6 @@
 use clap::Parser;
-use hookline_core::traces;
 use hookline_handler::{config::Config, service};
+use hookline_runtime::traces;
 
 /// mimalloc: glibc's malloc and free were about a tenth of a busy service's CPU
 /// (measured on the handler). The operator keeps glibc's: its memory peak was lower.

@@ -1,5 +1,5 @@
 //! The handler's Prometheus metrics. Answers and verification failures count per
-//! Webhook, under the label `registry::WebhookLabels` gives each id.
+//! Webhook, under the label `hookline_runtime::webhook_labels::WebhookLabels` gives each id.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -8,8 +8,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use hookline_core::registry::{RegistryView, WebhookLabels};
 use hookline_core::signature::VerifyError;
+use hookline_runtime::registry_view::RegistryView;
+use hookline_runtime::webhook_labels::WebhookLabels;
 
 use crate::rejection::Rejection;
 

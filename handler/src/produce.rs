@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use hookline_core::kafka::{KafkaConnection, reliable_producer_config};
-use hookline_core::producer::AckedProducer;
 use hookline_core::provider::EventIdentity;
 use hookline_core::record_headers;
 use hookline_core::signature::Scheme;
+use hookline_runtime::kafka::{KafkaConnection, reliable_producer_config};
+use hookline_runtime::producer::AckedProducer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;

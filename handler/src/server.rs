@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use hookline_core::shutdown::Shutdown;
+use hookline_runtime::shutdown::Shutdown;
 use hyper::Request;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;

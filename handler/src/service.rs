@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 
-use hookline_core::kafka;
-use hookline_core::ops::{self, Readiness};
-use hookline_core::registry::{self, FollowError, RegistryUpdate, RegistryView, WebhookLabels};
-use hookline_core::shutdown::Shutdown;
+use hookline_core::registry::RegistryUpdate;
+use hookline_runtime::kafka;
+use hookline_runtime::ops::{self, Readiness};
+use hookline_runtime::registry_view::{FollowError, RegistryView};
+use hookline_runtime::shutdown::Shutdown;
+use hookline_runtime::webhook_labels::WebhookLabels;
 use prometheus_client::registry::Registry;
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -33,7 +35,7 @@ pub enum ServiceError {
     #[error(transparent)]
     Producer(#[from] ProducerSetupError),
     #[error(transparent)]
-    KafkaSettings(#[from] hookline_core::kafka::KafkaSettingsError),
+    KafkaSettings(#[from] hookline_runtime::kafka::KafkaSettingsError),
     #[error(transparent)]
     Keyring(#[from] hookline_core::registry::KeyringError),
     #[error("the registry follower stopped: {0}")]
@@ -73,7 +75,7 @@ pub async fn serve(
         WebhookLabels::new(config.webhook_metrics.per_webhook_metrics),
     );
     let kafka = config.kafka.connection()?;
-    let keys = registry::sealing::watch_dir(
+    let keys = hookline_runtime::keyring_files::watch_dir(
         config.registry_keys.registry_keys_dir.clone(),
         config.registry_keys.registry_keys_reload_interval,
         shutdown.clone(),
@@ -97,7 +99,7 @@ pub async fn serve(
         }
     };
     let follower = tokio::spawn(stop_on_error(
-        registry::follow(
+        hookline_runtime::registry_view::follow(
             kafka.clone(),
             config.registry_topic.clone(),
             Some(keys),

@@ -8,7 +8,7 @@
 
 mod support;
 
-use hookline_core::kafka::KafkaConnection;
+use hookline_runtime::kafka::KafkaConnection;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -3,7 +3,7 @@
 
 mod support;
 
-use hookline_core::kafka::KafkaConnection;
+use hookline_runtime::kafka::KafkaConnection;
 
 use std::time::Duration;
 

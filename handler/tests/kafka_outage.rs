@@ -28,7 +28,7 @@ async fn with_the_broker_down_it_answers_503_and_every_202_is_kept() {
     let mut broker = tokio::task::spawn_blocking(PrivateKafka::start)
         .await
         .expect("start the private broker");
-    let bootstrap = hookline_core::kafka::KafkaConnection::plaintext(broker.bootstrap_servers());
+    let bootstrap = hookline_runtime::kafka::KafkaConnection::plaintext(broker.bootstrap_servers());
     let (webhook, secret) = entry(Scheme::Standard);
     let handler = Arc::new(
         Handler::start(

@@ -46,7 +46,7 @@ async fn replayed_registry_records_neither_restore_a_secret_nor_revive_a_webhook
     let handler = Handler::start(&kafka, &[], &[]).await;
     assert_eq!(stale_refusals(&handler.metrics().await), Some(0));
     let topic = handler.registry_topic.clone();
-    let producer: FutureProducer = hookline_core::kafka::client_config(&kafka, "test-attacker")
+    let producer: FutureProducer = hookline_runtime::kafka::client_config(&kafka, "test-attacker")
         .create()
         .expect("producer");
 

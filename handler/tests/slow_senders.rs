@@ -14,8 +14,8 @@ mod support;
 use std::time::Duration;
 
 use chrono::Utc;
-use hookline_core::process_metrics::ProcessStats;
 use hookline_core::signature::Scheme;
+use hookline_runtime::process_metrics::ProcessStats;
 use hookline_testkit::slow_senders::{self, Attack};
 use support::{Handler, entry, message_id, signed};
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use hookline_api::topics::{self, TopicNames};
-use hookline_core::config::{CommonArgs, KafkaArgs, OpsArgs, RegistryKeysArgs, parse_http_url};
+use hookline_runtime::config::{CommonArgs, KafkaArgs, OpsArgs, RegistryKeysArgs, parse_http_url};
 
 use crate::desired::Settings;
 use crate::limits::Limits;

@@ -4,7 +4,7 @@ use hookline_operator::service;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    hookline_core::telemetry::init(cli.common.log_format);
+    hookline_runtime::telemetry::init(cli.common.log_format);
     let common = cli.common.clone();
     common.block_on("hookline-operator", async move {
         let result = match cli.command {

@@ -29,10 +29,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use hookline_core::kafka::{KafkaConnection, reliable_producer_config};
-use hookline_core::producer::AckedProducer;
-use hookline_core::registry::{self, Keyring, Lookup, RegistryEntry, RegistryView};
-use hookline_core::shutdown::Shutdown;
+use hookline_core::registry::{self, Keyring, RegistryEntry};
+use hookline_runtime::kafka::{KafkaConnection, reliable_producer_config};
+use hookline_runtime::producer::AckedProducer;
+use hookline_runtime::registry_view::{Lookup, RegistryView};
+use hookline_runtime::shutdown::Shutdown;
 use prometheus_client::metrics::gauge::Gauge;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureRecord;
@@ -83,7 +84,7 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(15);
 impl RegistryPublisher {
     /// A publisher writing to `topic` (normally `hookline.registry`), sealing secrets
     /// with the primary key of `keys`, giving each record a version above the one
-    /// `topic_view` (that topic, followed with `registry::follow`) holds for its id.
+    /// `topic_view` (that topic, followed with `hookline_runtime::registry_view::follow`) holds for its id.
     pub fn with_topic(
         connection: &KafkaConnection,
         topic: &str,

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use hookline_api::topics;
-use hookline_core::kafka::{self, KafkaConnection, KafkaSettingsError};
-use hookline_core::ops::{self, Readiness};
-use hookline_core::registry::{self, FollowError, KeyringError, RegistryView};
-use hookline_core::shutdown::Shutdown;
+use hookline_core::registry::KeyringError;
+use hookline_runtime::kafka::{self, KafkaConnection, KafkaSettingsError};
+use hookline_runtime::ops::{self, Readiness};
+use hookline_runtime::registry_view::{FollowError, RegistryView};
+use hookline_runtime::shutdown::Shutdown;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -91,7 +92,7 @@ const API_READY: &str = "kubernetes";
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let shutdown = Shutdown::on_signal();
     let kafka = args.kafka.connection()?;
-    let keys = registry::sealing::watch_dir(
+    let keys = hookline_runtime::keyring_files::watch_dir(
         args.registry_keys.registry_keys_dir.clone(),
         args.registry_keys.registry_keys_reload_interval,
         shutdown.clone(),
@@ -133,7 +134,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     // The versions already on the topic (see crate::registry): followed from now on,
     // by the leader and the replicas waiting to take over alike.
     let follower = tokio::spawn({
-        let follow = registry::follow(
+        let follow = hookline_runtime::registry_view::follow(
             kafka.clone(),
             args.registry_topic.clone(),
             Some(keys.clone()),
@@ -175,7 +176,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     }
     let lease = Arc::new(lease);
     let loaded = tokio::select! {
-        () = registry::loaded(&readiness) => true,
+        () = hookline_runtime::registry_view::loaded(&readiness) => true,
         () = shutdown.wait() => false,
     };
     if !loaded || !acquire(&lease, &shutdown).await {

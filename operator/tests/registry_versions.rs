@@ -9,16 +9,17 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use chrono::Utc;
-use hookline_core::kafka::{KafkaConnection, TopicSpec, client_config, ensure_topics};
-use hookline_core::ops::Readiness;
+use hookline_api::topics::TopicSpec;
 use hookline_core::registry::{
-    self, Keyring, Lookup, RateLimit, RegistryEntry, RegistryRecord, RegistrySecret,
-    RegistryUpdate, RegistryView,
+    self, Keyring, RateLimit, RegistryEntry, RegistryRecord, RegistrySecret, RegistryUpdate,
 };
 use hookline_core::retry::DeliveryPolicy;
-use hookline_core::shutdown::Shutdown;
 use hookline_core::signature::Scheme;
 use hookline_operator::registry::RegistryPublisher;
+use hookline_runtime::kafka::{KafkaConnection, client_config, ensure_topics};
+use hookline_runtime::ops::Readiness;
+use hookline_runtime::registry_view::{Lookup, RegistryView};
+use hookline_runtime::shutdown::Shutdown;
 use prometheus_client::metrics::gauge::Gauge;
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -76,7 +77,7 @@ impl Operator {
         let view = RegistryView::default();
         let readiness = Readiness::default();
         let shutdown = Shutdown::new();
-        tokio::spawn(registry::follow(
+        tokio::spawn(hookline_runtime::registry_view::follow(
             kafka(),
             topic.to_owned(),
             Some(receiver.clone()),
@@ -85,7 +86,7 @@ impl Operator {
             shutdown.clone(),
             |_| {},
         ));
-        tokio::time::timeout(WAIT, registry::loaded(&readiness))
+        tokio::time::timeout(WAIT, hookline_runtime::registry_view::loaded(&readiness))
             .await
             .expect("the registry read to its end");
         let publisher = Arc::new(

@@ -1,9 +1,11 @@
-//! Test support only: finds the local stack that `make stack-up` started.
+//! Test support only: finds the local stack that `make stack-up` started, and builds
+//! the domain values tests share ([`fixtures`]).
 //!
 //! Tests that need real infrastructure call [`stack()`]. When the stack is not
 //! running they fail with a message that says how to start it; they never skip.
 #![forbid(unsafe_code)]
 
+pub mod fixtures;
 pub mod http;
 pub mod kafka_broker;
 pub mod log_capture;

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use hookline_core::kafka::reliable_producer_config;
 use hookline_core::record_headers;
+use hookline_runtime::kafka::reliable_producer_config;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 

@@ -5,16 +5,17 @@ use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
 use clap::Parser;
+use hookline_api::topics::TopicSpec;
 use hookline_consumer::config::{Cli, Command};
-use hookline_core::kafka::{
-    KafkaConnection, TopicSpec, client_config, ensure_topics, reliable_producer_config,
-};
 use hookline_core::provider;
 use hookline_core::record_headers;
 use hookline_core::registry::{self, Keyring, RateLimit, RegistryEntry};
 use hookline_core::retry::{BackoffPolicy, DeliveryPolicy};
-use hookline_core::shutdown::Shutdown;
 use hookline_core::signature::Scheme;
+use hookline_runtime::kafka::{
+    KafkaConnection, client_config, ensure_topics, reliable_producer_config,
+};
+use hookline_runtime::shutdown::Shutdown;
 use hookline_testkit::http;
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
@@ -49,7 +50,7 @@ impl Harness {
 
     pub async fn with_database(prefix: &str, partitions: i32, database_url: String) -> Self {
         if std::env::var_os("RUST_LOG").is_some() {
-            hookline_core::telemetry::init(hookline_core::telemetry::LogFormat::Text);
+            hookline_runtime::telemetry::init(hookline_runtime::telemetry::LogFormat::Text);
         }
         let bootstrap = KafkaConnection::from_vars(&hookline_testkit::stack().vars)
             .expect("the stack's Kafka settings");

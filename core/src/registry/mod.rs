@@ -7,21 +7,15 @@
 //!
 //! Every record carries a version, sealed with it, that grows with each publish of its
 //! webhook id; a reader applies a record only if it is newer than the one it holds (see
-//! [`RegistryView::apply`]), so a replay of an older sealed record (a secret rotated
+//! `hookline_runtime::registry_view::RegistryView::apply`), so a replay of an older sealed record (a secret rotated
 //! out, a Webhook un-suspended, a deleted Webhook revived) is refused. A deletion is a
 //! record of its own, `{"webhookId", "deleted": true, "version", "secrets"}` with an
 //! empty sealed list, not Kafka's null: compaction keeps it as the newest record of its
 //! key, so a reader starting later still knows the id is deleted, at which version.
 
-mod labels;
 pub mod sealing;
-mod view;
 
-pub use labels::WebhookLabels;
 pub use sealing::{Keyring, KeyringError, OpenError, SealedSecrets};
-pub use view::{
-    Applied, CatchUpError, FollowError, Lookup, READINESS_CONDITION, RegistryView, follow, loaded,
-};
 
 /// The `error` code of the handler's 404 for a webhook id it does not know. An entry
 /// reaches the handlers a moment after the operator publishes it, so a sender told

@@ -14,9 +14,7 @@
 //! the primary key id, and every other file `<key id>` holds 32 random bytes in base64.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::PathBuf;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -25,10 +23,8 @@ use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-use tokio::sync::watch;
 
 use super::RegistrySecret;
-use crate::shutdown::Shutdown;
 
 /// The file of a keyring directory that names the primary key.
 pub const PRIMARY_FILE: &str = "primary";
@@ -113,38 +109,6 @@ impl Keyring {
         })
     }
 
-    /// Reads a keyring directory (a mounted Secret). Names starting with `.` are the
-    /// kubelet's bookkeeping and are skipped.
-    pub fn load_dir(dir: &Path) -> Result<Self, KeyringError> {
-        let read = |path: &Path| {
-            std::fs::read_to_string(path).map_err(|source| KeyringError::Read {
-                path: path.to_owned(),
-                source,
-            })
-        };
-        let primary = read(&dir.join(PRIMARY_FILE))?;
-        let entries = std::fs::read_dir(dir).map_err(|source| KeyringError::Read {
-            path: dir.to_owned(),
-            source,
-        })?;
-        let mut files = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|source| KeyringError::Read {
-                path: dir.to_owned(),
-                source,
-            })?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') || name == PRIMARY_FILE || entry.path().is_dir() {
-                continue;
-            }
-            files.push((name, read(&entry.path())?));
-        }
-        Self::new(
-            &primary,
-            files.iter().map(|(id, key)| (id.as_str(), key.as_str())),
-        )
-    }
-
     /// A new random key, base64, for a keyring file.
     pub fn generate_key() -> String {
         let mut key = [0u8; KEY_BYTES];
@@ -172,9 +136,8 @@ impl Keyring {
         let key = &self.keys[&self.primary];
         let mut nonce = [0u8; NONCE_BYTES];
         rand::rng().fill_bytes(&mut nonce);
-        // A list of strings and dates always serializes; encryption of a buffer in
-        // memory fails only past 256 GiB.
-        let plaintext = serde_json::to_vec(secrets).unwrap_or_default();
+        let plaintext =
+            serde_json::to_vec(secrets).expect("a list of strings and dates serializes");
         let ciphertext = XChaCha20Poly1305::new(Key::from_slice(key))
             .encrypt(
                 XNonce::from_slice(&nonce),
@@ -183,7 +146,7 @@ impl Keyring {
                     aad: &associated_data(webhook_id, &self.primary, version, context),
                 },
             )
-            .unwrap_or_default();
+            .expect("XChaCha20-Poly1305 seals any buffer under 256 GiB");
         SealedSecrets {
             key_id: self.primary.clone(),
             nonce: BASE64.encode(nonce),
@@ -249,40 +212,6 @@ fn associated_data(webhook_id: &str, key_id: &str, version: u64, context: &[u8])
     .into_bytes();
     data.extend_from_slice(context);
     data
-}
-
-/// Loads the keyring in `dir`, then reloads it every `interval` until shutdown: a
-/// mounted Secret changes in place when someone rotates the keys. A reload that fails
-/// (a half-written file) keeps the last good keyring and logs why.
-pub async fn watch_dir(
-    dir: PathBuf,
-    interval: Duration,
-    shutdown: Shutdown,
-) -> Result<watch::Receiver<Arc<Keyring>>, KeyringError> {
-    let first = Keyring::load_dir(&dir)?;
-    tracing::info!(primary = first.primary_id(), keys = first.keys.len(), dir = %dir.display(), "registry keyring loaded");
-    let (sender, receiver) = watch::channel(Arc::new(first));
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep(interval) => {}
-                () = shutdown.wait() => return,
-            }
-            match Keyring::load_dir(&dir) {
-                Ok(keyring) if **sender.borrow() != keyring => {
-                    tracing::info!(
-                        primary = keyring.primary_id(),
-                        ids = ?keyring.key_ids().collect::<Vec<_>>(),
-                        "registry keyring changed"
-                    );
-                    sender.send_replace(Arc::new(keyring));
-                }
-                Ok(_) => {}
-                Err(err) => tracing::warn!(%err, "keeping the last registry keyring"),
-            }
-        }
-    });
-    Ok(receiver)
 }
 
 #[cfg(test)]
@@ -403,24 +332,5 @@ mod tests {
         }
         let debug = format!("{:?}", Keyring::new("k1", [("k1", key.as_str())]).unwrap());
         assert!(!debug.contains(&key), "{debug}");
-    }
-
-    #[test]
-    fn a_directory_like_a_mounted_secret_loads() {
-        let dir = std::env::temp_dir().join(format!("hookline-keyring-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(dir.join("..2026_12_02_data")).unwrap();
-        std::fs::write(dir.join(PRIMARY_FILE), "k2\n").unwrap();
-        std::fs::write(dir.join("k1"), Keyring::generate_key()).unwrap();
-        std::fs::write(dir.join("k2"), format!("{}\n", Keyring::generate_key())).unwrap();
-        std::fs::write(dir.join("..data"), "kubelet bookkeeping").unwrap();
-        let ring = Keyring::load_dir(&dir).unwrap();
-        assert_eq!(ring.primary_id(), "k2");
-        assert_eq!(ring.key_ids().collect::<Vec<_>>(), ["k1", "k2"]);
-        std::fs::remove_file(dir.join("k2")).unwrap();
-        assert!(matches!(
-            Keyring::load_dir(&dir),
-            Err(KeyringError::NoPrimary(_))
-        ));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

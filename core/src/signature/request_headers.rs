@@ -1,14 +1,14 @@
 //! Reading request headers: the lookup trait and the bounded, checked readers the
 //! schemes share.
 
-use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
+use http::HeaderMap;
 
 use super::{MAX_MESSAGE_ID_LEN, VerifyError};
 
 /// Request headers as the verifier reads them.
 ///
-/// Implemented for axum's [`HeaderMap`] and for lists of `(name, value)` pairs (slices,
+/// Implemented for the `http` crate's [`HeaderMap`] (axum's) and for lists of `(name, value)` pairs (slices,
 /// arrays, `Vec`s, such as [`sign`](super::sign)'s output), so handlers and tests pass
 /// what they have.
 pub trait HeaderLookup {

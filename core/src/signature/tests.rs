@@ -534,8 +534,8 @@ mod verification {
     }
 
     #[test]
-    fn axum_header_maps_are_read_case_insensitively() {
-        use axum::http::{HeaderMap, HeaderName, HeaderValue};
+    fn http_header_maps_are_read_case_insensitively() {
+        use http::{HeaderMap, HeaderName, HeaderValue};
         for scheme in Scheme::ALL {
             let secrets = two_secrets(scheme);
             let mut map = HeaderMap::new();

@@ -199,7 +199,7 @@ async fn from_kubectl_apply_to_rows_in_postgresql() {
         .args(["--events-topic", &system.topics().events])
         .env("DATABASE_URL", &stack.database_url)
         .envs(
-            hookline_core::kafka::KafkaConnection::from_vars(&stack.vars)
+            hookline_runtime::kafka::KafkaConnection::from_vars(&stack.vars)
                 .expect("the stack's Kafka settings")
                 .env_vars(),
         )

@@ -10,12 +10,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use clap::Parser;
-use hookline_core::kafka::{self, KafkaConnection, TopicSpec, client_config};
+use hookline_api::topics::TopicSpec;
 use hookline_core::registry::{self, Keyring, RateLimit, RegistryEntry, RegistrySecret};
 use hookline_core::retry::DeliveryPolicy;
-use hookline_core::shutdown::Shutdown;
 use hookline_core::signature::{self, Scheme, SigningSecret};
 use hookline_handler::config::Config;
+use hookline_runtime::kafka::{self, KafkaConnection, client_config};
+use hookline_runtime::shutdown::Shutdown;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};

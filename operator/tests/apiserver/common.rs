@@ -46,17 +46,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookline_core::kafka::{
-    KafkaConnection, TopicSpec, ensure_topics, manual_commit_consumer_config,
-};
-use hookline_core::registry::{self, Keyring, RegistryUpdate, RegistryView};
-use hookline_core::shutdown::Shutdown;
+use hookline_api::topics::TopicSpec;
+use hookline_core::registry::{self, Keyring, RegistryUpdate};
 use hookline_operator::desired::Settings;
 use hookline_operator::limits::Limits;
 use hookline_operator::metrics::Metrics;
 use hookline_operator::reconcile::Context;
 use hookline_operator::registry::RegistryPublisher;
 use hookline_operator::service::run_controller;
+use hookline_runtime::kafka::{KafkaConnection, ensure_topics, manual_commit_consumer_config};
+use hookline_runtime::registry_view::RegistryView;
+use hookline_runtime::shutdown::Shutdown;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Recorder, Reporter};

@@ -18,9 +18,9 @@ use serde_json::Value;
 use sqlx::{PgPool, Row};
 use thiserror::Error;
 
-use crate::kafka::{KafkaConnection, reliable_producer_config};
-use crate::producer::AckedProducer;
-use crate::record_headers;
+use hookline_core::record_headers;
+use hookline_runtime::kafka::{KafkaConnection, reliable_producer_config};
+use hookline_runtime::producer::AckedProducer;
 
 const PAGE: i64 = 500;
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);

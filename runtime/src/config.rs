@@ -9,14 +9,9 @@ use clap::Args;
 use crate::kafka::{
     KafkaConnection, KafkaSecurity, KafkaSettingsError, SaslMechanism, SecurityProtocol,
 };
-use crate::source::Cidr;
 use crate::telemetry::LogFormat;
-
-/// The environment variables of the shared flags, for whoever sets them for a service
-/// (the operator, for the emitters it deploys).
-pub const LOG_FORMAT_ENV: &str = "HOOKLINE_LOG_FORMAT";
-pub const OPS_ADDR_ENV: &str = "HOOKLINE_OPS_ADDR";
-pub const WORKER_THREADS_ENV: &str = "HOOKLINE_WORKER_THREADS";
+use hookline_api::env::*;
+use hookline_core::source::Cidr;
 
 /// Logging and the async runtime.
 #[derive(Debug, Clone, Args)]
@@ -60,12 +55,6 @@ impl CommonArgs {
     }
 }
 
-/// The environment variables of [`TraceArgs`]: OpenTelemetry's own names where the
-/// specification has one, so a platform's usual settings apply.
-pub const OTLP_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
-pub const SERVICE_NAME_ENV: &str = "OTEL_SERVICE_NAME";
-pub const TRACE_SAMPLE_RATIO_ENV: &str = "HOOKLINE_TRACE_SAMPLE_RATIO";
-
 /// Where spans are exported and how many traces are recorded (`traces::init`).
 #[derive(Debug, Clone, Args)]
 pub struct TraceArgs {
@@ -89,15 +78,6 @@ impl TraceArgs {
         Some(self.otlp_endpoint.as_str()).filter(|endpoint| !endpoint.is_empty())
     }
 }
-
-/// The environment variables of [`KafkaArgs`]: every Kafka client of Hookline reads the
-/// same names, and tests hand them to the processes they start.
-pub const KAFKA_BOOTSTRAP_SERVERS_ENV: &str = "KAFKA_BOOTSTRAP_SERVERS";
-pub const KAFKA_SECURITY_PROTOCOL_ENV: &str = "KAFKA_SECURITY_PROTOCOL";
-pub const KAFKA_SASL_MECHANISM_ENV: &str = "KAFKA_SASL_MECHANISM";
-pub const KAFKA_SASL_USERNAME_ENV: &str = "KAFKA_SASL_USERNAME";
-pub const KAFKA_SASL_PASSWORD_ENV: &str = "KAFKA_SASL_PASSWORD";
-pub const KAFKA_SSL_CA_LOCATION_ENV: &str = "KAFKA_SSL_CA_LOCATION";
 
 /// The Kafka cluster to use, and how to authenticate to it.
 #[derive(Debug, Clone, Args)]
@@ -155,7 +135,7 @@ pub struct RegistryKeysArgs {
     pub registry_keys_reload_interval: Duration,
 }
 
-/// How the metrics that count per Webhook are labelled (`registry::WebhookLabels`).
+/// How the metrics that count per Webhook are labelled (`hookline_runtime::webhook_labels::WebhookLabels`).
 #[derive(Debug, Clone, Copy, Args)]
 pub struct WebhookMetricsArgs {
     /// Label per-Webhook metrics with the Webhook id (ids the registry lists, else

@@ -3,7 +3,7 @@
 //! values, the rest count as `unknown`, and a deleted Webhook's series are removed, so
 //! the series count follows the live Webhooks.
 
-use super::view::{Lookup, RegistryView};
+use crate::registry_view::{Lookup, RegistryView};
 
 #[derive(Debug, Clone, Copy)]
 pub struct WebhookLabels {
@@ -40,8 +40,12 @@ impl WebhookLabels {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::RegistryUpdate;
-    use crate::registry::tests::entry;
+    use hookline_core::registry::RegistryUpdate;
+    use hookline_testkit::fixtures::registry_entry;
+
+    fn entry() -> hookline_core::registry::RegistryEntry {
+        registry_entry("9b2f")
+    }
 
     #[test]
     fn only_active_ids_become_label_values() {

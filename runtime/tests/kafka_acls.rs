@@ -7,8 +7,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use hookline_core::kafka::{
-    KafkaConnection, KafkaSecurity, SaslLogin, TopicError, TopicSpec, ensure_topics,
+use hookline_api::topics::TopicSpec;
+use hookline_runtime::kafka::{
+    KafkaConnection, KafkaSecurity, SaslLogin, TopicError, ensure_topics,
     manual_commit_consumer_config, reliable_producer_config,
 };
 use rdkafka::Message;

@@ -29,8 +29,8 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::TraceArgs;
-use crate::record_headers;
 use crate::telemetry::{self, LogFormat};
+use hookline_core::record_headers;
 
 /// The span field that holds the trace id, for log lines.
 pub const TRACE_ID_FIELD: &str = "trace_id";

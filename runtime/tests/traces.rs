@@ -1,9 +1,9 @@
 //! Spans exported over OTLP/HTTP to a real receiver continue the sender's trace, and
 //! JSON log lines written inside them carry its trace id.
 
-use hookline_core::config::TraceArgs;
-use hookline_core::telemetry::LogFormat;
-use hookline_core::traces::{self, TraceHeaders};
+use hookline_runtime::config::TraceArgs;
+use hookline_runtime::telemetry::LogFormat;
+use hookline_runtime::traces::{self, TraceHeaders};
 use hookline_testkit::log_capture::CapturedLog;
 use hookline_testkit::otlp::OtlpReceiver;
 

@@ -15,12 +15,13 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::types::RDKafkaErrorCode;
 use thiserror::Error;
 
-use crate::config::{
+use crate::ops::Readiness;
+use crate::shutdown::Shutdown;
+use hookline_api::env::{
     KAFKA_BOOTSTRAP_SERVERS_ENV, KAFKA_SASL_MECHANISM_ENV, KAFKA_SASL_PASSWORD_ENV,
     KAFKA_SASL_USERNAME_ENV, KAFKA_SECURITY_PROTOCOL_ENV, KAFKA_SSL_CA_LOCATION_ENV,
 };
-use crate::ops::Readiness;
-use crate::shutdown::Shutdown;
+use hookline_api::topics::TopicSpec;
 
 #[derive(Debug, Error)]
 pub enum TopicError {
@@ -373,40 +374,6 @@ pub fn manual_commit_consumer_config(
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed");
     config
-}
-
-/// A topic Hookline needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicSpec {
-    pub name: String,
-    pub partitions: i32,
-    pub replication: i32,
-    /// Log compaction keeps the newest value per key (the registry).
-    pub compacted: bool,
-}
-
-impl TopicSpec {
-    /// A topic of records keyed by webhook id, kept for their retention (events, their
-    /// retry tiers, dead letters).
-    pub fn events(name: impl Into<String>, partitions: i32, replication: i32) -> Self {
-        Self {
-            name: name.into(),
-            partitions,
-            replication,
-            compacted: false,
-        }
-    }
-
-    /// The registry: compacted (the newest entry per webhook stays) on one partition,
-    /// since every reader loads it whole.
-    pub fn registry(name: impl Into<String>, replication: i32) -> Self {
-        Self {
-            name: name.into(),
-            partitions: 1,
-            replication,
-            compacted: true,
-        }
-    }
 }
 
 /// Creates the topics that do not exist yet; existing ones are left as they are.

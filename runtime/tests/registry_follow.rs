@@ -6,18 +6,18 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use chrono::Utc;
-use hookline_core::kafka::{TopicSpec, ensure_topics, reliable_producer_config};
-use hookline_core::ops::Readiness;
-use hookline_core::registry::{
-    self, Keyring, Lookup, RateLimit, RegistryEntry, RegistrySecret, RegistryView,
-};
+use hookline_api::topics::TopicSpec;
+use hookline_core::registry::{self, Keyring, RateLimit, RegistryEntry, RegistrySecret};
 use hookline_core::retry::DeliveryPolicy;
-use hookline_core::shutdown::Shutdown;
 use hookline_core::signature::Scheme;
+use hookline_runtime::kafka::{ensure_topics, reliable_producer_config};
+use hookline_runtime::ops::Readiness;
+use hookline_runtime::registry_view::{Lookup, RegistryView};
+use hookline_runtime::shutdown::Shutdown;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-fn kafka() -> hookline_core::kafka::KafkaConnection {
-    hookline_core::kafka::KafkaConnection::from_vars(&hookline_testkit::stack().vars)
+fn kafka() -> hookline_runtime::kafka::KafkaConnection {
+    hookline_runtime::kafka::KafkaConnection::from_vars(&hookline_testkit::stack().vars)
         .expect("the stack's Kafka settings")
 }
 
@@ -139,7 +139,7 @@ async fn loads_everything_before_ready_then_follows_changes() {
     let readiness = Readiness::default();
     let shutdown = Shutdown::new();
     let (keys, receiver) = tokio::sync::watch::channel(Arc::new(keyring()));
-    let follower = tokio::spawn(registry::follow(
+    let follower = tokio::spawn(hookline_runtime::registry_view::follow(
         kafka(),
         topic.clone(),
         Some(receiver),
@@ -253,12 +253,12 @@ async fn follower(
     shutdown: &Shutdown,
 ) -> (
     RegistryView,
-    tokio::task::JoinHandle<Result<(), registry::FollowError>>,
+    tokio::task::JoinHandle<Result<(), hookline_runtime::registry_view::FollowError>>,
 ) {
     let view = RegistryView::default();
     let readiness = Readiness::default();
     let (keys, receiver) = tokio::sync::watch::channel(Arc::new(keyring()));
-    let follow = registry::follow(
+    let follow = hookline_runtime::registry_view::follow(
         kafka(),
         topic.to_owned(),
         with_keys.then_some(receiver),

@@ -3,17 +3,18 @@
 
 use std::time::Duration;
 
-use hookline_core::kafka::{
-    TopicSpec, ensure_topics, header_str, manual_commit_consumer_config, reliable_producer_config,
+use hookline_api::topics::TopicSpec;
+use hookline_runtime::kafka::{
+    ensure_topics, header_str, manual_commit_consumer_config, reliable_producer_config,
 };
-use hookline_core::producer::AckedProducer;
+use hookline_runtime::producer::AckedProducer;
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 
-fn kafka() -> hookline_core::kafka::KafkaConnection {
-    hookline_core::kafka::KafkaConnection::from_vars(&hookline_testkit::stack().vars)
+fn kafka() -> hookline_runtime::kafka::KafkaConnection {
+    hookline_runtime::kafka::KafkaConnection::from_vars(&hookline_testkit::stack().vars)
         .expect("the stack's Kafka settings")
 }
 
@@ -90,7 +91,7 @@ async fn produce_and_consume_round_trip_keeps_key_payload_and_headers() {
 /// its CA answers; no login, a wrong password, or a TLS peer it cannot verify does not.
 #[tokio::test]
 async fn the_broker_takes_only_an_authenticated_tls_client() {
-    use hookline_core::kafka::{KafkaSecurity, Tls, check_reachable};
+    use hookline_runtime::kafka::{KafkaSecurity, Tls, check_reachable};
     const TIMEOUT: Duration = Duration::from_secs(6);
     let stack = kafka();
     let KafkaSecurity::SaslSsl { tls, login } = stack.security().clone() else {
@@ -106,7 +107,7 @@ async fn the_broker_takes_only_an_authenticated_tls_client() {
             "a wrong password",
             KafkaSecurity::SaslSsl {
                 tls: tls.clone(),
-                login: hookline_core::kafka::SaslLogin {
+                login: hookline_runtime::kafka::SaslLogin {
                     password: "not-the-password".into(),
                     ..login.clone()
                 },
@@ -134,9 +135,9 @@ async fn the_broker_takes_only_an_authenticated_tls_client() {
 /// stack's broker, unmet with the address named where nothing listens.
 #[tokio::test]
 async fn readiness_follows_whether_the_broker_answers() {
-    use hookline_core::kafka::{KafkaConnection, READINESS_CONDITION, watch_reachability};
-    use hookline_core::ops::Readiness;
-    use hookline_core::shutdown::Shutdown;
+    use hookline_runtime::kafka::{KafkaConnection, READINESS_CONDITION, watch_reachability};
+    use hookline_runtime::ops::Readiness;
+    use hookline_runtime::shutdown::Shutdown;
     const DEADLINE: Duration = Duration::from_secs(30);
 
     let shutdown = Shutdown::new();

@@ -15,10 +15,12 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use thiserror::Error;
 use tokio::sync::watch;
 
-use super::{Keyring, RegistryEntry, RegistryRecord, RegistryUpdate, decode, version_at};
 use crate::kafka::{KafkaConnection, client_config};
 use crate::ops::Readiness;
 use crate::shutdown::Shutdown;
+use hookline_core::registry::{
+    Keyring, RegistryEntry, RegistryRecord, RegistryUpdate, decode, version_at,
+};
 
 /// The readiness condition `follow` maintains: met once the topic was read to its end.
 pub const READINESS_CONDITION: &str = "registry";
@@ -594,7 +596,11 @@ async fn partition_ends(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::tests::entry;
+    use hookline_testkit::fixtures::registry_entry;
+
+    fn entry() -> RegistryEntry {
+        registry_entry("9b2f")
+    }
 
     #[test]
     fn lookups_tell_active_deleted_and_unknown_apart() {
