@@ -5,13 +5,18 @@
 //! them together for each binary.
 #![forbid(unsafe_code)]
 
+/// For [`use_mimalloc!`]: the binaries name the allocator through this crate.
+pub use mimalloc;
+
 pub mod config;
 pub mod kafka;
 pub mod keyring_files;
+pub mod metrics;
 pub mod ops;
 pub mod process_metrics;
 pub mod producer;
 pub mod registry_view;
+pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 pub mod traces;
