@@ -24,20 +24,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use chrono::{SecondsFormat, Utc};
+use chrono::Utc;
 use hookline_api::topics::TopicSpec;
-use hookline_core::record_headers;
+use hookline_core::event_record::{EventRecord, VerifiedEvent};
+use hookline_core::provider::EventIdentity;
 use hookline_core::registry::{self, Keyring, RateLimit, RegistryEntry};
 use hookline_core::retry::DeliveryPolicy;
 use hookline_core::signature::Scheme;
 use hookline_runtime::kafka::{
-    KafkaConnection, client_config, ensure_topics, reliable_producer_config,
+    self, KafkaConnection, client_config, ensure_topics, reliable_producer_config,
 };
 use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
+use rdkafka::message::{DeliveryResult, OwnedHeaders};
 use rdkafka::producer::{
     BaseRecord, FutureProducer, FutureRecord, Producer, ProducerContext, ThreadedProducer,
 };
@@ -298,22 +299,22 @@ pub(crate) fn event_body(n: u64, bytes: usize) -> String {
     body
 }
 
+/// The headers the handler would write for a JSON event received now.
 pub(crate) fn event_headers(webhook_id: &str, message_id: &str) -> OwnedHeaders {
-    let received_at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
-    [
-        (record_headers::WEBHOOK_ID, webhook_id),
-        (record_headers::MESSAGE_ID, message_id),
-        (record_headers::RECEIVED_AT, received_at.as_str()),
-        (record_headers::SCHEME, "standard"),
-        (record_headers::CONTENT_TYPE, "application/json"),
-    ]
-    .into_iter()
-    .fold(OwnedHeaders::new_with_capacity(5), |all, (key, value)| {
-        all.insert(Header {
-            key,
-            value: Some(value),
-        })
-    })
+    let identity = EventIdentity::default();
+    let event = VerifiedEvent {
+        webhook_id,
+        message_id,
+        received_at: Utc::now(),
+        scheme: Scheme::Standard,
+        content_type: Some(b"application/json"),
+        traceparent: None,
+        tracestate: None,
+        identity: &identity,
+        request_headers: None,
+        body: b"",
+    };
+    kafka::owned_headers(&EventRecord::verified(&event))
 }
 
 /// Counts delivery reports of the pre-fill producer.

@@ -4,6 +4,7 @@
 //! a function of its arguments; the processes around it live in `hookline-runtime`.
 #![forbid(unsafe_code)]
 
+pub mod event_record;
 pub mod provider;
 pub mod record_headers;
 pub mod registry;

@@ -3,38 +3,18 @@
 //! cannot install its secrets for another webhook); and a refused record's error does
 //! not repeat the secrets it carried.
 
-use chrono::{TimeZone, Utc};
 use std::sync::LazyLock;
 
 use hookline_core::registry::{
-    Keyring, RateLimit, RegistryDecodeError, RegistryEntry, RegistryRecord, RegistrySecret,
-    RegistryUpdate, decode, encode,
+    Keyring, RegistryDecodeError, RegistryEntry, RegistryRecord, RegistryUpdate, decode, encode,
 };
-use hookline_core::retry::DeliveryPolicy;
-use hookline_core::signature::Scheme;
+use hookline_testkit::fixtures;
 use proptest::prelude::*;
 
 fn entry(webhook_id: String, secret: String) -> RegistryEntry {
     RegistryEntry {
-        webhook_id,
-        namespace: "shop".into(),
-        name: "invoices".into(),
-        customer_id: "ben".into(),
-        url: "http://handler/webhooks/x".into(),
-        scheme: Scheme::Standard,
-        secrets: vec![RegistrySecret {
-            value: secret,
-            expires_at: None,
-        }],
-        suspended: false,
-        rate_limit: RateLimit {
-            requests_per_second: 10,
-            burst: 20,
-        },
-        delivery: DeliveryPolicy::default(),
-        allowed_source_ranges: vec![],
-        generation: 1,
-        updated_at: Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0).unwrap(),
+        secrets: vec![fixtures::secret(&secret)],
+        ..fixtures::registry_entry(&webhook_id)
     }
 }
 

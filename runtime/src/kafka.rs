@@ -1,6 +1,7 @@
 //! Kafka client settings and topic management shared by every service, so that
 //! delivery guarantees are decided once.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -11,7 +12,8 @@ use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::FutureRecord;
 use rdkafka::types::RDKafkaErrorCode;
 use thiserror::Error;
 
@@ -22,6 +24,7 @@ use hookline_api::env::{
     KAFKA_SASL_USERNAME_ENV, KAFKA_SECURITY_PROTOCOL_ENV, KAFKA_SSL_CA_LOCATION_ENV,
 };
 use hookline_api::topics::TopicSpec;
+use hookline_core::event_record::EventRecord;
 
 #[derive(Debug, Error)]
 pub enum TopicError {
@@ -429,6 +432,54 @@ pub fn header_str<'m, M: Message>(message: &'m M, name: &str) -> Option<&'m str>
         .find(|header| header.key == name)
         .and_then(|header| header.value)
         .and_then(|value| std::str::from_utf8(value).ok())
+}
+
+/// An event record as librdkafka takes it: `record`'s key, value and headers, bound for
+/// `topic`.
+pub fn future_record<'r>(
+    topic: &'r str,
+    record: &'r EventRecord<'_>,
+) -> FutureRecord<'r, [u8], [u8]> {
+    let mut future = FutureRecord::to(topic).payload(record.payload.as_ref());
+    if let Some(key) = &record.key {
+        future = future.key(key.as_ref());
+    }
+    future.headers(owned_headers(record))
+}
+
+/// `record`'s headers as librdkafka takes them, in their order.
+pub fn owned_headers(record: &EventRecord<'_>) -> OwnedHeaders {
+    record.headers.iter().fold(
+        OwnedHeaders::new_with_capacity(record.headers.len()),
+        |all, (key, value)| {
+            all.insert(Header {
+                key: key.as_ref(),
+                value: Some(value.as_ref()),
+            })
+        },
+    )
+}
+
+/// The event record a consumed message holds, copied out of librdkafka's buffers.
+pub fn event_record_of<M: Message>(message: &M) -> EventRecord<'static> {
+    let headers = message
+        .headers()
+        .map(|all| {
+            all.iter()
+                .map(|header| {
+                    (
+                        Cow::Owned(header.key.to_owned()),
+                        Cow::Owned(header.value.unwrap_or_default().to_vec()),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    EventRecord {
+        key: message.key().map(|key| Cow::Owned(key.to_vec())),
+        payload: Cow::Owned(message.payload().unwrap_or_default().to_vec()),
+        headers,
+    }
 }
 
 /// Asks the cluster for its metadata: succeeds once a broker answers.

@@ -363,40 +363,27 @@ async fn follow_topic(
     let Some(ends) = partition_ends(&consumer, &topic, &readiness, &shutdown).await? else {
         return Ok(());
     };
-    let mut assignment = TopicPartitionList::new();
-    for partition in ends.keys() {
-        assignment
-            .add_partition_offset(&topic, *partition, Offset::Beginning)
-            .map_err(|source| FollowError::Assign {
-                topic: topic.clone(),
-                partition: *partition,
-                source,
-            })?;
-    }
-    consumer
-        .assign(&assignment)
-        .map_err(|source| FollowError::Assign {
-            topic: topic.clone(),
-            partition: -1,
-            source,
-        })?;
-    let partitions = ends.keys().copied().collect();
+    assign_from_beginning(&consumer, &topic, ends.keys().copied())?;
     let probe: BaseConsumer = client_config(&connection, "hookline-registry-ends")
         .create()
         .map_err(FollowError::Consumer)?;
     // A second `follow` of the same view keeps the first source; views are followed once.
-    let _ = view
-        .progress
-        .source
-        .set((Arc::new(probe), topic.clone(), partitions));
-    let mut unread: HashMap<i32, i64> = ends.into_iter().filter(|(_, end)| *end > 0).collect();
-    if unread.is_empty() {
-        readiness.set_ready(READINESS_CONDITION);
-    }
-    // Without a keyring, versions are not authenticated (see UNAUTHENTICATED_VERSION_LEAD).
-    let authenticated = keys.is_some();
-    // Values sealed under a key not in the keyring yet, per webhook id.
-    let mut pending: HashMap<String, Vec<u8>> = HashMap::new();
+    let _ = view.progress.source.set((
+        Arc::new(probe),
+        topic.clone(),
+        ends.keys().copied().collect(),
+    ));
+    let mut follower = Follower {
+        // Without a keyring, versions are not authenticated (see UNAUTHENTICATED_VERSION_LEAD).
+        authenticated: keys.is_some(),
+        pending: HashMap::new(),
+        unread: ends.into_iter().filter(|(_, end)| *end > 0).collect(),
+        view,
+        readiness,
+        topic,
+        on_update,
+    };
+    follower.loaded_up_to(None);
     loop {
         let keys_changed = async {
             match keys.as_mut() {
@@ -409,7 +396,7 @@ async fn follow_topic(
             changed = keys_changed => {
                 if changed && let Some(keys) = &keys {
                     let keyring = keys.borrow().clone();
-                    apply_pending(&mut pending, &keyring, &view, &on_update);
+                    apply_pending(&mut follower.pending, &keyring, &follower.view, &follower.on_update);
                 } else {
                     // The keyring's watcher stopped (shutdown): keep the keys as they are.
                     keys = None;
@@ -418,18 +405,61 @@ async fn follow_topic(
             }
             () = shutdown.wait() => return Ok(()),
         };
-        let message = match message {
-            Ok(message) => message,
-            Err(err) => {
-                // librdkafka reconnects by itself; the view stays as it was meanwhile.
-                tracing::warn!(%err, %topic, "registry consumer error");
-                continue;
+        match message {
+            Ok(message) => {
+                let keyring = keys.as_ref().map(|keys| keys.borrow().clone());
+                follower.read(&message, keyring.as_deref());
             }
-        };
-        let keyring = keys.as_ref().map(|keys| keys.borrow().clone());
-        match decode(message.key(), message.payload(), keyring.as_deref()) {
+            // librdkafka reconnects by itself; the view stays as it was meanwhile.
+            Err(err) => tracing::warn!(%err, topic = %follower.topic, "registry consumer error"),
+        }
+    }
+}
+
+/// Reads every partition of `topic` from its first offset.
+fn assign_from_beginning(
+    consumer: &StreamConsumer,
+    topic: &str,
+    partitions: impl Iterator<Item = i32>,
+) -> Result<(), FollowError> {
+    let mut assignment = TopicPartitionList::new();
+    for partition in partitions {
+        assignment
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .map_err(|source| FollowError::Assign {
+                topic: topic.to_owned(),
+                partition,
+                source,
+            })?;
+    }
+    consumer
+        .assign(&assignment)
+        .map_err(|source| FollowError::Assign {
+            topic: topic.to_owned(),
+            partition: -1,
+            source,
+        })
+}
+
+/// What following the registry topic keeps between records.
+struct Follower<F> {
+    authenticated: bool,
+    /// Values sealed under a key not in the keyring yet, per webhook id.
+    pending: HashMap<String, Vec<u8>>,
+    /// The end offset of each partition not read to its end since start.
+    unread: HashMap<i32, i64>,
+    view: RegistryView,
+    readiness: Readiness,
+    topic: String,
+    on_update: F,
+}
+
+impl<F: Fn(&RegistryUpdate)> Follower<F> {
+    /// Applies one record of the topic, or keeps it aside, or counts why it is refused.
+    fn read(&mut self, message: &impl Message, keyring: Option<&Keyring>) {
+        match decode(message.key(), message.payload(), keyring) {
             Ok(record)
-                if !authenticated
+                if !self.authenticated
                     && record.version
                         > version_at(chrono::Utc::now() + UNAUTHENTICATED_VERSION_LEAD) =>
             {
@@ -438,11 +468,11 @@ async fn follow_topic(
                     version = record.version,
                     "refusing a registry record whose version is far ahead of this reader's clock"
                 );
-                view.count_refused("future");
+                self.view.count_refused("future");
             }
             Ok(record) => {
-                pending.remove(record.update.webhook_id());
-                apply_and_tell(&view, record, &on_update);
+                self.pending.remove(record.update.webhook_id());
+                apply_and_tell(&self.view, record, &self.on_update);
             }
             Err(err) if err.is_unknown_key() => {
                 tracing::warn!(
@@ -453,7 +483,7 @@ async fn follow_topic(
                 if let (Some(Ok(id)), Some(value)) =
                     (message.key().map(std::str::from_utf8), message.payload())
                 {
-                    pending.insert(id.to_owned(), value.to_vec());
+                    self.pending.insert(id.to_owned(), value.to_vec());
                 }
             }
             Err(err) => {
@@ -463,20 +493,30 @@ async fn follow_topic(
                     offset = message.offset(),
                     "skipping a registry record that cannot be decoded"
                 );
-                view.count_refused(err.reason());
+                self.view.count_refused(err.reason());
             }
         }
-        view.applied(message.partition(), message.offset());
-        if !unread.is_empty() {
-            if let Some(end) = unread.get(&message.partition())
-                && message.offset() + 1 >= *end
-            {
-                unread.remove(&message.partition());
+        self.view.applied(message.partition(), message.offset());
+        self.loaded_up_to(Some((message.partition(), message.offset())));
+    }
+
+    /// Marks the registry ready once every partition was read to the end it had at
+    /// start (at once if it was empty).
+    fn loaded_up_to(&mut self, read: Option<(i32, i64)>) {
+        let was_loading = !self.unread.is_empty();
+        if let Some((partition, offset)) = read
+            && self
+                .unread
+                .get(&partition)
+                .is_some_and(|end| offset + 1 >= *end)
+        {
+            self.unread.remove(&partition);
+        }
+        if self.unread.is_empty() && (was_loading || read.is_none()) {
+            if was_loading {
+                tracing::info!(webhooks = self.view.len(), topic = %self.topic, "registry loaded");
             }
-            if unread.is_empty() {
-                tracing::info!(webhooks = view.len(), %topic, "registry loaded");
-                readiness.set_ready(READINESS_CONDITION);
-            }
+            self.readiness.set_ready(READINESS_CONDITION);
         }
     }
 }

@@ -7,13 +7,12 @@ use std::time::Duration;
 
 use chrono::Utc;
 use hookline_api::topics::TopicSpec;
-use hookline_core::registry::{self, Keyring, RateLimit, RegistryEntry, RegistrySecret};
-use hookline_core::retry::DeliveryPolicy;
-use hookline_core::signature::Scheme;
+use hookline_core::registry::{self, Keyring, RegistryEntry, RegistrySecret};
 use hookline_runtime::kafka::{ensure_topics, reliable_producer_config};
 use hookline_runtime::ops::Readiness;
 use hookline_runtime::registry_view::{Lookup, RegistryView};
 use hookline_runtime::shutdown::Shutdown;
+use hookline_testkit::fixtures::registry_entry;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 fn kafka() -> hookline_runtime::kafka::KafkaConnection {
@@ -23,25 +22,8 @@ fn kafka() -> hookline_runtime::kafka::KafkaConnection {
 
 fn entry(id: &str, customer: &str) -> RegistryEntry {
     RegistryEntry {
-        webhook_id: id.into(),
-        namespace: "ns".into(),
-        name: id.into(),
         customer_id: customer.into(),
-        url: "http://handler/webhooks/x".into(),
-        scheme: Scheme::Standard,
-        secrets: vec![RegistrySecret {
-            value: "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD".into(),
-            expires_at: None,
-        }],
-        suspended: false,
-        rate_limit: RateLimit {
-            requests_per_second: 10,
-            burst: 10,
-        },
-        delivery: DeliveryPolicy::default(),
-        allowed_source_ranges: vec![],
-        generation: 1,
-        updated_at: Utc::now(),
+        ..registry_entry(id)
     }
 }
 

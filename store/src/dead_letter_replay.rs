@@ -11,15 +11,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::FutureRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::{PgPool, Row};
 use thiserror::Error;
 
-use hookline_core::record_headers;
-use hookline_runtime::kafka::{KafkaConnection, reliable_producer_config};
+use hookline_core::event_record::EventRecord;
+use hookline_runtime::kafka::{self, KafkaConnection, reliable_producer_config};
 use hookline_runtime::producer::AckedProducer;
 
 const PAGE: i64 = 500;
@@ -123,17 +121,22 @@ impl Replayer {
                 break;
             };
             after = last.id;
-            let mut deliveries = Vec::with_capacity(page.len());
-            for item in &page {
-                let record = FutureRecord::to(topic)
-                    .key(item.webhook_id.as_bytes())
-                    .payload(item.payload.as_slice())
-                    .headers(replay_headers(&item.headers));
-                deliveries.push((
-                    item.id,
-                    self.producer.send_when_room(record, DELIVERY_TIMEOUT),
-                ));
-            }
+            let records: Vec<(i64, EventRecord)> = page
+                .into_iter()
+                .map(|item| {
+                    let record = EventRecord::replay(&item.webhook_id, item.payload, &item.headers);
+                    (item.id, record)
+                })
+                .collect();
+            let deliveries: Vec<_> = records
+                .iter()
+                .map(|(id, record)| {
+                    let sent = self
+                        .producer
+                        .send_when_room(kafka::future_record(topic, record), DELIVERY_TIMEOUT);
+                    (*id, sent)
+                })
+                .collect();
             let mut ids = Vec::with_capacity(deliveries.len());
             for (id, delivery) in deliveries {
                 delivery
@@ -236,60 +239,9 @@ async fn mark_replayed(pool: &PgPool, replay_id: i64, ids: &[i64]) -> Result<(),
     tx.commit().await
 }
 
-/// The event's own headers, as the handler sent them, with a retry count of zero.
-fn replay_headers(headers: &Value) -> OwnedHeaders {
-    let own = match headers {
-        Value::Object(map) => map
-            .iter()
-            .filter(|(name, _)| name.as_str() != record_headers::RETRY_COUNT)
-            .filter_map(|(name, value)| Some((name.as_str(), value.as_str()?)))
-            .collect(),
-        _ => Vec::new(),
-    };
-    own.into_iter()
-        .chain([(record_headers::RETRY_COUNT, "0")])
-        .fold(OwnedHeaders::new(), |all, (key, value)| {
-            all.insert(Header {
-                key,
-                value: Some(value.as_bytes()),
-            })
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rdkafka::message::Headers;
-
-    #[test]
-    fn replayed_records_keep_the_handler_headers_and_start_their_retries_over() {
-        let headers = serde_json::json!({
-            record_headers::MESSAGE_ID: "m-1",
-            record_headers::RECEIVED_AT: "2026-03-01T10:00:00Z",
-            record_headers::RETRY_COUNT: "3",
-        });
-        let replayed = replay_headers(&headers);
-        let pairs: Vec<(String, String)> = replayed
-            .iter()
-            .map(|h| {
-                (
-                    h.key.to_owned(),
-                    String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
-                )
-            })
-            .collect();
-        assert!(pairs.contains(&(record_headers::MESSAGE_ID.into(), "m-1".into())));
-        assert!(pairs.contains(&(
-            record_headers::RECEIVED_AT.into(),
-            "2026-03-01T10:00:00Z".into()
-        )));
-        let counts: Vec<&str> = pairs
-            .iter()
-            .filter(|(k, _)| k == record_headers::RETRY_COUNT)
-            .map(|(_, v)| v.as_str())
-            .collect();
-        assert_eq!(counts, ["0"]);
-    }
 
     #[test]
     fn a_selection_is_recorded_with_only_the_filters_it_has() {

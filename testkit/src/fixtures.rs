@@ -2,7 +2,7 @@
 //! complete, valid value; a test changes what it is about with struct update syntax:
 //! `RegistryEntry { suspended: true, ..fixtures::registry_entry("wh-1") }`.
 
-use chrono::Utc;
+use chrono::{TimeZone, Utc};
 use hookline_core::registry::{Keyring, RateLimit, RegistryEntry, RegistrySecret};
 use hookline_core::retry::DeliveryPolicy;
 use hookline_core::signature::Scheme;
@@ -12,7 +12,8 @@ pub const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 
 /// An active entry of `webhook_id`: Standard Webhooks with [`SECRET`], namespace
 /// `shop`, named after its id, 100 requests per second, the default delivery policy,
-/// senders from anywhere, generation 1, updated now.
+/// senders from anywhere, generation 1, updated at the start of 2026 (fixed, so two
+/// entries built alike are equal).
 pub fn registry_entry(webhook_id: &str) -> RegistryEntry {
     RegistryEntry {
         webhook_id: webhook_id.into(),
@@ -30,7 +31,10 @@ pub fn registry_entry(webhook_id: &str) -> RegistryEntry {
         delivery: DeliveryPolicy::default(),
         allowed_source_ranges: Vec::new(),
         generation: 1,
-        updated_at: Utc::now(),
+        updated_at: Utc
+            .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+            .single()
+            .expect("a valid date"),
     }
 }
 
