@@ -21,6 +21,8 @@ WORKDIR /src
 # sources, so a change to Hookline's code does not rebuild every crate it depends on.
 COPY Cargo.toml Cargo.lock ./
 COPY core/Cargo.toml core/
+COPY runtime/Cargo.toml runtime/
+COPY store/Cargo.toml store/
 COPY api/Cargo.toml api/
 COPY operator/Cargo.toml operator/
 COPY handler/Cargo.toml handler/
@@ -30,12 +32,11 @@ COPY console/Cargo.toml console/
 COPY testkit/Cargo.toml testkit/
 COPY bench/Cargo.toml bench/
 COPY e2e/Cargo.toml e2e/
-COPY dev/pod-runner/Cargo.toml dev/pod-runner/
 COPY dev/build-release.sh dev/
-RUN for crate in core api operator handler consumer emitter console testkit bench e2e dev/pod-runner; do \
+RUN for crate in core runtime store api operator handler consumer emitter console testkit bench e2e; do \
       mkdir -p "$crate/src/bin" && : > "$crate/src/lib.rs"; \
     done \
- && for crate in operator handler consumer emitter console bench dev/pod-runner; do \
+ && for crate in operator handler consumer emitter console bench; do \
       echo 'fn main() {}' > "$crate/src/main.rs"; \
     done \
  && echo 'fn main() {}' > e2e/src/bin/chaos.rs \
@@ -43,7 +44,7 @@ RUN for crate in core api operator handler consumer emitter console testkit benc
 
 # Then Hookline itself. Touch the sources: their copied mtimes may be older than the stubs'.
 COPY . .
-RUN find core api operator handler consumer emitter console testkit bench e2e dev/pod-runner -name '*.rs' -exec touch {} + \
+RUN find core runtime store api operator handler consumer emitter console testkit bench e2e -name '*.rs' -exec touch {} + \
  && dev/build-release.sh -p hookline-operator -p hookline-handler -p hookline-consumer -p hookline-emitter -p hookline-console \
  && mkdir -p /out \
  && cp target/release/hookline-operator target/release/hookline-handler \

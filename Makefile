@@ -2,6 +2,9 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
+# The development tools (dev-pod-runner) are a Cargo workspace of their own in dev/; cargo
+# run there builds into the same target/ (dev/.cargo/config.toml).
+DEV_CARGO = cd dev && $(CARGO)
 
 .PHONY: help crds stack-up stack-down stack-status test lint fmt check build run kind-up kind-test kind-down kind-bench bench chaos observability-docs
 
@@ -21,12 +24,15 @@ crds: ## Regenerate crds/webhook.yaml (and the chart's copy) from the operator's
 	$(CARGO) run -q -p hookline-operator -- crd > crds/webhook.yaml
 	cp crds/webhook.yaml helm/hookline/crds/webhook.yaml
 
-fmt: ## Format the Rust code
+fmt: ## Format the Rust code: Hookline's workspace and dev/'s tools
 	$(CARGO) fmt --all
+	$(DEV_CARGO) fmt --all
 
 lint: ## rustfmt check, clippy with warnings as errors, shellcheck on every script, no unused dependencies, the console's script parses, cargo-deny (licences, duplicates, sources), images run as non-root
 	$(CARGO) fmt --all -- --check
+	$(DEV_CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(DEV_CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	@dev/shellcheck.sh
 	@dev/unused-deps.sh
 	@dev/check-console-assets.sh
@@ -35,6 +41,7 @@ lint: ## rustfmt check, clippy with warnings as errors, shellcheck on every scri
 
 check: ## Type-check everything quickly
 	$(CARGO) check --workspace --all-targets
+	$(DEV_CARGO) check --workspace --all-targets
 
 build: ## The release build of the binaries, exactly as the Dockerfile runs it, then their SBOMs in target/sbom/
 	@dev/build-release.sh
@@ -42,6 +49,8 @@ build: ## The release build of the binaries, exactly as the Dockerfile runs it, 
 
 test: stack-up lint ## Start the local stack if needed, lint, then run every test against it
 	$(CARGO) build --workspace --bins --locked
+	$(DEV_CARGO) build --workspace --bins --locked
+	$(DEV_CARGO) test --workspace --locked
 	# handler/tests/slow_senders.rs holds ~1,000 sockets in one process: the hard limit.
 	source .stack/env && ulimit -Sn "$$(ulimit -Hn)" && $(CARGO) test --workspace --locked
 	@dev/chart-test.sh
@@ -69,5 +78,6 @@ chaos: ## Fault scenarios during traffic (stops the stack's Kafka and PostgreSQL
 
 observability-docs: stack-up ## Run the observability test (alerts fire and clear against a real Prometheus), redraw docs/OBSERVABILITY.md's panel charts from its answers
 	$(CARGO) build --workspace --bins --locked
+	$(DEV_CARGO) build --workspace --bins --locked
 	source .stack/env && $(CARGO) test -p hookline-e2e --test observability --locked
 	python3 dev/observability_report.py

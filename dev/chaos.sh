@@ -15,6 +15,7 @@ cd "$REPO_ROOT"
 if [ -z "${HOOKLINE_RUN_BIN_DIR:-}" ]; then
   log "building the debug binaries"
   cargo build --workspace --bins --locked
+  (cd dev && cargo build --workspace --bins --locked)
 else
   cargo build --locked -p hookline-e2e --bin hookline-chaos
 fi

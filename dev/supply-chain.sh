@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Supply-chain checks that need no GitHub (docs/SUPPLY-CHAIN.md).
-#   deny        cargo-deny's licenses, bans and sources checks against deny.toml (make lint)
+#   deny        cargo-deny's licenses, bans and sources checks against deny.toml (make lint),
+#               over Hookline's workspace and the development tools' (dev/Cargo.lock)
 #   image-user  every image stage of the Dockerfile that runs something has a non-root USER (make lint)
 #   sbom        one CycloneDX JSON per shipped binary in target/sbom/, checked (make build)
 #   sbom-check  only the check of target/sbom/
@@ -34,12 +35,18 @@ check_deny() {
   # The one network step, through cargo: every platform's crate sources for cargo metadata
   # (clippy fetched only the host's). The check itself then runs --frozen.
   cargo fetch --locked --quiet || die "cargo fetch --locked failed"
+  (cd dev && cargo fetch --locked --quiet) || die "cargo fetch --locked in dev/ failed"
   # --frozen: cargo metadata offline and locked, no advisory database, no std-replacement
   # data. A skip entry that matches nothing is an error, so deny.toml lists today's duplicates.
   "$deny" deny --frozen check licenses bans sources \
     --deny unmatched-skip --deny unnecessary-skip ||
     die "cargo deny (above): fix the dependency, or change deny.toml with a reason"
-  log "licences, duplicate versions and sources as deny.toml allows"
+  # The development tools (dev/, a workspace of their own) under the same policy. deny.toml's
+  # skip list is Hookline's duplicates: entries their smaller graph does not meet are fine.
+  "$deny" deny --frozen --manifest-path dev/Cargo.toml --config deny.toml check licenses bans sources \
+    --allow unmatched-skip --allow unnecessary-skip ||
+    die "cargo deny over dev/ (above): fix the dependency, or change deny.toml with a reason"
+  log "licences, duplicate versions and sources as deny.toml allows (Hookline's workspace and dev/)"
 }
 
 # A stage's effective USER is its last USER, else its parent stage's; a stage whose parent

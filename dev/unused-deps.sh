@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fails when a crate declares a dependency it does not use: cargo-machete (pinned in
-# dev/versions.env, built from crates.io once into the cache) over the workspace.
+# dev/versions.env, built from crates.io once into the cache) over every crate below the
+# repository: Hookline's workspace and the development tools' (dev/).
 # shellcheck source=dev/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 

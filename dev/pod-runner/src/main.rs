@@ -19,11 +19,13 @@ use std::sync::Arc;
 
 use clap::Parser;
 use futures::StreamExt;
-use hookline_core::shutdown::Shutdown;
 use k8s_openapi::api::core::v1::Pod;
 use kube::config::Kubeconfig;
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
 
 use crate::resolve::ApiServer;
 
@@ -61,14 +63,18 @@ struct Args {
     /// `app.kubernetes.io/component` of the Pods behind the proxy.
     #[arg(long, default_value = "handler")]
     proxied_component: String,
-    #[arg(long, env = "HOOKLINE_LOG_FORMAT", default_value = "text")]
-    log_format: hookline_core::telemetry::LogFormat,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    hookline_core::telemetry::init(args.log_format);
+    // Text lines on stderr (dev/run.sh keeps them in .stack/logs), filtered by RUST_LOG.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     std::fs::create_dir_all(&args.state_dir)?;
     let client = Client::try_default().await?;
     let api_server = api_server()?;
@@ -92,9 +98,9 @@ async fn main() -> anyhow::Result<()> {
         inventory: Inventory::new(args.state_dir.join("pods.json")),
         api_server,
     });
-    let shutdown = Shutdown::on_signal();
+    let shutdown = cancel_on_signal()?;
     let pods: Api<Pod> = Api::namespaced(client, &args.namespace);
-    let mut running: HashMap<String, (String, Shutdown, tokio::task::JoinHandle<()>)> =
+    let mut running: HashMap<String, (String, CancellationToken, tokio::task::JoinHandle<()>)> =
         HashMap::new();
     let mut listed: HashSet<String> = HashSet::new();
     let mut events = watcher(pods, watcher::Config::default().labels(&args.selector)).boxed();
@@ -102,7 +108,7 @@ async fn main() -> anyhow::Result<()> {
     loop {
         let event = tokio::select! {
             event = events.next() => event,
-            () = shutdown.wait() => break,
+            () = shutdown.cancelled() => break,
         };
         match event {
             None => break,
@@ -128,13 +134,29 @@ async fn main() -> anyhow::Result<()> {
     }
     tracing::info!(pods = running.len(), "stopping every local process");
     for (_, stop, _) in running.values() {
-        stop.trigger();
+        stop.cancel();
     }
     for (name, (_, _, task)) in running.drain() {
         let _ = task.await;
         tracing::info!(pod = %name, "stopped");
     }
     Ok(())
+}
+
+/// A token cancelled on SIGTERM or SIGINT (Ctrl-C): the runner then stops every process.
+fn cancel_on_signal() -> std::io::Result<CancellationToken> {
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = sigterm.recv() => tracing::info!("received SIGTERM, shutting down"),
+            _ = sigint.recv() => tracing::info!("received Ctrl-C, shutting down"),
+        }
+        cancel.cancel();
+    });
+    Ok(token)
 }
 
 /// The server and CA of the runner's own kubeconfig: processes reach the same server.
@@ -165,7 +187,7 @@ fn api_server() -> anyhow::Result<ApiServer> {
 /// Starts a supervisor for `pod` unless one runs for it (a new uid under the same name
 /// replaces the old process); a Pod being deleted is stopped.
 fn ensure(
-    running: &mut HashMap<String, (String, Shutdown, tokio::task::JoinHandle<()>)>,
+    running: &mut HashMap<String, (String, CancellationToken, tokio::task::JoinHandle<()>)>,
     pod: &Pod,
     shared: &Arc<Shared>,
 ) {
@@ -173,7 +195,7 @@ fn ensure(
     let uid = pod.uid().unwrap_or_default();
     if pod.metadata.deletion_timestamp.is_some() {
         if let Some((_, stop, _)) = running.get(&name) {
-            stop.trigger();
+            stop.cancel();
         }
         return;
     }
@@ -191,19 +213,19 @@ fn ensure(
         }
     };
     let component = pod.labels().get("app.kubernetes.io/component").cloned();
-    let stop = Shutdown::new();
+    let stop = CancellationToken::new();
     let task = tokio::spawn(supervise(spec, component, shared.clone(), stop.clone()));
     if let Some((_, old, _)) = running.insert(name, (uid, stop, task)) {
-        old.trigger();
+        old.cancel();
     }
 }
 
 async fn stop(
-    running: &mut HashMap<String, (String, Shutdown, tokio::task::JoinHandle<()>)>,
+    running: &mut HashMap<String, (String, CancellationToken, tokio::task::JoinHandle<()>)>,
     name: &str,
 ) {
     if let Some((_, stop, task)) = running.remove(name) {
-        stop.trigger();
+        stop.cancel();
         let _ = task.await;
         tracing::info!(pod = %name, "stopped");
     }

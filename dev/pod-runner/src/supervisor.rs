@@ -8,13 +8,13 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookline_core::shutdown::Shutdown;
 use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
 
 use crate::proxy::Proxy;
 use crate::resolve::{environment, materialize_secrets, service_account_kubeconfig};
@@ -48,7 +48,7 @@ pub async fn supervise(
     spec: LocalSpec,
     component: Option<String>,
     shared: Arc<Shared>,
-    stop: Shutdown,
+    stop: CancellationToken,
 ) {
     let pods: Api<Pod> = Api::namespaced(shared.client.clone(), &shared.namespace);
     let secrets: Api<Secret> = Api::namespaced(shared.client.clone(), &shared.namespace);
@@ -81,7 +81,7 @@ pub async fn supervise(
     );
     let mut restarts = 0u32;
     loop {
-        if stop.is_triggered() {
+        if stop.is_cancelled() {
             return;
         }
         let child = match start(&spec, &shared, &secrets, &ports, &pod_dir).await {
@@ -145,10 +145,10 @@ fn backoff(restarts: u32) -> Duration {
 }
 
 /// Sleeps `delay`; true when stop came first.
-async fn wait_or_stop(stop: &Shutdown, delay: Duration) -> bool {
+async fn wait_or_stop(stop: &CancellationToken, delay: Duration) -> bool {
     tokio::select! {
         () = tokio::time::sleep(delay) => false,
-        () = stop.wait() => true,
+        () = stop.cancelled() => true,
     }
 }
 
@@ -222,7 +222,7 @@ async fn run_until_exit_or_stop(
     restarts: u32,
     shared: &Shared,
     proxied_port: Option<u16>,
-    stop: &Shutdown,
+    stop: &CancellationToken,
 ) -> Option<std::process::ExitStatus> {
     let mut ready: Option<bool> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -232,7 +232,7 @@ async fn run_until_exit_or_stop(
             status = child.wait() => {
                 return Some(status.unwrap_or_else(|_| std::os::unix::process::ExitStatusExt::from_raw(1)));
             }
-            () = stop.wait() => {
+            () = stop.cancelled() => {
                 terminate(&mut child, spec.termination_grace_seconds).await;
                 return None;
             }
