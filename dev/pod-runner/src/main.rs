@@ -21,7 +21,7 @@ use clap::Parser;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::config::Kubeconfig;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
@@ -103,7 +103,10 @@ async fn main() -> anyhow::Result<()> {
     let mut running: HashMap<String, (String, CancellationToken, tokio::task::JoinHandle<()>)> =
         HashMap::new();
     let mut listed: HashSet<String> = HashSet::new();
-    let mut events = watcher(pods, watcher::Config::default().labels(&args.selector)).boxed();
+    // Backoff: without it an unreachable API server turns the watch into a busy loop.
+    let mut events = watcher(pods, watcher::Config::default().labels(&args.selector))
+        .default_backoff()
+        .boxed();
     tracing::info!(namespace = %args.namespace, selector = %args.selector, "running pods locally");
     loop {
         let event = tokio::select! {
