@@ -7,14 +7,13 @@
 //!   consumer and `replay` use.
 //! - [`emitter`]: what the operator writes into an emitter's Deployment and signing
 //!   Secret, and the emitter reads.
+//! - [`env`]: the environment variables of the flags every service shares.
 //!
-//! The Kafka record headers (`hookline_core::record_headers`) and the registry entry
+//! The Kafka event record (`hookline_core::event_record`) and the registry entry
 //! (`hookline_core::registry`) stay in core with the code that reads and writes them.
-//!
-//! `core` keeps its `schemars` and `axum` dependencies: `Scheme` is both the signing
-//! code's enum and a field of the CRD, and one list of schemes (with its JSON schema)
-//! beats two kept in step; `axum` serves the ops endpoints every service shares and
-//! its `HeaderMap` is what the handler verifies. Neither pulls in Kubernetes.
+//! This crate depends on the domain crate only (for `Scheme` and the delivery policy,
+//! fields of the CRD) and on kube with `crd`: `cargo tree -p hookline-api` shows no
+//! Kafka, HTTP server or SQL client.
 #![forbid(unsafe_code)]
 
 pub mod emitter;
