@@ -85,9 +85,10 @@ pub struct Config {
     pub produce_linger: Duration,
     /// Message ids remembered for replay detection; the oldest are forgotten first.
     /// The same capacity bounds the body digests of --unsigned-id-repeat-window.
-    #[arg(long, env = "HANDLER_REPLAY_CACHE_CAPACITY", default_value_t = 100_000,
+    #[arg(long = "replay-cache-capacity", env = "HANDLER_REPLAY_CACHE_CAPACITY",
+          value_name = "REPLAY_CACHE_CAPACITY", default_value_t = 100_000,
           value_parser = clap::value_parser!(u32).range(1..))]
-    pub replay_cache_capacity: u32,
+    pub seen_messages_capacity: u32,
     /// For schemes that sign neither a timestamp nor the delivery id (github, shopify,
     /// legacy-hex), how long a body accepted for a webhook is remembered: the same body
     /// again, under any delivery id, is answered 202 `duplicate` and not produced.
@@ -143,33 +144,25 @@ fn parse_linger(value: &str) -> Result<Duration, String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn defaults_parse_and_trusted_proxies_are_cidrs() {
-        let config = Config::try_parse_from([
+    fn with_trusted_proxies(trusted_proxies: &str) -> Result<Config, clap::Error> {
+        Config::try_parse_from([
             "hookline-handler",
             "--kafka-bootstrap-servers",
             "127.0.0.1:9092",
             "--registry-keys-dir",
             "/etc/hookline/registry-keys",
             "--trusted-proxies",
-            "10.0.0.0/8,127.0.0.1",
+            trusted_proxies,
         ])
-        .unwrap();
+    }
+
+    #[test]
+    fn defaults_parse_and_trusted_proxies_are_cidrs() {
+        let config = with_trusted_proxies("10.0.0.0/8,127.0.0.1").unwrap();
         assert_eq!(config.trusted_proxies.len(), 2);
         assert_eq!(config.max_body_bytes, 1 << 20);
         assert_eq!(config.timestamp_tolerance, Duration::from_secs(300));
-        assert!(
-            Config::try_parse_from([
-                "hookline-handler",
-                "--kafka-bootstrap-servers",
-                "127.0.0.1:9092",
-                "--registry-keys-dir",
-                "/etc/hookline/registry-keys",
-                "--trusted-proxies",
-                "10.0.0.0/33",
-            ])
-            .is_err()
-        );
+        assert!(with_trusted_proxies("10.0.0.0/33").is_err());
     }
 
     #[test]

@@ -39,8 +39,8 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use chrono::Utc;
-use hookline_core::provider;
+use chrono::{DateTime, Utc};
+use hookline_core::provider::{self, EventIdentity};
 use hookline_core::registry::RegistryEntry;
 use hookline_core::signature::{self, Scheme, SigningSecret, Verified};
 use hookline_runtime::ops::Readiness;
@@ -88,9 +88,10 @@ pub struct Ingest {
     pub registry: RegistryView,
     pub readiness: Readiness,
     pub producer: EventProducer,
-    pub replay: SharedReplayCache,
+    /// Message ids accepted inside the timestamp tolerance (`repeats`).
+    pub seen_messages: SharedReplayCache,
     /// Bodies accepted for schemes whose delivery id is not signed (`repeats`).
-    pub body_repeats: SharedReplayCache,
+    pub seen_bodies: SharedReplayCache,
     pub rate_limiter: Arc<SharedRateLimiter>,
     pub metrics: Metrics,
     pub limits: Limits,
@@ -127,6 +128,17 @@ enum Accepted {
     },
     /// Slack's signed `url_verification` handshake, answered with its challenge.
     SlackChallenge(String),
+}
+
+/// A verified request on its way to Kafka, borrowed from the request.
+struct Delivery<'r> {
+    webhook_id: &'r str,
+    scheme: Scheme,
+    headers: &'r HeaderMap,
+    body: &'r [u8],
+    received_at: DateTime<Utc>,
+    identity: &'r EventIdentity,
+    message_id: &'r str,
 }
 
 async fn receive(
@@ -275,12 +287,7 @@ impl Ingest {
         body: Body,
     ) -> Result<Accepted, Rejection> {
         let entry = self.active_entry(webhook_id).await?;
-        let client = self.client(peer, headers);
-        if !source::allowed(&entry.allowed_source_ranges, client) {
-            return Err(Rejection::SourceNotAllowed);
-        }
-        self.refuse_declared_oversize(headers)?;
-        let _slots = self.enter(webhook_id, client)?;
+        let _slots = self.admit(webhook_id, &entry, peer, headers)?;
         let body = self.read_body(body).await?;
         let received_at = Utc::now();
         let verified = verify(&entry, headers, &body, received_at, &self.limits)?;
@@ -312,7 +319,7 @@ impl Ingest {
         let in_flight = match in_flight {
             Ok(guards) => guards,
             Err(Seen::Accepted) => {
-                self.metrics.replays.inc();
+                self.metrics.repeated_messages.inc();
                 return Ok(Accepted::Repeat { message_id });
             }
             Err(_) => return Err(Rejection::DuplicateInFlight),
@@ -320,8 +327,43 @@ impl Ingest {
         self.rate_limiter
             .try_acquire(webhook_id, entry.rate_limit)
             .map_err(|retry_after| Rejection::RateLimited { retry_after })?;
-        let request_headers = kept_headers_json(entry.scheme, headers);
+        self.produce(&Delivery {
+            webhook_id,
+            scheme: entry.scheme,
+            headers,
+            body: &body,
+            received_at,
+            identity: &identity,
+            message_id: &message_id,
+        })
+        .await?;
+        for guard in in_flight {
+            guard.accepted();
+        }
+        Ok(Accepted::Stored { message_id })
+    }
 
+    /// The checks the request line and headers allow (steps 2 to 4), so that nothing
+    /// is read for a request refused by them: the client's source, the declared body
+    /// size, then a slot under every cap, held until the request is answered.
+    fn admit(
+        &self,
+        webhook_id: &str,
+        entry: &RegistryEntry,
+        peer: SocketAddr,
+        headers: &HeaderMap,
+    ) -> Result<Slots<'_>, Rejection> {
+        let client = self.client(peer, headers);
+        if !source::allowed(&entry.allowed_source_ranges, client) {
+            return Err(Rejection::SourceNotAllowed);
+        }
+        self.refuse_declared_oversize(headers)?;
+        self.enter(webhook_id, client)
+    }
+
+    /// Produces a verified, rate-limited request, returning once the broker has it.
+    async fn produce(&self, delivery: &Delivery<'_>) -> Result<(), Rejection> {
+        let request_headers = kept_headers_json(delivery.scheme, delivery.headers);
         let produce_span = traces::span_if_enabled(|| {
             tracing::info_span!(
                 "kafka produce",
@@ -330,7 +372,7 @@ impl Ingest {
                 messaging.system = "kafka",
                 messaging.operation.type = "send",
                 messaging.destination.name = self.producer.topic(),
-                messaging.message.id = %message_id,
+                messaging.message.id = %delivery.message_id,
             )
         });
         // The consumer continues from the produce span; with traces off, the sender's
@@ -341,19 +383,22 @@ impl Ingest {
                 traceparent: carried.traceparent.as_deref().map(str::as_bytes),
                 tracestate: carried.tracestate.as_deref().map(str::as_bytes),
             },
-            None => sender_trace(headers),
+            None => sender_trace(delivery.headers),
         };
         let event = Event {
-            webhook_id,
-            message_id: &message_id,
-            received_at,
-            scheme: entry.scheme,
-            content_type: headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes()),
+            webhook_id: delivery.webhook_id,
+            message_id: delivery.message_id,
+            received_at: delivery.received_at,
+            scheme: delivery.scheme,
+            content_type: delivery
+                .headers
+                .get(header::CONTENT_TYPE)
+                .map(|v| v.as_bytes()),
             traceparent: trace.traceparent,
             tracestate: trace.tracestate,
-            identity: &identity,
+            identity: delivery.identity,
             request_headers: request_headers.as_deref(),
-            body: &body,
+            body: delivery.body,
         };
         let producing = Instant::now();
         let produced = self
@@ -367,25 +412,25 @@ impl Ingest {
         if produced.is_err() {
             produce_span.record("otel.status_code", "ERROR");
         }
-        match produced {
-            Ok(()) => {
-                for guard in in_flight {
-                    guard.accepted();
-                }
-                Ok(Accepted::Stored { message_id })
-            }
-            Err(ProduceError::Fatal(reason)) => {
+        produced.map_err(|err| self.produce_failed(err))
+    }
+
+    /// The answer to a failed produce. A producer failed for good shuts the service
+    /// down: restarted, it can store events again.
+    fn produce_failed(&self, err: ProduceError) -> Rejection {
+        match err {
+            ProduceError::Fatal(reason) => {
                 tracing::error!(%reason, "the Kafka producer failed for good; shutting down");
                 let rejection = Rejection::KafkaUnavailable {
                     detail: format!("the producer failed: {reason}"),
                 };
                 let _ = self.producer_failure.set(reason);
                 self.shutdown.trigger();
-                Err(rejection)
+                rejection
             }
-            Err(err) => Err(Rejection::KafkaUnavailable {
+            err => Rejection::KafkaUnavailable {
                 detail: err.to_string(),
-            }),
+            },
         }
     }
 
@@ -430,8 +475,8 @@ impl Ingest {
         key: ReplayKey,
         body_key: Option<ReplayKey>,
     ) -> Result<Vec<InFlightGuard>, Seen> {
-        let by_id = self.replay.begin(key)?;
-        match body_key.map(|body_key| self.body_repeats.begin(body_key)) {
+        let by_id = self.seen_messages.begin(key)?;
+        match body_key.map(|body_key| self.seen_bodies.begin(body_key)) {
             None => Ok(vec![by_id]),
             Some(Ok(by_body)) => Ok(vec![by_id, by_body]),
             // The id's guard drops here: that id was not stored.
@@ -545,7 +590,7 @@ fn verify(
     entry: &RegistryEntry,
     headers: &HeaderMap,
     body: &[u8],
-    now: chrono::DateTime<Utc>,
+    now: DateTime<Utc>,
     limits: &Limits,
 ) -> Result<Verified, Rejection> {
     let secrets: Vec<SigningSecret> = entry
@@ -590,33 +635,12 @@ fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use chrono::TimeZone;
-    use hookline_core::registry::{RateLimit, RegistrySecret};
-    use hookline_core::retry::DeliveryPolicy;
+    use hookline_core::registry::RegistrySecret;
     use hookline_core::signature::{Scheme, sign};
-
-    pub(crate) fn entry(secrets: Vec<RegistrySecret>) -> RegistryEntry {
-        RegistryEntry {
-            webhook_id: "wh-1".into(),
-            namespace: "shop".into(),
-            name: "invoices".into(),
-            customer_id: "c".into(),
-            url: String::new(),
-            scheme: Scheme::Standard,
-            secrets,
-            suspended: false,
-            rate_limit: RateLimit {
-                requests_per_second: 1,
-                burst: 1,
-            },
-            delivery: DeliveryPolicy::default(),
-            allowed_source_ranges: Vec::new(),
-            generation: 1,
-            updated_at: Utc::now(),
-        }
-    }
+    use hookline_testkit::fixtures::{self, registry_entry};
 
     fn limits() -> Limits {
         Limits {
@@ -628,10 +652,10 @@ pub(crate) mod tests {
         }
     }
 
-    fn signed(secret: &str, now: chrono::DateTime<Utc>, body: &[u8]) -> HeaderMap {
-        let key = SigningSecret::parse(Scheme::Standard, secret).unwrap();
+    fn signed(scheme: Scheme, secret: &str, now: DateTime<Utc>, body: &[u8]) -> HeaderMap {
+        let key = SigningSecret::parse(scheme, secret).unwrap();
         let mut headers = HeaderMap::new();
-        for (name, value) in sign(Scheme::Standard, &[key], "msg_1", now, body).unwrap() {
+        for (name, value) in sign(scheme, &[key], "msg_1", now, body).unwrap() {
             headers.insert(name, value.parse().unwrap());
         }
         headers
@@ -640,44 +664,42 @@ pub(crate) mod tests {
     #[test]
     fn an_expired_secret_no_longer_verifies() {
         let old = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-        let new = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+        let new = fixtures::SECRET;
         let expiry = Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap();
-        let entry = entry(vec![
-            RegistrySecret {
-                value: new.into(),
-                expires_at: None,
-            },
-            RegistrySecret {
-                value: old.into(),
-                expires_at: Some(expiry),
-            },
-        ]);
+        let entry = RegistryEntry {
+            secrets: vec![
+                fixtures::secret(new),
+                RegistrySecret {
+                    expires_at: Some(expiry),
+                    ..fixtures::secret(old)
+                },
+            ],
+            ..registry_entry("wh-1")
+        };
         let before = expiry - chrono::Duration::seconds(1);
         let after = expiry + chrono::Duration::seconds(1);
         let body = b"{}";
+        let standard = |secret, at| signed(Scheme::Standard, secret, at, body);
         assert_eq!(
-            verify(&entry, &signed(old, before, body), body, before, &limits())
+            verify(&entry, &standard(old, before), body, before, &limits())
                 .unwrap()
                 .secret_index,
             1
         );
-        let refused = verify(&entry, &signed(old, after, body), body, after, &limits());
+        let refused = verify(&entry, &standard(old, after), body, after, &limits());
         assert!(matches!(refused, Err(Rejection::BadSignature(_))));
-        assert!(verify(&entry, &signed(new, after, body), body, after, &limits()).is_ok());
+        assert!(verify(&entry, &standard(new, after), body, after, &limits()).is_ok());
     }
 
     #[test]
     fn a_stale_timestamp_is_told_apart_from_a_bad_signature() {
-        let secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
-        let entry = entry(vec![RegistrySecret {
-            value: secret.into(),
-            expires_at: None,
-        }]);
+        let entry = registry_entry("wh-1");
         let now = Utc::now();
         let old = now - chrono::Duration::seconds(301);
-        let stale = verify(&entry, &signed(secret, old, b"x"), b"x", now, &limits());
+        let standard = |at| signed(Scheme::Standard, fixtures::SECRET, at, b"x");
+        let stale = verify(&entry, &standard(old), b"x", now, &limits());
         assert!(matches!(stale, Err(Rejection::StaleTimestamp(_))));
-        let tampered = verify(&entry, &signed(secret, now, b"x"), b"y", now, &limits());
+        let tampered = verify(&entry, &standard(now), b"y", now, &limits());
         assert!(matches!(tampered, Err(Rejection::BadSignature(_))));
     }
 
@@ -687,27 +709,19 @@ pub(crate) mod tests {
         let now = Utc::now();
         let body = b"{}";
         for (scheme, secret, dated) in [
-            (
-                Scheme::Standard,
-                "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
-                true,
-            ),
+            (Scheme::Standard, fixtures::SECRET, true),
             (Scheme::Stripe, "whsec_stripe-test", true),
             (Scheme::Slack, "slack-signing-secret", true),
             (Scheme::Github, "github-secret", false),
             (Scheme::Shopify, "shopify-secret", false),
             (Scheme::LegacyHex, "legacy-secret", false),
         ] {
-            let key = SigningSecret::parse(scheme, secret).unwrap();
-            let mut headers = HeaderMap::new();
-            for (name, value) in sign(scheme, &[key], "msg_1", now, body).unwrap() {
-                headers.insert(name, value.parse().unwrap());
-            }
-            let mut webhook = entry(vec![RegistrySecret {
-                value: secret.into(),
-                expires_at: None,
-            }]);
-            webhook.scheme = scheme;
+            let webhook = RegistryEntry {
+                scheme,
+                secrets: vec![fixtures::secret(secret)],
+                ..registry_entry("wh-1")
+            };
+            let headers = signed(scheme, secret, now, body);
             let verified = verify(&webhook, &headers, body, now, &limits()).unwrap();
             assert_eq!(verified.timestamp.is_some(), dated, "{scheme:?}");
         }

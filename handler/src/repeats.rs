@@ -21,7 +21,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use hookline_core::signature::{self, Scheme};
+use hookline_core::provider;
+use hookline_core::signature::Scheme;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use sha2::{Digest, Sha256};
@@ -84,17 +85,11 @@ impl ReplayKey {
     }
 }
 
-/// The header carrying the signature of `scheme`, whose value keys replays of
-/// requests without a message id.
+/// The header whose value keys replays of requests of `scheme` without a message id:
+/// the name the provider usually gives its signature (the first of
+/// `provider::signature_headers`, which is never empty).
 pub fn signature_header_name(scheme: Scheme) -> &'static str {
-    match scheme {
-        Scheme::Standard => signature::standard::SIGNATURE,
-        Scheme::Github => signature::github::SIGNATURE,
-        Scheme::Stripe => signature::stripe::SIGNATURE,
-        Scheme::Shopify => signature::shopify::SIGNATURE,
-        Scheme::Slack => signature::slack::SIGNATURE,
-        Scheme::LegacyHex => signature::legacy_hex::SIGNATURE,
-    }
+    provider::signature_headers(scheme)[0]
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

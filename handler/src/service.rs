@@ -1,18 +1,18 @@
-//! Wires the handler together: the registry follower, the Kafka watch, the producer
-//! and the HTTP server, and runs them until shutdown.
+//! Wires the handler together on the service skeleton: the registry follower, the Kafka
+//! watch, the producer and the HTTP server, and runs them until shutdown.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use hookline_core::registry::RegistryUpdate;
-use hookline_runtime::kafka;
-use hookline_runtime::ops::{self, Readiness};
+use hookline_runtime::keyring_files;
 use hookline_runtime::registry_view::{FollowError, RegistryView};
+use hookline_runtime::service::Service;
 use hookline_runtime::shutdown::Shutdown;
 use hookline_runtime::webhook_labels::WebhookLabels;
-use prometheus_client::registry::Registry;
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 
 use crate::concurrency::KeyedCap;
 use crate::config::Config;
@@ -66,19 +66,18 @@ pub async fn serve(
     config: Config,
     shutdown: Shutdown,
 ) -> Result<(), ServiceError> {
-    let readiness = Readiness::default();
-    let mut metrics_registry = Registry::default();
+    let mut service = Service::new(shutdown);
     let view = RegistryView::default();
-    view.register_metrics(&mut metrics_registry);
+    view.register_metrics(&mut service.metrics);
     let metrics = Metrics::register(
-        metrics_registry.sub_registry_with_prefix("hookline_handler"),
+        &mut service.metrics,
         WebhookLabels::new(config.webhook_metrics.per_webhook_metrics),
     );
     let kafka = config.kafka.connection()?;
-    let keys = hookline_runtime::keyring_files::watch_dir(
+    let keys = keyring_files::watch_dir(
         config.registry_keys.registry_keys_dir.clone(),
         config.registry_keys.registry_keys_reload_interval,
-        shutdown.clone(),
+        service.shutdown.clone(),
     )
     .await?;
     let producer = EventProducer::new(
@@ -87,50 +86,77 @@ pub async fn serve(
         config.produce_timeout,
         config.produce_linger,
     )?;
-
     let rate_limiter = Arc::new(SharedRateLimiter::default());
-    let forget_deleted = {
-        let (rate_limiter, metrics) = (rate_limiter.clone(), metrics.clone());
-        move |update: &RegistryUpdate| {
-            if let RegistryUpdate::Deleted { webhook_id } = update {
-                rate_limiter.forget(webhook_id);
-                metrics.forget_webhook(webhook_id);
-            }
-        }
-    };
-    let follower = tokio::spawn(stop_on_error(
-        hookline_runtime::registry_view::follow(
-            kafka.clone(),
-            config.registry_topic.clone(),
-            Some(keys),
-            view.clone(),
-            readiness.clone(),
-            shutdown.clone(),
-            forget_deleted,
-        ),
-        shutdown.clone(),
+    let follower = service.follow_registry(
+        kafka.clone(),
+        config.registry_topic.clone(),
+        Some(keys),
+        view.clone(),
+        forget_deleted(rate_limiter.clone(), metrics.clone()),
+    );
+    service.watch_kafka(kafka);
+    let ingest = Arc::new(ingest(
+        &config,
+        &service,
+        view,
+        producer,
+        rate_limiter,
+        metrics,
     ));
-    tokio::spawn(kafka::watch_reachability(
-        kafka,
-        readiness.clone(),
-        shutdown.clone(),
-    ));
+    let running = service.serve_ops(ops_listener);
+    tracing::info!(addr = ?listener.local_addr().ok(), events_topic = %config.events_topic, registry_topic = %config.registry_topic, "serving webhooks");
+    server::serve(
+        listener,
+        ingest::router(ingest.clone()),
+        ServerLimits {
+            header_read_timeout: config.header_read_timeout,
+            shutdown_grace: config.shutdown_grace,
+        },
+        running.shutdown.clone(),
+    )
+    .await;
+    running.stopped().await;
+    wind_down(&ingest, &config, follower).await
+}
 
-    let ingest = Arc::new(Ingest {
+/// Forgets a deleted Webhook's rate-limit bucket and metric series.
+fn forget_deleted(
+    rate_limiter: Arc<SharedRateLimiter>,
+    metrics: Metrics,
+) -> impl Fn(&RegistryUpdate) + Send + 'static {
+    move |update| {
+        if let RegistryUpdate::Deleted { webhook_id } = update {
+            rate_limiter.forget(webhook_id);
+            metrics.forget_webhook(webhook_id);
+        }
+    }
+}
+
+/// What every webhook request shares, sized by `config`.
+fn ingest(
+    config: &Config,
+    service: &Service,
+    view: RegistryView,
+    producer: EventProducer,
+    rate_limiter: Arc<SharedRateLimiter>,
+    metrics: Metrics,
+) -> Ingest {
+    let max_concurrent = config.max_concurrent_requests;
+    Ingest {
         registry: view,
-        readiness: readiness.clone(),
-        producer: producer.clone(),
-        replay: SharedReplayCache::new(
+        readiness: service.readiness.clone(),
+        producer,
+        seen_messages: SharedReplayCache::new(
             config.timestamp_tolerance,
-            config.replay_cache_capacity as usize,
-            metrics.replay_cache_entries.clone(),
-            metrics.replay_cache_evictions.clone(),
+            config.seen_messages_capacity as usize,
+            metrics.seen_messages_entries.clone(),
+            metrics.seen_messages_evictions.clone(),
         ),
-        body_repeats: SharedReplayCache::new(
+        seen_bodies: SharedReplayCache::new(
             config.unsigned_id_repeat_window,
-            config.replay_cache_capacity as usize,
-            metrics.body_repeat_cache_entries.clone(),
-            metrics.body_repeat_cache_evictions.clone(),
+            config.seen_messages_capacity as usize,
+            metrics.seen_bodies_entries.clone(),
+            metrics.seen_bodies_evictions.clone(),
         ),
         rate_limiter,
         metrics,
@@ -141,43 +167,32 @@ pub async fn serve(
             trusted_proxies: config.trusted_proxies(),
             forwarding_header: config.forwarding_header,
         },
-        permits: Semaphore::new(config.max_concurrent_requests as usize),
+        permits: Semaphore::new(max_concurrent as usize),
         webhook_caps: KeyedCap::new(
             config
                 .max_concurrent_requests_per_webhook
-                .min(config.max_concurrent_requests),
+                .min(max_concurrent),
         ),
         source_caps: KeyedCap::new(
             config
                 .max_concurrent_requests_per_source
-                .min(config.max_concurrent_requests),
+                .min(max_concurrent),
         ),
         unknown_ids: UnknownIds::new(config.unknown_webhook_recheck_interval),
         catch_ups: Semaphore::new(ingest::CONCURRENT_CATCH_UPS),
-        shutdown: shutdown.clone(),
-        producer_failure: std::sync::OnceLock::new(),
-    });
-    let ops_server = tokio::spawn(ops::serve_on(
-        ops_listener,
-        ops::router(readiness, Arc::new(metrics_registry)),
-        shutdown.clone(),
-    ));
-    tracing::info!(addr = ?listener.local_addr().ok(), events_topic = %config.events_topic, registry_topic = %config.registry_topic, "serving webhooks");
-    server::serve(
-        listener,
-        ingest::router(ingest.clone()),
-        ServerLimits {
-            header_read_timeout: config.header_read_timeout,
-            shutdown_grace: config.shutdown_grace,
-        },
-        shutdown.clone(),
-    )
-    .await;
-
-    if let Ok(Err(err)) = ops_server.await {
-        tracing::warn!(%err, "the ops endpoints stopped with an error");
+        shutdown: service.shutdown.clone(),
+        producer_failure: OnceLock::new(),
     }
-    if let Err(err) = producer.flush(config.produce_timeout).await {
+}
+
+/// Once the server has stopped: flushes what the producer still holds, then reports
+/// why the service ended if it was not asked to (the producer or the follower failed).
+async fn wind_down(
+    ingest: &Ingest,
+    config: &Config,
+    follower: JoinHandle<Result<(), FollowError>>,
+) -> Result<(), ServiceError> {
+    if let Err(err) = ingest.producer.flush(config.produce_timeout).await {
         tracing::warn!(%err, "events still queued at exit were not acknowledged");
     }
     if let Some(reason) = ingest.producer_failure.get() {
@@ -187,18 +202,4 @@ pub async fn serve(
         Ok(result) => result.map_err(ServiceError::from),
         Err(_) => Ok(()),
     }
-}
-
-/// Runs the registry follower; if it fails, the service cannot learn about webhooks,
-/// so it shuts down rather than serve a stale view.
-async fn stop_on_error(
-    follow: impl Future<Output = Result<(), FollowError>>,
-    shutdown: Shutdown,
-) -> Result<(), FollowError> {
-    let result = follow.await;
-    if let Err(err) = &result {
-        tracing::error!(%err, "registry follower failed; shutting down");
-        shutdown.trigger();
-    }
-    result
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use hookline_core::signature::Scheme;
-use support::{Handler, entry, message_id, signed};
+use support::{Handler, entry, message_id, signed, signed_now};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -35,7 +35,7 @@ async fn valid_sender(
     let mut slowest = Duration::ZERO;
     while !stop.load(Ordering::SeqCst) {
         let body = br#"{"event_id":"steady"}"#;
-        let headers = signed(Scheme::Standard, &secret, &message_id(), Utc::now(), body);
+        let headers = signed_now(&secret, body);
         let started = Instant::now();
         let status = handler
             .request(
@@ -140,25 +140,13 @@ async fn hostile_requests_get_their_status_and_a_valid_sender_is_served_througho
     // Deeply nested JSON: the handler does not parse bodies, so a signed one is
     // accepted as the opaque bytes it is (the consumer's JSON reader has a depth limit).
     let nested = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)).into_bytes();
-    let headers = signed(
-        Scheme::Standard,
-        &victim_secret,
-        &message_id(),
-        Utc::now(),
-        &nested,
-    );
+    let headers = signed_now(&victim_secret, &nested);
     assert_eq!(post(&victim.webhook_id, headers, nested).await, 202);
 
     // A signature made with another webhook's secret, and another webhook's accepted
     // request replayed at this one: refused.
     let body = br#"{"event_id":"cross"}"#.to_vec();
-    let foreign = signed(
-        Scheme::Standard,
-        &other_secret,
-        &message_id(),
-        Utc::now(),
-        &body,
-    );
+    let foreign = signed_now(&other_secret, &body);
     assert_eq!(
         post(&other.webhook_id, foreign.clone(), body.clone()).await,
         202
@@ -187,13 +175,7 @@ async fn hostile_requests_get_their_status_and_a_valid_sender_is_served_througho
         "0x10",
         "١٦٤٩٣٦٧٥٥٣",
     ] {
-        let mut headers = signed(
-            Scheme::Standard,
-            &victim_secret,
-            &message_id(),
-            Utc::now(),
-            &body,
-        );
+        let mut headers = signed_now(&victim_secret, &body);
         for header in &mut headers {
             if header.0 == "webhook-timestamp" {
                 header.1 = garbage.to_owned();
@@ -262,13 +244,7 @@ async fn hostile_requests_get_their_status_and_a_valid_sender_is_served_througho
         cut_after < Duration::from_secs(6),
         "headers trickled for {cut_after:?}"
     );
-    let signed_head = signed(
-        Scheme::Standard,
-        &victim_secret,
-        &message_id(),
-        Utc::now(),
-        &body,
-    );
+    let signed_head = signed_now(&victim_secret, &body);
     let head = support::post_head(&victim.webhook_id, body.len(), &signed_head);
     let (cut_after, status) = trickle(&handler, head.as_bytes(), &body).await;
     assert!(

@@ -11,7 +11,12 @@ use chrono::Utc;
 use hookline_core::record_headers;
 use hookline_core::registry::{RateLimit, RegistrySecret};
 use hookline_core::signature::{Scheme, generate_standard_secret};
-use support::{Handler, entry, message_id, signed};
+use hookline_handler::metrics::{
+    PRODUCE_LATENCY, REGISTRY_CATCH_UPS, REPEATED_MESSAGES, REQUESTS, REQUESTS_IN_FLIGHT,
+    SEEN_BODIES_ENTRIES, VERIFICATION_FAILURES,
+};
+use hookline_testkit::fixtures;
+use support::{Handler, entry, message_id, signed, signed_now};
 
 fn bootstrap() -> KafkaConnection {
     support::stack_kafka()
@@ -117,7 +122,7 @@ async fn each_bad_request_gets_its_status_and_stores_nothing() {
     .await;
 
     let body = br#"{"event_id":"e1"}"#;
-    let sign = |secret: &str| signed(Scheme::Standard, secret, &message_id(), Utc::now(), body);
+    let sign = |secret: &str| signed_now(secret, body);
     let cases: Vec<Case<'_>> = vec![
         (
             "unknown id",
@@ -154,13 +159,7 @@ async fn each_bad_request_gets_its_status_and_stores_nothing() {
         (
             "body over the limit",
             &open.webhook_id,
-            signed(
-                Scheme::Standard,
-                &open_secret,
-                &message_id(),
-                Utc::now(),
-                &[b'x'; 1025],
-            ),
+            signed_now(&open_secret, &[b'x'; 1025]),
             vec![b'x'; 1025],
             413,
             "body_too_large",
@@ -273,27 +272,20 @@ async fn each_bad_request_gets_its_status_and_stores_nothing() {
 
     let metrics = handler.metrics().await;
     let (open_id, legacy_id) = (&open.webhook_id, &legacy.webhook_id);
+    let (requests, failures) = (REQUESTS.exported(), VERIFICATION_FAILURES.exported());
     for line in [
         // Ids the registry does not list as live (unknown, deleted) share one series.
-        r#"hookline_handler_requests_total{webhook="unknown",status="404"} 1"#.to_owned(),
-        r#"hookline_handler_requests_total{webhook="unknown",status="410"} 1"#.to_owned(),
-        format!(r#"hookline_handler_requests_total{{webhook="{open_id}",status="401"}} 5"#),
-        format!(r#"hookline_handler_requests_total{{webhook="{legacy_id}",status="401"}} 1"#),
-        format!(r#"hookline_handler_requests_total{{webhook="{open_id}",status="413"}} 2"#),
-        format!(
-            r#"hookline_handler_verification_failures_total{{webhook="{open_id}",reason="no_matching_signature"}} 2"#
-        ),
-        format!(
-            r#"hookline_handler_verification_failures_total{{webhook="{legacy_id}",reason="no_matching_signature"}} 1"#
-        ),
-        format!(
-            r#"hookline_handler_verification_failures_total{{webhook="{open_id}",reason="missing_header"}} 1"#
-        ),
-        format!(
-            r#"hookline_handler_verification_failures_total{{webhook="{open_id}",reason="timestamp_out_of_tolerance"}} 2"#
-        ),
-        "hookline_handler_produce_latency_seconds_count 2".to_owned(),
-        "hookline_handler_requests_in_flight 0".to_owned(),
+        format!(r#"{requests}{{webhook="unknown",status="404"}} 1"#),
+        format!(r#"{requests}{{webhook="unknown",status="410"}} 1"#),
+        format!(r#"{requests}{{webhook="{open_id}",status="401"}} 5"#),
+        format!(r#"{requests}{{webhook="{legacy_id}",status="401"}} 1"#),
+        format!(r#"{requests}{{webhook="{open_id}",status="413"}} 2"#),
+        format!(r#"{failures}{{webhook="{open_id}",reason="no_matching_signature"}} 2"#),
+        format!(r#"{failures}{{webhook="{legacy_id}",reason="no_matching_signature"}} 1"#),
+        format!(r#"{failures}{{webhook="{open_id}",reason="missing_header"}} 1"#),
+        format!(r#"{failures}{{webhook="{open_id}",reason="timestamp_out_of_tolerance"}} 2"#),
+        format!("{}_count 2", PRODUCE_LATENCY.exported()),
+        format!("{} 0", REQUESTS_IN_FLIGHT.exported()),
     ] {
         assert!(metrics.contains(&line), "no {line:?} in\n{metrics}");
     }
@@ -306,13 +298,7 @@ async fn a_repeated_message_is_acknowledged_but_stored_once() {
     let (legacy, legacy_secret) = entry(Scheme::LegacyHex);
     let handler = Handler::start(&bootstrap(), &[standard.clone(), legacy.clone()], &[]).await;
     let body = br#"{"event_id":"e1"}"#;
-    let request = signed(
-        Scheme::Standard,
-        &standard_secret,
-        &message_id(),
-        Utc::now(),
-        body,
-    );
+    let request = signed_now(&standard_secret, body);
     let first = handler.post(&standard.webhook_id, &request, body).await;
     assert_eq!(first.status, 202, "{}", first.text());
     let repeat = handler.post(&standard.webhook_id, &request, body).await;
@@ -350,7 +336,7 @@ async fn a_repeated_message_is_acknowledged_but_stored_once() {
     assert_eq!(stored, [body.to_vec(), other.to_vec()]);
     let metrics = handler.metrics().await;
     assert!(
-        metrics.contains("hookline_handler_replays_total 2"),
+        metrics.contains(&format!("{} 2", REPEATED_MESSAGES.exported())),
         "{metrics}"
     );
     handler.stop().await;
@@ -362,13 +348,10 @@ async fn rotation_accepts_the_old_secret_until_it_expires_then_only_the_new() {
     let (old, new) = (generate_standard_secret(), generate_standard_secret());
     let expires_at = Utc::now() + chrono::Duration::seconds(4);
     rotating.secrets = vec![
+        fixtures::secret(&new),
         RegistrySecret {
-            value: new.clone(),
-            expires_at: None,
-        },
-        RegistrySecret {
-            value: old.clone(),
             expires_at: Some(expires_at),
+            ..fixtures::secret(&old)
         },
     ];
     let handler = Handler::start(&bootstrap(), &[rotating.clone()], &[]).await;
@@ -377,7 +360,7 @@ async fn rotation_accepts_the_old_secret_until_it_expires_then_only_the_new() {
         let handler = &handler;
         let id = rotating.webhook_id.clone();
         async move {
-            let request = signed(Scheme::Standard, &secret, &message_id(), Utc::now(), body);
+            let request = signed_now(&secret, body);
             handler.post(&id, &request, body).await
         }
     };
@@ -427,13 +410,7 @@ async fn the_rate_limit_holds_per_webhook_and_a_forged_flood_does_not_starve_the
     let body = br#"{"event_id":"e1"}"#;
 
     // 200 forged requests from the same source, 20 at a time.
-    let forged = signed(
-        Scheme::Standard,
-        &generate_standard_secret(),
-        &message_id(),
-        Utc::now(),
-        body,
-    );
+    let forged = signed_now(&generate_standard_secret(), body);
     for _ in 0..10 {
         let responses = futures::future::join_all(
             (0..20).map(|_| handler.post(&target.webhook_id, &forged, body)),
@@ -444,13 +421,7 @@ async fn the_rate_limit_holds_per_webhook_and_a_forged_flood_does_not_starve_the
     }
     // The real sender still has its whole burst, then is limited with Retry-After.
     for n in 0..5 {
-        let request = signed(
-            Scheme::Standard,
-            &target_secret,
-            &message_id(),
-            Utc::now(),
-            body,
-        );
+        let request = signed_now(&target_secret, body);
         let response = handler.post(&target.webhook_id, &request, body).await;
         assert_eq!(
             response.status,
@@ -459,26 +430,14 @@ async fn the_rate_limit_holds_per_webhook_and_a_forged_flood_does_not_starve_the
             response.text()
         );
     }
-    let request = signed(
-        Scheme::Standard,
-        &target_secret,
-        &message_id(),
-        Utc::now(),
-        body,
-    );
+    let request = signed_now(&target_secret, body);
     let limited = handler.post(&target.webhook_id, &request, body).await;
     assert_eq!(limited.status, 429, "{}", limited.text());
     assert_eq!(limited.error(), "rate_limited");
     let retry_after: u64 = limited.headers["retry-after"].parse().unwrap();
     assert!((1..=2).contains(&retry_after), "Retry-After {retry_after}");
     // Another webhook's budget is its own.
-    let request = signed(
-        Scheme::Standard,
-        &neighbour_secret,
-        &message_id(),
-        Utc::now(),
-        body,
-    );
+    let request = signed_now(&neighbour_secret, body);
     assert_eq!(
         handler
             .post(&neighbour.webhook_id, &request, body)
@@ -488,13 +447,7 @@ async fn the_rate_limit_holds_per_webhook_and_a_forged_flood_does_not_starve_the
     );
     // The limited message was not stored, so its retry after the wait is.
     tokio::time::sleep(Duration::from_secs(retry_after)).await;
-    let retried = signed(
-        Scheme::Standard,
-        &target_secret,
-        &message_id(),
-        Utc::now(),
-        body,
-    );
+    let retried = signed_now(&target_secret, body);
     assert_eq!(
         handler
             .post(&target.webhook_id, &retried, body)
@@ -508,10 +461,9 @@ async fn the_rate_limit_holds_per_webhook_and_a_forged_flood_does_not_starve_the
 
 #[tokio::test]
 async fn slow_senders_are_cut_off_and_excess_requests_are_shed() {
-    let (open, secret) = entry(Scheme::Standard);
-    let handler = Handler::start(
+    let (handler, open, secret) = Handler::start_one(
         &bootstrap(),
-        std::slice::from_ref(&open),
+        Scheme::Standard,
         &[
             "--header-read-timeout",
             "1s",
@@ -542,7 +494,7 @@ async fn slow_senders_are_cut_off_and_excess_requests_are_shed() {
     // A body that never completes holds the only permit, so a second request is shed;
     // then it times out with 408.
     let body = br#"{"event_id":"e1"}"#;
-    let request = signed(Scheme::Standard, &secret, &message_id(), Utc::now(), body);
+    let request = signed_now(&secret, body);
     let mut slow = tokio::net::TcpStream::connect(handler.addr).await.unwrap();
     let request = [request, vec![("connection", "close".to_owned())]].concat();
     let head = support::post_head(&open.webhook_id, 100, &request) + "{\"ev";
@@ -595,10 +547,9 @@ async fn raw_exchange(handler: &Handler, raw: &[u8]) -> support::Response {
 
 #[tokio::test]
 async fn shutdown_stops_accepting_but_finishes_the_request_in_flight() {
-    let (open, secret) = entry(Scheme::Standard);
-    let handler = Handler::start(&bootstrap(), std::slice::from_ref(&open), &[]).await;
+    let (handler, open, secret) = Handler::start_one(&bootstrap(), Scheme::Standard, &[]).await;
     let body = br#"{"event_id":"in-flight"}"#;
-    let request = signed(Scheme::Standard, &secret, &message_id(), Utc::now(), body);
+    let request = signed_now(&secret, body);
     let mut in_flight = tokio::net::TcpStream::connect(handler.addr).await.unwrap();
     let head = support::post_head(&open.webhook_id, body.len(), &request);
     tokio::io::AsyncWriteExt::write_all(&mut in_flight, head.as_bytes())
@@ -646,7 +597,7 @@ async fn behind_a_trusted_proxy_the_forwarded_client_address_is_checked() {
     .await;
     let body = br#"{"event_id":"e1"}"#;
     let send = |forwarded: Vec<(&'static str, &'static str)>| {
-        let mut request = signed(Scheme::Standard, &secret, &message_id(), Utc::now(), body);
+        let mut request = signed_now(&secret, body);
         request.extend(
             forwarded
                 .into_iter()
@@ -683,7 +634,7 @@ async fn behind_a_trusted_proxy_the_forwarded_client_address_is_checked() {
     );
 
     // The source is refused from the headers: a body that never comes is not waited for.
-    let mut request = signed(Scheme::Standard, &secret, &message_id(), Utc::now(), body);
+    let mut request = signed_now(&secret, body);
     request.push(("connection", "close".into()));
     request.push(("x-forwarded-for", "198.51.100.7".into()));
     let raw = support::post_head(&fenced.webhook_id, 100, &request);
@@ -716,7 +667,7 @@ async fn with_forwarded_configured_its_for_chain_names_the_client() {
     .await;
     let body = br#"{"event_id":"e1"}"#;
     let send = |forwarded: Vec<&'static str>| {
-        let mut request = signed(Scheme::Standard, &secret, &message_id(), Utc::now(), body);
+        let mut request = signed_now(&secret, body);
         request.extend(
             forwarded
                 .into_iter()
@@ -772,7 +723,7 @@ async fn a_captured_body_under_a_new_delivery_id_is_a_repeat() {
     }
     let metrics = handler.metrics().await;
     assert!(
-        metrics.contains("hookline_handler_body_repeat_cache_entries 2"),
+        metrics.contains(&format!("{} 2", SEEN_BODIES_ENTRIES.exported())),
         "{metrics}"
     );
     handler.stop().await;
@@ -780,8 +731,7 @@ async fn a_captured_body_under_a_new_delivery_id_is_a_repeat() {
 
 #[tokio::test]
 async fn the_ops_endpoints_are_on_the_ops_port_only() {
-    let (open, secret) = entry(Scheme::Standard);
-    let handler = Handler::start(&bootstrap(), std::slice::from_ref(&open), &[]).await;
+    let (handler, open, secret) = Handler::start_one(&bootstrap(), Scheme::Standard, &[]).await;
     for path in ["/metrics", "/readyz", "/healthz"] {
         let public = handler.request("GET", path, &[], b"").await.unwrap();
         assert_eq!(public.status, 404, "{path} on the webhook port");
@@ -814,12 +764,12 @@ async fn a_webhook_registered_a_moment_ago_is_accepted_at_once() {
         let (fresh, secret) = entry(Scheme::Standard);
         support::publish(&bootstrap(), &handler.registry_topic, &fresh).await;
         // No waiting: the broker acknowledged the entry, so it is not unknown.
-        let request = signed(Scheme::Standard, &secret, &message_id(), Utc::now(), body);
+        let request = signed_now(&secret, body);
         let answer = handler.post(&fresh.webhook_id, &request, body).await;
         assert_eq!(answer.status, 202, "{}", answer.text());
     }
     let (never, secret) = entry(Scheme::Standard);
-    let request = signed(Scheme::Standard, &secret, &message_id(), Utc::now(), body);
+    let request = signed_now(&secret, body);
     let answer = handler.post(&never.webhook_id, &request, body).await;
     assert_eq!(
         (answer.status, answer.error()),
@@ -830,10 +780,9 @@ async fn a_webhook_registered_a_moment_ago_is_accepted_at_once() {
 
 #[tokio::test]
 async fn unknown_ids_hold_no_slot_and_read_the_registry_end_once_per_interval() {
-    let (open, secret) = entry(Scheme::Standard);
-    let handler = Handler::start(
+    let (handler, open, secret) = Handler::start_one(
         &bootstrap(),
-        std::slice::from_ref(&open),
+        Scheme::Standard,
         &[
             "--max-concurrent-requests",
             "1",
@@ -845,7 +794,7 @@ async fn unknown_ids_hold_no_slot_and_read_the_registry_end_once_per_interval() 
     )
     .await;
     // A body that never completes holds the replica's only slot.
-    let request = signed(Scheme::Standard, &secret, &message_id(), Utc::now(), b"{}");
+    let request = signed_now(&secret, b"{}");
     let head = support::post_head(&open.webhook_id, 100, &request) + "{";
     let mut slow = tokio::net::TcpStream::connect(handler.addr).await.unwrap();
     tokio::io::AsyncWriteExt::write_all(&mut slow, head.as_bytes())
@@ -857,7 +806,7 @@ async fn unknown_ids_hold_no_slot_and_read_the_registry_end_once_per_interval() 
         || async {
             let metrics = handler.metrics().await;
             metrics
-                .contains("hookline_handler_requests_in_flight 1")
+                .contains(&format!("{} 1", REQUESTS_IN_FLIGHT.exported()))
                 .then_some(())
         },
     )
@@ -867,13 +816,7 @@ async fn unknown_ids_hold_no_slot_and_read_the_registry_end_once_per_interval() 
     // of the registry's end for all of them.
     let (never, never_secret) = entry(Scheme::Standard);
     let requests = (0..50).map(|_| {
-        let request = signed(
-            Scheme::Standard,
-            &never_secret,
-            &message_id(),
-            Utc::now(),
-            b"{}",
-        );
+        let request = signed_now(&never_secret, b"{}");
         let (handler, id) = (&handler, never.webhook_id.clone());
         async move { handler.post(&id, &request, b"{}").await }
     });
@@ -885,25 +828,16 @@ async fn unknown_ids_hold_no_slot_and_read_the_registry_end_once_per_interval() 
             answer.text()
         );
     }
-    let metrics = handler.metrics().await;
-    let catch_ups = metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("hookline_handler_registry_catch_ups_total "))
-        .and_then(|value| value.parse::<u64>().ok());
+    let catch_ups = handler.metric(&REGISTRY_CATCH_UPS.exported()).await;
     // Concurrent first requests may each read it before the first one is remembered.
     assert!(
-        catch_ups.is_some_and(|n| (1..=16).contains(&n)),
+        catch_ups.is_some_and(|n| (1.0..=16.0).contains(&n)),
         "reads of the registry's end: {catch_ups:?}"
     );
     let again = handler.post(&never.webhook_id, &[], b"{}").await;
     assert_eq!(again.status, 404);
     assert_eq!(
-        handler
-            .metrics()
-            .await
-            .lines()
-            .find_map(|line| line.strip_prefix("hookline_handler_registry_catch_ups_total "))
-            .and_then(|value| value.parse::<u64>().ok()),
+        handler.metric(&REGISTRY_CATCH_UPS.exported()).await,
         catch_ups,
         "a remembered unknown id is not looked up again"
     );
@@ -917,13 +851,7 @@ async fn a_webhook_without_a_usable_secret_is_answered_503_to_be_retried() {
     unusable.secrets[0].value = "C2FVsBQIhrscChlQIMV+b5sSYspob7oD".into();
     let handler = Handler::start(&bootstrap(), std::slice::from_ref(&unusable), &[]).await;
     let body = br#"{"type":"invoice.paid"}"#;
-    let request = signed(
-        Scheme::Standard,
-        "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
-        &message_id(),
-        Utc::now(),
-        body,
-    );
+    let request = signed_now("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD", body);
     let answer = handler.post(&unusable.webhook_id, &request, body).await;
     assert_eq!(
         (answer.status, answer.error()),
@@ -938,7 +866,8 @@ async fn a_webhook_without_a_usable_secret_is_answered_503_to_be_retried() {
     let metrics = handler.metrics().await;
     assert!(
         metrics.contains(&format!(
-            r#"hookline_handler_verification_failures_total{{webhook="{}",reason="secret_unusable"}} 1"#,
+            r#"{}{{webhook="{}",reason="secret_unusable"}} 1"#,
+            VERIFICATION_FAILURES.exported(),
             unusable.webhook_id
         )),
         "{metrics}"
@@ -949,8 +878,7 @@ async fn a_webhook_without_a_usable_secret_is_answered_503_to_be_retried() {
 
 #[tokio::test]
 async fn a_stripe_retry_is_a_repeat_of_its_event_and_kafka_carries_the_provider_identity() {
-    let (stripe, secret) = entry(Scheme::Stripe);
-    let handler = Handler::start(&bootstrap(), std::slice::from_ref(&stripe), &[]).await;
+    let (handler, stripe, secret) = Handler::start_one(&bootstrap(), Scheme::Stripe, &[]).await;
     let body = br#"{"id":"evt_1QeZ","object":"event","type":"invoice.paid","created":1764496800}"#;
     let now = Utc::now();
     let first = signed(Scheme::Stripe, &secret, "unused", now, body);
@@ -998,8 +926,7 @@ async fn a_stripe_retry_is_a_repeat_of_its_event_and_kafka_carries_the_provider_
 
 #[tokio::test]
 async fn slacks_url_verification_is_answered_with_its_challenge_and_not_stored() {
-    let (slack, secret) = entry(Scheme::Slack);
-    let handler = Handler::start(&bootstrap(), std::slice::from_ref(&slack), &[]).await;
+    let (handler, slack, secret) = Handler::start_one(&bootstrap(), Scheme::Slack, &[]).await;
     let body = br#"{"token":"Jhj5dZrVaK7ZwHHjRyZWjbDl","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#;
     let request = signed(Scheme::Slack, &secret, "unused", Utc::now(), body);
     let answer = handler.post(&slack.webhook_id, &request, body).await;

@@ -11,7 +11,7 @@ use chrono::Utc;
 use hookline_core::record_headers;
 use hookline_core::signature::Scheme;
 use hookline_testkit::kafka_broker::PrivateKafka;
-use support::{Handler, entry, message_id, signed};
+use support::{Handler, message_id, signed};
 use tokio::time::Instant;
 
 const SENDERS: usize = 4;
@@ -29,15 +29,9 @@ async fn with_the_broker_down_it_answers_503_and_every_202_is_kept() {
         .await
         .expect("start the private broker");
     let bootstrap = hookline_runtime::kafka::KafkaConnection::plaintext(broker.bootstrap_servers());
-    let (webhook, secret) = entry(Scheme::Standard);
-    let handler = Arc::new(
-        Handler::start(
-            &bootstrap,
-            std::slice::from_ref(&webhook),
-            &["--produce-timeout", "2s"],
-        )
-        .await,
-    );
+    let (handler, webhook, secret) =
+        Handler::start_one(&bootstrap, Scheme::Standard, &["--produce-timeout", "2s"]).await;
+    let handler = Arc::new(handler);
 
     let outcomes = Arc::new(Mutex::new(Outcomes::default()));
     let killed_at = Arc::new(Mutex::new(None::<Instant>));

@@ -10,9 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hookline_core::record_headers;
-use hookline_core::registry::{Keyring, RegistrySecret};
+use hookline_core::registry::Keyring;
 use hookline_core::signature::{Scheme, generate_standard_secret};
-use support::{Handler, KEY, KEY_ID, entry};
+use hookline_testkit::fixtures;
+use support::{Handler, KEY, KEY_ID};
 use tokio::time::Instant;
 
 const SENDERS: usize = 4;
@@ -27,8 +28,8 @@ struct Outcomes {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rotating_the_registry_key_during_traffic_refuses_nothing_and_loses_nothing() {
     let kafka = support::stack_kafka();
-    let (webhook, secret) = entry(Scheme::Standard);
-    let handler = Arc::new(Handler::start(&kafka, std::slice::from_ref(&webhook), &[]).await);
+    let (handler, webhook, secret) = Handler::start_one(&kafka, Scheme::Standard, &[]).await;
+    let handler = Arc::new(handler);
 
     let outcomes = Arc::new(Mutex::new(Outcomes::default()));
     let stop_at = Instant::now() + TRAFFIC;
@@ -62,10 +63,7 @@ async fn rotating_the_registry_key_during_traffic_refuses_nothing_and_loses_noth
         Keyring::new("k2", [(KEY_ID, KEY.as_str()), ("k2", new_key.as_str())]).expect("a keyring");
     let second_secret = generate_standard_secret();
     let mut rotated = webhook.clone();
-    rotated.secrets.push(RegistrySecret {
-        value: second_secret.clone(),
-        expires_at: None,
-    });
+    rotated.secrets.push(fixtures::secret(&second_secret));
     tokio::time::sleep(Duration::from_secs(2)).await;
     support::publish_sealed(&kafka, &handler.registry_topic, &rotated, &both).await;
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -7,8 +7,9 @@ mod support;
 
 use std::time::Duration;
 
-use hookline_core::registry::{self, RegistryEntry, RegistrySecret};
+use hookline_core::registry::{self, RegistryEntry};
 use hookline_core::signature::{self, Scheme};
+use hookline_testkit::fixtures;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use support::{Handler, KEYRING, TIMEOUT, entry, stack_kafka};
 
@@ -32,19 +33,14 @@ async fn answered(handler: &Handler, id: &str, secret: &str, status: u16) {
     .await;
 }
 
-fn stale_refusals(metrics: &str) -> Option<u64> {
-    metrics.lines().find_map(|line| {
-        line.strip_prefix("hookline_registry_entries_refused_total{reason=\"stale\"} ")?
-            .parse()
-            .ok()
-    })
-}
+/// The runtime's count of registry records refused as not newer than the one held.
+const STALE_REFUSALS: &str = r#"hookline_registry_entries_refused_total{reason="stale"}"#;
 
 #[tokio::test]
 async fn replayed_registry_records_neither_restore_a_secret_nor_revive_a_webhook() {
     let kafka = stack_kafka();
     let handler = Handler::start(&kafka, &[], &[]).await;
-    assert_eq!(stale_refusals(&handler.metrics().await), Some(0));
+    assert_eq!(handler.metric(STALE_REFUSALS).await, Some(0.0));
     let topic = handler.registry_topic.clone();
     let producer: FutureProducer = hookline_runtime::kafka::client_config(&kafka, "test-attacker")
         .create()
@@ -57,10 +53,7 @@ async fn replayed_registry_records_neither_restore_a_secret_nor_revive_a_webhook
     answered(&handler, &rotated.webhook_id, &old_secret, 202).await;
     let new_secret = signature::generate_standard_secret();
     let after = RegistryEntry {
-        secrets: vec![RegistrySecret {
-            value: new_secret.clone(),
-            expires_at: None,
-        }],
+        secrets: vec![fixtures::secret(&new_secret)],
         ..rotated.clone()
     };
     put(
@@ -107,6 +100,6 @@ async fn replayed_registry_records_neither_restore_a_secret_nor_revive_a_webhook
         .post_signed(&deleted.webhook_id, &deleted_secret)
         .await;
     assert_eq!(revived.status, 410, "the deleted Webhook is served again");
-    assert_eq!(stale_refusals(&handler.metrics().await), Some(2));
+    assert_eq!(handler.metric(STALE_REFUSALS).await, Some(2.0));
     handler.stop().await;
 }

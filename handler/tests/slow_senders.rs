@@ -13,11 +13,10 @@ mod support;
 
 use std::time::Duration;
 
-use chrono::Utc;
 use hookline_core::signature::Scheme;
 use hookline_runtime::process_metrics::ProcessStats;
 use hookline_testkit::slow_senders::{self, Attack};
-use support::{Handler, entry, message_id, signed};
+use support::{Handler, entry, message_id, signed_now};
 
 const SLOW_SENDERS: usize = 500;
 /// The valid sender's requests must be answered 202 at least this often...
@@ -65,13 +64,7 @@ async fn slow_senders_on_one_webhook_do_not_starve_a_valid_sender_on_another() {
     };
     let figures = slow_senders::run(&attack, || {
         let body = format!(r#"{{"event_id":"{}"}}"#, message_id()).into_bytes();
-        let headers = signed(
-            Scheme::Standard,
-            &steady_secret,
-            &message_id(),
-            Utc::now(),
-            &body,
-        );
+        let headers = signed_now(&steady_secret, &body);
         (headers, body)
     })
     .await;

@@ -24,6 +24,20 @@ pub struct MetricDef {
 }
 
 impl MetricDef {
+    pub const fn new(
+        prefix: &'static str,
+        name: &'static str,
+        help: &'static str,
+        kind: Kind,
+    ) -> Self {
+        Self {
+            prefix,
+            name,
+            help,
+            kind,
+        }
+    }
+
     /// Registers `metric` under this definition's name and help.
     pub fn register(&self, registry: &mut Registry, metric: impl Metric) {
         registry.register(self.registered_name(), self.help, metric);

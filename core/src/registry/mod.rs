@@ -56,10 +56,11 @@ pub struct RateLimit {
     pub burst: u32,
 }
 
-/// Everything the handler and consumer need to know about one Webhook.
+/// Everything the handler and consumer need to know about one Webhook. `S` is how its
+/// secrets are held: in the clear in memory, [`WireSecrets`] on the topic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RegistryEntry {
+pub struct RegistryEntry<S = Vec<RegistrySecret>> {
     pub webhook_id: String,
     pub namespace: String,
     pub name: String,
@@ -68,7 +69,7 @@ pub struct RegistryEntry {
     pub url: String,
     pub scheme: Scheme,
     /// Current secret first, then the previous one during a rotation's grace period.
-    pub secrets: Vec<RegistrySecret>,
+    pub secrets: S,
     pub suspended: bool,
     pub rate_limit: RateLimit,
     pub delivery: DeliveryPolicy,
@@ -78,6 +79,27 @@ pub struct RegistryEntry {
     /// `metadata.generation` of the Webhook this entry was built from.
     pub generation: i64,
     pub updated_at: DateTime<Utc>,
+}
+
+impl<S> RegistryEntry<S> {
+    /// The same fields with `secrets` instead.
+    pub fn with_secrets<T>(&self, secrets: T) -> RegistryEntry<T> {
+        RegistryEntry {
+            webhook_id: self.webhook_id.clone(),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            customer_id: self.customer_id.clone(),
+            url: self.url.clone(),
+            scheme: self.scheme,
+            secrets,
+            suspended: self.suspended,
+            rate_limit: self.rate_limit,
+            delivery: self.delivery.clone(),
+            allowed_source_ranges: self.allowed_source_ranges.clone(),
+            generation: self.generation,
+            updated_at: self.updated_at,
+        }
+    }
 }
 
 impl RegistryEntry {
@@ -190,10 +212,76 @@ pub fn version_at(now: DateTime<Utc>) -> u64 {
     u64::try_from(now.timestamp_micros()).unwrap_or(0)
 }
 
-/// The field of a value that marks it a deletion record.
-const DELETED_FIELD: &str = "deleted";
 /// What a deletion record's (empty) sealed list is bound to besides its id and version.
 const DELETION_CONTEXT: &[u8] = b"deleted";
+
+/// An entry's secrets as they travel: sealed. A plain list is what records held before
+/// sealing, and what someone without a key would write: read only to be refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum WireSecrets {
+    Sealed(SealedSecrets),
+    #[serde(skip_serializing)]
+    Unsealed(Vec<serde::de::IgnoredAny>),
+}
+
+/// The value of an entry's record: the entry with its secrets sealed, and the version
+/// they are sealed with (absent before records had versions).
+#[derive(Debug, Serialize, Deserialize)]
+struct WireEntry {
+    #[serde(flatten)]
+    entry: RegistryEntry<WireSecrets>,
+    #[serde(default, skip_serializing_if = "is_unversioned")]
+    version: u64,
+}
+
+/// The value of a deletion record, sealed like an entry so that nobody without a key
+/// can delete a Webhook or raise a deletion's version.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireDeletion {
+    webhook_id: String,
+    deleted: Deleted,
+    #[serde(default)]
+    version: u64,
+    secrets: WireSecrets,
+}
+
+/// `"deleted": true`, what marks a deletion record; any other value is not one.
+#[derive(Debug)]
+struct Deleted;
+
+impl Serialize for Deleted {
+    fn serialize<Ser: serde::Serializer>(&self, serializer: Ser) -> Result<Ser::Ok, Ser::Error> {
+        serializer.serialize_bool(true)
+    }
+}
+
+impl<'de> Deserialize<'de> for Deleted {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if bool::deserialize(deserializer)? {
+            Ok(Self)
+        } else {
+            Err(serde::de::Error::custom("a deletion says `deleted: true`"))
+        }
+    }
+}
+
+/// A registry record's value: a deletion, or else an entry.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum WireRecord {
+    Deletion(WireDeletion),
+    Entry(WireEntry),
+}
+
+fn is_unversioned(version: &u64) -> bool {
+    *version == 0
+}
+
+fn to_json(value: &impl Serialize) -> Vec<u8> {
+    serde_json::to_vec(value).expect("strings, numbers, dates and maps of them serialize")
+}
 
 /// Encodes an entry as the topic's value at `version`, its secrets sealed under the
 /// keyring's primary key.
@@ -204,35 +292,25 @@ pub fn encode(entry: &RegistryEntry, version: u64, keyring: &Keyring) -> Vec<u8>
         &entry.secrets,
         &sealing_context(entry),
     );
-    // Serializing a struct of strings, numbers and dates cannot fail.
-    let mut value = serde_json::to_value(entry).unwrap_or_default();
-    value["secrets"] = serde_json::to_value(sealed).unwrap_or_default();
-    if version > 0 {
-        value["version"] = version.into();
-    }
-    serde_json::to_vec(&value).unwrap_or_default()
+    to_json(&WireEntry {
+        entry: entry.with_secrets(WireSecrets::Sealed(sealed)),
+        version,
+    })
 }
 
-/// Encodes the deletion of `webhook_id` at `version`: a value, sealed like an entry so
-/// that nobody without a key can delete a Webhook or raise a deletion's version.
+/// Encodes the deletion of `webhook_id` at `version`.
 pub fn encode_deletion(webhook_id: &str, version: u64, keyring: &Keyring) -> Vec<u8> {
-    let sealed = keyring.seal(webhook_id, version, &[], DELETION_CONTEXT);
-    serde_json::to_vec(&serde_json::json!({
-        "webhookId": webhook_id,
-        DELETED_FIELD: true,
-        "version": version,
-        "secrets": sealed,
-    }))
-    .unwrap_or_default()
+    to_json(&WireDeletion {
+        webhook_id: webhook_id.to_owned(),
+        deleted: Deleted,
+        version,
+        secrets: WireSecrets::Sealed(keyring.seal(webhook_id, version, &[], DELETION_CONTEXT)),
+    })
 }
 
 /// What an entry's sealed secrets are bound to: every other field, as JSON.
-fn sealing_context(entry: &RegistryEntry) -> Vec<u8> {
-    let without_secrets = RegistryEntry {
-        secrets: Vec::new(),
-        ..entry.clone()
-    };
-    serde_json::to_vec(&without_secrets).unwrap_or_default()
+fn sealing_context<S>(entry: &RegistryEntry<S>) -> Vec<u8> {
+    to_json(&entry.with_secrets(Vec::<RegistrySecret>::new()))
 }
 
 /// Decodes a record of the registry topic; `value = None` (Kafka's tombstone, written
@@ -246,13 +324,50 @@ pub fn decode(
 ) -> Result<RegistryRecord, RegistryDecodeError> {
     let key = key.ok_or(RegistryDecodeError::MissingKey)?;
     let key = std::str::from_utf8(key).map_err(|_| RegistryDecodeError::KeyNotUtf8)?;
-    let deleted = || RegistryUpdate::Deleted {
-        webhook_id: key.to_owned(),
-    };
     let Some(value) = value else {
-        return Ok(deleted().into());
+        return Ok(RegistryUpdate::Deleted {
+            webhook_id: key.to_owned(),
+        }
+        .into());
     };
-    let bad_value = |err: serde_json::Error| RegistryDecodeError::BadValue {
+    let record: WireRecord = serde_json::from_slice(value).map_err(|err| bad_value(key, &err))?;
+    let open = |version: u64, sealed: &SealedSecrets, context: &[u8]| match keyring {
+        Some(keyring) => keyring
+            .open(key, version, sealed, context)
+            .map(Some)
+            .map_err(|source| RegistryDecodeError::Sealed {
+                key: key.to_owned(),
+                source,
+            }),
+        None => Ok(None),
+    };
+    match record {
+        WireRecord::Deletion(deletion) => {
+            let sealed = sealed(key, &deletion.secrets)?;
+            check_id(key, &deletion.webhook_id)?;
+            open(deletion.version, sealed, DELETION_CONTEXT)?;
+            Ok(RegistryRecord {
+                version: deletion.version,
+                update: RegistryUpdate::Deleted {
+                    webhook_id: deletion.webhook_id,
+                },
+            })
+        }
+        WireRecord::Entry(WireEntry { entry, version }) => {
+            let sealed = sealed(key, &entry.secrets)?;
+            check_id(key, &entry.webhook_id)?;
+            let secrets = open(version, sealed, &sealing_context(&entry))?.unwrap_or_default();
+            Ok(RegistryRecord {
+                version,
+                update: RegistryUpdate::Upsert(Box::new(entry.with_secrets(secrets))),
+            })
+        }
+    }
+}
+
+/// Says where a value is malformed, never what it holds: a value can carry secrets.
+fn bad_value(key: &str, err: &serde_json::Error) -> RegistryDecodeError {
+    RegistryDecodeError::BadValue {
         key: key.to_owned(),
         kind: match err.classify() {
             serde_json::error::Category::Io => "read",
@@ -262,62 +377,32 @@ pub fn decode(
         },
         line: err.line(),
         column: err.column(),
-    };
-    let mut fields: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(value).map_err(bad_value)?;
-    let sealed = match fields.remove("secrets") {
-        Some(serde_json::Value::Array(_)) => {
-            return Err(RegistryDecodeError::Unsealed {
-                key: key.to_owned(),
-            });
-        }
-        Some(sealed) => serde_json::from_value::<SealedSecrets>(sealed).map_err(bad_value)?,
-        None => return Err(bad_value(serde::de::Error::missing_field("secrets"))),
-    };
-    let version = match fields.remove("version") {
-        Some(version) => serde_json::from_value::<u64>(version).map_err(bad_value)?,
-        None => 0,
-    };
-    let check_id = |inner: &str| {
-        if inner == key {
-            Ok(())
-        } else {
-            Err(RegistryDecodeError::KeyMismatch {
-                key: key.to_owned(),
-                inner: inner.to_owned(),
-            })
-        }
-    };
-    let open = |context: &[u8]| match keyring {
-        Some(keyring) => keyring
-            .open(key, version, &sealed, context)
-            .map(Some)
-            .map_err(|source| RegistryDecodeError::Sealed {
-                key: key.to_owned(),
-                source,
-            }),
-        None => Ok(None),
-    };
-    if fields.remove(DELETED_FIELD) == Some(serde_json::Value::Bool(true)) {
-        let id = fields.remove("webhookId");
-        check_id(id.as_ref().and_then(|id| id.as_str()).unwrap_or_default())?;
-        open(DELETION_CONTEXT)?;
-        return Ok(RegistryRecord {
-            version,
-            update: deleted(),
-        });
     }
-    fields.insert("secrets".into(), serde_json::Value::Array(Vec::new()));
-    let mut entry: RegistryEntry =
-        serde_json::from_value(serde_json::Value::Object(fields)).map_err(bad_value)?;
-    check_id(&entry.webhook_id)?;
-    if let Some(secrets) = open(&sealing_context(&entry))? {
-        entry.secrets = secrets;
+}
+
+/// Secrets that are not sealed are refused, so nobody who can write the topic without a
+/// key can install secrets of their choosing.
+fn sealed<'s>(
+    key: &str,
+    secrets: &'s WireSecrets,
+) -> Result<&'s SealedSecrets, RegistryDecodeError> {
+    match secrets {
+        WireSecrets::Sealed(sealed) => Ok(sealed),
+        WireSecrets::Unsealed(_) => Err(RegistryDecodeError::Unsealed {
+            key: key.to_owned(),
+        }),
     }
-    Ok(RegistryRecord {
-        version,
-        update: RegistryUpdate::Upsert(Box::new(entry)),
-    })
+}
+
+fn check_id(key: &str, inner: &str) -> Result<(), RegistryDecodeError> {
+    if inner == key {
+        Ok(())
+    } else {
+        Err(RegistryDecodeError::KeyMismatch {
+            key: key.to_owned(),
+            inner: inner.to_owned(),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -11,12 +11,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use clap::Parser;
 use hookline_api::topics::TopicSpec;
-use hookline_core::registry::{self, Keyring, RateLimit, RegistryEntry, RegistrySecret};
-use hookline_core::retry::DeliveryPolicy;
+use hookline_core::registry::{self, Keyring, RateLimit, RegistryEntry};
 use hookline_core::signature::{self, Scheme, SigningSecret};
 use hookline_handler::config::Config;
 use hookline_runtime::kafka::{self, KafkaConnection, client_config};
 use hookline_runtime::shutdown::Shutdown;
+use hookline_testkit::fixtures;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -62,6 +62,18 @@ impl Handler {
         extra_args: &[&str],
     ) -> Self {
         Self::start_with_tombstones(bootstrap, entries, &[], extra_args).await
+    }
+
+    /// Starts a handler serving one fresh Webhook of `scheme` (see [`entry`]): the
+    /// handler, the Webhook and its secret.
+    pub async fn start_one(
+        bootstrap: &KafkaConnection,
+        scheme: Scheme,
+        extra_args: &[&str],
+    ) -> (Self, RegistryEntry, String) {
+        let (webhook, secret) = entry(scheme);
+        let handler = Self::start(bootstrap, std::slice::from_ref(&webhook), extra_args).await;
+        (handler, webhook, secret)
     }
 
     /// Like `start`, with tombstones for `deleted` ids after the entries.
@@ -188,6 +200,11 @@ impl Handler {
         let response = self.ops_get("/metrics").await.expect("GET /metrics");
         assert_eq!(response.status, 200);
         response.text()
+    }
+
+    /// The value of one series of /metrics, named with its labels.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        hookline_testkit::prometheus::sample(&self.metrics().await, series)
     }
 
     /// Every event of the events topic keyed `webhook_id`, read up to the end the
@@ -467,25 +484,13 @@ pub fn entry(scheme: Scheme) -> (RegistryEntry, String) {
         _ => format!("secret-{}", uuid::Uuid::new_v4().simple()),
     };
     let entry = RegistryEntry {
-        webhook_id: hookline_testkit::unique_name("wh"),
-        namespace: "test".into(),
-        name: format!("{scheme}"),
-        customer_id: "customer".into(),
-        url: String::new(),
         scheme,
-        secrets: vec![RegistrySecret {
-            value: secret.clone(),
-            expires_at: None,
-        }],
-        suspended: false,
+        secrets: vec![fixtures::secret(&secret)],
         rate_limit: RateLimit {
             requests_per_second: 1_000,
             burst: 1_000,
         },
-        delivery: DeliveryPolicy::default(),
-        allowed_source_ranges: Vec::new(),
-        generation: 1,
-        updated_at: Utc::now(),
+        ..fixtures::registry_entry(&hookline_testkit::unique_name("wh"))
     };
     (entry, secret)
 }
@@ -500,6 +505,11 @@ pub fn signed(
 ) -> Vec<(&'static str, String)> {
     let key = SigningSecret::parse(scheme, secret).expect("secret");
     signature::sign(scheme, &[key], msg_id, at, body).expect("sign")
+}
+
+/// The headers of a fresh Standard Webhooks message `body`, signed with `secret` now.
+pub fn signed_now(secret: &str, body: &[u8]) -> Vec<(&'static str, String)> {
+    signed(Scheme::Standard, secret, &message_id(), Utc::now(), body)
 }
 
 pub fn message_id() -> String {
