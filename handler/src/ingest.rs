@@ -40,6 +40,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use chrono::{DateTime, Utc};
+use hookline_core::event_record::VerifiedEvent;
 use hookline_core::provider::{self, EventIdentity};
 use hookline_core::registry::RegistryEntry;
 use hookline_core::signature::{self, Scheme, SigningSecret, Verified};
@@ -55,7 +56,7 @@ use tracing::Instrument;
 
 use crate::concurrency::{self, KeyedCap};
 use crate::metrics::{Metrics, ShedLabels};
-use crate::produce::{Event, EventProducer, ProduceError};
+use crate::produce::{EventProducer, ProduceError};
 use crate::rate_limit::SharedRateLimiter;
 use crate::rejection::Rejection;
 use crate::repeats::{self, InFlightGuard, ReplayKey, Seen, SharedReplayCache};
@@ -385,7 +386,7 @@ impl Ingest {
             },
             None => sender_trace(delivery.headers),
         };
-        let event = Event {
+        let event = VerifiedEvent {
             webhook_id: delivery.webhook_id,
             message_id: delivery.message_id,
             received_at: delivery.received_at,

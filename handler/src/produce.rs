@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use hookline_core::event_record::EventRecord;
-pub use hookline_core::event_record::VerifiedEvent as Event;
+use hookline_core::event_record::VerifiedEvent;
 use hookline_runtime::kafka::{self, KafkaConnection, reliable_producer_config};
 use hookline_runtime::producer::AckedProducer;
 use rdkafka::error::KafkaError;
@@ -68,7 +68,7 @@ impl EventProducer {
 
     /// Resolves once the broker acknowledged the event, or with why it did not.
     /// A full queue fails at once rather than waiting for room.
-    pub async fn produce(&self, event: &Event<'_>) -> Result<(), ProduceError> {
+    pub async fn produce(&self, event: &VerifiedEvent<'_>) -> Result<(), ProduceError> {
         let record = EventRecord::verified(event);
         let acknowledgement = self
             .producer
