@@ -42,8 +42,8 @@ use axum::routing::post;
 use chrono::{DateTime, Utc};
 use hookline_core::event_record::VerifiedEvent;
 use hookline_core::provider::{self, EventIdentity};
-use hookline_core::registry::RegistryEntry;
-use hookline_core::signature::{self, Scheme, SigningSecret, Verified};
+use hookline_core::registry::{ActiveEntry, RegistryEntry};
+use hookline_core::signature::{self, Scheme, Verified};
 use hookline_runtime::ops::Readiness;
 use hookline_runtime::registry_view::{Lookup, RegistryView};
 use hookline_runtime::shutdown::Shutdown;
@@ -485,7 +485,7 @@ impl Ingest {
         }
     }
 
-    async fn active_entry(&self, webhook_id: &str) -> Result<Arc<RegistryEntry>, Rejection> {
+    async fn active_entry(&self, webhook_id: &str) -> Result<Arc<ActiveEntry>, Rejection> {
         let mut lookup = self.registry.lookup(webhook_id);
         if lookup == Lookup::Unknown
             && !self
@@ -586,24 +586,16 @@ impl Ingest {
     }
 }
 
-/// Verifies the request with the webhook's secrets still live at `now`.
+/// Verifies the request with the webhook's secrets still live at `now` (parsed when
+/// the entry was applied; unusable ones were logged then).
 fn verify(
-    entry: &RegistryEntry,
+    entry: &ActiveEntry,
     headers: &HeaderMap,
     body: &[u8],
     now: DateTime<Utc>,
     limits: &Limits,
 ) -> Result<Verified, Rejection> {
-    let secrets: Vec<SigningSecret> = entry
-        .live_secrets(now)
-        .filter_map(|secret| match SigningSecret::parse(entry.scheme, &secret.value) {
-            Ok(secret) => Some(secret),
-            Err(err) => {
-                tracing::warn!(webhook_id = %entry.webhook_id, %err, "skipping an unusable secret in the registry");
-                None
-            }
-        })
-        .collect();
+    let secrets = entry.signing_secrets(now);
     if secrets.is_empty() {
         return Err(Rejection::SecretUnusable);
     }
@@ -654,7 +646,7 @@ mod tests {
     }
 
     fn signed(scheme: Scheme, secret: &str, now: DateTime<Utc>, body: &[u8]) -> HeaderMap {
-        let key = SigningSecret::parse(scheme, secret).unwrap();
+        let key = signature::SigningSecret::parse(scheme, secret).unwrap();
         let mut headers = HeaderMap::new();
         for (name, value) in sign(scheme, &[key], "msg_1", now, body).unwrap() {
             headers.insert(name, value.parse().unwrap());
@@ -667,7 +659,7 @@ mod tests {
         let old = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
         let new = fixtures::SECRET;
         let expiry = Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap();
-        let entry = RegistryEntry {
+        let entry = ActiveEntry::new(RegistryEntry {
             secrets: vec![
                 fixtures::secret(new),
                 RegistrySecret {
@@ -676,7 +668,7 @@ mod tests {
                 },
             ],
             ..registry_entry("wh-1")
-        };
+        });
         let before = expiry - chrono::Duration::seconds(1);
         let after = expiry + chrono::Duration::seconds(1);
         let body = b"{}";
@@ -694,7 +686,7 @@ mod tests {
 
     #[test]
     fn a_stale_timestamp_is_told_apart_from_a_bad_signature() {
-        let entry = registry_entry("wh-1");
+        let entry = ActiveEntry::new(registry_entry("wh-1"));
         let now = Utc::now();
         let old = now - chrono::Duration::seconds(301);
         let standard = |at| signed(Scheme::Standard, fixtures::SECRET, at, b"x");
@@ -717,11 +709,11 @@ mod tests {
             (Scheme::Shopify, "shopify-secret", false),
             (Scheme::LegacyHex, "legacy-secret", false),
         ] {
-            let webhook = RegistryEntry {
+            let webhook = ActiveEntry::new(RegistryEntry {
                 scheme,
                 secrets: vec![fixtures::secret(secret)],
                 ..registry_entry("wh-1")
-            };
+            });
             let headers = signed(scheme, secret, now, body);
             let verified = verify(&webhook, &headers, body, now, &limits()).unwrap();
             assert_eq!(verified.timestamp.is_some(), dated, "{scheme:?}");

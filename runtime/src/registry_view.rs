@@ -19,7 +19,7 @@ use crate::kafka::{KafkaConnection, client_config};
 use crate::ops::Readiness;
 use crate::shutdown::Shutdown;
 use hookline_core::registry::{
-    Keyring, RegistryEntry, RegistryRecord, RegistryUpdate, decode, version_at,
+    ActiveEntry, Keyring, RegistryRecord, RegistryUpdate, decode, version_at,
 };
 
 /// The readiness condition `follow` maintains: met once the topic was read to its end.
@@ -34,7 +34,8 @@ const UNAUTHENTICATED_VERSION_LEAD: chrono::TimeDelta = chrono::TimeDelta::hours
 /// What the registry says about one webhook id.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Lookup {
-    Active(Arc<RegistryEntry>),
+    /// With its secrets parsed for its scheme when the entry was applied.
+    Active(Arc<ActiveEntry>),
     /// It existed and was deleted (the handler answers 410).
     Deleted,
     Unknown,
@@ -42,7 +43,7 @@ pub enum Lookup {
 
 #[derive(Default)]
 struct State {
-    active: HashMap<String, Arc<RegistryEntry>>,
+    active: HashMap<String, Arc<ActiveEntry>>,
     deleted: HashSet<String>,
     /// The version of the record held for each id, active or deleted.
     versions: HashMap<String, u64>,
@@ -219,7 +220,7 @@ impl RegistryView {
                     RegistryUpdate::Upsert(entry) => state
                         .active
                         .get(&id)
-                        .is_some_and(|active| **active == **entry),
+                        .is_some_and(|active| active.entry() == &**entry),
                     RegistryUpdate::Deleted { .. } => state.deleted.contains(&id),
                 };
             if same {
@@ -235,8 +236,12 @@ impl RegistryView {
         state.versions.insert(id.clone(), version);
         match update {
             RegistryUpdate::Upsert(entry) => {
+                let active = ActiveEntry::new(*entry);
+                for err in active.unusable_secrets() {
+                    tracing::warn!(webhook_id = %id, %err, "skipping an unusable secret in the registry");
+                }
                 state.deleted.remove(&id);
-                state.active.insert(id, Arc::from(entry));
+                state.active.insert(id, Arc::new(active));
             }
             RegistryUpdate::Deleted { .. } => {
                 state.active.remove(&id);
@@ -636,6 +641,7 @@ async fn partition_ends(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hookline_core::registry::RegistryEntry;
     use hookline_testkit::fixtures::registry_entry;
 
     fn entry() -> RegistryEntry {

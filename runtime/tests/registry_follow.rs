@@ -297,7 +297,7 @@ async fn a_replayed_older_record_neither_rolls_an_entry_back_nor_revives_a_delet
 
     let shutdown = Shutdown::new();
     let (view, first) = follower(&topic, true, &shutdown).await;
-    assert!(matches!(view.lookup("wh-a"), Lookup::Active(e) if *e == locked));
+    assert!(matches!(view.lookup("wh-a"), Lookup::Active(e) if *e.entry() == locked));
     assert_eq!(view.lookup("wh-b"), Lookup::Deleted);
     assert_eq!(refusals(&view, "stale"), 0);
 
@@ -317,7 +317,7 @@ async fn a_replayed_older_record_neither_rolls_an_entry_back_nor_revives_a_delet
     })
     .await;
     assert!(
-        matches!(view.lookup("wh-a"), Lookup::Active(e) if *e == locked),
+        matches!(view.lookup("wh-a"), Lookup::Active(e) if *e.entry() == locked),
         "wh-a rolled back: {:?}",
         view.lookup("wh-a")
     );
@@ -326,7 +326,7 @@ async fn a_replayed_older_record_neither_rolls_an_entry_back_nor_revives_a_delet
 
     // A reader starting now reads the replays after what they replay: same answer.
     let (fresh, second) = follower(&topic, true, &shutdown).await;
-    assert!(matches!(fresh.lookup("wh-a"), Lookup::Active(e) if *e == locked));
+    assert!(matches!(fresh.lookup("wh-a"), Lookup::Active(e) if *e.entry() == locked));
     assert_eq!(fresh.lookup("wh-b"), Lookup::Deleted);
     assert_eq!(refusals(&fresh, "stale"), 3);
 

@@ -13,7 +13,10 @@
 //! empty sealed list, not Kafka's null: compaction keeps it as the newest record of its
 //! key, so a reader starting later still knows the id is deleted, at which version.
 
+mod active;
 pub mod sealing;
+
+pub use active::ActiveEntry;
 
 pub use sealing::{Keyring, KeyringError, OpenError, SealedSecrets};
 
