@@ -17,9 +17,10 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use chrono::{DateTime, NaiveDate, Utc};
-use hookline_consumer::day_partitions::{DayPartitions, Retention, Sweep, day_of};
 use hookline_consumer::event::EventRow;
-use hookline_consumer::{db, store};
+use hookline_store::day_partitions::{DayPartitions, Retention, Sweep, day_of};
+use hookline_store::events::{self, EventColumns};
+use hookline_store::schema;
 use sqlx::PgPool;
 
 use crate::local::{create_database, drop_database};
@@ -81,7 +82,7 @@ async fn measure(args: &Args, database_url: &str) -> anyhow::Result<Report> {
         .max_connections(4)
         .connect(database_url)
         .await?;
-    db::migrate(&pool).await?;
+    schema::migrate(&pool).await?;
     let retention = Retention {
         events_days: Some(args.retention_days),
         dead_letter_days: None,
@@ -129,9 +130,13 @@ async fn measure(args: &Args, database_url: &str) -> anyhow::Result<Report> {
                 .ensure_for(rows.iter().map(|r| r.received_at))
                 .await?;
             let mut connection = pool.acquire().await?;
-            let inserted = store::insert_events(&mut connection, &rows, &days.searched)
-                .await?
-                .total();
+            let inserted = events::insert(
+                &mut connection,
+                &rows.iter().collect::<EventColumns>(),
+                &days.searched,
+            )
+            .await?
+            .total();
             if inserted != rows.len() as u64 {
                 bail!("{} of {} new events inserted", inserted, rows.len());
             }

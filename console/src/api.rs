@@ -2,8 +2,6 @@
 //! document generated from the handlers below and in the resource modules.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use axum::extract::rejection::JsonRejection;
@@ -14,39 +12,14 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use hookline_api::webhook::Webhook;
-use hookline_store::dead_letter_replay::Replayer;
-use kube::runtime::reflector::Store;
 use serde::Deserialize;
-use sqlx::PgPool;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::auth::{Auth, CSRF_HEADER, Principal, Refusal, SESSION_COOKIE};
 use crate::error::{ApiError, ErrorBody};
-use crate::metrics::Metrics;
+use crate::state::AppState;
 use crate::{dead_letters, events, live, stats, webhooks};
-
-/// What every API handler shares.
-#[derive(Clone)]
-pub struct AppState {
-    pub pool: PgPool,
-    pub auth: Arc<Auth>,
-    pub webhooks: Store<Webhook>,
-    pub replayer: Arc<Replayer>,
-    pub metrics: Arc<Metrics>,
-    /// Set once the reflector has listed the Webhooks.
-    pub webhooks_synced: Arc<AtomicBool>,
-    /// Whether the console sees one namespace only: then events and dead letters are
-    /// listed for that namespace's Webhooks only.
-    pub namespaced: bool,
-}
-
-impl AppState {
-    pub fn webhooks_synced(&self) -> bool {
-        self.webhooks_synced.load(Ordering::Acquire)
-    }
-}
 
 /// The API: the login and the OpenAPI document open, everything else signed in.
 pub fn router(state: AppState) -> Router {

@@ -119,6 +119,15 @@ pub struct Config {
     pub shutdown_grace: Duration,
 }
 
+impl Config {
+    /// The one namespace whose Webhooks the console sees; `None`: every namespace.
+    pub fn namespace(&self) -> Option<&str> {
+        self.watch_namespace
+            .as_deref()
+            .filter(|namespace| !namespace.is_empty())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

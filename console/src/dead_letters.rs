@@ -11,13 +11,13 @@ use serde_json::{Map, Value};
 use sqlx::{FromRow, Postgres, QueryBuilder, Row};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::api::AppState;
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ErrorBody};
 use crate::events::{Body, redact};
 use crate::pagination;
 use crate::params::empty_as_none;
-use crate::webhooks::visible_ids;
+use crate::state::AppState;
+use crate::webhooks::{Scope, visible_ids};
 
 /// Most dead letters one replay request may name by id.
 const MAX_IDS: usize = 1000;
@@ -163,15 +163,7 @@ fn filtered(
 ) -> Result<QueryBuilder<Postgres>, ApiError> {
     let mut query = QueryBuilder::<Postgres>::new(select);
     query.push(" FROM dead_letters d LEFT JOIN replays r ON r.id = d.replay_id WHERE true");
-    if state.namespaced {
-        query
-            .push(" AND d.webhook_id = ANY(")
-            .push_bind(visible_ids(state)?)
-            .push(")");
-    }
-    if let Some(webhook_id) = &filter.webhook_id {
-        query.push(" AND d.webhook_id = ").push_bind(webhook_id);
-    }
+    Scope::of(state, filter.webhook_id.clone())?.push_conditions(&mut query, "d.webhook_id");
     if let Some(reason) = &filter.reason {
         query.push(" AND d.reason = ").push_bind(reason);
     }
@@ -195,6 +187,40 @@ fn query_of<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
         .map_err(|r| ApiError::BadRequest(r.body_text()))
 }
 
+/// The sort key of dead letters and replays: a time, then the id.
+type TimeKey = (DateTime<Utc>, i64);
+
+/// The page size asked for, and the key the page starts after.
+fn page_of(
+    page: Result<Query<PageParams>, QueryRejection>,
+) -> Result<(i64, Option<TimeKey>), ApiError> {
+    let page = query_of(page)?;
+    let limit = pagination::limit(page.limit)?;
+    let after = page.cursor.as_deref().map(pagination::decode).transpose()?;
+    Ok((limit, after))
+}
+
+/// Newest first by the `(time, id)` columns, after `after`, one row more than `limit`
+/// (so `pagination::page` sees whether more follow).
+fn push_newest_first(
+    query: &mut QueryBuilder<Postgres>,
+    (time, id): (&str, &str),
+    after: Option<TimeKey>,
+    limit: i64,
+) {
+    if let Some((after_time, after_id)) = after {
+        query
+            .push(format_args!(" AND ({time}, {id}) < ("))
+            .push_bind(after_time)
+            .push(", ")
+            .push_bind(after_id)
+            .push(")");
+    }
+    query
+        .push(format_args!(" ORDER BY {time} DESC, {id} DESC LIMIT "))
+        .push_bind(limit + 1);
+}
+
 /// Dead letters, newest first.
 #[utoipa::path(get, path = "/api/v1/dead-letters", tag = "dead-letters",
     params(DeadLetterFilter, PageParams),
@@ -209,22 +235,9 @@ pub async fn list(
     page: Result<Query<PageParams>, QueryRejection>,
 ) -> Result<Json<DeadLetterPage>, ApiError> {
     let filter = query_of(filter)?;
-    let page = query_of(page)?;
-    let limit = pagination::limit(page.limit)?;
-    let after: Option<(DateTime<Utc>, i64)> =
-        page.cursor.as_deref().map(pagination::decode).transpose()?;
+    let (limit, after) = page_of(page)?;
     let mut query = filtered(&state, COLUMNS, &filter)?;
-    if let Some((dead_at, id)) = after {
-        query
-            .push(" AND (d.dead_at, d.id) < (")
-            .push_bind(dead_at)
-            .push(", ")
-            .push_bind(id)
-            .push(")");
-    }
-    query
-        .push(" ORDER BY d.dead_at DESC, d.id DESC LIMIT ")
-        .push_bind(limit + 1);
+    push_newest_first(&mut query, ("d.dead_at", "d.id"), after, limit);
     let rows: Vec<DeadLetterRow> = query.build_query_as().fetch_all(&state.pool).await?;
     let (rows, next_cursor) = pagination::page(rows, limit, |d| (d.dead_at, d.id));
     Ok(Json(DeadLetterPage {
@@ -395,74 +408,11 @@ pub async fn replay(
         return Err(ApiError::Forbidden("replay dead letters"));
     }
     let Json(request) = request.map_err(|r| ApiError::BadRequest(r.body_text()))?;
-    let (selection, expected_count) = match request {
-        ReplayRequest::ById(ReplayByIds { mut ids }) => {
-            ids.sort_unstable();
-            ids.dedup();
-            if ids.is_empty() || ids.len() > MAX_IDS {
-                return Err(ApiError::BadRequest(format!(
-                    "ids must list 1 to {MAX_IDS} dead letters"
-                )));
-            }
-            let selection = Selection {
-                ids: Some(ids),
-                ..Selection::default()
-            };
-            (selection, None)
-        }
-        ReplayRequest::ByFilter(ReplayByFilter {
-            filter,
-            expected_count,
-        }) => {
-            let selection = Selection {
-                ids: None,
-                webhook_id: filter.webhook_id,
-                reason: filter.reason,
-                since: filter.since,
-                until: filter.until,
-            };
-            (selection, Some(expected_count))
-        }
-    };
+    let (selection, expected_count) = selection_of(request)?;
     if state.namespaced {
-        let visible = visible_ids(&state)?;
-        let inside = match (&selection.ids, &selection.webhook_id) {
-            (Some(ids), _) => {
-                let own: i64 = sqlx::query_scalar(
-                    "SELECT count(*) FROM dead_letters WHERE id = ANY($1) AND webhook_id = ANY($2)",
-                )
-                .bind(ids)
-                .bind(&visible)
-                .fetch_one(&state.pool)
-                .await?;
-                own == ids.len() as i64
-            }
-            (None, Some(webhook_id)) => visible.contains(webhook_id),
-            (None, None) => false,
-        };
-        if !inside {
-            return Err(ApiError::NotFound(
-                "this console sees one namespace: replay only its webhooks' dead letters".into(),
-            ));
-        }
+        ensure_visible(&state, &selection).await?;
     }
-    let now = dead_letter_replay::count(&state.pool, &selection).await?;
-    match expected_count {
-        // By ids: every one listed must exist.
-        None => {
-            let listed = selection.ids.as_ref().map_or(0, Vec::len) as i64;
-            if now < listed {
-                return Err(ApiError::NotFound(format!(
-                    "{} of the {listed} dead letters listed do not exist",
-                    listed - now
-                )));
-            }
-        }
-        Some(expected) if expected != now => {
-            return Err(ApiError::CountChanged { expected, now });
-        }
-        Some(_) => {}
-    }
+    ensure_count(&state, &selection, expected_count).await?;
     let replayed = state
         .replayer
         .replay(&state.pool, &selection, &principal.username)
@@ -478,6 +428,91 @@ pub async fn replay(
     );
     let view = replay_by_id(&state, replayed.replay_id).await?;
     Ok(Json(view))
+}
+
+/// What a request replays, and the count confirmed for a filter (none for ids).
+fn selection_of(request: ReplayRequest) -> Result<(Selection, Option<i64>), ApiError> {
+    match request {
+        ReplayRequest::ById(ReplayByIds { mut ids }) => {
+            ids.sort_unstable();
+            ids.dedup();
+            if ids.is_empty() || ids.len() > MAX_IDS {
+                return Err(ApiError::BadRequest(format!(
+                    "ids must list 1 to {MAX_IDS} dead letters"
+                )));
+            }
+            let selection = Selection {
+                ids: Some(ids),
+                ..Selection::default()
+            };
+            Ok((selection, None))
+        }
+        ReplayRequest::ByFilter(ReplayByFilter {
+            filter,
+            expected_count,
+        }) => {
+            let selection = Selection {
+                ids: None,
+                webhook_id: filter.webhook_id,
+                reason: filter.reason,
+                since: filter.since,
+                until: filter.until,
+            };
+            Ok((selection, Some(expected_count)))
+        }
+    }
+}
+
+/// A console that sees one namespace replays only that namespace's dead letters.
+async fn ensure_visible(state: &AppState, selection: &Selection) -> Result<(), ApiError> {
+    let visible = visible_ids(state)?;
+    let inside = match (&selection.ids, &selection.webhook_id) {
+        (Some(ids), _) => {
+            let own: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM dead_letters WHERE id = ANY($1) AND webhook_id = ANY($2)",
+            )
+            .bind(ids)
+            .bind(&visible)
+            .fetch_one(&state.pool)
+            .await?;
+            own == ids.len() as i64
+        }
+        (None, Some(webhook_id)) => visible.contains(webhook_id),
+        (None, None) => false,
+    };
+    if inside {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(
+            "this console sees one namespace: replay only its webhooks' dead letters".into(),
+        ))
+    }
+}
+
+/// By ids every one listed must exist; by filter the count must still be the one
+/// confirmed.
+async fn ensure_count(
+    state: &AppState,
+    selection: &Selection,
+    expected_count: Option<i64>,
+) -> Result<(), ApiError> {
+    let now = dead_letter_replay::count(&state.pool, selection).await?;
+    match expected_count {
+        None => {
+            let listed = selection.ids.as_ref().map_or(0, Vec::len) as i64;
+            if now < listed {
+                return Err(ApiError::NotFound(format!(
+                    "{} of the {listed} dead letters listed do not exist",
+                    listed - now
+                )));
+            }
+        }
+        Some(expected) if expected != now => {
+            return Err(ApiError::CountChanged { expected, now });
+        }
+        Some(_) => {}
+    }
+    Ok(())
 }
 
 async fn replay_by_id(state: &AppState, id: i64) -> Result<ReplayView, ApiError> {
@@ -501,25 +536,12 @@ pub async fn replays(
     State(state): State<AppState>,
     page: Result<Query<PageParams>, QueryRejection>,
 ) -> Result<Json<ReplayPage>, ApiError> {
-    let page = query_of(page)?;
-    let limit = pagination::limit(page.limit)?;
-    let after: Option<(DateTime<Utc>, i64)> =
-        page.cursor.as_deref().map(pagination::decode).transpose()?;
+    let (limit, after) = page_of(page)?;
     let mut query = QueryBuilder::<Postgres>::new(
         "SELECT id, requested_by, requested_at, finished_at, selection, replayed FROM replays \
          WHERE true",
     );
-    if let Some((requested_at, id)) = after {
-        query
-            .push(" AND (requested_at, id) < (")
-            .push_bind(requested_at)
-            .push(", ")
-            .push_bind(id)
-            .push(")");
-    }
-    query
-        .push(" ORDER BY requested_at DESC, id DESC LIMIT ")
-        .push_bind(limit + 1);
+    push_newest_first(&mut query, ("requested_at", "id"), after, limit);
     let items: Vec<ReplayView> = query.build_query_as().fetch_all(&state.pool).await?;
     let (items, next_cursor) = pagination::page(items, limit, |r| (r.requested_at, r.id));
     Ok(Json(ReplayPage { items, next_cursor }))

@@ -12,11 +12,11 @@ use serde_json::{Map, Value};
 use sqlx::{FromRow, Postgres, QueryBuilder};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::api::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::pagination;
 use crate::params::empty_as_none;
-use crate::webhooks::visible_ids;
+use crate::state::AppState;
+use crate::webhooks::{Scope, visible_ids};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -121,17 +121,7 @@ pub async fn list(
         .transpose()?;
     let mut query =
         QueryBuilder::<Postgres>::new(format!("SELECT {SUMMARY_COLUMNS} FROM events WHERE true"));
-    if state.namespaced {
-        query
-            .push(" AND webhook_id = ANY(")
-            .push_bind(visible_ids(&state)?)
-            .push(")");
-    }
-    if let Some(webhook_id) = &filter.webhook_id {
-        query
-            .push(" AND webhook_id = ")
-            .push_bind(webhook_id.clone());
-    }
+    Scope::of(&state, filter.webhook_id.clone())?.push_conditions(&mut query, "webhook_id");
     if let Some(event_type) = &filter.event_type {
         query
             .push(" AND event_type = ")

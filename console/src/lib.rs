@@ -17,6 +17,7 @@ pub mod pagination;
 pub mod params;
 pub mod password;
 pub mod service;
+pub mod state;
 pub mod stats;
 pub mod throttle;
 pub mod webhooks;

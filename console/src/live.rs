@@ -18,11 +18,11 @@ use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, QueryBuilder};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::api::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::events::{EventSummary, SUMMARY_COLUMNS};
 use crate::params::empty_as_none;
-use crate::webhooks::visible_ids;
+use crate::state::AppState;
+use crate::webhooks::Scope;
 
 const LOOK_INTERVAL: Duration = Duration::from_millis(250);
 const LOOK_BACK: chrono::Duration = chrono::Duration::seconds(1);
@@ -54,8 +54,7 @@ pub struct Skipped {
 
 struct Tail {
     state: AppState,
-    webhook_id: Option<String>,
-    scope: Option<Vec<String>>,
+    scope: Scope,
     /// Events stored after this were not sent yet (bar the look-back).
     cursor: DateTime<Utc>,
     /// What was sent within the look-back, with its stored_at.
@@ -77,16 +76,11 @@ pub async fn stream(
     params: Result<Query<LiveParams>, QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let Query(params) = params.map_err(|r| ApiError::BadRequest(r.body_text()))?;
-    let scope = if state.namespaced {
-        Some(visible_ids(&state)?)
-    } else {
-        None
-    };
+    let scope = Scope::of(&state, params.webhook_id)?;
     let now = Utc::now();
     state.metrics.live_streams.inc();
     let tail = Tail {
         state,
-        webhook_id: params.webhook_id,
         scope,
         cursor: now,
         sent: HashMap::new(),
@@ -156,20 +150,6 @@ impl Tail {
         }
     }
 
-    fn scoped(&self, query: &mut QueryBuilder<Postgres>) {
-        if let Some(webhook_id) = &self.webhook_id {
-            query
-                .push(" AND webhook_id = ")
-                .push_bind(webhook_id.clone());
-        }
-        if let Some(scope) = &self.scope {
-            query
-                .push(" AND webhook_id = ANY(")
-                .push_bind(scope.clone())
-                .push(")");
-        }
-    }
-
     /// Events stored since the cursor (with the look-back) not sent yet, oldest first,
     /// and how many of them beyond the per-look limit were skipped. The newest are read
     /// first, so a burst larger than a look can read is skipped, never queued up.
@@ -178,7 +158,7 @@ impl Tail {
             "SELECT {SUMMARY_COLUMNS} FROM events WHERE stored_at > "
         ));
         query.push_bind(self.cursor - LOOK_BACK);
-        self.scoped(&mut query);
+        self.scope.push_conditions(&mut query, "webhook_id");
         query.push(" ORDER BY stored_at DESC LIMIT 2000");
         let rows: Vec<EventSummary> = query.build_query_as().fetch_all(&self.state.pool).await?;
         let mut fresh: Vec<EventSummary> = rows
@@ -216,7 +196,7 @@ impl Tail {
             .push_bind(from)
             .push(" AND stored_at < ")
             .push_bind(to);
-        self.scoped(&mut query);
+        self.scope.push_conditions(&mut query, "webhook_id");
         query.build_query_scalar().fetch_one(&self.state.pool).await
     }
 }

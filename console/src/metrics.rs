@@ -1,14 +1,57 @@
-//! The console's Prometheus metrics (prefix `hookline_console`).
+//! The console's Prometheus metrics (prefix `hookline_console`), each defined once.
 
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
+use hookline_runtime::metrics::{Kind, MetricDef};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+/// Every metric here is `hookline_console_<name>`.
+const PREFIX: &str = "hookline_console";
+
+pub const REQUESTS: MetricDef = MetricDef::new(
+    PREFIX,
+    "requests",
+    "API requests answered, by method, route template and HTTP status",
+    Kind::Counter,
+);
+pub const REQUEST_DURATION: MetricDef = MetricDef::new(
+    PREFIX,
+    "request_duration_seconds",
+    "Time to answer an API request (a live stream: to its first byte)",
+    Kind::Histogram,
+);
+pub const FAILED_LOGINS: MetricDef = MetricDef::new(
+    PREFIX,
+    "failed_logins",
+    "Sign-ins refused for a wrong username or password",
+    Kind::Counter,
+);
+pub const THROTTLED_LOGINS: MetricDef = MetricDef::new(
+    PREFIX,
+    "throttled_logins",
+    "Sign-ins and HTTP Basic checks answered 429: too many failures for the username or the address",
+    Kind::Counter,
+);
+pub const REPLAYS: MetricDef = MetricDef::new(
+    PREFIX,
+    "replays",
+    "Replays of dead letters run from the console",
+    Kind::Counter,
+);
+pub const REPLAYED_DEAD_LETTERS: MetricDef = MetricDef::new(
+    PREFIX,
+    "replayed_dead_letters",
+    "Dead letters replayed from the console",
+    Kind::Counter,
+);
+pub const LIVE_STREAMS: MetricDef =
+    MetricDef::new(PREFIX, "live_streams", "Live tails open now", Kind::Gauge);
 
 /// Labels bounded by the router: a route template, never a path with ids in it.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -29,7 +72,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn register(registry: &mut Registry) -> Self {
+    pub fn register(metrics_registry: &mut Registry) -> Self {
         let metrics = Self {
             requests: Family::default(),
             // 1 ms to ~16 s.
@@ -40,41 +83,13 @@ impl Metrics {
             replayed_dead_letters: Counter::default(),
             live_streams: Gauge::default(),
         };
-        registry.register(
-            "requests",
-            "API requests answered, by method, route template and HTTP status",
-            metrics.requests.clone(),
-        );
-        registry.register(
-            "request_duration_seconds",
-            "Time to answer an API request (a live stream: to its first byte)",
-            metrics.request_seconds.clone(),
-        );
-        registry.register(
-            "failed_logins",
-            "Sign-ins refused for a wrong username or password",
-            metrics.failed_logins.clone(),
-        );
-        registry.register(
-            "throttled_logins",
-            "Sign-ins and HTTP Basic checks answered 429: too many failures for the username or the address",
-            metrics.throttled_logins.clone(),
-        );
-        registry.register(
-            "replays",
-            "Replays of dead letters run from the console",
-            metrics.replays.clone(),
-        );
-        registry.register(
-            "replayed_dead_letters",
-            "Dead letters replayed from the console",
-            metrics.replayed_dead_letters.clone(),
-        );
-        registry.register(
-            "live_streams",
-            "Live tails open now",
-            metrics.live_streams.clone(),
-        );
+        REQUESTS.register(metrics_registry, metrics.requests.clone());
+        REQUEST_DURATION.register(metrics_registry, metrics.request_seconds.clone());
+        FAILED_LOGINS.register(metrics_registry, metrics.failed_logins.clone());
+        THROTTLED_LOGINS.register(metrics_registry, metrics.throttled_logins.clone());
+        REPLAYS.register(metrics_registry, metrics.replays.clone());
+        REPLAYED_DEAD_LETTERS.register(metrics_registry, metrics.replayed_dead_letters.clone());
+        LIVE_STREAMS.register(metrics_registry, metrics.live_streams.clone());
         metrics
     }
 

@@ -11,22 +11,24 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use futures::StreamExt;
 use hookline_api::webhook::Webhook;
-use hookline_runtime::ops::{self, Readiness};
+use hookline_runtime::ops::Readiness;
+use hookline_runtime::service::Service;
 use hookline_runtime::shutdown::Shutdown;
 use hookline_store::dead_letter_replay::{ReplayError, Replayer};
+use kube::runtime::reflector::Store;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client};
-use prometheus_client::registry::Registry;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use thiserror::Error;
 use tokio::net::TcpListener;
 
-use crate::api::{self, AppState};
+use crate::api;
 use crate::assets;
 use crate::auth::{Auth, AuthConfigError, AuthSettings, ProxyAuth};
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::state::AppState;
 use crate::throttle::ThrottleSettings;
 
 const DATABASE: &str = "database";
@@ -56,6 +58,52 @@ pub enum ConsoleError {
 
 /// Everything the console needs, from its configuration.
 pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ConsoleError> {
+    let auth = Arc::new(Auth::new(auth_settings(&config))?);
+    if !config.secure_cookie {
+        tracing::warn!("--secure-cookie=false: the session cookie is sent over plain HTTP too");
+    }
+    tokio::spawn(
+        auth.clone()
+            .watch_users(config.users_reload_interval, shutdown.clone()),
+    );
+    let mut service = Service::new(shutdown);
+    service
+        .readiness
+        .require(DATABASE, "PostgreSQL not checked yet");
+    service
+        .readiness
+        .require(KUBERNETES, "Webhooks not listed yet");
+    let metrics = Arc::new(Metrics::register(&mut service.metrics));
+    let service = service.serve_ops(bind(config.ops.ops_addr).await?);
+
+    let pool = pool(&config)?;
+    tokio::spawn(watch_database(
+        pool.clone(),
+        service.readiness.clone(),
+        service.shutdown.clone(),
+    ));
+    let (webhooks, webhooks_synced) = reflect_webhooks(&config, &service.readiness).await?;
+    let replayer = Replayer::new(
+        &config.kafka.connection()?,
+        "hookline-console-replay",
+        &config.events_topic,
+    )?;
+    let state = AppState {
+        pool,
+        auth,
+        webhooks,
+        replayer: Arc::new(replayer),
+        metrics,
+        webhooks_synced,
+        namespaced: config.namespace().is_some(),
+    };
+    serve(app(state), &config, &service.shutdown).await?;
+    service.stopped().await;
+    Ok(())
+}
+
+/// How people sign in, from the flags.
+fn auth_settings(config: &Config) -> AuthSettings {
     let proxy = config
         .auth_proxy_user_header
         .clone()
@@ -68,7 +116,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ConsoleError>
             operator_groups: config.auth_proxy_operator_groups.clone(),
             trusted: config.auth_proxy_trusted_cidrs.clone(),
         });
-    let auth = Arc::new(Auth::new(AuthSettings {
+    AuthSettings {
         users_file: config.users_file.clone(),
         session_key_file: config.session_key_file.clone(),
         session_lifetime: config.session_lifetime,
@@ -80,41 +128,29 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ConsoleError>
             max_failures_per_source: config.login_max_failures_per_source,
             window: config.login_lockout,
         },
-    })?);
-    if !config.secure_cookie {
-        tracing::warn!("--secure-cookie=false: the session cookie is sent over plain HTTP too");
     }
-    tokio::spawn(
-        auth.clone()
-            .watch_users(config.users_reload_interval, shutdown.clone()),
-    );
-    let readiness = Readiness::default();
-    readiness.require(DATABASE, "PostgreSQL not checked yet");
-    readiness.require(KUBERNETES, "Webhooks not listed yet");
-    let mut registry = Registry::with_prefix("hookline_console");
-    let metrics = Arc::new(Metrics::register(&mut registry));
-    let ops_server = tokio::spawn(ops::serve(
-        config.ops.ops_addr,
-        ops::router(readiness.clone(), Arc::new(registry)),
-        shutdown.clone(),
-    ));
+}
 
-    let pool = pool(&config)?;
-    tokio::spawn(watch_database(
-        pool.clone(),
-        readiness.clone(),
-        shutdown.clone(),
-    ));
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ConsoleError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ConsoleError::Listen { addr, source })
+}
 
+/// The Webhooks the console sees, kept current by a reflector, and the flag set (with
+/// the readiness condition `kubernetes`) once they have been listed.
+async fn reflect_webhooks(
+    config: &Config,
+    readiness: &Readiness,
+) -> Result<(Store<Webhook>, Arc<AtomicBool>), ConsoleError> {
     let client = Client::try_default()
         .await
         .map_err(ConsoleError::Kubernetes)?;
-    let api: Api<Webhook> = match &config.watch_namespace {
-        Some(namespace) if !namespace.is_empty() => Api::namespaced(client, namespace),
-        _ => Api::all(client),
+    let api: Api<Webhook> = match config.namespace() {
+        Some(namespace) => Api::namespaced(client, namespace),
+        None => Api::all(client),
     };
     let (store, writer) = reflector::store();
-    let webhooks_synced = Arc::new(AtomicBool::new(false));
     let reflect = reflector(writer, watcher(api, watcher::Config::default()))
         .default_backoff()
         .applied_objects();
@@ -126,44 +162,25 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ConsoleError>
             }
         }
     });
-    {
+    let synced = Arc::new(AtomicBool::new(false));
+    tokio::spawn({
         let store = store.clone();
-        let synced = webhooks_synced.clone();
+        let synced = synced.clone();
         let readiness = readiness.clone();
-        tokio::spawn(async move {
+        async move {
             if store.wait_until_ready().await.is_ok() {
                 synced.store(true, Ordering::Release);
                 readiness.set_ready(KUBERNETES);
             }
-        });
-    }
+        }
+    });
+    Ok((store, synced))
+}
 
-    let replayer = Replayer::new(
-        &config.kafka.connection()?,
-        "hookline-console-replay",
-        &config.events_topic,
-    )?;
-    let state = AppState {
-        pool,
-        auth,
-        webhooks: store,
-        replayer: Arc::new(replayer),
-        metrics,
-        webhooks_synced,
-        namespaced: config
-            .watch_namespace
-            .as_deref()
-            .is_some_and(|ns| !ns.is_empty()),
-    };
-    let app = app(state);
-    let listener = TcpListener::bind(config.listen_addr)
-        .await
-        .map_err(|source| ConsoleError::Listen {
-            addr: config.listen_addr,
-            source,
-        })?;
+/// Serves `app` on --listen-addr until `shutdown`, then for --shutdown-grace at most.
+async fn serve(app: Router, config: &Config, shutdown: &Shutdown) -> Result<(), ConsoleError> {
+    let listener = bind(config.listen_addr).await?;
     tracing::info!(addr = %config.listen_addr, "console listening");
-    let grace = config.shutdown_grace;
     let stopping = shutdown.clone();
     let served = axum::serve(
         listener,
@@ -173,11 +190,10 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ConsoleError>
     // Live streams never end by themselves: after the grace period they are dropped.
     tokio::select! {
         result = served => result.map_err(ConsoleError::Serve)?,
-        () = async { shutdown.wait().await; tokio::time::sleep(grace).await } => {
+        () = async { shutdown.wait().await; tokio::time::sleep(config.shutdown_grace).await } => {
             tracing::info!("grace period over; dropping open streams");
         }
     }
-    ops_server.abort();
     Ok(())
 }
 

@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, QueryBuilder};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::api::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::params::empty_as_none;
-use crate::webhooks::visible_ids;
+use crate::state::AppState;
+use crate::webhooks::Scope;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, Serialize, ToSchema)]
 pub enum Window {
@@ -93,11 +93,7 @@ pub async fn series(
         );
         at += bucket;
     }
-    let scope = if state.namespaced {
-        Some(visible_ids(&state)?)
-    } else {
-        None
-    };
+    let scope = Scope::of(&state, params.webhook_id)?;
     for (table, column, field) in [
         ("events", "received_at", Field::Accepted),
         ("events", "stored_at", Field::Stored),
@@ -109,17 +105,7 @@ pub async fn series(
             secs = bucket.num_seconds()
         ));
         query.push_bind(start);
-        if let Some(webhook_id) = &params.webhook_id {
-            query
-                .push(" AND webhook_id = ")
-                .push_bind(webhook_id.clone());
-        }
-        if let Some(scope) = &scope {
-            query
-                .push(" AND webhook_id = ANY(")
-                .push_bind(scope.clone())
-                .push(")");
-        }
+        scope.push_conditions(&mut query, "webhook_id");
         query.push(" GROUP BY bucket");
         let rows: Vec<(DateTime<Utc>, i64)> = query.build_query_as().fetch_all(&state.pool).await?;
         for (bucket_start, count) in rows {

@@ -9,11 +9,11 @@ use chrono::{DateTime, Duration, Utc};
 use hookline_api::webhook::Webhook;
 use kube::ResourceExt;
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, QueryBuilder};
 use utoipa::ToSchema;
 
-use crate::api::AppState;
 use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, ToSchema)]
 pub struct Counts {
@@ -124,6 +124,43 @@ pub fn visible_ids(state: &AppState) -> Result<Vec<String>, ApiError> {
         .iter()
         .filter_map(|w| w.status.as_ref()?.webhook_id.clone())
         .collect())
+}
+
+/// The webhooks a request reads about: the one it names, or all; and on a console that
+/// sees one namespace, only that namespace's.
+pub struct Scope {
+    webhook_id: Option<String>,
+    /// The ids visible, when the console sees one namespace.
+    visible: Option<Vec<String>>,
+}
+
+impl Scope {
+    pub fn of(state: &AppState, webhook_id: Option<String>) -> Result<Self, ApiError> {
+        let visible = if state.namespaced {
+            Some(visible_ids(state)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            webhook_id,
+            visible,
+        })
+    }
+
+    /// The conditions on `column` (a webhook id) that keep `query` within the scope.
+    pub fn push_conditions(&self, query: &mut QueryBuilder<Postgres>, column: &str) {
+        if let Some(webhook_id) = &self.webhook_id {
+            query
+                .push(format_args!(" AND {column} = "))
+                .push_bind(webhook_id.clone());
+        }
+        if let Some(visible) = &self.visible {
+            query
+                .push(format_args!(" AND {column} = ANY("))
+                .push_bind(visible.clone())
+                .push(")");
+        }
+    }
 }
 
 fn synced_webhooks(state: &AppState) -> Result<Vec<std::sync::Arc<Webhook>>, ApiError> {

@@ -12,11 +12,11 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
-use hookline_console::api::AppState;
 use hookline_console::auth::{Auth, AuthSettings, ProxyAuth};
-use hookline_console::metrics::Metrics;
+use hookline_console::metrics::{self, Metrics};
 use hookline_console::password;
 use hookline_console::service::app;
+use hookline_console::state::AppState;
 use hookline_console::throttle::ThrottleSettings;
 use hookline_runtime::shutdown::Shutdown;
 use hookline_store::dead_letter_replay::Replayer;
@@ -28,7 +28,7 @@ use tower::ServiceExt;
 
 struct Console {
     router: axum::Router,
-    registry: Registry,
+    metrics_registry: Registry,
     users_file: PathBuf,
     auth: Arc<Auth>,
 }
@@ -107,8 +107,8 @@ fn console_with(setup: Setup) -> Console {
         auth.clone()
             .watch_users(Duration::from_millis(50), Shutdown::default()),
     );
-    let mut registry = Registry::with_prefix("hookline_console");
-    let metrics = Arc::new(Metrics::register(&mut registry));
+    let mut metrics_registry = Registry::default();
+    let metrics = Arc::new(Metrics::register(&mut metrics_registry));
     let (store, _writer) = reflector::store();
     let state = AppState {
         pool: PgPoolOptions::new()
@@ -131,7 +131,7 @@ fn console_with(setup: Setup) -> Console {
     };
     Console {
         router: app(state),
-        registry,
+        metrics_registry,
         users_file,
         auth,
     }
@@ -312,8 +312,7 @@ async fn unlisted_webhooks_answer_503_and_requests_are_counted_by_route_template
         StatusCode::SERVICE_UNAVAILABLE,
         "not listed yet is not 'none'"
     );
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &console.registry).expect("encode");
+    let text = hookline_testkit::prometheus::encoded(&console.metrics_registry);
     assert!(
         text.contains(r#"route="/api/v1/webhooks/{namespace}/{name}",status="503""#),
         "{text}"
@@ -544,10 +543,9 @@ async fn failed_sign_ins_lock_the_user_and_the_source_with_retry_after() {
         StatusCode::OK,
         "the source's lock ends too"
     );
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &console.registry).expect("encode");
+    let text = hookline_testkit::prometheus::encoded(&console.metrics_registry);
     assert!(
-        text.contains("hookline_console_throttled_logins_total"),
+        text.contains(&metrics::THROTTLED_LOGINS.exported()),
         "{text}"
     );
 }

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use crate::day_partitions::Retention;
 use chrono::{DateTime, Utc};
 use clap::{ArgGroup, Parser, Subcommand};
 use hookline_api::topics;
@@ -10,6 +9,8 @@ use hookline_runtime::config::{
     CommonArgs, KafkaArgs, OpsArgs, TraceArgs, WebhookMetricsArgs, parse_database_url,
     parse_duration,
 };
+use hookline_store::day_partitions::Retention;
+use hookline_store::schema::SchemaMode;
 
 /// Hookline's consumer: stores verified events from Kafka in PostgreSQL exactly once in
 /// effect, with retry topics and a dead-letter topic.
@@ -101,7 +102,7 @@ pub struct RunArgs {
     /// `verify`: only check they are applied, waiting until they are (a least-privileged
     /// login granted hookline_consumer; `hookline-consumer migrate` runs as the owner).
     #[arg(long, env = "CONSUMER_SCHEMA", value_enum, default_value = "migrate")]
-    pub schema: crate::db::SchemaMode,
+    pub schema: SchemaMode,
     /// PostgreSQL connections this replica opens at most.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 6,
           value_parser = clap::value_parser!(u32).range(2..=100))]

@@ -1,9 +1,8 @@
 //! Kafka to PostgreSQL with exactly-once effect, retry tiers, dead letters and replay.
 #![forbid(unsafe_code)]
 
+mod columns;
 pub mod config;
-pub mod day_partitions;
-pub mod db;
 pub mod event;
 pub mod failure_routing;
 pub mod gate;
@@ -14,5 +13,4 @@ pub mod pipeline;
 pub mod processor;
 pub mod replay;
 pub mod service;
-pub mod store;
 pub mod store_spans;

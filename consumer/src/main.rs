@@ -1,45 +1,31 @@
+use std::error::Error;
+use std::process::ExitCode;
+
 use clap::Parser;
 use hookline_consumer::config::{Cli, Command};
-use hookline_consumer::{db, replay, service};
+use hookline_consumer::{replay, service};
 use hookline_runtime::shutdown::Shutdown;
-use hookline_runtime::traces;
+use hookline_store::{database, schema};
 
-/// mimalloc: glibc's malloc and free were about a tenth of a busy service's CPU
-/// (measured on the handler). The operator keeps glibc's: its memory peak was lower.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+hookline_runtime::use_mimalloc!();
 
-fn main() -> std::process::ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    let common = cli.common.clone();
-    common.block_on("hookline-consumer", async move {
-        let traces = match traces::init(cli.common.log_format, &cli.traces, "hookline-consumer") {
-            Ok(traces) => traces,
-            Err(err) => {
-                eprintln!("hookline-consumer: {err}");
-                return std::process::ExitCode::FAILURE;
-            }
-        };
-        let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
-            Command::Migrate => match db::connect(&cli.database_url, 1).await {
-                Ok(pool) => db::migrate(&pool).await.map_err(Into::into),
-                Err(err) => Err(err.into()),
-            },
-            Command::Run(args) => service::run(&cli.database_url, *args, Shutdown::on_signal())
-                .await
-                .map_err(Into::into),
-            Command::Replay(args) => replay::command(&cli.database_url, &args)
-                .await
-                .map_err(Into::into),
-        };
-        let exit = match result {
-            Ok(()) => std::process::ExitCode::SUCCESS,
-            Err(err) => {
-                tracing::error!(%err, "consumer failed");
-                std::process::ExitCode::FAILURE
-            }
-        };
-        traces.shutdown().await;
-        exit
-    })
+    let (common, traces) = (cli.common.clone(), cli.traces.clone());
+    hookline_runtime::service::main("hookline-consumer", &common, &traces, command(cli))
+}
+
+/// The subcommand `cli` names.
+async fn command(cli: Cli) -> Result<(), Box<dyn Error>> {
+    match cli.command {
+        Command::Migrate => {
+            let pool = database::connect(&cli.database_url, 1).await?;
+            schema::migrate(&pool).await?;
+        }
+        Command::Run(args) => {
+            service::run(&cli.database_url, *args, Shutdown::on_signal()).await?;
+        }
+        Command::Replay(args) => replay::command(&cli.database_url, &args).await?,
+    }
+    Ok(())
 }

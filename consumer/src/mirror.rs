@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use hookline_core::registry::RegistryUpdate;
 use hookline_runtime::shutdown::Shutdown;
+use hookline_store::webhooks;
 use sqlx::PgPool;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::metrics::Metrics;
-use crate::store;
 
 /// Applies registry updates in the order they were read. Only what the registry view
 /// applied arrives here (see `hookline_runtime::registry_view::follow`): a replayed older record refused as
@@ -32,9 +32,9 @@ pub async fn run(
         let mut backoff = Duration::from_millis(200);
         loop {
             let written = match &update {
-                RegistryUpdate::Upsert(entry) => store::upsert_webhook(&pool, entry).await,
+                RegistryUpdate::Upsert(entry) => webhooks::upsert(&pool, entry).await,
                 RegistryUpdate::Deleted { webhook_id } => {
-                    store::mark_webhook_deleted(&pool, webhook_id).await
+                    webhooks::mark_deleted(&pool, webhook_id).await
                 }
             };
             match written {

@@ -106,6 +106,17 @@ impl PipelineContext {
     fn progress(&self) -> MutexGuard<'_, Progress> {
         lock(&self.progress)
     }
+
+    /// Marks a rebalance and counts the partitions it left this replica.
+    fn rebalanced(&self, progress: &mut Progress) {
+        progress.rebalanced = true;
+        self.metrics
+            .assigned_partitions
+            .get_or_create(&SourceLabel {
+                source: self.source,
+            })
+            .set(progress.assigned.len() as i64);
+    }
 }
 
 fn lock(progress: &Mutex<Progress>) -> MutexGuard<'_, Progress> {
@@ -170,13 +181,7 @@ impl ConsumerContext for PipelineContext {
             });
             progress.revoked.insert(key);
         }
-        progress.rebalanced = true;
-        self.metrics
-            .assigned_partitions
-            .get_or_create(&SourceLabel {
-                source: self.source,
-            })
-            .set(progress.assigned.len() as i64);
+        self.rebalanced(&mut progress);
         drop(progress);
         if done.count() > 0
             && let Err(err) = consumer.commit(&done, CommitMode::Sync)
@@ -201,13 +206,7 @@ impl ConsumerContext for PipelineContext {
                 .assigned
                 .insert((element.topic().to_owned(), element.partition()));
         }
-        progress.rebalanced = true;
-        self.metrics
-            .assigned_partitions
-            .get_or_create(&SourceLabel {
-                source: self.source,
-            })
-            .set(progress.assigned.len() as i64);
+        self.rebalanced(&mut progress);
         tracing::info!(
             source = self.source,
             partitions = assigned.count(),

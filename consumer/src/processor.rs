@@ -19,6 +19,10 @@ use futures::future::try_join_all;
 use hookline_core::retry::DeliveryPolicy;
 use hookline_runtime::producer::AckedProducer;
 use hookline_runtime::registry_view::{Lookup, RegistryView};
+use hookline_store::database::{is_data_error, is_undefined_table};
+use hookline_store::day_partitions::DayPartitions;
+use hookline_store::dead_letters;
+use hookline_store::events::{self, EventColumns, Inserted};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
@@ -26,12 +30,9 @@ use sqlx::PgPool;
 use thiserror::Error;
 use tracing::Instrument;
 
-use crate::day_partitions::DayPartitions;
-use crate::db;
 use crate::event::{self, Consumed, EventError, EventRow};
 use crate::failure_routing::{self, Copy, Failure, FailurePlan, Routes};
 use crate::metrics::{Metrics, ReasonLabel, SourceLabel, TierLabel};
-use crate::store::{self, Inserted};
 use crate::store_spans::StoreSpans;
 
 /// A failure of PostgreSQL or Kafka: the batch is kept and tried again, never skipped.
@@ -211,12 +212,16 @@ impl Processor {
             .observe(started.elapsed().as_secs_f64());
         spans.record_failures(&written.failures);
         self.send(&written.plan.copies).await?;
+        self.count(source, batch.len(), &written);
+        Ok(())
+    }
 
-        let source = SourceLabel { source };
+    /// Counts what a processed batch of `size` records from `source` came to.
+    fn count(&self, source: &'static str, size: usize, written: &Written<'_>) {
         self.metrics
             .batch_size
-            .get_or_create(&source)
-            .observe(batch.len() as f64);
+            .get_or_create(&SourceLabel { source })
+            .observe(size as f64);
         for (webhook_id, count) in &written.inserted.0 {
             self.metrics
                 .stored
@@ -259,7 +264,6 @@ impl Processor {
                 "dropped events whose retries were spent: their Webhook has deadLetter off"
             );
         }
-        Ok(())
     }
 
     /// Decodes a record and checks it against the registry and the failure injection.
@@ -304,7 +308,7 @@ impl Processor {
             .write_days(rows, row_origins, failures, &days.searched)
             .await;
         if let Err(err) = &written
-            && db::is_undefined_table(err)
+            && is_undefined_table(err)
         {
             // A searched partition was dropped by another replica's sweep: list them
             // again before the batch is tried again.
@@ -320,16 +324,17 @@ impl Processor {
         mut failures: Vec<Failure<'a>>,
         searched_days: &[NaiveDate],
     ) -> Result<Written<'a>, sqlx::Error> {
+        let columns: EventColumns = rows.iter().collect();
         let mut tx = self.pool.begin().await?;
         let mut refused_rows = Vec::new();
-        let inserted = match store::insert_events(&mut tx, rows, searched_days).await {
+        let inserted = match events::insert(&mut tx, &columns, searched_days).await {
             Ok(inserted) => inserted,
-            Err(err) if db::is_data_error(&err) => {
+            Err(err) if is_data_error(&err) => {
                 tracing::warn!(%err, "PostgreSQL refused the batch's data; storing event by event");
                 tx.rollback().await?;
                 tx = self.pool.begin().await?;
                 let (inserted, refused) =
-                    store::insert_events_one_by_one(&mut tx, rows, searched_days).await?;
+                    events::insert_one_by_one(&mut tx, &columns, searched_days).await?;
                 refused_rows = refused.iter().map(|(index, _)| *index).collect();
                 failures.extend(refused.into_iter().map(|(index, reason)| {
                     let (consumed, policy) = &row_origins[index];
@@ -344,7 +349,7 @@ impl Processor {
             Err(err) => return Err(err),
         };
         let plan = failure_routing::plan(&failures, &self.routes, Utc::now());
-        store::insert_dead_letters(&mut tx, &plan.dead_letter_rows).await?;
+        dead_letters::insert(&mut tx, &plan.dead_letter_rows.iter().collect()).await?;
         tx.commit().await?;
         let committed_at = Utc::now();
         let written_rows = rows

@@ -2,11 +2,11 @@
 //! fresh retry budget, through the replay the console uses too
 //! (`hookline_store::dead_letter_replay`), and says how many on stdout.
 
+use hookline_store::database::{self, DbError};
 use hookline_store::dead_letter_replay::{ReplayError, Replayer, Selection};
 use thiserror::Error;
 
 use crate::config::ReplayArgs;
-use crate::db::{self, DbError};
 
 #[derive(Debug, Error)]
 pub enum ReplayCommandError {
@@ -21,7 +21,7 @@ pub enum ReplayCommandError {
 /// The `replay` subcommand: connects, replays, and says how many on stdout.
 pub async fn command(database_url: &str, args: &ReplayArgs) -> Result<(), ReplayCommandError> {
     let kafka = args.kafka.connection()?;
-    let pool = db::connect(database_url, 2).await?;
+    let pool = database::connect(database_url, 2).await?;
     let replayer = Replayer::new(
         &kafka,
         "hookline-consumer-replay",

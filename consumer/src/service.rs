@@ -5,19 +5,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hookline_core::registry::RegistryUpdate;
-use hookline_runtime::kafka::{self, KafkaConnection, reliable_producer_config};
-use hookline_runtime::ops::{self, Readiness};
+use hookline_runtime::kafka::{KafkaConnection, reliable_producer_config};
 use hookline_runtime::producer::AckedProducer;
-use hookline_runtime::registry_view::{FollowError, RegistryView};
+use hookline_runtime::registry_view::{self, FollowError, RegistryView};
+use hookline_runtime::service::{RunningService, Service};
 use hookline_runtime::shutdown::Shutdown;
 use hookline_runtime::webhook_labels::WebhookLabels;
-use prometheus_client::registry::Registry;
+use hookline_store::database::{self, DbError};
+use hookline_store::day_partitions::DayPartitions;
 use rdkafka::error::KafkaError;
 use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
 use crate::config::RunArgs;
-use crate::day_partitions::DayPartitions;
-use crate::db::{self, DbError};
 use crate::failure_routing::Routes;
 use crate::metrics::Metrics;
 use crate::mirror;
@@ -44,8 +45,6 @@ pub enum RunError {
     Registry(#[source] FollowError),
     #[error("cannot serve the operational endpoints: {0}")]
     Ops(#[source] std::io::Error),
-    #[error("cannot list the events table's partitions: {0}")]
-    Partitions(#[source] sqlx::Error),
     #[error(
         "--database-max-connections {max} is too few for --database-parallel-transactions \
          {parallel}: the events and retries pipelines need {parallel} each, plus 2 \
@@ -64,41 +63,99 @@ pub async fn run(database_url: &str, args: RunArgs, shutdown: Shutdown) -> Resul
     if max < 2 * parallel + 2 {
         return Err(RunError::TooFewConnections { max, parallel });
     }
-    let readiness = Readiness::default();
-    let mut metrics_registry = Registry::default();
+    let kafka = args.kafka.connection()?;
+    let listener = TcpListener::bind(args.ops.ops_addr)
+        .await
+        .map_err(RunError::Ops)?;
+    let mut service = Service::new(shutdown);
     let view = RegistryView::default();
-    view.register_metrics(&mut metrics_registry);
+    view.register_metrics(&mut service.metrics);
     let metrics = Metrics::register(
-        metrics_registry.sub_registry_with_prefix("hookline_consumer"),
+        &mut service.metrics,
         WebhookLabels::new(args.webhook_metrics.per_webhook_metrics),
     );
-    let kafka = args.kafka.connection()?;
+    service.readiness.require(
+        database::READINESS_CONDITION,
+        "PostgreSQL not connected yet",
+    );
+    service.watch_kafka(kafka.clone());
+    // Updates wait in the channel until PostgreSQL is there to mirror them. No keyring:
+    // the consumer mirrors entries without their secrets.
+    let (updates, mirrored) = mpsc::unbounded_channel();
+    let follower = service.follow_registry(
+        kafka.clone(),
+        args.registry_topic.clone(),
+        None,
+        view.clone(),
+        forward_updates(metrics.clone(), updates),
+    );
+    // The ops endpoints before PostgreSQL: probes get answers (live, not ready) while it starts.
+    let service = service.serve_ops(listener);
+    let consumed = connect_and_consume(
+        database_url,
+        &args,
+        &kafka,
+        view,
+        metrics,
+        mirrored,
+        &service,
+    )
+    .await;
+    // Consuming ended (shutdown, or a pipeline crashed): the follower stops with it.
+    service.shutdown.trigger();
+    if let Ok(Err(err)) = follower.await {
+        return Err(RunError::Registry(err));
+    }
+    consumed?;
+    service.stopped().await;
+    Ok(())
+}
 
-    // The ops endpoints first: probes get answers (live, not ready) while PostgreSQL starts.
-    let ops_server = tokio::spawn(ops::serve(
-        args.ops.ops_addr,
-        ops::router(readiness.clone(), Arc::new(metrics_registry)),
-        shutdown.clone(),
-    ));
-    readiness.require(db::READINESS_CONDITION, "PostgreSQL not connected yet");
-    let Some(pool) = db::connect_and_migrate(
+/// What the registry follower does with each update it applied: a deleted Webhook's
+/// series go, and the mirror gets the update.
+fn forward_updates(
+    metrics: Metrics,
+    updates: UnboundedSender<RegistryUpdate>,
+) -> impl Fn(&RegistryUpdate) + Send + 'static {
+    move |update| {
+        if let RegistryUpdate::Deleted { webhook_id } = update {
+            metrics.forget_webhook(webhook_id);
+        }
+        // The receiver lives as long as the service; a send after it is gone is moot.
+        let _ = updates.send(update.clone());
+    }
+}
+
+/// Connects PostgreSQL (waiting while it cannot be reached) with the schema current,
+/// starts what keeps it (readiness, day partitions, the registry mirror), then consumes
+/// once the registry is loaded. Returns at shutdown.
+async fn connect_and_consume(
+    database_url: &str,
+    args: &RunArgs,
+    kafka: &KafkaConnection,
+    view: RegistryView,
+    metrics: Metrics,
+    mirrored: UnboundedReceiver<RegistryUpdate>,
+    service: &RunningService,
+) -> Result<(), RunError> {
+    let (readiness, shutdown) = (&service.readiness, &service.shutdown);
+    let Some(pool) = database::connect_with_schema(
         database_url,
         args.database_max_connections,
         args.schema,
-        &readiness,
-        &shutdown,
+        readiness,
+        shutdown,
     )
     .await?
     else {
         return Ok(());
     };
     tracing::info!("database schema is current");
-    tokio::spawn(kafka::watch_reachability(
-        kafka.clone(),
+    tokio::spawn(database::watch(
+        pool.clone(),
         readiness.clone(),
         shutdown.clone(),
     ));
-    tokio::spawn(db::watch(pool.clone(), readiness.clone(), shutdown.clone()));
     let day_partitions = Arc::new(DayPartitions::new(pool.clone(), args.retention.retention()));
     tokio::spawn({
         let day_partitions = day_partitions.clone();
@@ -109,68 +166,17 @@ pub async fn run(database_url: &str, args: RunArgs, shutdown: Shutdown) -> Resul
         );
         async move { day_partitions.run(interval, metrics, shutdown).await }
     });
-
-    let (updates, mirrored) = tokio::sync::mpsc::unbounded_channel();
-    // No keyring: the consumer mirrors entries without their secrets.
-    let follow = hookline_runtime::registry_view::follow(
-        kafka.clone(),
-        args.registry_topic.clone(),
-        None,
-        view.clone(),
-        readiness.clone(),
-        shutdown.clone(),
-        {
-            let metrics = metrics.clone();
-            move |update| {
-                if let RegistryUpdate::Deleted { webhook_id } = update {
-                    metrics.forget_webhook(webhook_id);
-                }
-                // The receiver lives as long as the service; a send after it is gone is moot.
-                let _ = updates.send(update.clone());
-            }
-        },
-    );
-    let follower = tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move {
-            let result = follow.await;
-            // Without the registry no event can be checked: stop rather than guess.
-            shutdown.trigger();
-            result
-        }
-    });
     tokio::spawn(mirror::run(
-        pool.clone(),
+        pool,
         mirrored,
         metrics.clone(),
         shutdown.clone(),
     ));
-
-    let loaded = tokio::select! {
-        () = hookline_runtime::registry_view::loaded(&readiness) => true,
-        () = shutdown.wait() => false,
-    };
-    let consumed = if loaded {
-        consume(
-            &args,
-            &kafka,
-            day_partitions,
-            view,
-            metrics,
-            shutdown.clone(),
-        )
-        .await
-    } else {
-        Ok(())
-    };
-    shutdown.trigger();
-    if let Ok(Err(err)) = follower.await {
-        return Err(RunError::Registry(err));
-    }
-    consumed?;
-    match ops_server.await {
-        Ok(result) => result.map_err(RunError::Ops),
-        Err(_) => Ok(()),
+    tokio::select! {
+        () = registry_view::loaded(readiness) => {
+            consume(args, kafka, day_partitions, view, metrics, shutdown.clone()).await
+        }
+        () = shutdown.wait() => Ok(()),
     }
 }
 

@@ -68,17 +68,15 @@ fn missing_or_bad_configuration_is_named() {
     );
     hookline_testkit::assert_missing_config_is_named(
         BIN,
-        &[
-            "--database-url",
-            "postgres://h/db",
+        &with_kafka(
             "run",
-            "--kafka-bootstrap-servers",
-            "127.0.0.1:9092",
-            "--database-max-connections",
-            "5",
-            "--database-parallel-transactions",
-            "2",
-        ],
+            &[
+                "--database-max-connections",
+                "5",
+                "--database-parallel-transactions",
+                "2",
+            ],
+        ),
         &[
             "--database-max-connections",
             "--database-parallel-transactions",
@@ -86,15 +84,7 @@ fn missing_or_bad_configuration_is_named() {
     );
     hookline_testkit::assert_missing_config_is_named(
         BIN,
-        &[
-            "--database-url",
-            "postgres://h/db",
-            "run",
-            "--kafka-bootstrap-servers",
-            "127.0.0.1:9092",
-            "--session-timeout",
-            "1s",
-        ],
+        &with_kafka("run", &["--session-timeout", "1s"]),
         &["--session-timeout", "6s"],
     );
     for (delays, why) in [
@@ -103,29 +93,28 @@ fn missing_or_bad_configuration_is_named() {
     ] {
         hookline_testkit::assert_missing_config_is_named(
             BIN,
-            &[
-                "--database-url",
-                "postgres://h/db",
-                "run",
-                "--kafka-bootstrap-servers",
-                "127.0.0.1:9092",
-                "--retry-tier-delays",
-                delays,
-            ],
+            &with_kafka("run", &["--retry-tier-delays", delays]),
             &["--retry-tier-delays", why],
         );
     }
     hookline_testkit::assert_missing_config_is_named(
         BIN,
-        &[
-            "--database-url",
-            "postgres://h/db",
-            "replay",
-            "--kafka-bootstrap-servers",
-            "127.0.0.1:9092",
-        ],
+        &with_kafka("replay", &[]),
         &["--webhook", "--all"],
     );
+}
+
+/// `subcommand` with a database and Kafka, then `flags`.
+fn with_kafka<'a>(subcommand: &'a str, flags: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "--database-url",
+        "postgres://h/db",
+        subcommand,
+        "--kafka-bootstrap-servers",
+        "127.0.0.1:9092",
+    ];
+    args.extend_from_slice(flags);
+    args
 }
 
 #[test]

@@ -3,16 +3,18 @@
 //! stored with its body as received and a null `payload`, not refused.
 
 use chrono::Utc;
-use hookline_consumer::day_partitions::{DayPartitions, Retention};
 use hookline_consumer::event::EventRow;
-use hookline_consumer::{db, jsonb, store};
+use hookline_consumer::jsonb;
+use hookline_store::day_partitions::{DayPartitions, Retention};
+use hookline_store::events::{self, EventColumns};
+use hookline_store::{database, schema};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
 async fn migrated(prefix: &str) -> PgPool {
     let database_url = hookline_testkit::fresh_database(prefix).await;
-    let pool = db::connect(&database_url, 2).await.expect("connect");
-    db::migrate(&pool).await.expect("migrate");
+    let pool = database::connect(&database_url, 2).await.expect("connect");
+    schema::migrate(&pool).await.expect("migrate");
     pool
 }
 
@@ -101,14 +103,15 @@ async fn a_row_whose_json_postgresql_refuses_is_stored_without_it() {
         .ensure_for(rows.iter().map(|r| r.received_at))
         .await
         .expect("ensure partitions");
+    let columns: EventColumns = rows.iter().collect();
     let mut tx = pool.begin().await.expect("begin");
-    let batch = store::insert_events(&mut tx, &rows, &days.searched).await;
+    let batch = events::insert(&mut tx, &columns, &days.searched).await;
     let refused = batch.expect_err("PostgreSQL refuses the batch");
-    assert!(db::is_data_error(&refused), "{refused}");
+    assert!(database::is_data_error(&refused), "{refused}");
     tx.rollback().await.expect("rollback");
 
     let mut tx = pool.begin().await.expect("begin");
-    let (inserted, refused) = store::insert_events_one_by_one(&mut tx, &rows, &days.searched)
+    let (inserted, refused) = events::insert_one_by_one(&mut tx, &columns, &days.searched)
         .await
         .expect("row by row");
     tx.commit().await.expect("commit");

@@ -15,29 +15,14 @@
 //! that is not JSON), the handler derives one from the signature and the body.
 //! Nothing here fails: a field that is missing, too long or not text is `None`.
 //! Call it on verified requests only; the ids are not checked against anything.
+//!
+//! Each provider's part is written with its scheme, in [`crate::signature`]; this module
+//! is what the handler, the console and the tests call.
 
-use std::borrow::Cow;
-use std::fmt;
-
-use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
-
-use crate::signature::{HeaderLookup, Scheme, github, shopify, slack, standard, stripe};
-use crate::signature::{check_message_id, legacy_hex};
-
-/// The longest event id or type kept (longer ones are dropped, not cut).
-pub const MAX_FIELD_LEN: usize = 256;
-
-/// What the provider says about the event of one request.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EventIdentity {
-    /// The idempotency key: the same on every retry of the event by its provider.
-    pub message_id: Option<String>,
-    pub event_id: Option<String>,
-    pub event_type: Option<String>,
-    pub occurred_at: Option<DateTime<Utc>>,
-}
+use crate::signature::identity::BodyFields;
+pub use crate::signature::identity::{EventIdentity, MAX_FIELD_LEN};
+use crate::signature::{HeaderLookup, Scheme};
+use crate::signature::{github, legacy_hex, shopify, slack, standard, stripe};
 
 /// Reads the identity of a (verified) request signed with `scheme`.
 pub fn identify<H: HeaderLookup + ?Sized>(
@@ -45,92 +30,7 @@ pub fn identify<H: HeaderLookup + ?Sized>(
     headers: &H,
     body: &[u8],
 ) -> EventIdentity {
-    let header = |name: &str| text(headers.header(name));
-    match scheme {
-        Scheme::Standard => {
-            let fields = BodyFields::read(body);
-            let id = header(standard::names_of(headers).id);
-            EventIdentity {
-                message_id: id.clone(),
-                event_id: id,
-                event_type: fields.kind,
-                occurred_at: fields.timestamp.as_deref().and_then(rfc3339),
-            }
-        }
-        Scheme::Github => {
-            let delivery = header(github::DELIVERY);
-            let message_id = match (header(github::HOOK_ID), &delivery) {
-                (Some(hook), Some(delivery)) => Some(format!("{hook}:{delivery}")),
-                (None, delivery) => delivery.clone(),
-                (Some(_), None) => None,
-            };
-            EventIdentity {
-                message_id,
-                event_id: delivery,
-                event_type: header(github::EVENT),
-                occurred_at: None,
-            }
-        }
-        Scheme::Stripe => {
-            let fields = BodyFields::read(body);
-            EventIdentity {
-                message_id: fields.id.clone(),
-                event_id: fields.id,
-                event_type: fields.kind,
-                occurred_at: fields.created.and_then(unix),
-            }
-        }
-        Scheme::Shopify => {
-            let events = shopify::uses_events_names(headers);
-            let [webhook_id, event_id, topic, triggered_at] = if events {
-                [
-                    shopify::EVENTS_WEBHOOK_ID,
-                    shopify::EVENTS_EVENT_ID,
-                    shopify::EVENTS_TOPIC,
-                    shopify::EVENTS_TRIGGERED_AT,
-                ]
-            } else {
-                [
-                    shopify::WEBHOOK_ID,
-                    shopify::EVENT_ID,
-                    shopify::TOPIC,
-                    shopify::TRIGGERED_AT,
-                ]
-            }
-            .map(header);
-            // Shopify's webhooks documentation keys duplicates on the event id (one per
-            // subscription and topic); its Events documentation on the webhook id.
-            let message_id = match (&event_id, &topic) {
-                (Some(event), Some(topic)) if !events => Some(format!("{event}:{topic}")),
-                _ => webhook_id.clone(),
-            };
-            EventIdentity {
-                message_id,
-                event_id: event_id.or(webhook_id),
-                event_type: topic,
-                occurred_at: triggered_at.as_deref().and_then(rfc3339),
-            }
-        }
-        Scheme::Slack => {
-            let fields = BodyFields::read(body);
-            EventIdentity {
-                message_id: fields.event_id.clone(),
-                event_id: fields.event_id,
-                event_type: fields.inner_kind.or(fields.kind),
-                occurred_at: fields.event_time.and_then(unix),
-            }
-        }
-        Scheme::LegacyHex => {
-            let fields = BodyFields::read(body);
-            EventIdentity {
-                message_id: fields.event_id.clone(),
-                event_id: fields.event_id,
-                event_type: fields.event_type,
-                occurred_at: fields.timestamp.as_deref().and_then(rfc3339),
-            }
-        }
-    }
-    .checked()
+    scheme.provider().identify(&headers, body).checked()
 }
 
 /// The `challenge` of a Slack `url_verification` request: Slack sends one, signed,
@@ -150,43 +50,28 @@ pub fn slack_challenge(body: &[u8]) -> Option<String> {
 /// `events` table could send it again. A stored event's origin rests on the handler's
 /// check when it was received.
 pub fn kept_headers(scheme: Scheme) -> &'static [&'static str] {
-    match scheme {
-        Scheme::Standard => &[
-            standard::ID,
-            standard::TIMESTAMP,
-            standard::SVIX_ID,
-            standard::SVIX_TIMESTAMP,
-        ],
-        Scheme::Github => &[github::DELIVERY, github::EVENT, github::HOOK_ID],
-        Scheme::Stripe => &[],
-        Scheme::Shopify => &[
-            shopify::WEBHOOK_ID,
-            shopify::EVENT_ID,
-            shopify::TOPIC,
-            shopify::TRIGGERED_AT,
-            shopify::EVENTS_WEBHOOK_ID,
-            shopify::EVENTS_EVENT_ID,
-            shopify::EVENTS_TOPIC,
-            shopify::EVENTS_TRIGGERED_AT,
-        ],
-        Scheme::Slack => &[slack::TIMESTAMP, slack::RETRY_NUM, slack::RETRY_REASON],
-        Scheme::LegacyHex => &[],
-    }
+    scheme.provider().profile().kept_headers
+}
+
+/// The headers a signature of `scheme` travels in, never empty: first the name the
+/// provider usually gives it, then the other names it may have (Svix's, Shopify
+/// Events').
+pub fn signature_headers(scheme: Scheme) -> &'static [&'static str] {
+    scheme.provider().profile().signature_headers
 }
 
 /// Every header a signature travels in, under any scheme: never kept with an event,
 /// and never shown to people (the console redacts them from rows stored before
-/// signatures stopped being kept).
-pub const SIGNATURE_HEADERS: &[&str] = &[
-    standard::SIGNATURE,
-    standard::SVIX_SIGNATURE,
-    github::SIGNATURE,
-    stripe::SIGNATURE,
-    shopify::SIGNATURE,
-    shopify::EVENTS_SIGNATURE,
-    slack::SIGNATURE,
-    legacy_hex::SIGNATURE,
-];
+/// signatures stopped being kept). Each scheme's [`signature_headers`], in the order of
+/// [`Scheme::ALL`] (a test holds the two together).
+pub const SIGNATURE_HEADERS: &[&str] = &concat::<8>(&[
+    standard::PROFILE.signature_headers,
+    github::PROFILE.signature_headers,
+    stripe::PROFILE.signature_headers,
+    shopify::PROFILE.signature_headers,
+    slack::PROFILE.signature_headers,
+    legacy_hex::PROFILE.signature_headers,
+]);
 
 /// Whether `name` (any case) carries a signature.
 pub fn is_signature_header(name: &str) -> bool {
@@ -195,228 +80,23 @@ pub fn is_signature_header(name: &str) -> bool {
         .any(|signature| signature.eq_ignore_ascii_case(name))
 }
 
-impl EventIdentity {
-    /// Drops what cannot serve: a message id that is not 1 to 256 visible ASCII
-    /// characters (the handler then derives one), fields that are too long or hold
-    /// control characters.
-    fn checked(self) -> Self {
-        let field = |value: Option<String>| {
-            value.filter(|v| {
-                !v.is_empty() && v.len() <= MAX_FIELD_LEN && !v.chars().any(char::is_control)
-            })
-        };
-        Self {
-            message_id: self.message_id.filter(|id| check_message_id(id).is_ok()),
-            event_id: field(self.event_id),
-            event_type: field(self.event_type),
-            occurred_at: self.occurred_at,
+/// `lists` end to end, at compile time: a constant cannot call the schemes' trait, so
+/// [`SIGNATURE_HEADERS`] is built from their constants. `N` must be the total length
+/// (a wrong one fails the build).
+const fn concat<const N: usize>(lists: &[&[&'static str]]) -> [&'static str; N] {
+    let mut all = [""; N];
+    let (mut list, mut filled) = (0, 0);
+    while list < lists.len() {
+        let mut item = 0;
+        while item < lists[list].len() {
+            all[filled] = lists[list][item];
+            filled += 1;
+            item += 1;
         }
+        list += 1;
     }
-}
-
-fn text(raw: Option<&[u8]>) -> Option<String> {
-    raw.and_then(|raw| std::str::from_utf8(raw).ok())
-        .map(str::trim)
-        .filter(|value| !value.is_empty())
-        .map(str::to_owned)
-}
-
-fn rfc3339(value: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(value.trim())
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
-fn unix(seconds: i64) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(seconds, 0)
-}
-
-/// The top-level body fields providers put their identity in, read in one pass
-/// without building a tree; values of another JSON type than expected are ignored,
-/// and a body that is not a JSON object gives none.
-#[derive(Debug, Default, PartialEq)]
-struct BodyFields {
-    id: Option<String>,
-    kind: Option<String>,
-    event_id: Option<String>,
-    event_type: Option<String>,
-    timestamp: Option<String>,
-    created: Option<i64>,
-    event_time: Option<i64>,
-    /// Slack's `event.type`.
-    inner_kind: Option<String>,
-    /// Slack's `url_verification` challenge.
-    challenge: Option<String>,
-}
-
-impl BodyFields {
-    fn read(body: &[u8]) -> Self {
-        let mut deserializer = serde_json::Deserializer::from_slice(body);
-        match de::Deserializer::deserialize_any(&mut deserializer, FieldsVisitor { nested: false })
-        {
-            Ok(fields) if deserializer.end().is_ok() => fields,
-            _ => Self::default(),
-        }
-    }
-}
-
-/// Visits the top-level document (`nested: false`) or Slack's `event` object.
-struct FieldsVisitor {
-    nested: bool,
-}
-
-impl<'de> Visitor<'de> for FieldsVisitor {
-    type Value = BodyFields;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut fields = BodyFields::default();
-        while let Some(Scalar(key)) = map.next_key::<Scalar<'de>>()? {
-            let key = match key {
-                Some(ScalarValue::Text(key)) => key,
-                _ => Cow::Borrowed(""),
-            };
-            if self.nested {
-                match key.as_ref() {
-                    "type" => fields.kind = map.next_value::<Scalar<'de>>()?.text(),
-                    _ => {
-                        map.next_value::<IgnoredAny>()?;
-                    }
-                }
-                continue;
-            }
-            match key.as_ref() {
-                "id" => fields.id = map.next_value::<Scalar<'de>>()?.text(),
-                "type" => fields.kind = map.next_value::<Scalar<'de>>()?.text(),
-                "event_id" => fields.event_id = map.next_value::<Scalar<'de>>()?.text(),
-                "event_type" => fields.event_type = map.next_value::<Scalar<'de>>()?.text(),
-                "timestamp" => fields.timestamp = map.next_value::<Scalar<'de>>()?.text(),
-                "created" => fields.created = map.next_value::<Scalar<'de>>()?.integer(),
-                "event_time" => fields.event_time = map.next_value::<Scalar<'de>>()?.integer(),
-                "event" => fields.inner_kind = map.next_value_seed(NestedSeed)?.kind,
-                "challenge" => fields.challenge = map.next_value::<Scalar<'de>>()?.text(),
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(fields)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(BodyFields::default())
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(BodyFields::default())
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(BodyFields::default())
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(BodyFields::default())
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(BodyFields::default())
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(BodyFields::default())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(BodyFields::default())
-    }
-}
-
-struct NestedSeed;
-
-impl<'de> de::DeserializeSeed<'de> for NestedSeed {
-    type Value = BodyFields;
-
-    fn deserialize<D: de::Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_any(FieldsVisitor { nested: true })
-    }
-}
-
-/// A string or integer value (strings borrowed from the body when they have no
-/// escapes), or nothing for any other JSON value, which is read and ignored.
-struct Scalar<'a>(Option<ScalarValue<'a>>);
-
-enum ScalarValue<'a> {
-    Text(Cow<'a, str>),
-    Integer(i64),
-}
-
-impl Scalar<'_> {
-    fn text(self) -> Option<String> {
-        match self.0 {
-            Some(ScalarValue::Text(text)) => Some(text.into_owned()),
-            _ => None,
-        }
-    }
-
-    fn integer(self) -> Option<i64> {
-        match self.0 {
-            Some(ScalarValue::Integer(n)) => Some(n),
-            _ => None,
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Scalar<'de> {
-    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(ScalarVisitor)
-    }
-}
-
-struct ScalarVisitor;
-
-impl<'de> Visitor<'de> for ScalarVisitor {
-    type Value = Scalar<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, value: &'de str) -> Result<Self::Value, E> {
-        Ok(Scalar(Some(ScalarValue::Text(Cow::Borrowed(value)))))
-    }
-    fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
-        Ok(Scalar(Some(ScalarValue::Text(Cow::Owned(
-            value.to_owned(),
-        )))))
-    }
-    fn visit_string<E: de::Error>(self, value: String) -> Result<Self::Value, E> {
-        Ok(Scalar(Some(ScalarValue::Text(Cow::Owned(value)))))
-    }
-    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Self::Value, E> {
-        Ok(Scalar(Some(ScalarValue::Integer(value))))
-    }
-    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Self::Value, E> {
-        Ok(Scalar(i64::try_from(value).ok().map(ScalarValue::Integer)))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Scalar(None))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Scalar(None))
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Scalar(None))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(Scalar(None))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Scalar(None))
-    }
+    assert!(filled == N, "N is not the total length");
+    all
 }
 
 #[cfg(test)]
@@ -576,5 +256,17 @@ mod tests {
         }
         assert!(is_signature_header("Stripe-Signature"));
         assert!(!is_signature_header("webhook-id"));
+    }
+
+    #[test]
+    fn every_scheme_names_its_signature_headers_once() {
+        let each: Vec<&str> = Scheme::ALL
+            .into_iter()
+            .flat_map(|scheme| {
+                assert!(!signature_headers(scheme).is_empty(), "{scheme:?}");
+                signature_headers(scheme).iter().copied()
+            })
+            .collect();
+        assert_eq!(each, SIGNATURE_HEADERS);
     }
 }

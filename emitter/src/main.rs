@@ -1,26 +1,31 @@
+use std::process::ExitCode;
+
 use clap::Parser;
 use hookline_emitter::config::Config;
 use hookline_emitter::service;
+use hookline_runtime::config::TraceArgs;
 
-/// mimalloc: glibc's malloc and free were about a tenth of a busy service's CPU
-/// (measured on the handler). The operator keeps glibc's: its memory peak was lower.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+hookline_runtime::use_mimalloc!();
 
-fn main() -> std::process::ExitCode {
+/// The exit code when the emitter ran but not every event was delivered.
+const UNDELIVERED: u8 = 3;
+
+fn main() -> ExitCode {
     let config = Config::parse();
     let common = config.common.clone();
-    common.block_on("hookline-emitter", async move {
-        hookline_runtime::telemetry::init(config.common.log_format);
-        match service::run(config).await {
-            Ok(summary) if summary.failed == 0 && summary.abandoned == 0 => {
-                std::process::ExitCode::SUCCESS
-            }
-            Ok(_) => std::process::ExitCode::from(3),
-            Err(err) => {
-                tracing::error!(%err, "emitter failed to start");
-                std::process::ExitCode::FAILURE
-            }
-        }
-    })
+    // The emitter exports no spans: logs only.
+    let no_traces = TraceArgs {
+        otlp_endpoint: String::new(),
+        trace_sample_ratio: 1.0,
+        service_name: None,
+    };
+    let mut summary = None;
+    let exit = hookline_runtime::service::main("hookline-emitter", &common, &no_traces, async {
+        summary = Some(service::run(config).await?);
+        Ok::<(), service::StartError>(())
+    });
+    match summary {
+        Some(summary) if !summary.all_delivered() => ExitCode::from(UNDELIVERED),
+        _ => exit,
+    }
 }

@@ -1,12 +1,13 @@
 //! Wires the emitter together: the generator that keeps the rate, a bounded queue,
 //! delivery workers, the secret watcher and the ops endpoints; drains on shutdown.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
-use hookline_runtime::ops::{self, Readiness};
+use hookline_runtime::service::Service;
 use hookline_runtime::shutdown::Shutdown;
 use hyper::Uri;
 use hyper_rustls::HttpsConnectorBuilder;
@@ -15,6 +16,7 @@ use hyper_util::rt::TokioExecutor;
 use prometheus_client::registry::Registry;
 use rand::SeedableRng;
 use thiserror::Error;
+use tokio::net::TcpListener;
 use tokio::sync::{Mutex, mpsc};
 
 use crate::config::Config;
@@ -32,6 +34,12 @@ pub enum StartError {
     Config(String),
     #[error("no CA certificates found for the https target: {0}")]
     NoRoots(#[source] std::io::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// What the emitter did, for its exit log and for tests.
@@ -54,6 +62,13 @@ pub struct Summary {
     pub gone: bool,
 }
 
+impl Summary {
+    /// Whether every event emitted was delivered: none failed, none abandoned.
+    pub fn all_delivered(&self) -> bool {
+        self.failed == 0 && self.abandoned == 0
+    }
+}
+
 impl Tally {
     pub fn summary(&self) -> Summary {
         Summary {
@@ -72,14 +87,13 @@ pub struct Emitter {
     deliverer: Arc<Deliverer>,
     keys: SigningKeys,
     metrics: Metrics,
-    registry: Arc<Registry>,
     tally: Arc<Tally>,
-    readiness: Readiness,
 }
 
 impl Emitter {
-    /// Validates the configuration and reads the signing secrets.
-    pub fn new(config: Config) -> Result<Self, StartError> {
+    /// Validates the configuration and reads the signing secrets; the metrics are
+    /// registered in `metrics_registry`.
+    pub fn new(config: Config, metrics_registry: &mut Registry) -> Result<Self, StartError> {
         let policy = config.delivery_policy().map_err(StartError::Config)?;
         let target: Uri = config
             .target_url
@@ -87,8 +101,7 @@ impl Emitter {
             .map_err(|err| StartError::Config(format!("WEBHOOK_TARGET_URL: {err}")))?;
         let keys = SigningKeys::load(&config.secret_dir, config.scheme)?;
         let client = http_client(&config, target.scheme_str() == Some("https"))?;
-        let mut registry = Registry::with_prefix("hookline_emitter");
-        let metrics = Metrics::register(&mut registry);
+        let metrics = Metrics::register(metrics_registry);
         let deliverer = Deliverer {
             client,
             target,
@@ -102,19 +115,12 @@ impl Emitter {
             deliverer: Arc::new(deliverer),
             keys,
             metrics,
-            registry: Arc::new(registry),
             tally: Arc::default(),
-            readiness: Readiness::default(),
         })
     }
 
     pub fn tally(&self) -> Arc<Tally> {
         self.tally.clone()
-    }
-
-    /// The `/healthz`, `/readyz`, `/metrics` routes.
-    pub fn ops_router(&self) -> axum::Router {
-        ops::router(self.readiness.clone(), self.registry.clone())
     }
 
     /// Emits until `shutdown`, `--max-events` or a 410; then delivers what is queued
@@ -351,20 +357,22 @@ fn failure_label(reason: &str) -> String {
 
 /// Serves the ops endpoints and runs the emitter until SIGTERM.
 pub async fn run(config: Config) -> Result<Summary, StartError> {
-    let ops_addr = config.ops.ops_addr;
-    let emitter = Emitter::new(config)?;
     let shutdown = Shutdown::on_signal();
-    let ops_shutdown = Shutdown::new();
-    let router = emitter.ops_router();
-    let ops_server = tokio::spawn({
-        let ops_shutdown = ops_shutdown.clone();
-        async move { ops::serve(ops_addr, router, ops_shutdown).await }
-    });
+    let ops_addr = config.ops.ops_addr;
+    // The ops endpoints have a shutdown of their own: they keep answering while the
+    // queue drains after SIGTERM.
+    let mut service = Service::new(Shutdown::new());
+    let emitter = Emitter::new(config, &mut service.metrics)?;
+    let listener = TcpListener::bind(ops_addr)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: ops_addr,
+            source,
+        })?;
+    let service = service.serve_ops(listener);
     let summary = emitter.run(shutdown).await;
-    ops_shutdown.trigger();
-    if let Ok(Err(err)) = ops_server.await {
-        tracing::warn!(%err, "the ops endpoints stopped with an error");
-    }
+    service.shutdown.trigger();
+    service.stopped().await;
     Ok(summary)
 }
 

@@ -17,8 +17,10 @@ use chrono::Utc;
 use clap::Parser;
 use hookline_core::signature::{self, Scheme, SigningSecret};
 use hookline_emitter::config::Config;
+use hookline_emitter::metrics;
 use hookline_emitter::service::{Emitter, Summary};
 use hookline_runtime::shutdown::Shutdown;
+use prometheus_client::registry::Registry;
 
 const CURRENT: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 const PREVIOUS: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -143,8 +145,13 @@ fn config_for(target: &str, secrets: &Path, extra: &[&str]) -> Config {
     Config::try_parse_from(args).expect("valid test configuration")
 }
 
+/// An emitter whose metrics nobody reads.
+fn emitter(config: Config) -> Emitter {
+    Emitter::new(config, &mut Registry::default()).expect("emitter starts")
+}
+
 async fn run(config: Config) -> Summary {
-    let emitter = Emitter::new(config).expect("emitter starts");
+    let emitter = emitter(config);
     tokio::time::timeout(Duration::from_secs(30), emitter.run(Shutdown::new()))
         .await
         .expect("the emitter stops by itself within 30 s")
@@ -314,7 +321,7 @@ async fn a_target_down_pauses_emission_then_everything_arrives() {
             "--max-backoff-delay-ms=200",
         ],
     );
-    let emitter = Emitter::new(config).expect("emitter");
+    let emitter = emitter(config);
     let tally = emitter.tally();
     let running = tokio::spawn(emitter.run(Shutdown::new()));
     tokio::time::sleep(Duration::from_millis(1_500)).await;
@@ -372,7 +379,7 @@ async fn during_rotation_both_secrets_sign() {
 async fn shutdown_drains_then_reports_what_it_could_not_deliver() {
     let (receiver, port) = start_receiver(0, vec![Answer::Status(503); 100]).await;
     let secrets = secret_dir(false);
-    let emitter = Emitter::new(config(
+    let emitter = emitter(config(
         port,
         &secrets,
         &[
@@ -381,8 +388,7 @@ async fn shutdown_drains_then_reports_what_it_could_not_deliver() {
             "--backoff-delay-ms=200",
             "--drain-timeout-ms=300",
         ],
-    ))
-    .expect("emitter");
+    ));
     let shutdown = Shutdown::new();
     let running = tokio::spawn(emitter.run(shutdown.clone()));
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -409,8 +415,7 @@ async fn shutdown_drains_then_reports_what_it_could_not_deliver() {
 async fn the_schedule_keeps_up_with_a_thousand_per_second() {
     let (receiver, port) = start_receiver(0, vec![]).await;
     let secrets = secret_dir(false);
-    let emitter =
-        Emitter::new(config(port, &secrets, &["--rate-per-second=1000"])).expect("emitter");
+    let emitter = emitter(config(port, &secrets, &["--rate-per-second=1000"]));
     let shutdown = Shutdown::new();
     let started = Instant::now();
     let running = tokio::spawn(emitter.run(shutdown.clone()));
@@ -470,7 +475,7 @@ async fn the_binary_serves_metrics_and_stops_cleanly_on_sigterm() {
                     .await
                     .expect("task")?;
             let delivered =
-                hookline_testkit::prometheus::sample(&body, "hookline_emitter_delivered_total")?;
+                hookline_testkit::prometheus::sample(&body, &metrics::DELIVERED.exported())?;
             (status == 200 && delivered >= 20.0).then_some(delivered)
         },
     )

@@ -344,44 +344,69 @@ pub fn emitter_deployment(
     settings: &Settings,
     id: &str,
 ) -> Result<Deployment, DesiredError> {
-    let spec = &webhook.spec;
-    let delivery = delivery_policy(spec);
-    let container = Container {
+    Ok(Deployment {
+        metadata: child_metadata(webhook, emitter_name(webhook))?,
+        spec: Some(DeploymentSpec {
+            replicas: Some(emitter_replicas(&webhook.spec)),
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(webhook)),
+                ..LabelSelector::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(webhook)),
+                    annotations: Some(BTreeMap::from([
+                        ("prometheus.io/scrape".into(), "true".into()),
+                        ("prometheus.io/port".into(), OPS_PORT.to_string()),
+                    ])),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(emitter_pod(
+                    webhook,
+                    emitter_container(webhook, settings, id),
+                )),
+            },
+            ..DeploymentSpec::default()
+        }),
+        ..Deployment::default()
+    })
+}
+
+/// The emitter's pod: `container` as a non-root user without the API server's token,
+/// the signing Secret as its volume.
+fn emitter_pod(webhook: &Webhook, container: Container) -> PodSpec {
+    PodSpec {
+        containers: vec![container],
+        automount_service_account_token: Some(false),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(65_532),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                ..SeccompProfile::default()
+            }),
+            ..PodSecurityContext::default()
+        }),
+        volumes: Some(vec![Volume {
+            name: "signing".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(signing_secret_name(webhook)),
+                default_mode: Some(0o440),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        }]),
+        ..PodSpec::default()
+    }
+}
+
+/// The emitter's container: its configuration, the signing Secret mounted read-only,
+/// probes on its ops port, small resources and no privileges.
+fn emitter_container(webhook: &Webhook, settings: &Settings, id: &str) -> Container {
+    Container {
         name: "emitter".into(),
         image: Some(settings.emitter_image.clone()),
-        env: Some(vec![
-            env(emitter_env::WEBHOOK_ID, id),
-            env(emitter_env::TARGET_URL, target_url(spec, settings, id)),
-            env(
-                emitter_env::ALLOW_PRIVATE_TARGETS,
-                allows_private_targets(spec, settings).to_string(),
-            ),
-            env(emitter_env::SECRET_DIR, SECRET_MOUNT_PATH),
-            env(emitter_env::SCHEME, spec.scheme.as_str()),
-            env(
-                emitter_env::RATE_PER_SECOND,
-                spec.emitter.rate_per_second.to_string(),
-            ),
-            env(emitter_env::EVENT_TYPES, spec.emitter.event_types.join(",")),
-            env(emitter_env::DELIVERY_RETRIES, delivery.retries.to_string()),
-            env(
-                emitter_env::DELIVERY_BACKOFF_POLICY,
-                match delivery.backoff_policy {
-                    BackoffPolicy::Linear => "linear",
-                    BackoffPolicy::Exponential => "exponential",
-                },
-            ),
-            env(
-                emitter_env::DELIVERY_BACKOFF_DELAY_MS,
-                delivery.backoff_delay_ms.to_string(),
-            ),
-            env(
-                emitter_env::DELIVERY_MAX_BACKOFF_DELAY_MS,
-                delivery.max_backoff_delay_ms.to_string(),
-            ),
-            env(emitter_env::LOG_FORMAT, "json"),
-            env(emitter_env::OPS_ADDR, format!("0.0.0.0:{OPS_PORT}")),
-        ]),
+        env: Some(emitter_env(&webhook.spec, settings, id)),
         ports: Some(vec![ContainerPort {
             name: Some("ops".into()),
             container_port: OPS_PORT,
@@ -417,53 +442,45 @@ pub fn emitter_deployment(
             ..SecurityContext::default()
         }),
         ..Container::default()
-    };
-    let pod_labels = labels(webhook);
-    Ok(Deployment {
-        metadata: child_metadata(webhook, emitter_name(webhook))?,
-        spec: Some(DeploymentSpec {
-            replicas: Some(emitter_replicas(spec)),
-            selector: LabelSelector {
-                match_labels: Some(selector_labels(webhook)),
-                ..LabelSelector::default()
+    }
+}
+
+/// The emitter's configuration, one variable per flag (`hookline_api::emitter::env`).
+fn emitter_env(spec: &WebhookSpec, settings: &Settings, id: &str) -> Vec<EnvVar> {
+    let delivery = delivery_policy(spec);
+    vec![
+        env(emitter_env::WEBHOOK_ID, id),
+        env(emitter_env::TARGET_URL, target_url(spec, settings, id)),
+        env(
+            emitter_env::ALLOW_PRIVATE_TARGETS,
+            allows_private_targets(spec, settings).to_string(),
+        ),
+        env(emitter_env::SECRET_DIR, SECRET_MOUNT_PATH),
+        env(emitter_env::SCHEME, spec.scheme.as_str()),
+        env(
+            emitter_env::RATE_PER_SECOND,
+            spec.emitter.rate_per_second.to_string(),
+        ),
+        env(emitter_env::EVENT_TYPES, spec.emitter.event_types.join(",")),
+        env(emitter_env::DELIVERY_RETRIES, delivery.retries.to_string()),
+        env(
+            emitter_env::DELIVERY_BACKOFF_POLICY,
+            match delivery.backoff_policy {
+                BackoffPolicy::Linear => "linear",
+                BackoffPolicy::Exponential => "exponential",
             },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(pod_labels),
-                    annotations: Some(BTreeMap::from([
-                        ("prometheus.io/scrape".into(), "true".into()),
-                        ("prometheus.io/port".into(), OPS_PORT.to_string()),
-                    ])),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(PodSpec {
-                    containers: vec![container],
-                    automount_service_account_token: Some(false),
-                    security_context: Some(PodSecurityContext {
-                        run_as_non_root: Some(true),
-                        run_as_user: Some(65_532),
-                        seccomp_profile: Some(SeccompProfile {
-                            type_: "RuntimeDefault".into(),
-                            ..SeccompProfile::default()
-                        }),
-                        ..PodSecurityContext::default()
-                    }),
-                    volumes: Some(vec![Volume {
-                        name: "signing".into(),
-                        secret: Some(SecretVolumeSource {
-                            secret_name: Some(signing_secret_name(webhook)),
-                            default_mode: Some(0o440),
-                            ..SecretVolumeSource::default()
-                        }),
-                        ..Volume::default()
-                    }]),
-                    ..PodSpec::default()
-                }),
-            },
-            ..DeploymentSpec::default()
-        }),
-        ..Deployment::default()
-    })
+        ),
+        env(
+            emitter_env::DELIVERY_BACKOFF_DELAY_MS,
+            delivery.backoff_delay_ms.to_string(),
+        ),
+        env(
+            emitter_env::DELIVERY_MAX_BACKOFF_DELAY_MS,
+            delivery.max_backoff_delay_ms.to_string(),
+        ),
+        env(emitter_env::LOG_FORMAT, "json"),
+        env(emitter_env::OPS_ADDR, format!("0.0.0.0:{OPS_PORT}")),
+    ]
 }
 
 /// The spec's delivery policy in core's terms (the CRD's bounds make every value valid).
@@ -524,29 +541,7 @@ mod tests {
     use hookline_api::webhook::SecretKeyRef;
     use hookline_core::signature::Scheme;
 
-    fn settings() -> Settings {
-        Settings {
-            emitter_image: "hookline-emitter:test".into(),
-            public_base_url: "https://hooks.example.com/".into(),
-            in_cluster_handler_url: "http://hookline-handler.hookline.svc:8080".into(),
-            limits: Limits::default(),
-            emitter_network_policy: true,
-            handler_pod_port: 8080,
-        }
-    }
-
-    fn webhook(spec: WebhookSpec) -> Webhook {
-        let mut webhook = Webhook::new("invoices", spec);
-        webhook.metadata.namespace = Some("shop".into());
-        webhook.metadata.uid = Some("7f6c-uid".into());
-        webhook.metadata.generation = Some(4);
-        webhook
-    }
-
-    fn spec() -> WebhookSpec {
-        serde_json::from_value(serde_json::json!({"customerId": "ben@webhooksystem"}))
-            .expect("defaults fill the rest")
-    }
+    use crate::test_support::{settings, spec, webhook};
 
     fn at(hour: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 29, hour, 0, 0).unwrap()
@@ -790,8 +785,12 @@ mod tests {
         assert_eq!(entry.scheme, Scheme::Standard);
         assert_eq!(entry.generation, 4);
         assert_eq!(entry.namespace, "shop");
+        let behind_an_ingress = Settings {
+            public_base_url: "https://hooks.example.com/".into(),
+            ..settings()
+        };
         assert_eq!(
-            endpoint(&settings(), "7f6c-uid"),
+            endpoint(&behind_an_ingress, "7f6c-uid"),
             "https://hooks.example.com/webhooks/7f6c-uid"
         );
     }

@@ -104,28 +104,15 @@ pub fn emitter_network_policy(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::limits::Limits;
+    use crate::test_support::{self, settings, spec};
     use hookline_api::webhook::WebhookSpec;
 
-    fn settings() -> Settings {
-        Settings {
-            emitter_image: "hookline-emitter:test".into(),
-            public_base_url: "https://hooks.example.com".into(),
-            in_cluster_handler_url: "http://hookline-handler.hookline.svc:8080".into(),
-            limits: Limits::default(),
-            emitter_network_policy: true,
-            handler_pod_port: 8080,
-        }
-    }
-
+    /// `shop/invoices` delivering to `url`, else to the in-cluster handler.
     fn webhook(url: Option<&str>) -> Webhook {
-        let mut spec: WebhookSpec =
-            serde_json::from_value(serde_json::json!({"customerId": "c"})).expect("spec");
-        spec.url = url.map(str::to_owned);
-        let mut webhook = Webhook::new("invoices", spec);
-        webhook.metadata.namespace = Some("shop".into());
-        webhook.metadata.uid = Some("7f6c-uid".into());
-        webhook
+        test_support::webhook(WebhookSpec {
+            url: url.map(str::to_owned),
+            ..spec()
+        })
     }
 
     /// (protocol, port) of every egress rule, in order.

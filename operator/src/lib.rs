@@ -13,3 +13,5 @@ pub mod metrics;
 pub mod reconcile;
 pub mod registry;
 pub mod service;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;

@@ -1,25 +1,27 @@
 use clap::Parser;
 use hookline_operator::config::{Cli, Command};
 use hookline_operator::service;
+use hookline_runtime::config::TraceArgs;
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    hookline_runtime::telemetry::init(cli.common.log_format);
-    let common = cli.common.clone();
-    common.block_on("hookline-operator", async move {
-        let result = match cli.command {
+    let Cli { common, command } = Cli::parse();
+    hookline_runtime::service::main("hookline-operator", &common, &logs_only(), async move {
+        match command {
             Command::Crd => {
                 print!("{}", hookline_api::webhook::crd_yaml());
                 Ok(())
             }
             Command::Run(args) => service::run(*args).await,
-        };
-        match result {
-            Ok(()) => std::process::ExitCode::SUCCESS,
-            Err(err) => {
-                tracing::error!(%err, "operator failed");
-                std::process::ExitCode::FAILURE
-            }
         }
     })
+}
+
+/// The operator writes logs and exports no spans (the chart traces the handler and the
+/// consumer only), so it takes no trace flags.
+fn logs_only() -> TraceArgs {
+    TraceArgs {
+        otlp_endpoint: String::new(),
+        trace_sample_ratio: 0.0,
+        service_name: None,
+    }
 }

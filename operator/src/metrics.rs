@@ -1,4 +1,4 @@
-//! The operator's Prometheus metrics.
+//! The operator's Prometheus metrics, each defined once as a [`MetricDef`].
 
 use std::time::Duration;
 
@@ -8,6 +8,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use hookline_runtime::metrics::{Kind, MetricDef};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
@@ -21,6 +23,46 @@ pub struct WebhookResourceLabels {
     pub webhook_name: String,
 }
 
+/// Every metric here is `hookline_operator_<name>`.
+const PREFIX: &str = "hookline_operator";
+
+pub const RECONCILES: MetricDef = MetricDef::new(
+    PREFIX,
+    "reconciles",
+    "Reconciliations of Webhook resources, by result",
+    Kind::Counter,
+);
+pub const RECONCILE_DURATION: MetricDef = MetricDef::new(
+    PREFIX,
+    "reconcile_duration_seconds",
+    "Time one reconciliation took",
+    Kind::Histogram,
+);
+pub const REGISTRY_PUBLISHES: MetricDef = MetricDef::new(
+    PREFIX,
+    "registry_publishes",
+    "Registry entries (and deletion records) acknowledged by Kafka",
+    Kind::Counter,
+);
+pub const REGISTRY_ENTRIES_SEALED_WITH_OLD_KEY: MetricDef = MetricDef::new(
+    PREFIX,
+    "registry_entries_sealed_with_old_key",
+    "Registry entries last published under a key other than the keyring's primary one (0: a rotation's old key may be removed)",
+    Kind::Gauge,
+);
+pub const LEADER: MetricDef = MetricDef::new(
+    PREFIX,
+    "leader",
+    "1 while this replica holds the leader Lease",
+    Kind::Gauge,
+);
+pub const WEBHOOK_READY: MetricDef = MetricDef::new(
+    PREFIX,
+    "webhook_ready",
+    "1 while a Webhook's Ready condition is True, as this replica last wrote it",
+    Kind::Gauge,
+);
+
 #[derive(Clone)]
 pub struct Metrics {
     pub reconciles: Family<ResultLabel, Counter>,
@@ -32,8 +74,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Creates the metrics and registers them under `registry`.
-    pub fn register(registry: &mut Registry) -> Self {
+    /// Creates the metrics and registers them in `metrics_registry`.
+    pub fn register(metrics_registry: &mut Registry) -> Self {
         let metrics = Self {
             reconciles: Family::default(),
             reconcile_duration: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
@@ -42,36 +84,15 @@ impl Metrics {
             leader: Gauge::default(),
             webhook_ready: Family::default(),
         };
-        registry.register(
-            "reconciles",
-            "Reconciliations of Webhook resources, by result",
-            metrics.reconciles.clone(),
-        );
-        registry.register(
-            "reconcile_duration_seconds",
-            "Time one reconciliation took",
-            metrics.reconcile_duration.clone(),
-        );
-        registry.register(
-            "registry_publishes",
-            "Registry entries (and deletion records) acknowledged by Kafka",
-            metrics.registry_publishes.clone(),
-        );
-        registry.register(
-            "registry_entries_sealed_with_old_key",
-            "Registry entries last published under a key other than the keyring's primary one (0: a rotation's old key may be removed)",
+        RECONCILES.register(metrics_registry, metrics.reconciles.clone());
+        RECONCILE_DURATION.register(metrics_registry, metrics.reconcile_duration.clone());
+        REGISTRY_PUBLISHES.register(metrics_registry, metrics.registry_publishes.clone());
+        REGISTRY_ENTRIES_SEALED_WITH_OLD_KEY.register(
+            metrics_registry,
             metrics.registry_entries_sealed_with_old_key.clone(),
         );
-        registry.register(
-            "leader",
-            "1 while this replica holds the leader Lease",
-            metrics.leader.clone(),
-        );
-        registry.register(
-            "webhook_ready",
-            "1 while a Webhook's Ready condition is True, as this replica last wrote it",
-            metrics.webhook_ready.clone(),
-        );
+        LEADER.register(metrics_registry, metrics.leader.clone());
+        WEBHOOK_READY.register(metrics_registry, metrics.webhook_ready.clone());
         metrics
     }
 
@@ -109,20 +130,21 @@ mod tests {
 
     #[test]
     fn a_webhooks_ready_gauge_follows_its_condition_and_goes_with_it() {
-        let mut registry = Registry::with_prefix("hookline_operator");
-        let metrics = Metrics::register(&mut registry);
+        let mut metrics_registry = Registry::default();
+        let metrics = Metrics::register(&mut metrics_registry);
         metrics.set_webhook_ready("team-a", "orders", false);
         metrics.set_webhook_ready("team-a", "billing", true);
-        let body = encoded(&registry);
+        let body = encoded(&metrics_registry);
         assert!(
-            body.contains(
-                r#"hookline_operator_webhook_ready{webhook_namespace="team-a",webhook_name="orders"} 0"#
-            ),
+            body.contains(&format!(
+                r#"{}{{webhook_namespace="team-a",webhook_name="orders"}} 0"#,
+                WEBHOOK_READY.exported()
+            )),
             "{body}"
         );
 
         metrics.forget_webhook("team-a", "orders");
-        let body = encoded(&registry);
+        let body = encoded(&metrics_registry);
         assert!(!body.contains(r#"webhook_name="orders""#), "{body}");
         assert!(body.contains(r#"webhook_name="billing"} 1"#), "{body}");
     }

@@ -1,5 +1,5 @@
-//! Wires the operator together: topics, leader election, the controller, the
-//! operational endpoints; runs until SIGTERM or until leadership is lost.
+//! Wires the operator together on the service skeleton: topics, leader election, the
+//! controller, the operational endpoints; runs until SIGTERM or until leadership is lost.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,8 +8,10 @@ use futures::StreamExt;
 use hookline_api::topics;
 use hookline_core::registry::KeyringError;
 use hookline_runtime::kafka::{self, KafkaConnection, KafkaSettingsError};
-use hookline_runtime::ops::{self, Readiness};
-use hookline_runtime::registry_view::{FollowError, RegistryView};
+use hookline_runtime::keyring_files;
+use hookline_runtime::ops::Readiness;
+use hookline_runtime::registry_view::{self, FollowError, RegistryView};
+use hookline_runtime::service::{RunningService, Service};
 use hookline_runtime::shutdown::Shutdown;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
@@ -23,8 +25,9 @@ use kube::runtime::{
     watcher,
 };
 use kube::{Api, Client};
-use prometheus_client::registry::Registry;
 use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
 use crate::config::RunArgs;
 use crate::leader::LeaseLock;
@@ -89,28 +92,64 @@ const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-config
 const TOPICS_READY: &str = "topics";
 const API_READY: &str = "kubernetes";
 
+/// The operator's `run` command: every replica serves its ops endpoints, follows the
+/// registry and stands by; the one holding the leader Lease reconciles.
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let shutdown = Shutdown::on_signal();
     let kafka = args.kafka.connection()?;
-    let keys = hookline_runtime::keyring_files::watch_dir(
+    let keys = keyring_files::watch_dir(
         args.registry_keys.registry_keys_dir.clone(),
         args.registry_keys.registry_keys_reload_interval,
         shutdown.clone(),
     )
     .await?;
-    let readiness = Readiness::default();
-    readiness.require(API_READY, "not connected to the Kubernetes API server yet");
-    readiness.require(TOPICS_READY, "Kafka topics not created yet");
-    let mut registry = Registry::default();
+    let listener = TcpListener::bind(args.ops.ops_addr)
+        .await
+        .map_err(RunError::Ops)?;
+    let mut service = Service::new(shutdown);
+    service
+        .readiness
+        .require(API_READY, "not connected to the Kubernetes API server yet");
+    service
+        .readiness
+        .require(TOPICS_READY, "Kafka topics not created yet");
     let topic_view = RegistryView::default();
-    topic_view.register_metrics(&mut registry);
-    let metrics = Metrics::register(registry.sub_registry_with_prefix("hookline_operator"));
-    let ops_server = tokio::spawn(ops::serve(
-        args.ops.ops_addr,
-        ops::router(readiness.clone(), Arc::new(registry)),
-        shutdown.clone(),
-    ));
+    topic_view.register_metrics(&mut service.metrics);
+    let metrics = Metrics::register(&mut service.metrics);
+    // The versions already on the topic (see crate::registry), followed by the leader
+    // and the replicas waiting to take over alike (from before the topic is created:
+    // the follower waits for it). Without them, what this replica publishes may be
+    // refused, so a failed follower stops the operator.
+    let follower = service.follow_registry(
+        kafka.clone(),
+        args.registry_topic.clone(),
+        Some(keys.clone()),
+        topic_view.clone(),
+        |_| {},
+    );
+    let service = service.serve_ops(listener);
 
+    let client = connect_api_server(&args, &service.readiness).await?;
+    create_topics(&args, &kafka, &service.readiness, &service.shutdown).await;
+    let publisher = Arc::new(RegistryPublisher::with_topic(
+        &kafka,
+        &args.registry_topic,
+        keys,
+        topic_view,
+        metrics.registry_entries_sealed_with_old_key.clone(),
+    )?);
+    tokio::spawn(
+        publisher
+            .clone()
+            .reseal_on_rotation(service.shutdown.clone()),
+    );
+    lead(&args, client, publisher, metrics, &service).await?;
+    finish(follower, service).await
+}
+
+/// Connects to the API server and checks that the Webhook CRD is served, then marks
+/// the readiness condition `kubernetes` met.
+async fn connect_api_server(args: &RunArgs, readiness: &Readiness) -> Result<Client, RunError> {
     let config = kube::Config::infer()
         .await
         .map_err(|err| RunError::Kube(kube::Error::InferConfig(err)))?;
@@ -129,82 +168,39 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         .map_err(RunError::CrdMissing)?;
     readiness.set_ready(API_READY);
     tracing::info!(server = %version.git_version, "connected to the Kubernetes API server");
+    Ok(client)
+}
 
-    create_topics(&args, &kafka, &readiness, &shutdown).await;
-    // The versions already on the topic (see crate::registry): followed from now on,
-    // by the leader and the replicas waiting to take over alike.
-    let follower = tokio::spawn({
-        let follow = hookline_runtime::registry_view::follow(
-            kafka.clone(),
-            args.registry_topic.clone(),
-            Some(keys.clone()),
-            topic_view.clone(),
-            readiness.clone(),
-            shutdown.clone(),
-            |_| {},
-        );
-        let shutdown = shutdown.clone();
-        async move {
-            let result = follow.await;
-            // Without the topic's versions, what this replica publishes may be refused.
-            shutdown.trigger();
-            result
-        }
-    });
-    let publisher = Arc::new(RegistryPublisher::with_topic(
-        &kafka,
-        &args.registry_topic,
-        keys,
-        topic_view,
-        metrics.registry_entries_sealed_with_old_key.clone(),
-    )?);
-    tokio::spawn(publisher.clone().reseal_on_rotation(shutdown.clone()));
-
+/// Once the registry is loaded, waits for the leader Lease, then runs the controller
+/// until shutdown, or until the Lease is lost (an error: another replica acts now).
+async fn lead(
+    args: &RunArgs,
+    client: Client,
+    publisher: Arc<RegistryPublisher>,
+    metrics: Metrics,
+    service: &RunningService,
+) -> Result<(), RunError> {
+    let shutdown = &service.shutdown;
     let identity = args
         .identity
         .clone()
         .unwrap_or_else(|| format!("hookline-operator-{}", uuid::Uuid::new_v4().simple()));
-    let mut lease = LeaseLock::new(
-        client.clone(),
-        &args.lease_namespace,
-        &args.lease_name,
-        &identity,
-        args.lease_duration(),
-    );
-    if let Some(deployment) = &args.lease_owner_deployment {
-        lease = lease.owned_by(lease_owner(&client, &args.lease_namespace, deployment).await?);
-    }
-    let lease = Arc::new(lease);
+    let lease = Arc::new(leader_lease(args, &client, &identity).await?);
     let loaded = tokio::select! {
-        () = hookline_runtime::registry_view::loaded(&readiness) => true,
+        () = registry_view::loaded(&service.readiness) => true,
         () = shutdown.wait() => false,
     };
-    if !loaded || !acquire(&lease, &shutdown).await {
-        return finish(ops_server, follower).await;
+    if !loaded || !acquire(&lease, shutdown).await {
+        return Ok(());
     }
     metrics.leader.set(1);
     tokio::spawn(publisher.clone().reassert_after_replays(shutdown.clone()));
     tracing::info!(%identity, lease = %args.lease_name, "acquired the leader Lease");
     let lost = Shutdown::new();
     let renewer = tokio::spawn(keep_renewing(lease.clone(), shutdown.clone(), lost.clone()));
-
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: "hookline-operator".into(),
-            instance: Some(identity.clone()),
-        },
-    );
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        args.settings(),
-        publisher,
-        metrics.clone(),
-        recorder,
-        args.resync(),
-    ));
+    let ctx = controller_context(args, &client, identity, publisher, metrics.clone());
     run_controller(
-        client.clone(),
+        client,
         args.watch_namespace.clone(),
         args.reconcile_concurrency,
         ctx,
@@ -220,7 +216,54 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     if let Err(err) = lease.release().await {
         tracing::warn!(%err, "cannot release the leader Lease; it expires by itself");
     }
-    finish(ops_server, follower).await
+    Ok(())
+}
+
+/// The leader Lease this replica competes for as `identity`, owned by the operator's
+/// Deployment when one is named.
+async fn leader_lease(
+    args: &RunArgs,
+    client: &Client,
+    identity: &str,
+) -> Result<LeaseLock, RunError> {
+    let lease = LeaseLock::new(
+        client.clone(),
+        &args.lease_namespace,
+        &args.lease_name,
+        identity,
+        args.lease_duration(),
+    );
+    Ok(match &args.lease_owner_deployment {
+        Some(deployment) => {
+            lease.owned_by(lease_owner(client, &args.lease_namespace, deployment).await?)
+        }
+        None => lease,
+    })
+}
+
+/// What the leader's reconciles share; its Events are reported as `identity`.
+fn controller_context(
+    args: &RunArgs,
+    client: &Client,
+    identity: String,
+    publisher: Arc<RegistryPublisher>,
+    metrics: Metrics,
+) -> Arc<Context> {
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "hookline-operator".into(),
+            instance: Some(identity),
+        },
+    );
+    Arc::new(Context::new(
+        client.clone(),
+        args.settings(),
+        publisher,
+        metrics,
+        recorder,
+        args.resync(),
+    ))
 }
 
 /// Runs the Webhook controller until `shutdown`: all namespaces, or only `namespace`.
@@ -342,17 +385,17 @@ fn webhooks_referencing(
         .collect()
 }
 
+/// Waits for the registry follower and the ops endpoints to stop (they stop at
+/// shutdown); the follower's failure is the operator's.
 async fn finish(
-    ops_server: tokio::task::JoinHandle<std::io::Result<()>>,
-    follower: tokio::task::JoinHandle<Result<(), FollowError>>,
+    follower: JoinHandle<Result<(), FollowError>>,
+    service: RunningService,
 ) -> Result<(), RunError> {
     if let Ok(Err(err)) = follower.await {
         return Err(err.into());
     }
-    match ops_server.await {
-        Ok(result) => result.map_err(RunError::Ops),
-        Err(join) => Err(RunError::Ops(std::io::Error::other(join))),
-    }
+    service.stopped().await;
+    Ok(())
 }
 
 async fn create_topics(
@@ -447,8 +490,8 @@ mod tests {
     use kube::runtime::watcher::Event;
 
     use super::*;
-    use crate::reconcile::fixtures::invoices;
     use crate::reconcile::observe::{Occupant, cached_occupant};
+    use crate::test_support::invoices;
 
     fn managed_fields() -> Option<Vec<ManagedFieldsEntry>> {
         Some(vec![ManagedFieldsEntry {

@@ -6,31 +6,16 @@
 
 use chrono::{TimeZone, Utc};
 use clap::{CommandFactory, Parser};
-use hookline_api::webhook::{Webhook, WebhookSpec};
+use hookline_api::webhook::Webhook;
 use hookline_core::signature::{Scheme, generate_standard_secret};
 use hookline_emitter::config::Config;
 use hookline_emitter::secrets::SigningKeys as EmitterKeys;
-use hookline_operator::desired::{self, Settings, SigningKeys};
-use hookline_operator::limits::Limits;
+use hookline_operator::desired::{self, SigningKeys};
+use hookline_operator::test_support::{self, settings};
 use serde_json::json;
 
 fn webhook(spec: serde_json::Value) -> Webhook {
-    let spec: WebhookSpec = serde_json::from_value(spec).expect("valid spec");
-    let mut webhook = Webhook::new("invoices", spec);
-    webhook.metadata.namespace = Some("shop".into());
-    webhook.metadata.uid = Some("7f6c-uid".into());
-    webhook
-}
-
-fn settings() -> Settings {
-    Settings {
-        emitter_image: "hookline-emitter:test".into(),
-        public_base_url: "https://hooks.example.com/".into(),
-        in_cluster_handler_url: "http://hookline-handler.hookline.svc:8080".into(),
-        limits: Limits::default(),
-        emitter_network_policy: true,
-        handler_pod_port: 8080,
-    }
+    test_support::webhook(serde_json::from_value(spec).expect("valid spec"))
 }
 
 #[test]

@@ -10,16 +10,13 @@ use std::time::Duration;
 
 use chrono::Utc;
 use hookline_api::topics::TopicSpec;
-use hookline_core::registry::{
-    self, Keyring, RateLimit, RegistryEntry, RegistryRecord, RegistrySecret, RegistryUpdate,
-};
-use hookline_core::retry::DeliveryPolicy;
-use hookline_core::signature::Scheme;
+use hookline_core::registry::{self, Keyring, RegistryEntry, RegistryRecord, RegistryUpdate};
 use hookline_operator::registry::RegistryPublisher;
 use hookline_runtime::kafka::{KafkaConnection, client_config, ensure_topics};
 use hookline_runtime::ops::Readiness;
 use hookline_runtime::registry_view::{Lookup, RegistryView};
 use hookline_runtime::shutdown::Shutdown;
+use hookline_testkit::fixtures::registry_entry;
 use prometheus_client::metrics::gauge::Gauge;
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -40,25 +37,8 @@ fn keyring() -> Keyring {
 
 fn entry(id: &str, customer: &str) -> RegistryEntry {
     RegistryEntry {
-        webhook_id: id.into(),
-        namespace: "ns".into(),
-        name: id.into(),
         customer_id: customer.into(),
-        url: "http://handler/webhooks/x".into(),
-        scheme: Scheme::Standard,
-        secrets: vec![RegistrySecret {
-            value: "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD".into(),
-            expires_at: None,
-        }],
-        suspended: false,
-        rate_limit: RateLimit {
-            requests_per_second: 10,
-            burst: 10,
-        },
-        delivery: DeliveryPolicy::default(),
-        allowed_source_ranges: vec![],
-        generation: 1,
-        updated_at: Utc::now(),
+        ..registry_entry(id)
     }
 }
 

@@ -9,14 +9,15 @@ use hookline_api::topics::TopicSpec;
 use hookline_consumer::config::{Cli, Command};
 use hookline_core::provider;
 use hookline_core::record_headers;
-use hookline_core::registry::{self, Keyring, RateLimit, RegistryEntry};
+use hookline_core::registry::{self, RegistryEntry};
 use hookline_core::retry::{BackoffPolicy, DeliveryPolicy};
 use hookline_core::signature::Scheme;
 use hookline_runtime::kafka::{
     KafkaConnection, client_config, ensure_topics, reliable_producer_config,
 };
+use hookline_runtime::metrics::MetricDef;
 use hookline_runtime::shutdown::Shutdown;
-use hookline_testkit::http;
+use hookline_testkit::{fixtures, http};
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
@@ -77,7 +78,7 @@ impl Harness {
             .connect(&database_url)
             .await
             .expect("connect to the test database");
-        hookline_consumer::db::migrate(&pool)
+        hookline_store::schema::migrate(&pool)
             .await
             .expect("apply the schema");
         Self {
@@ -103,7 +104,7 @@ impl Harness {
         let value = registry::encode(
             entry,
             registry::version_at(Utc::now()),
-            &throwaway_keyring(),
+            &fixtures::keyring(),
         );
         self.put_registry_value(&entry.webhook_id, &value).await;
         value
@@ -114,7 +115,7 @@ impl Harness {
         let value = registry::encode_deletion(
             webhook_id,
             registry::version_at(Utc::now()),
-            &throwaway_keyring(),
+            &fixtures::keyring(),
         );
         self.put_registry_value(webhook_id, &value).await;
     }
@@ -458,34 +459,17 @@ pub fn policy(retries: u32, backoff_delay_ms: u64, dead_letter: bool) -> Deliver
     }
 }
 
-/// A key the consumer never gets: it reads the registry without one.
-fn throwaway_keyring() -> Keyring {
-    let key = Keyring::generate_key();
-    Keyring::new("k1", [("k1", key.as_str())]).expect("a keyring")
-}
-
+/// An active entry of `webhook_id` (customer `ben@webhooksystem`) that delivers by `delivery`.
 pub fn entry(webhook_id: &str, delivery: DeliveryPolicy) -> RegistryEntry {
     RegistryEntry {
-        webhook_id: webhook_id.into(),
-        namespace: "shop".into(),
-        name: format!("name-{webhook_id}"),
-        customer_id: "ben@webhooksystem".into(),
-        url: format!("http://hookline-handler/webhooks/{webhook_id}"),
-        scheme: Scheme::Standard,
-        secrets: vec![registry::RegistrySecret {
-            value: "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD".into(),
-            expires_at: None,
-        }],
-        suspended: false,
-        rate_limit: RateLimit {
-            requests_per_second: 100,
-            burst: 100,
-        },
         delivery,
-        allowed_source_ranges: vec![],
-        generation: 1,
-        updated_at: Utc::now(),
+        ..fixtures::registry_entry(webhook_id)
     }
+}
+
+/// The series of `metric` with `labels` (e.g. `source="events"`), as a scrape names it.
+pub fn series(metric: MetricDef, labels: &str) -> String {
+    format!("{}{{{labels}}}", metric.exported())
 }
 
 /// A consumer running in this process.
@@ -512,9 +496,9 @@ impl Running {
         hookline_testkit::prometheus::sample(&self.metrics_text().await, sample).unwrap_or(0.0)
     }
 
-    /// The sum of every series of the family `name`.
-    pub async fn metric_sum(&self, name: &str) -> f64 {
-        hookline_testkit::prometheus::family_sum(&self.metrics_text().await, name)
+    /// The sum of every series of `metric`.
+    pub async fn metric_sum(&self, metric: MetricDef) -> f64 {
+        hookline_testkit::prometheus::family_sum(&self.metrics_text().await, &metric.exported())
     }
 
     pub async fn metrics_text(&self) -> String {

@@ -5,11 +5,14 @@ use hookline_testkit::process::{Signal, send_signal};
 use std::process::Stdio;
 use std::time::Duration;
 
+use hookline_consumer::metrics::{
+    ASSIGNED_PARTITIONS, CONSUMED, DUPLICATES, INFRASTRUCTURE_FAILURES, PAUSED, STORED,
+};
 use hookline_core::retry::DeliveryPolicy;
 use hookline_testkit::postgres::PrivatePostgres;
 use hookline_testkit::{eventually, http};
 
-use crate::common::{Harness, assert_stored_once_without_retries, entry};
+use crate::common::{Harness, assert_stored_once_without_retries, entry, series};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hookline-consumer");
 
@@ -58,16 +61,12 @@ async fn a_database_outage_mid_stream_loses_and_dead_letters_nothing() {
     .await;
     // The consumer meets the outage with a batch in hand and pauses.
     eventually("the consumer paused", Duration::from_secs(20), || async {
-        (consumer
-            .metric("hookline_consumer_paused{source=\"events\"}")
-            .await
-            >= 1.0)
-            .then_some(())
+        (consumer.metric(&series(PAUSED, r#"source="events""#)).await >= 1.0).then_some(())
     })
     .await;
     assert!(
         consumer
-            .metric("hookline_consumer_infrastructure_failures_total{kind=\"database\"}")
+            .metric(&series(INFRASTRUCTURE_FAILURES, r#"kind="database""#))
             .await
             >= 1.0
     );
@@ -83,9 +82,7 @@ async fn a_database_outage_mid_stream_loses_and_dead_letters_nothing() {
         .await;
     assert_stored_once_without_retries(&h, &ids).await;
     assert_eq!(
-        consumer
-            .metric("hookline_consumer_paused{source=\"events\"}")
-            .await,
+        consumer.metric(&series(PAUSED, r#"source="events""#)).await,
         0.0
     );
     consumer.stop().await;
@@ -253,8 +250,8 @@ async fn two_consumers_in_one_group_split_the_partitions_without_duplicates() {
 
     let mut ids = producing.await.expect("producer task");
 
-    let assigned = "hookline_consumer_assigned_partitions{source=\"events\"}";
-    let consumed = "hookline_consumer_consumed_total{source=\"events\"}";
+    let assigned = &series(ASSIGNED_PARTITIONS, r#"source="events""#);
+    let consumed = &series(CONSUMED, r#"source="events""#);
     // A cooperative rebalance hands partitions over in steps, and under load it can end
     // after the first events are all stored: more events once the split is done give
     // both consumers some.
@@ -273,11 +270,10 @@ async fn two_consumers_in_one_group_split_the_partitions_without_duplicates() {
         .await;
     assert_stored_once_without_retries(&h, &ids).await;
     assert!(first.metric(consumed).await > 0.0 && second.metric(consumed).await > 0.0);
-    let stored = first.metric_sum("hookline_consumer_stored_total").await
-        + second.metric_sum("hookline_consumer_stored_total").await;
+    let stored = first.metric_sum(STORED).await + second.metric_sum(STORED).await;
     assert_eq!(stored, ids.len() as f64);
-    let duplicates = first.metric("hookline_consumer_duplicates_total").await
-        + second.metric("hookline_consumer_duplicates_total").await;
+    let duplicates =
+        first.metric(&DUPLICATES.exported()).await + second.metric(&DUPLICATES.exported()).await;
     assert_eq!(
         duplicates, 0.0,
         "no event was processed twice across the rebalance"

@@ -5,15 +5,14 @@
 use std::time::Duration;
 
 use hookline_core::registry::RegistryEntry;
-use hookline_core::retry::DeliveryPolicy;
-use hookline_testkit::eventually;
+use hookline_testkit::{eventually, fixtures};
 
-use crate::common::{Harness, entry};
+use crate::common::Harness;
 
 fn of(webhook_id: &str, customer: &str) -> RegistryEntry {
     RegistryEntry {
         customer_id: customer.into(),
-        ..entry(webhook_id, DeliveryPolicy::default())
+        ..fixtures::registry_entry(webhook_id)
     }
 }
 

@@ -5,6 +5,7 @@ use hookline_testkit::eventually;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use hookline_consumer::metrics::DUPLICATES;
 
 use crate::common::{Harness, entry, policy, prototype_event};
 
@@ -113,9 +114,7 @@ async fn replay_stores_a_dead_letter_once() {
     eventually(
         "the second replay processed (a duplicate)",
         Duration::from_secs(10),
-        || async {
-            (consumer.metric("hookline_consumer_duplicates_total").await >= 1.0).then_some(())
-        },
+        || async { (consumer.metric(&DUPLICATES.exported()).await >= 1.0).then_some(()) },
     )
     .await;
     assert_eq!(h.count_events().await, 1);

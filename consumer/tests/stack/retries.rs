@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use hookline_consumer::metrics::{DEAD_LETTERS, DROPPED, EVENT_FAILURES, RETRIES};
 use hookline_core::record_headers;
 use hookline_testkit::eventually;
 use rdkafka::Message;
@@ -12,6 +13,7 @@ use sqlx::Row;
 
 use crate::common::{
     Harness, TIER_COUNT, assert_dead_letter, entry, header_of, payload_of, policy, prototype_event,
+    series,
 };
 
 fn not_before(message: &OwnedMessage) -> DateTime<Utc> {
@@ -142,24 +144,11 @@ async fn a_poison_event_walks_every_tier_then_becomes_a_dead_letter() {
     assert!(row.get::<Option<DateTime<Utc>>, _>("replayed_at").is_none());
 
     // The webhook without dead-lettering: one retry, then counted and dropped.
-    assert_eq!(
-        consumer.metric_sum("hookline_consumer_dropped_total").await,
-        1.0
-    );
-    assert_eq!(
-        consumer
-            .metric_sum("hookline_consumer_dead_letters_total")
-            .await,
-        1.0
-    );
-    assert_eq!(
-        consumer
-            .metric("hookline_consumer_retries_total{tier=\"0\"}")
-            .await,
-        2.0
-    );
+    assert_eq!(consumer.metric_sum(DROPPED).await, 1.0);
+    assert_eq!(consumer.metric_sum(DEAD_LETTERS).await, 1.0);
+    assert_eq!(consumer.metric(&series(RETRIES, r#"tier="0""#)).await, 2.0);
     for tier in 1..TIER_COUNT {
-        let sample = format!("hookline_consumer_retries_total{{tier=\"{tier}\"}}");
+        let sample = series(RETRIES, &format!(r#"tier="{tier}""#));
         assert_eq!(consumer.metric(&sample).await, 1.0, "{sample}");
     }
     assert_eq!(h.count_events().await, 1);
@@ -175,7 +164,7 @@ async fn an_event_for_a_webhook_the_registry_learns_late_is_stored_on_retry() {
         .await;
     // Registered only once its first attempt failed (under load, a fixed pause let the
     // entry arrive before the event was first read, and it was stored at once).
-    let unknown = r#"hookline_consumer_event_failures_total{reason="unknown_webhook"}"#;
+    let unknown = &series(EVENT_FAILURES, r#"reason="unknown_webhook""#);
     eventually(
         "the first attempt refused",
         Duration::from_secs(10),

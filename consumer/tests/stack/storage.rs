@@ -4,12 +4,13 @@ use hookline_testkit::eventually;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use hookline_consumer::metrics::{CONSUMED, DEAD_LETTERS, DUPLICATES, EVENT_FAILURES, LAG, STORED};
 use hookline_core::record_headers;
 use hookline_core::retry::DeliveryPolicy;
 use sqlx::Row;
 
 use crate::common::{
-    Harness, assert_dead_letter, entry, header_of, payload_of, policy, prototype_event,
+    Harness, assert_dead_letter, entry, header_of, payload_of, policy, prototype_event, series,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,33 +90,26 @@ async fn events_are_stored_exactly_once_and_the_registry_is_mirrored() {
             .expect("the array event");
     assert_eq!(array, serde_json::json!([1, 2, 3]));
     assert_eq!(
-        consumer
-            .metric(r#"hookline_consumer_stored_total{webhook="wh-a"}"#)
-            .await,
+        consumer.metric(&series(STORED, r#"webhook="wh-a""#)).await,
         10.0
     );
     assert_eq!(
-        consumer
-            .metric(r#"hookline_consumer_stored_total{webhook="wh-b"}"#)
-            .await,
+        consumer.metric(&series(STORED, r#"webhook="wh-b""#)).await,
         11.0
     );
-    assert_eq!(
-        consumer.metric("hookline_consumer_duplicates_total").await,
-        1.0
-    );
+    assert_eq!(consumer.metric(&DUPLICATES.exported()).await, 1.0);
     assert_eq!(
         consumer
-            .metric("hookline_consumer_consumed_total{source=\"events\"}")
+            .metric(&series(CONSUMED, r#"source="events""#))
             .await,
         22.0
     );
 
     // Lag comes from librdkafka's statistics (every 5 s): caught up, it is zero.
     let lag = |partition: i32| {
-        format!(
-            "hookline_consumer_lag{{topic=\"{}\",partition=\"{partition}\"}}",
-            h.events_topic
+        series(
+            LAG,
+            &format!(r#"topic="{}",partition="{partition}""#, h.events_topic),
         )
     };
     eventually(
@@ -250,16 +244,11 @@ async fn an_event_postgres_refuses_is_dead_lettered_and_its_batch_is_stored() {
     );
     assert_eq!(
         consumer
-            .metric("hookline_consumer_event_failures_total{reason=\"unstorable\"}")
+            .metric(&series(EVENT_FAILURES, r#"reason="unstorable""#))
             .await,
         1.0
     );
-    assert_eq!(
-        consumer
-            .metric_sum("hookline_consumer_dead_letters_total")
-            .await,
-        1.0
-    );
+    assert_eq!(consumer.metric_sum(DEAD_LETTERS).await, 1.0);
     consumer.stop().await;
 }
 
@@ -300,19 +289,16 @@ async fn repeats_of_one_partition_written_side_by_side_are_stored_once() {
         "every record consumed and settled",
         Duration::from_secs(20),
         || async {
-            let settled = consumer.metric_sum("hookline_consumer_stored_total").await
-                + consumer.metric("hookline_consumer_duplicates_total").await;
+            let settled =
+                consumer.metric_sum(STORED).await + consumer.metric(&DUPLICATES.exported()).await;
             (settled >= 71.0).then_some(())
         },
     )
     .await;
     assert_eq!(h.count_events().await, 31, "one row per message");
+    assert_eq!(consumer.metric_sum(STORED).await, 31.0);
     assert_eq!(
-        consumer.metric_sum("hookline_consumer_stored_total").await,
-        31.0
-    );
-    assert_eq!(
-        consumer.metric("hookline_consumer_duplicates_total").await,
+        consumer.metric(&DUPLICATES.exported()).await,
         40.0,
         "30 repeats within the first batch, 10 in a later one"
     );

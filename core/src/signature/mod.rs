@@ -10,8 +10,12 @@
 //! | `slack` | `x-slack-signature: v0=<sig>` | `v0:{ts}:{body}` | hex | `x-slack-request-timestamp` | - |
 //! | `legacy-hex` | `x-webhook-signature: <sig>` | body | hex | - | - |
 //!
-//! The id a provider keeps across its retries, and the event's type, are read by
-//! [`crate::provider`]. Every signature is an HMAC-SHA256. [`verify`] reads and checks the headers first
+//! Each scheme is one `Provider`, implemented in the scheme's module: its headers,
+//! its secrets' form, how it is read, signed and identified. `Scheme::provider` is
+//! the only place a scheme meets its code. The id a provider keeps across its retries,
+//! and the event's type, are read through [`crate::provider`].
+//!
+//! Every signature is an HMAC-SHA256. [`verify`] reads and checks the headers first
 //! (missing or malformed), then compares every signature of the request with the
 //! signature of every secret in constant time, and checks the timestamp window last:
 //! a forged request is reported as [`VerifyError::NoMatchingSignature`] whatever its
@@ -27,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub mod github;
+pub(crate) mod identity;
 pub mod legacy_hex;
 mod request_headers;
 mod secret;
@@ -42,6 +47,8 @@ pub use request_headers::HeaderLookup;
 pub(crate) use request_headers::check_message_id;
 pub use secret::{STANDARD_SECRET_PREFIX, SecretError, SigningSecret, generate_standard_secret};
 
+use identity::EventIdentity;
+use secret::SecretForm;
 use tag::Tag;
 
 /// How far a signed timestamp may be from the verifier's clock, in both directions.
@@ -86,20 +93,26 @@ impl Scheme {
         Scheme::LegacyHex,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    /// The code of the scheme: the one place a scheme is matched. A `&'static dyn`
+    /// keeps the dispatch free of allocation on the handler's path.
+    pub(crate) fn provider(self) -> &'static dyn Provider {
         match self {
-            Scheme::Standard => "standard",
-            Scheme::Github => "github",
-            Scheme::Stripe => "stripe",
-            Scheme::Shopify => "shopify",
-            Scheme::Slack => "slack",
-            Scheme::LegacyHex => "legacy-hex",
+            Scheme::Standard => &standard::Standard,
+            Scheme::Github => &github::Github,
+            Scheme::Stripe => &stripe::Stripe,
+            Scheme::Shopify => &shopify::Shopify,
+            Scheme::Slack => &slack::Slack,
+            Scheme::LegacyHex => &legacy_hex::LegacyHex,
         }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.provider().profile().name
     }
 
     /// Whether the scheme signs a timestamp (and so is checked against a tolerance).
     pub fn has_timestamp(self) -> bool {
-        matches!(self, Scheme::Standard | Scheme::Stripe | Scheme::Slack)
+        self.provider().profile().has_timestamp
     }
 }
 
@@ -219,14 +232,7 @@ pub fn verify<H: HeaderLookup + ?Sized>(
     if secrets.is_empty() {
         return Err(VerifyError::NoSecrets);
     }
-    let claim = match scheme {
-        Scheme::Standard => standard::read(headers)?,
-        Scheme::Github => github::read(headers)?,
-        Scheme::Stripe => stripe::read(headers)?,
-        Scheme::Shopify => shopify::read(headers)?,
-        Scheme::Slack => slack::read(headers)?,
-        Scheme::LegacyHex => legacy_hex::read(headers)?,
-    };
+    let claim = scheme.provider().read(&headers)?;
     let secret_index =
         tag::matching_secret(secrets, claim.prefix.as_bytes(), body, &claim.signatures)
             .ok_or(VerifyError::NoMatchingSignature)?;
@@ -266,18 +272,38 @@ pub fn sign(
         timestamp: seconds,
         body,
     };
-    Ok(match scheme {
-        Scheme::Standard => standard::sign(&message),
-        Scheme::Github => github::sign(&message),
-        Scheme::Stripe => stripe::sign(&message),
-        Scheme::Shopify => shopify::sign(&message),
-        Scheme::Slack => slack::sign(&message),
-        Scheme::LegacyHex => legacy_hex::sign(&message),
-    })
+    Ok(scheme.provider().sign(&message))
+}
+
+/// Everything one provider's requests need: implemented once per [`Scheme`], in the
+/// scheme's module. Headers are read through `&dyn` so the trait stays object-safe.
+pub(crate) trait Provider: Sync {
+    /// What the provider's requests are made of.
+    fn profile(&self) -> &'static Profile;
+    /// Reads the signatures and what they cover from the headers, checking their form.
+    fn read<'h>(&self, headers: &'h dyn HeaderLookup) -> Result<Claim<'h>, VerifyError>;
+    /// The headers a sender puts on `message`.
+    fn sign(&self, message: &Outgoing<'_>) -> Vec<(&'static str, String)>;
+    /// What the request says about its event, before [`EventIdentity::checked`].
+    fn identify(&self, headers: &dyn HeaderLookup, body: &[u8]) -> EventIdentity;
+}
+
+/// The facts of a [`Provider`], as data.
+pub(crate) struct Profile {
+    /// The scheme's name in serde, [`FromStr`] and [`Display`](fmt::Display).
+    pub(crate) name: &'static str,
+    /// Whether it signs a timestamp (and so is checked against a tolerance).
+    pub(crate) has_timestamp: bool,
+    /// How its secrets are written.
+    pub(crate) secret_form: SecretForm,
+    /// The headers its signature travels in, the usual one first; never empty.
+    pub(crate) signature_headers: &'static [&'static str],
+    /// The request headers kept with its events (see [`crate::provider::kept_headers`]).
+    pub(crate) kept_headers: &'static [&'static str],
 }
 
 /// What a scheme read from the headers, before any cryptography.
-struct Claim<'h> {
+pub(crate) struct Claim<'h> {
     /// What the sender signed before the body, e.g. `{id}.{timestamp}.`.
     prefix: String,
     /// The candidate signatures, at most [`MAX_SIGNATURES`].
@@ -287,8 +313,21 @@ struct Claim<'h> {
     id_signed: bool,
 }
 
+impl<'h> Claim<'h> {
+    /// One signature of the body alone, with an id the signature does not cover.
+    fn of_body(signature: Tag, id: Option<&'h str>) -> Self {
+        Self {
+            prefix: String::new(),
+            signatures: vec![signature],
+            timestamp: None,
+            id,
+            id_signed: false,
+        }
+    }
+}
+
 /// A message to sign, already checked.
-struct Outgoing<'a> {
+pub(crate) struct Outgoing<'a> {
     current: &'a SigningSecret,
     /// Every live secret, `current` first; never empty.
     secrets: &'a [SigningSecret],

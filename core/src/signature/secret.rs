@@ -11,6 +11,15 @@ use super::tag::BASE64;
 /// The prefix of Standard Webhooks secrets.
 pub const STANDARD_SECRET_PREFIX: &str = "whsec_";
 
+/// How a scheme writes its secrets (each [`Provider`](super::Provider) says which).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SecretForm {
+    /// `whsec_` and the base64 of the key, as Standard Webhooks writes them.
+    PrefixedBase64,
+    /// The text's own bytes are the key.
+    Verbatim,
+}
+
 /// An HMAC key. Its `Debug` output never shows the key.
 #[derive(Clone)]
 pub struct SigningSecret {
@@ -46,8 +55,8 @@ impl SigningSecret {
     ///   either end is refused, not trimmed: the library would sign with it, the
     ///   provider never does, so it can only be a mistake, and guessing would hide it.
     pub fn parse(scheme: Scheme, secret: &str) -> Result<Self, SecretError> {
-        match scheme {
-            Scheme::Standard => {
+        match scheme.provider().profile().secret_form {
+            SecretForm::PrefixedBase64 => {
                 let encoded = secret
                     .trim_ascii()
                     .strip_prefix(STANDARD_SECRET_PREFIX)
@@ -55,11 +64,7 @@ impl SigningSecret {
                 let key = BASE64.decode(encoded).map_err(|_| SecretError::NotBase64)?;
                 Self::from_bytes(key)
             }
-            Scheme::Github
-            | Scheme::Stripe
-            | Scheme::Shopify
-            | Scheme::Slack
-            | Scheme::LegacyHex => {
+            SecretForm::Verbatim => {
                 if secret.trim_ascii().len() != secret.len() {
                     return Err(SecretError::SurroundingWhitespace(scheme));
                 }

@@ -92,26 +92,13 @@ fn read_headers(scheme: Scheme) -> Vec<&'static str> {
     names
 }
 
+/// The header `sign` puts the signature in.
 fn signature_header(scheme: Scheme) -> &'static str {
-    match scheme {
-        Scheme::Standard => standard::SIGNATURE,
-        Scheme::Github => github::SIGNATURE,
-        Scheme::Stripe => stripe::SIGNATURE,
-        Scheme::Shopify => shopify::SIGNATURE,
-        Scheme::Slack => slack::SIGNATURE,
-        Scheme::LegacyHex => legacy_hex::SIGNATURE,
-    }
+    scheme.provider().profile().signature_headers[0]
 }
 
-fn read<H: HeaderLookup + ?Sized>(scheme: Scheme, headers: &H) -> Result<Claim<'_>, VerifyError> {
-    match scheme {
-        Scheme::Standard => standard::read(headers),
-        Scheme::Github => github::read(headers),
-        Scheme::Stripe => stripe::read(headers),
-        Scheme::Shopify => shopify::read(headers),
-        Scheme::Slack => slack::read(headers),
-        Scheme::LegacyHex => legacy_hex::read(headers),
-    }
+fn read(scheme: Scheme, headers: &dyn HeaderLookup) -> Result<Claim<'_>, VerifyError> {
+    scheme.provider().read(headers)
 }
 
 /// `headers` with its signature replaced by `tag`, written the scheme's way.
@@ -819,18 +806,44 @@ mod verification {
         }
     }
 
+    /// A header, a value put in it, and the reason its refusal must give.
+    type Malformed = (Scheme, &'static str, String, &'static str);
+
+    const NOT_TS: &str = "timestamp is not whole seconds since 1970";
+
+    fn too_long() -> String {
+        "a".repeat(MAX_SIGNATURE_HEADER_LEN + 1)
+    }
+
+    fn too_long_id() -> String {
+        "m".repeat(MAX_MESSAGE_ID_LEN + 1)
+    }
+
+    /// Each value, put in its header of a genuine request, is refused as malformed for
+    /// its reason, and the refusal shows no secret, signature or value.
+    fn assert_malformed(cases: Vec<Malformed>) {
+        for (scheme, name, value, why) in cases {
+            let texts = secret_texts(scheme);
+            let secrets = texts.clone().map(|text| secret(scheme, &text));
+            let headers = replaced(&signed(scheme, &secrets), name, &value);
+            let error = check(scheme, &headers, BODY, &secrets, T0).unwrap_err();
+            assert_eq!(error, malformed(name, why), "{scheme} {name}: {value:?}");
+            let genuine: Vec<String> = signed(scheme, &secrets)
+                .into_iter()
+                .map(|(_, v)| v)
+                .collect();
+            let mut private: Vec<&str> = texts.iter().map(String::as_str).collect();
+            private.extend(genuine.iter().map(String::as_str));
+            private.push(&value);
+            assert_no_leak(&error, &private);
+        }
+    }
+
     #[test]
-    fn malformed_headers_say_what_is_wrong_and_leak_nothing() {
-        let hex64 = "ab".repeat(32);
-        let b64 = BASE64.encode([7u8; 32]);
-        let v1 = format!("v1,{b64}");
+    fn malformed_standard_signatures_say_what_is_wrong_and_leak_nothing() {
+        let v1 = format!("v1,{}", BASE64.encode([7u8; 32]));
         let eleven_v1 = [v1.as_str(); 11].join(" ");
-        let eleven_stripe = format!("t={T0}{}", format!(",v1={hex64}").repeat(11));
-        let many_items = format!("t={T0}{}", ",v0=x".repeat(21));
-        let long = "a".repeat(MAX_SIGNATURE_HEADER_LEN + 1);
-        let long_id = "m".repeat(MAX_MESSAGE_ID_LEN + 1);
-        let not_ts = "timestamp is not whole seconds since 1970";
-        let cases: Vec<(Scheme, &'static str, String, &'static str)> = vec![
+        assert_malformed(vec![
             (
                 Scheme::Standard,
                 standard::SIGNATURE,
@@ -858,7 +871,7 @@ mod verification {
             (
                 Scheme::Standard,
                 standard::SIGNATURE,
-                long.clone(),
+                too_long(),
                 "too long",
             ),
             (
@@ -867,30 +880,36 @@ mod verification {
                 String::new(),
                 "empty",
             ),
+        ]);
+    }
+
+    #[test]
+    fn malformed_standard_timestamps_and_ids_say_what_is_wrong_and_leak_nothing() {
+        assert_malformed(vec![
             (
                 Scheme::Standard,
                 standard::TIMESTAMP,
                 "17OOOOOOOO".into(),
-                not_ts,
+                NOT_TS,
             ),
-            (Scheme::Standard, standard::TIMESTAMP, "-1".into(), not_ts),
+            (Scheme::Standard, standard::TIMESTAMP, "-1".into(), NOT_TS),
             (
                 Scheme::Standard,
                 standard::TIMESTAMP,
                 "+1700000000".into(),
-                not_ts,
+                NOT_TS,
             ),
             (
                 Scheme::Standard,
                 standard::TIMESTAMP,
                 "1700000000.5".into(),
-                not_ts,
+                NOT_TS,
             ),
             (
                 Scheme::Standard,
                 standard::TIMESTAMP,
                 " 1700000000".into(),
-                not_ts,
+                NOT_TS,
             ),
             (
                 Scheme::Standard,
@@ -902,7 +921,7 @@ mod verification {
                 Scheme::Standard,
                 standard::TIMESTAMP,
                 "9".repeat(19),
-                not_ts,
+                NOT_TS,
             ),
             (
                 Scheme::Standard,
@@ -911,7 +930,14 @@ mod verification {
                 "not visible ASCII",
             ),
             (Scheme::Standard, standard::ID, "msg_é".into(), "not ASCII"),
-            (Scheme::Standard, standard::ID, long_id.clone(), "too long"),
+            (Scheme::Standard, standard::ID, too_long_id(), "too long"),
+        ]);
+    }
+
+    #[test]
+    fn malformed_github_headers_say_what_is_wrong_and_leak_nothing() {
+        let hex64 = "ab".repeat(32);
+        assert_malformed(vec![
             (
                 Scheme::Github,
                 github::SIGNATURE,
@@ -948,6 +974,15 @@ mod verification {
                 "a b".into(),
                 "not visible ASCII",
             ),
+        ]);
+    }
+
+    #[test]
+    fn malformed_stripe_signatures_say_what_is_wrong_and_leak_nothing() {
+        let hex64 = "ab".repeat(32);
+        let eleven_stripe = format!("t={T0}{}", format!(",v1={hex64}").repeat(11));
+        let many_items = format!("t={T0}{}", ",v0=x".repeat(21));
+        assert_malformed(vec![
             (
                 Scheme::Stripe,
                 stripe::SIGNATURE,
@@ -970,7 +1005,7 @@ mod verification {
                 Scheme::Stripe,
                 stripe::SIGNATURE,
                 format!("t=abc,v1={hex64}"),
-                not_ts,
+                NOT_TS,
             ),
             (
                 Scheme::Stripe,
@@ -996,6 +1031,13 @@ mod verification {
                 many_items,
                 "more than 21 items",
             ),
+        ]);
+    }
+
+    #[test]
+    fn malformed_shopify_slack_and_legacy_hex_headers_say_what_is_wrong_and_leak_nothing() {
+        let hex64 = "ab".repeat(32);
+        assert_malformed(vec![
             (
                 Scheme::Shopify,
                 shopify::SIGNATURE,
@@ -1008,7 +1050,12 @@ mod verification {
                 BASE64.encode([1u8; 20]),
                 "signature is not 32 bytes",
             ),
-            (Scheme::Shopify, shopify::WEBHOOK_ID, long_id, "too long"),
+            (
+                Scheme::Shopify,
+                shopify::WEBHOOK_ID,
+                too_long_id(),
+                "too long",
+            ),
             (
                 Scheme::Slack,
                 slack::SIGNATURE,
@@ -1027,7 +1074,7 @@ mod verification {
                 "v0=12".into(),
                 "signature is not 64 hex digits",
             ),
-            (Scheme::Slack, slack::TIMESTAMP, "yesterday".into(), not_ts),
+            (Scheme::Slack, slack::TIMESTAMP, "yesterday".into(), NOT_TS),
             (
                 Scheme::LegacyHex,
                 legacy_hex::SIGNATURE,
@@ -1040,23 +1087,13 @@ mod verification {
                 format!("sha256={hex64}"),
                 "signature is not 64 hex digits",
             ),
-            (Scheme::LegacyHex, legacy_hex::SIGNATURE, long, "too long"),
-        ];
-        for (scheme, name, value, why) in cases {
-            let texts = secret_texts(scheme);
-            let secrets = texts.clone().map(|text| secret(scheme, &text));
-            let headers = replaced(&signed(scheme, &secrets), name, &value);
-            let error = check(scheme, &headers, BODY, &secrets, T0).unwrap_err();
-            assert_eq!(error, malformed(name, why), "{scheme} {name}: {value:?}");
-            let genuine: Vec<String> = signed(scheme, &secrets)
-                .into_iter()
-                .map(|(_, v)| v)
-                .collect();
-            let mut private: Vec<&str> = texts.iter().map(String::as_str).collect();
-            private.extend(genuine.iter().map(String::as_str));
-            private.push(&value);
-            assert_no_leak(&error, &private);
-        }
+            (
+                Scheme::LegacyHex,
+                legacy_hex::SIGNATURE,
+                too_long(),
+                "too long",
+            ),
+        ]);
     }
 
     #[test]

@@ -16,12 +16,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use hookline_core::registry::RegistryEntry;
 use hookline_core::signature::generate_standard_secret;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
@@ -31,18 +30,16 @@ use kube::runtime::reflector::Store;
 use kube::{Api, Client, Resource, ResourceExt};
 use thiserror::Error;
 
-use crate::desired::{self, DesiredError, Settings};
+use crate::desired::{self, DesiredError, Settings, SigningKeys};
 use crate::metrics::Metrics;
 use crate::registry::{PublishError, RegistryPublisher};
 use hookline_api::webhook::Webhook;
 
-#[cfg(test)]
-pub(crate) mod fixtures;
 pub(crate) mod observe;
 mod plan;
 mod status;
 
-use plan::Decision;
+use plan::{Decision, Plan, Refusal};
 
 /// The one field manager for everything the operator applies.
 pub const FIELD_MANAGER: &str = "hookline-operator";
@@ -215,45 +212,110 @@ async fn apply(webhook: &Webhook, ctx: &Context) -> Result<Action, Error> {
         .namespace()
         .ok_or_else(|| Error::NotNamespaced(webhook.name_any()))?;
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-
     let observed = observe::observe(webhook, &id, &secrets, ctx).await?;
-    let now = Utc::now();
-    let plan = match plan::plan(
+    let target = Target {
+        webhook,
+        id: &id,
+        namespace: &namespace,
+    };
+    match plan::plan(
         webhook,
         &observed,
         &ctx.settings,
         &id,
-        now,
+        Utc::now(),
         generate_standard_secret,
     )? {
-        Decision::Serve(plan) => plan,
-        Decision::Refuse(refusal) => {
-            // Nothing is applied: a Webhook registered before keeps its last good
-            // secret, and senders signing with it are still accepted, unless the
-            // refusal withdraws it.
-            if refusal.withdraw {
-                withdraw(webhook, &id, &namespace, &observed.children, ctx).await?;
-            }
-            let parts = status::refused_parts(&refusal);
-            let report = status::status(webhook, &ctx.settings, &id, &parts, None, time_now());
-            status::patch(ctx, webhook, report).await?;
-            publish_event(
-                ctx,
-                webhook,
-                EventType::Warning,
-                refusal.reason,
-                refusal.message,
-            )
-            .await;
-            return Ok(Action::requeue(Duration::from_secs(30)));
-        }
-    };
+        Decision::Serve(plan) => serve(&target, &plan, ctx).await,
+        Decision::Refuse(refusal) => refuse(&target, refusal, &observed.children, ctx).await,
+    }
+}
 
-    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
-    let policies: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
+/// The Webhook a reconcile is about: the object, its id and its namespace.
+struct Target<'w> {
+    webhook: &'w Webhook,
+    id: &'w str,
+    namespace: &'w str,
+}
+
+/// Applies nothing: a Webhook registered before keeps its last good secret, and senders
+/// signing with it are still accepted, unless the refusal withdraws it. Reports why.
+async fn refuse(
+    target: &Target<'_>,
+    refusal: Refusal,
+    children: &observe::Children,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    let webhook = target.webhook;
+    if refusal.withdraw {
+        withdraw(target, children, ctx).await?;
+    }
+    let parts = status::refused_parts(&refusal);
+    status::report(ctx, webhook, target.id, &parts, None).await?;
+    publish_event(
+        ctx,
+        webhook,
+        EventType::Warning,
+        refusal.reason,
+        refusal.message,
+    )
+    .await;
+    Ok(Action::requeue(Duration::from_secs(30)))
+}
+
+/// Applies the plan's children, publishes its registry entry and reports both.
+async fn serve(target: &Target<'_>, plan: &Plan, ctx: &Context) -> Result<Action, Error> {
+    let webhook = target.webhook;
+    let deployment = apply_children(target, plan, ctx).await?;
+    if plan.rotated {
+        publish_event(
+            ctx,
+            webhook,
+            EventType::Normal,
+            "SecretRotated",
+            "the signing secret was rotated; the previous one stays valid for the grace period"
+                .into(),
+        )
+        .await;
+    }
+    let registered = register(&plan.registry_entry, ctx).await;
+
+    let replicas = status::EmitterReplicas {
+        desired: plan.desired_replicas,
+        ready: deployment
+            .status
+            .as_ref()
+            .and_then(|s| s.available_replicas)
+            .unwrap_or(0),
+    };
+    let parts = status::served_parts(
+        &desired::signing_secret_name(webhook),
+        registered.as_ref().map(|_| ()).map_err(ToString::to_string),
+        replicas,
+        webhook.spec.emitter.enabled,
+    );
+    let served = status::Served {
+        replicas,
+        keys: &plan.keys,
+    };
+    status::report(ctx, webhook, target.id, &parts, Some(served)).await?;
+    registered?;
+    Ok(Action::requeue(next_look(ctx.resync, &plan.keys)))
+}
+
+/// Applies the signing Secret, the emitter's NetworkPolicy and its Deployment; returns
+/// the Deployment as applied.
+async fn apply_children(
+    target: &Target<'_>,
+    plan: &Plan,
+    ctx: &Context,
+) -> Result<Deployment, Error> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), target.namespace);
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), target.namespace);
+    let policies: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), target.namespace);
     let apply_params = PatchParams::apply(FIELD_MANAGER).force();
-    let secret_name = desired::signing_secret_name(webhook);
-    let emitter_name = desired::emitter_name(webhook);
+    let secret_name = desired::signing_secret_name(target.webhook);
+    let emitter_name = desired::emitter_name(target.webhook);
     // The Secret and the Deployment do not wait for each other: a Pod waits for its
     // Secret volume by itself, and the Deployment appears one API round trip sooner.
     // The Deployment does wait for its NetworkPolicy: an emitter never runs without
@@ -272,7 +334,7 @@ async fn apply(webhook: &Webhook, ctx: &Context) -> Result<Action, Error> {
                 .map_err(Error::kube(format!("apply NetworkPolicy {emitter_name}")))?;
         }
         if plan.delete_emitter_network_policy {
-            delete_owned(&policies, &emitter_name, &id)
+            delete_owned(&policies, &emitter_name, target.id)
                 .await
                 .map_err(Error::kube(format!("delete NetworkPolicy {emitter_name}")))?;
         }
@@ -286,64 +348,31 @@ async fn apply(webhook: &Webhook, ctx: &Context) -> Result<Action, Error> {
         emitter,
     );
     secret_applied.map_err(Error::kube(format!("apply Secret {secret_name}")))?;
-    let deployment = deployment?;
-    if plan.rotated {
-        publish_event(
-            ctx,
-            webhook,
-            EventType::Normal,
-            "SecretRotated",
-            "the signing secret was rotated; the previous one stays valid for the grace period"
-                .into(),
-        )
-        .await;
+    deployment
+}
+
+/// Publishes `entry`, counting it when a record was sent.
+async fn register(entry: &RegistryEntry, ctx: &Context) -> Result<(), PublishError> {
+    if ctx.registry.publish(entry).await? {
+        ctx.metrics.registry_publishes.inc();
     }
-    let registered = match ctx.registry.publish(&plan.registry_entry).await {
-        Ok(sent) => {
-            if sent {
-                ctx.metrics.registry_publishes.inc();
-            }
-            Ok(())
-        }
-        Err(err) => Err(err),
-    };
+    Ok(())
+}
 
-    let replicas = status::EmitterReplicas {
-        desired: plan.desired_replicas,
-        ready: deployment
-            .status
-            .as_ref()
-            .and_then(|s| s.available_replicas)
-            .unwrap_or(0),
-    };
-    let parts = status::served_parts(
-        &secret_name,
-        registered.as_ref().map(|_| ()).map_err(ToString::to_string),
-        replicas,
-        webhook.spec.emitter.enabled,
-    );
-    let served = status::Served {
-        replicas,
-        keys: &plan.keys,
-    };
-    let report = status::status(
-        webhook,
-        &ctx.settings,
-        &id,
-        &parts,
-        Some(served),
-        time_now(),
-    );
-    status::patch(ctx, webhook, report).await?;
-    registered?;
+/// Publishes the deletion record of `id`, counting it.
+async fn unregister(id: &str, ctx: &Context) -> Result<(), PublishError> {
+    ctx.registry.remove(id).await?;
+    ctx.metrics.registry_publishes.inc();
+    Ok(())
+}
 
-    let resync = jittered(ctx.resync);
-    let requeue = plan
-        .keys
-        .previous_expires_at()
+/// When to look at a served Webhook again: at the next (jittered) resync, or just after
+/// its previous secret expires if that comes first.
+fn next_look(resync: Duration, keys: &SigningKeys) -> Duration {
+    let resync = jittered(resync);
+    keys.previous_expires_at()
         .and_then(|at| (at - Utc::now()).to_std().ok())
-        .map_or(resync, |until| (until + Duration::from_secs(1)).min(resync));
-    Ok(Action::requeue(requeue))
+        .map_or(resync, |until| (until + Duration::from_secs(1)).min(resync))
 }
 
 /// `resync` give or take a tenth, drawn anew each time: Webhooks reconciled together (a
@@ -383,12 +412,15 @@ where
 /// Stops serving a Webhook whose secret was withdrawn: its registry entry goes (the
 /// handlers refuse its senders) and its emitter, when it is this Webhook's, scales to zero.
 async fn withdraw(
-    webhook: &Webhook,
-    id: &str,
-    namespace: &str,
+    target: &Target<'_>,
     children: &observe::Children,
     ctx: &Context,
 ) -> Result<(), Error> {
+    let Target {
+        webhook,
+        id,
+        namespace,
+    } = *target;
     let was_registered = webhook.status.as_ref().is_some_and(|status| {
         status
             .conditions
@@ -396,8 +428,7 @@ async fn withdraw(
             .any(|c| c.type_ == crate::conditions::REGISTERED && c.status == "True")
     });
     if was_registered || ctx.registry.last_published(id).await.is_some() {
-        ctx.registry.remove(id).await?;
-        ctx.metrics.registry_publishes.inc();
+        unregister(id, ctx).await?;
     }
     if children.emitter == observe::Occupant::Owned {
         let name = desired::emitter_name(webhook);
@@ -413,18 +444,11 @@ async fn withdraw(
     Ok(())
 }
 
-fn time_now() -> Time {
-    Time(
-        Timestamp::from_millisecond(Utc::now().timestamp_millis()).unwrap_or(Timestamp::UNIX_EPOCH),
-    )
-}
-
 async fn cleanup(webhook: &Webhook, ctx: &Context) -> Result<Action, Error> {
     // The children go with the Webhook through their owner references; only the
     // registry entry lives outside the cluster.
     if let Ok(id) = desired::webhook_id(webhook) {
-        ctx.registry.remove(&id).await?;
-        ctx.metrics.registry_publishes.inc();
+        unregister(&id, ctx).await?;
     }
     ctx.metrics.forget_webhook(
         &webhook.namespace().unwrap_or_default(),

@@ -115,55 +115,82 @@ pub fn plan(
     now: DateTime<Utc>,
     generate: impl FnOnce() -> String,
 ) -> Result<Decision, DesiredError> {
+    match validate(webhook, observed, settings) {
+        Ok(referenced) => build(webhook, observed, settings, id, now, referenced, generate)
+            .map(|plan| Decision::Serve(Box::new(plan))),
+        Err(refusal) => Ok(Decision::Refuse(refusal)),
+    }
+}
+
+/// Stage 2: why the Webhook cannot be served, or the referenced secret it is served
+/// with (`None` when it has no `secretRef`).
+fn validate<'o>(
+    webhook: &Webhook,
+    observed: &'o Observed,
+    settings: &Settings,
+) -> Result<Option<&'o str>, Refusal> {
     if let Some(conflict) = name_conflict(webhook, &observed.children, settings) {
-        return Ok(Decision::Refuse(conflict));
+        return Err(conflict);
     }
     let exceeded = settings.limits.exceeded(&webhook.spec);
     if !exceeded.is_empty() {
-        return Ok(Decision::Refuse(Refusal::new(
-            READY,
-            "LimitExceeded",
-            exceeded.join("; "),
-        )));
+        return Err(Refusal::new(READY, "LimitExceeded", exceeded.join("; ")));
     }
-    let referenced = match &observed.referenced {
-        Referenced::NotUsed => None,
-        Referenced::Missing { name, key } => {
-            return Ok(Decision::Refuse(Refusal::new(
+    referenced_secret(webhook, &observed.referenced)
+}
+
+/// The value of the Secret `secretRef` names, when it is lent and usable for the
+/// Webhook's scheme.
+fn referenced_secret<'o>(
+    webhook: &Webhook,
+    referenced: &'o Referenced,
+) -> Result<Option<&'o str>, Refusal> {
+    match referenced {
+        Referenced::NotUsed => Ok(None),
+        Referenced::Missing { name, key } => Err(Refusal::new(
+            SECRET_READY,
+            "SecretNotFound",
+            format!(
+                "Secret {name:?} has no non-empty key {key:?}: create it or fix spec.secretRef"
+            ),
+        )),
+        Referenced::NotLent { name } => Err(Refusal {
+            withdraw: true,
+            ..Refusal::new(
                 SECRET_READY,
-                "SecretNotFound",
+                "SecretNotLent",
                 format!(
-                    "Secret {name:?} has no non-empty key {key:?}: create it or fix spec.secretRef"
+                    "Secret {name:?} is not lent to Webhooks: whoever owns it may label it {}=true",
+                    hookline_api::webhook::LENT_SECRET_LABEL
                 ),
-            )));
-        }
-        Referenced::NotLent { name } => {
-            return Ok(Decision::Refuse(Refusal {
-                withdraw: true,
-                ..Refusal::new(
-                    SECRET_READY,
-                    "SecretNotLent",
-                    format!(
-                        "Secret {name:?} is not lent to Webhooks: whoever owns it may label it {}=true",
-                        hookline_api::webhook::LENT_SECRET_LABEL
-                    ),
-                )
-            }));
-        }
+            )
+        }),
         Referenced::Found { name, key, value } => {
             let scheme = webhook.spec.scheme;
-            if let Err(err) = SigningSecret::parse(scheme, value) {
-                return Ok(Decision::Refuse(Refusal::new(
+            match SigningSecret::parse(scheme, value) {
+                Ok(_) => Ok(Some(value.as_str())),
+                Err(err) => Err(Refusal::new(
                     SECRET_READY,
                     "SecretInvalid",
                     format!(
                         "key {key:?} of Secret {name:?} is not a usable {scheme} secret: {err}"
                     ),
-                )));
+                )),
             }
-            Some(value.as_str())
         }
-    };
+    }
+}
+
+/// Stage 3: everything a valid Webhook should be, its secret `referenced` or generated.
+fn build(
+    webhook: &Webhook,
+    observed: &Observed,
+    settings: &Settings,
+    id: &str,
+    now: DateTime<Utc>,
+    referenced: Option<&str>,
+    generate: impl FnOnce() -> String,
+) -> Result<Plan, DesiredError> {
     let keys = desired::next_signing_keys(
         &webhook.spec,
         observed.stored_keys.clone(),
@@ -175,7 +202,7 @@ pub fn plan(
         .stored_keys
         .as_ref()
         .is_some_and(|stored| stored.current != keys.current);
-    Ok(Decision::Serve(Box::new(Plan {
+    Ok(Plan {
         rotated,
         signing_secret: desired::signing_secret(webhook, &keys)?,
         emitter: desired::emitter_deployment(webhook, settings, id)?,
@@ -188,7 +215,7 @@ pub fn plan(
         registry_entry: desired::registry_entry(webhook, settings, id, &keys, now),
         desired_replicas: desired::emitter_replicas(&webhook.spec),
         keys,
-    })))
+    })
 }
 
 #[cfg(test)]
@@ -197,8 +224,9 @@ mod tests {
     use hookline_core::signature::Scheme;
 
     use super::*;
-    use crate::reconcile::fixtures::{
-        from_stripe, invoices, settings, signing_secret, stripe_secret_with_trailing_newline,
+    use crate::test_support::{
+        from_stripe, invoices, settings, signing_keys, signing_secret,
+        stripe_secret_with_trailing_newline,
     };
 
     fn now() -> DateTime<Utc> {
@@ -211,6 +239,15 @@ mod tests {
             "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()
         })
         .expect("builds")
+    }
+
+    /// A first reconcile: nothing stored, no `secretRef`, no children.
+    fn nothing_observed() -> Observed {
+        Observed {
+            stored_keys: None,
+            referenced: Referenced::NotUsed,
+            children: Children::default(),
+        }
     }
 
     fn served(decision: Decision) -> Plan {
@@ -230,14 +267,7 @@ mod tests {
     #[test]
     fn a_new_webhook_gets_a_generated_secret_and_all_its_children() {
         let webhook = invoices();
-        let plan = served(decide(
-            &webhook,
-            &Observed {
-                stored_keys: None,
-                referenced: Referenced::NotUsed,
-                children: Children::default(),
-            },
-        ));
+        let plan = served(decide(&webhook, &nothing_observed()));
         assert_eq!(plan.keys.current, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
         assert!(!plan.rotated, "a first secret is no rotation");
         assert_eq!(plan.desired_replicas, 2);
@@ -268,11 +298,7 @@ mod tests {
             emitter_network_policy: false,
             ..settings()
         };
-        let observed = Observed {
-            stored_keys: None,
-            referenced: Referenced::NotUsed,
-            children: Children::default(),
-        };
+        let observed = nothing_observed();
         let plan = served(
             plan(&webhook, &observed, &settings, &id, now(), || {
                 "whsec_x".into()
@@ -287,8 +313,7 @@ mod tests {
         let stored = SigningKeys::from_secret(&signing_secret()).expect("recorded keys");
         let observed = Observed {
             stored_keys: Some(stored.clone()),
-            referenced: Referenced::NotUsed,
-            children: Children::default(),
+            ..nothing_observed()
         };
         let kept = served(decide(&invoices(), &observed));
         assert_eq!(kept.keys.current, stored.current);
@@ -314,9 +339,8 @@ mod tests {
         let webhook = from_stripe();
         let reference = webhook.spec.secret_ref.clone().expect("secretRef");
         let observed = Observed {
-            stored_keys: None,
             referenced: Referenced::from_secret(&reference, None),
-            children: Children::default(),
+            ..nothing_observed()
         };
         let refusal = refused(decide(&webhook, &observed));
         assert_eq!(refusal.reason, "SecretNotFound");
@@ -333,9 +357,8 @@ mod tests {
         let reference = webhook.spec.secret_ref.clone().expect("secretRef");
         let recorded = stripe_secret_with_trailing_newline();
         let observed = Observed {
-            stored_keys: None,
             referenced: Referenced::from_secret(&reference, Some(recorded)),
-            children: Children::default(),
+            ..nothing_observed()
         };
         let refusal = refused(decide(&webhook, &observed));
         assert_eq!(refusal.reason, "SecretInvalid");
@@ -358,9 +381,8 @@ mod tests {
         let plan = served(decide(
             &webhook,
             &Observed {
-                stored_keys: None,
                 referenced: fixed,
-                children: Children::default(),
+                ..nothing_observed()
             },
         ));
         assert_eq!(plan.keys.current, "whsec_stripe-key");
@@ -370,12 +392,7 @@ mod tests {
     #[test]
     fn a_changed_referenced_value_rotates_with_grace() {
         let webhook = from_stripe();
-        let stored = SigningKeys {
-            current: "whsec_old".into(),
-            previous: None,
-            rotation_generation: 0,
-            rotated_at: None,
-        };
+        let stored = signing_keys("whsec_old");
         let observed = Observed {
             stored_keys: Some(stored),
             referenced: Referenced::Found {
@@ -426,9 +443,8 @@ mod tests {
             let refusal = refused(decide(
                 &webhook,
                 &Observed {
-                    stored_keys: None,
-                    referenced: Referenced::NotUsed,
                     children,
+                    ..nothing_observed()
                 },
             ));
             assert_eq!(refusal.reason, "NameConflict");
@@ -444,9 +460,8 @@ mod tests {
         served(decide(
             &webhook,
             &Observed {
-                stored_keys: None,
-                referenced: Referenced::NotUsed,
                 children: owned,
+                ..nothing_observed()
             },
         ));
     }
@@ -464,12 +479,11 @@ mod tests {
                 plan(
                     &webhook,
                     &Observed {
-                        stored_keys: None,
-                        referenced: Referenced::NotUsed,
                         children: Children {
                             emitter_network_policy: policy,
                             ..Children::default()
                         },
+                        ..nothing_observed()
                     },
                     &settings,
                     &id,
@@ -489,14 +503,7 @@ mod tests {
         let mut webhook = invoices();
         webhook.spec.emitter.replicas = 50;
         webhook.spec.rate_limit.requests_per_second = 1_000_000;
-        let refusal = refused(decide(
-            &webhook,
-            &Observed {
-                stored_keys: None,
-                referenced: Referenced::NotUsed,
-                children: Children::default(),
-            },
-        ));
+        let refusal = refused(decide(&webhook, &nothing_observed()));
         assert_eq!(refusal.reason, "LimitExceeded");
         assert_eq!(refusal.part, READY);
         assert!(
@@ -518,9 +525,8 @@ mod tests {
         let refusal = refused(decide(
             &webhook,
             &Observed {
-                stored_keys: None,
                 referenced: Referenced::from_secret(&reference, Some(unlabelled.clone())),
-                children: Children::default(),
+                ..nothing_observed()
             },
         ));
         assert_eq!(refusal.reason, "SecretNotLent");

@@ -1,8 +1,10 @@
 //! Stage 5, status: the conditions and fields a reconcile reports, built purely from
-//! what it decided and what applying it gave; only `patch` talks to the server.
+//! what it decided and what applying it gave; only `report` writes it to the server.
 
+use chrono::Utc;
 use hookline_api::webhook::{Webhook, WebhookStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
@@ -121,8 +123,27 @@ pub fn status(
     }
 }
 
+/// Builds the Webhook's status from `parts` (and what a served reconcile knows), as of
+/// now, and writes it.
+pub async fn report(
+    ctx: &Context,
+    webhook: &Webhook,
+    id: &str,
+    parts: &[(&'static str, PartState)],
+    served: Option<Served<'_>>,
+) -> Result<(), Error> {
+    let report = status(webhook, &ctx.settings, id, parts, served, time_now());
+    patch(ctx, webhook, report).await
+}
+
+fn time_now() -> Time {
+    Time(
+        Timestamp::from_millisecond(Utc::now().timestamp_millis()).unwrap_or(Timestamp::UNIX_EPOCH),
+    )
+}
+
 /// Writes `status` with server-side apply.
-pub async fn patch(ctx: &Context, webhook: &Webhook, status: WebhookStatus) -> Result<(), Error> {
+async fn patch(ctx: &Context, webhook: &Webhook, status: WebhookStatus) -> Result<(), Error> {
     let namespace = webhook.namespace().unwrap_or_default();
     if is_unchanged(webhook, &status) {
         ctx.metrics
@@ -166,10 +187,9 @@ fn is_ready(status: &WebhookStatus) -> bool {
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
-    use k8s_openapi::jiff::Timestamp;
 
     use super::*;
-    use crate::reconcile::fixtures::{invoices, settings};
+    use crate::test_support::{invoices, settings, signing_keys};
 
     fn now() -> Time {
         Time(Timestamp::from_second(1_796_040_000).expect("a time"))
@@ -219,14 +239,9 @@ mod tests {
             ready: 1,
         };
         let keys = SigningKeys {
-            current: "whsec_x".into(),
-            previous: None,
             rotation_generation: 4,
-            rotated_at: Some(
-                chrono::Utc
-                    .with_ymd_and_hms(2026, 11, 30, 11, 0, 0)
-                    .unwrap(),
-            ),
+            rotated_at: Some(Utc.with_ymd_and_hms(2026, 11, 30, 11, 0, 0).unwrap()),
+            ..signing_keys("whsec_x")
         };
         let parts = served_parts("invoices-signing", Ok(()), replicas, true);
         let served = Served {
@@ -271,12 +286,7 @@ mod tests {
     #[test]
     fn a_second_reconcile_that_changes_nothing_writes_no_status() {
         let mut webhook = invoices();
-        let keys = SigningKeys {
-            current: "whsec_x".into(),
-            previous: None,
-            rotation_generation: 0,
-            rotated_at: None,
-        };
+        let keys = signing_keys("whsec_x");
         let replicas = EmitterReplicas {
             desired: 1,
             ready: 1,

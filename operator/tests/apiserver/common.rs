@@ -47,13 +47,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hookline_api::topics::TopicSpec;
+use hookline_api::webhook::Webhook;
 use hookline_core::registry::{self, Keyring, RegistryUpdate};
 use hookline_operator::desired::Settings;
-use hookline_operator::limits::Limits;
 use hookline_operator::metrics::Metrics;
 use hookline_operator::reconcile::Context;
 use hookline_operator::registry::RegistryPublisher;
 use hookline_operator::service::run_controller;
+use hookline_operator::test_support;
 use hookline_runtime::kafka::{KafkaConnection, ensure_topics, manual_commit_consumer_config};
 use hookline_runtime::registry_view::RegistryView;
 use hookline_runtime::shutdown::Shutdown;
@@ -107,14 +108,16 @@ pub fn lent_secret() -> k8s_openapi::api::core::v1::Secret {
     secret
 }
 
+/// A Webhook named `name` of `spec` (as a manifest writes it), to create.
+pub fn webhook(name: &str, spec: serde_json::Value) -> Webhook {
+    Webhook::new(name, serde_json::from_value(spec).expect("valid spec"))
+}
+
+/// The tests' usual settings; Webhook endpoints at `https://hooks.example.test`.
 pub fn settings() -> Settings {
     Settings {
-        emitter_image: "hookline-emitter:test".into(),
         public_base_url: "https://hooks.example.test".into(),
-        in_cluster_handler_url: "http://hookline-handler.hookline.svc:8080".into(),
-        limits: Limits::default(),
-        emitter_network_policy: true,
-        handler_pod_port: 8080,
+        ..test_support::settings()
     }
 }
 

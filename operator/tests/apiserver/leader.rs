@@ -6,6 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use hookline_api::webhook::Webhook;
+use hookline_operator::metrics::LEADER;
 use hookline_testkit::http;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
@@ -64,7 +65,7 @@ impl OperatorProcess {
 
     fn is_leader(&self) -> Option<bool> {
         let (_, body) = http::get(self.port, "/metrics")?;
-        Some(hookline_testkit::prometheus::sample(&body, "hookline_operator_leader")? == 1.0)
+        Some(hookline_testkit::prometheus::sample(&body, &LEADER.exported())? == 1.0)
     }
 
     fn signal(&self, signal: Signal) {
@@ -111,14 +112,9 @@ async fn one_of_two_replicas_acts_and_the_other_takes_over() {
     assert_ne!(follower.is_leader(), Some(true));
 
     let webhooks: Api<Webhook> = Api::namespaced(client.clone(), &ns);
-    let spec = || {
-        serde_json::from_value(
-            serde_json::json!({"customerId": "c", "emitter": {"enabled": false}}),
-        )
-        .expect("spec")
-    };
+    let spec = || serde_json::json!({"customerId": "c", "emitter": {"enabled": false}});
     webhooks
-        .create(&PostParams::default(), &Webhook::new("one", spec()))
+        .create(&PostParams::default(), &common::webhook("one", spec()))
         .await
         .expect("create");
     let registered = |name: &'static str| {
@@ -142,7 +138,7 @@ async fn one_of_two_replicas_acts_and_the_other_takes_over() {
     })
     .await;
     webhooks
-        .create(&PostParams::default(), &Webhook::new("two", spec()))
+        .create(&PostParams::default(), &common::webhook("two", spec()))
         .await
         .expect("create");
     eventually("reconciled by the new leader", WAIT, || registered("two")).await;

@@ -156,9 +156,11 @@ async fn the_documented_rules_are_enough_and_no_more() {
     let operator = Operator::start(&operator_client, &ns).await;
     let mut registry = operator.registry_reader();
     let webhooks: Api<Webhook> = Api::namespaced(admin.clone(), &ns);
-    let spec = serde_json::from_value(serde_json::json!({"customerId": "c"})).expect("spec");
     webhooks
-        .create(&pp, &Webhook::new("limited", spec))
+        .create(
+            &pp,
+            &common::webhook("limited", serde_json::json!({"customerId": "c"})),
+        )
         .await
         .expect("create Webhook");
     let id = eventually("registered as the ServiceAccount", WAIT, || async {

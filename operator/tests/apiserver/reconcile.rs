@@ -15,14 +15,10 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 
-use crate::common::{self, Operator, RegistryReader};
+use crate::common::{self, Operator, RegistryReader, webhook};
 use hookline_testkit::eventually;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn webhook(name: &str, spec: serde_json::Value) -> Webhook {
-    Webhook::new(name, serde_json::from_value(spec).expect("valid spec"))
-}
 
 fn upsert(update: &RegistryUpdate) -> &RegistryEntry {
     match update {

@@ -17,15 +17,11 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 
-use crate::common::{self, Operator};
+use crate::common::{self, Operator, webhook};
 use hookline_operator::desired::Settings;
 use hookline_testkit::eventually;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn webhook(name: &str, spec: serde_json::Value) -> Webhook {
-    Webhook::new(name, serde_json::from_value(spec).expect("valid spec"))
-}
 
 /// The condition `kind` of Webhook `name` as (status, reason, message).
 async fn condition(api: &Api<Webhook>, name: &str, kind: &str) -> Option<(String, String, String)> {

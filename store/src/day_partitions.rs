@@ -12,10 +12,8 @@ use hookline_runtime::shutdown::Shutdown;
 use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::{AssertSqlSafe, ConnectOptions as _, Connection as _};
 
-use crate::metrics::Metrics;
+use crate::dead_letters;
 
-/// Rows of dead letters deleted per statement, so one sweep never holds a long lock.
-const DEAD_LETTER_DELETE_CHUNK: i64 = 10_000;
 /// Replicas take turns sweeping; creating partitions has its own lock in SQL.
 const SWEEP_LOCK: &str = "hookline.events.sweep";
 
@@ -47,6 +45,13 @@ pub struct Sweep {
     pub dropped: Vec<NaiveDate>,
     pub dead_letters_expired: u64,
     pub partitions: usize,
+}
+
+/// Where [`DayPartitions::run`] tells what each sweep did: the service's metrics.
+pub trait SweepReport {
+    fn swept(&self, sweep: &Sweep);
+    /// A sweep failed (it is logged too); the next one tries again.
+    fn failed(&self);
 }
 
 pub struct DayPartitions {
@@ -196,62 +201,50 @@ impl DayPartitions {
             .execute(&mut *connection)
             .await?;
         if let Some(days) = self.retention.events_days {
-            for (day, detach_pending) in &partitions {
-                if *detach_pending {
-                    // A detach interrupted earlier (its lock wait timed out): finish it.
-                    finish_detach(connection, *day).await?;
-                    self.forget(*day, sweep);
-                    continue;
-                }
-                // The function checks that the whole day, and every row stored in it (a
-                // replayed old dead letter is kept for the whole retention too), is past
-                // the retention; it runs as the owner, so the consumer's role need not.
-                let expired: bool =
-                    sqlx::query_scalar("SELECT events_expire_day($1, make_interval(days => $2))")
-                        .bind(*day)
-                        .bind(i32::try_from(days).unwrap_or(i32::MAX))
-                        .fetch_one(&mut *connection)
-                        .await?;
-                if expired {
-                    self.forget(*day, sweep);
-                }
-            }
+            self.expire_days(connection, &partitions, days, sweep)
+                .await?;
         }
-        // Fresh statistics for the days being written: a partition without them makes
-        // the planner scan the newest-first index of every day for a search by event
-        // id (measured: 100+ ms instead of 1 ms). Autovacuum gets there too, but a day
-        // filling fast can be hours ahead of it.
-        let today = day_of(now);
-        for (day, pending) in &partitions {
-            if !pending && (*day == today || *day + chrono::Duration::days(1) == today) {
-                sqlx::query("SELECT events_analyze_day($1)")
-                    .bind(*day)
-                    .execute(&mut *connection)
-                    .await?;
-            }
-        }
+        analyze_recent_days(connection, &partitions, day_of(now)).await?;
         if let Some(days) = self.retention.dead_letter_days {
             let cutoff = now - chrono::Duration::days(i64::from(days));
-            loop {
-                let deleted = sqlx::query(
-                    "DELETE FROM dead_letters WHERE id IN \
-                     (SELECT id FROM dead_letters WHERE dead_at < $1 LIMIT $2)",
-                )
-                .bind(cutoff)
-                .bind(DEAD_LETTER_DELETE_CHUNK)
-                .execute(&mut *connection)
-                .await?
-                .rows_affected();
-                sweep.dead_letters_expired += deleted;
-                if deleted < DEAD_LETTER_DELETE_CHUNK as u64 {
-                    break;
-                }
-            }
+            sweep.dead_letters_expired = dead_letters::expire(connection, cutoff).await?;
         }
         sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
             .bind(SWEEP_LOCK)
             .execute(&mut *connection)
             .await?;
+        Ok(())
+    }
+
+    /// Drops the `partitions` past a retention of `days`, and finishes the detaches
+    /// left interrupted.
+    async fn expire_days(
+        &self,
+        connection: &mut PgConnection,
+        partitions: &[(NaiveDate, bool)],
+        days: u32,
+        sweep: &mut Sweep,
+    ) -> Result<(), sqlx::Error> {
+        for (day, detach_pending) in partitions {
+            if *detach_pending {
+                // A detach interrupted earlier (its lock wait timed out): finish it.
+                finish_detach(connection, *day).await?;
+                self.forget(*day, sweep);
+                continue;
+            }
+            // The function checks that the whole day, and every row stored in it (a
+            // replayed old dead letter is kept for the whole retention too), is past
+            // the retention; it runs as the owner, so the consumer's role need not.
+            let expired: bool =
+                sqlx::query_scalar("SELECT events_expire_day($1, make_interval(days => $2))")
+                    .bind(*day)
+                    .bind(i32::try_from(days).unwrap_or(i32::MAX))
+                    .fetch_one(&mut *connection)
+                    .await?;
+            if expired {
+                self.forget(*day, sweep);
+            }
+        }
         Ok(())
     }
 
@@ -263,21 +256,13 @@ impl DayPartitions {
     }
 
     /// Sweeps at start and every `interval` until shutdown. A failed sweep is logged
-    /// and counted; the next one tries again (inserts create their own days meanwhile).
-    pub async fn run(&self, interval: Duration, metrics: Metrics, shutdown: Shutdown) {
+    /// and reported; the next one tries again (inserts create their own days meanwhile).
+    pub async fn run(&self, interval: Duration, report: impl SweepReport, shutdown: Shutdown) {
         while !shutdown.is_triggered() {
             match self.sweep(Utc::now()).await {
-                Ok(sweep) => {
-                    metrics.event_partitions.set(sweep.partitions as i64);
-                    metrics
-                        .event_partitions_dropped
-                        .inc_by(sweep.dropped.len() as u64);
-                    metrics
-                        .dead_letters_expired
-                        .inc_by(sweep.dead_letters_expired);
-                }
+                Ok(sweep) => report.swept(&sweep),
                 Err(err) => {
-                    metrics.retention_sweep_failures.inc();
+                    report.failed();
                     tracing::warn!(%err, "the partition and retention sweep failed");
                 }
             }
@@ -287,6 +272,26 @@ impl DayPartitions {
             }
         }
     }
+}
+
+/// Fresh statistics for the days being written (today and yesterday): a partition
+/// without them makes the planner scan the newest-first index of every day for a search
+/// by event id (measured: 100+ ms instead of 1 ms). Autovacuum gets there too, but a day
+/// filling fast can be hours ahead of it.
+async fn analyze_recent_days(
+    connection: &mut PgConnection,
+    partitions: &[(NaiveDate, bool)],
+    today: NaiveDate,
+) -> Result<(), sqlx::Error> {
+    for (day, pending) in partitions {
+        if !pending && (*day == today || *day + chrono::Duration::days(1) == today) {
+            sqlx::query("SELECT events_analyze_day($1)")
+                .bind(*day)
+                .execute(&mut *connection)
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Completes a detach that an earlier version (DETACH ... CONCURRENTLY) left

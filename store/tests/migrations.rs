@@ -4,15 +4,15 @@
 
 use std::borrow::Cow;
 
-use hookline_consumer::db;
+use hookline_store::{database, schema};
 use sqlx::migrate::Migrator;
 
 #[tokio::test]
 async fn migrations_apply_and_the_events_key_refuses_duplicates() {
     let database_url = hookline_testkit::fresh_database("smoke").await;
-    let pool = db::connect(&database_url, 2).await.expect("connect");
-    db::migrate(&pool).await.expect("first migration run");
-    db::migrate(&pool)
+    let pool = database::connect(&database_url, 2).await.expect("connect");
+    schema::migrate(&pool).await.expect("first migration run");
+    schema::migrate(&pool)
         .await
         .expect("second run finds nothing to do");
 
@@ -42,24 +42,23 @@ async fn migrations_apply_and_the_events_key_refuses_duplicates() {
                   values ($1, $2, $3, $4, ($4 at time zone 'UTC')::date) on conflict do nothing";
     let received_at = chrono::Utc::now();
     let body: &[u8] = b"token=x&command=%2Fweather";
-    let first = sqlx::query(insert)
-        .bind("wh-1")
-        .bind("msg-1")
-        .bind(body)
-        .bind(received_at)
-        .execute(&pool)
-        .await
-        .expect("insert");
-    let again = sqlx::query(insert)
-        .bind("wh-1")
-        .bind("msg-1")
-        .bind(body)
-        .bind(received_at)
-        .execute(&pool)
-        .await
-        .expect("insert again");
-    assert_eq!(first.rows_affected(), 1);
-    assert_eq!(again.rows_affected(), 0);
+    let mut inserted = Vec::new();
+    for attempt in ["insert", "insert again"] {
+        let done = sqlx::query(insert)
+            .bind("wh-1")
+            .bind("msg-1")
+            .bind(body)
+            .bind(received_at)
+            .execute(&pool)
+            .await
+            .expect(attempt);
+        inserted.push(done.rows_affected());
+    }
+    assert_eq!(
+        inserted,
+        [1, 0],
+        "rows inserted by the first and the second"
+    );
 
     let stored: Vec<u8> = sqlx::query_scalar("select body from events where webhook_id = 'wh-1'")
         .fetch_one(&pool)
@@ -71,10 +70,10 @@ async fn migrations_apply_and_the_events_key_refuses_duplicates() {
 #[tokio::test]
 async fn rows_of_the_first_schema_are_carried_over_by_0002() {
     let database_url = hookline_testkit::fresh_database("upgrade").await;
-    let pool = db::connect(&database_url, 2).await.expect("connect");
+    let pool = database::connect(&database_url, 2).await.expect("connect");
     let first_only = Migrator {
         migrations: Cow::Owned(
-            db::MIGRATOR
+            schema::MIGRATOR
                 .migrations
                 .iter()
                 .filter(|migration| migration.version == 1)
@@ -99,7 +98,7 @@ async fn rows_of_the_first_schema_are_carried_over_by_0002() {
     .await
     .expect("a row received three days ago");
 
-    db::migrate(&pool).await.expect("the later migrations");
+    schema::migrate(&pool).await.expect("the later migrations");
     let days: Vec<(String, i64)> = sqlx::query_as(
         "select tableoid::regclass::text, count(*) from events group by 1 order by 1",
     )

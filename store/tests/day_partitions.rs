@@ -5,10 +5,9 @@
 //! that over TLS, and PostgreSQL refuses it dropping, altering or emptying a table.
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use hookline_consumer::day_partitions::{DayPartitions, Retention, day_of};
-use hookline_consumer::db;
-use hookline_consumer::event::EventRow;
-use hookline_consumer::store;
+use hookline_store::day_partitions::{DayPartitions, Retention, day_of};
+use hookline_store::events::{self, EventColumns};
+use hookline_store::{database, schema};
 use sqlx::PgPool;
 
 const RETENTION: Retention = Retention {
@@ -20,35 +19,45 @@ const RETENTION: Retention = Retention {
 
 async fn migrated(prefix: &str) -> PgPool {
     let database_url = hookline_testkit::fresh_database(prefix).await;
-    let pool = db::connect(&database_url, 4).await.expect("connect");
-    db::migrate(&pool).await.expect("migrate");
+    let pool = database::connect(&database_url, 4).await.expect("connect");
+    schema::migrate(&pool).await.expect("migrate");
     pool
 }
 
-fn row(message_id: &str, received_at: DateTime<Utc>) -> EventRow {
-    EventRow {
-        webhook_id: "wh-1".into(),
-        message_id: message_id.into(),
-        event_id: None,
-        event_type: Some("invoice.paid".into()),
-        source_timestamp: None,
-        body: b"{}".to_vec(),
-        payload: Some("{}".into()),
-        content_type: Some("application/json".into()),
-        request_headers: None,
-        received_at,
-        attempts: 1,
+/// An event of `wh-1`: its message id and when it was received.
+type Row = (&'static str, DateTime<Utc>);
+
+fn row(message_id: &'static str, received_at: DateTime<Utc>) -> Row {
+    (message_id, received_at)
+}
+
+/// `rows` as the statement takes them: an `invoice.paid` event of `{}` each.
+fn columns(rows: &[Row]) -> EventColumns<'static> {
+    let mut columns = EventColumns::with_capacity(rows.len());
+    for (message_id, received_at) in rows {
+        columns.webhook_id.push("wh-1");
+        columns.message_id.push(*message_id);
+        columns.event_id.push(None);
+        columns.event_type.push(Some("invoice.paid"));
+        columns.source_timestamp.push(None);
+        columns.body.push(b"{}");
+        columns.payload.push(Some("{}"));
+        columns.content_type.push(Some("application/json"));
+        columns.request_headers.push(None);
+        columns.received_at.push(*received_at);
+        columns.attempts.push(1);
     }
+    columns
 }
 
 /// Writes `rows` as the consumer does: their days ensured, then one statement.
-async fn store(partitions: &DayPartitions, pool: &PgPool, rows: &[EventRow]) -> u64 {
+async fn store(partitions: &DayPartitions, pool: &PgPool, rows: &[Row]) -> u64 {
     let days = partitions
-        .ensure_for(rows.iter().map(|r| r.received_at))
+        .ensure_for(rows.iter().map(|(_, received_at)| *received_at))
         .await
         .expect("ensure partitions");
     let mut connection = pool.acquire().await.expect("connection");
-    store::insert_events(&mut connection, rows, &days.searched)
+    events::insert(&mut connection, &columns(rows), &days.searched)
         .await
         .expect("insert")
         .total()
@@ -246,10 +255,10 @@ async fn a_replica_that_finds_the_sweep_taken_leaves_it_alone() {
 /// A fresh database migrated by the owner, and a pool of the consumer's login on it.
 async fn as_consumer(prefix: &str) -> (PgPool, PgPool) {
     let owner_url = hookline_testkit::fresh_database(prefix).await;
-    let owner = db::connect(&owner_url, 2)
+    let owner = database::connect(&owner_url, 2)
         .await
         .expect("connect as the owner");
-    db::migrate(&owner).await.expect("migrate as the owner");
+    schema::migrate(&owner).await.expect("migrate as the owner");
     let database = owner_url
         .split('?')
         .next()
@@ -261,7 +270,7 @@ async fn as_consumer(prefix: &str) -> (PgPool, PgPool) {
         .get("CONSUMER_DATABASE_URL")
         .expect("the stack's CONSUMER_DATABASE_URL; re-run `make stack-up`");
     let consumer_url = hookline_testkit::with_database(login, &database);
-    let consumer = db::connect(&consumer_url, 4)
+    let consumer = database::connect(&consumer_url, 4)
         .await
         .expect("connect as the consumer");
     (owner, consumer)
@@ -291,7 +300,9 @@ async fn the_consumer_login_stores_and_expires_but_cannot_drop_or_alter() {
         .await
         .expect("pg_stat_ssl");
     assert!(tls, "the consumer's connection is encrypted");
-    db::verify(&consumer).await.expect("the schema is current");
+    schema::verify(&consumer)
+        .await
+        .expect("the schema is current");
 
     // What it needs: partitions ahead and on demand, inserts, the dedup probe of other
     // days, and the retention of a whole old day.
