@@ -59,7 +59,7 @@ use crate::metrics::{Metrics, ShedLabels};
 use crate::produce::{EventProducer, ProduceError};
 use crate::rate_limit::SharedRateLimiter;
 use crate::rejection::Rejection;
-use crate::repeats::{self, InFlightGuard, ReplayKey, Seen, SharedReplayCache};
+use crate::repeats::{self, InFlightGuard, MessageKey, Seen, SharedSeenMessages};
 use crate::unknown_ids::UnknownIds;
 use hookline_core::source::{self, ForwardingHeader, TrustedProxies};
 
@@ -90,9 +90,9 @@ pub struct Ingest {
     pub readiness: Readiness,
     pub producer: EventProducer,
     /// Message ids accepted inside the timestamp tolerance (`repeats`).
-    pub seen_messages: SharedReplayCache,
+    pub seen_messages: SharedSeenMessages,
     /// Bodies accepted for schemes whose delivery id is not signed (`repeats`).
-    pub seen_bodies: SharedReplayCache,
+    pub seen_bodies: SharedSeenMessages,
     pub rate_limiter: Arc<SharedRateLimiter>,
     pub metrics: Metrics,
     pub limits: Limits,
@@ -302,7 +302,7 @@ impl Ingest {
         let signature_header = headers
             .get(repeats::signature_header_name(entry.scheme))
             .map_or(&b""[..], |value| value.as_bytes());
-        let key = ReplayKey::of(
+        let key = MessageKey::of(
             webhook_id,
             identity.message_id.as_deref(),
             signature_header,
@@ -315,7 +315,7 @@ impl Ingest {
             verified
                 .timestamp
                 .is_none()
-                .then(|| ReplayKey::of_body(webhook_id, &body)),
+                .then(|| MessageKey::of_body(webhook_id, &body)),
         );
         let in_flight = match in_flight {
             Ok(guards) => guards,
@@ -473,8 +473,8 @@ impl Ingest {
     /// says how either was seen: accepted before, or being produced now.
     fn begin_unless_repeat(
         &self,
-        key: ReplayKey,
-        body_key: Option<ReplayKey>,
+        key: MessageKey,
+        body_key: Option<MessageKey>,
     ) -> Result<Vec<InFlightGuard>, Seen> {
         let by_id = self.seen_messages.begin(key)?;
         match body_key.map(|body_key| self.seen_bodies.begin(body_key)) {

@@ -1,5 +1,7 @@
-//! Replay detection: a message already accepted inside the tolerance window is
-//! acknowledged again without being produced twice (senders retry after timeouts).
+//! Repeated messages (a replay attack, or a sender retrying after a timeout): a message
+//! already accepted inside the tolerance window is acknowledged again without being
+//! produced twice. ("Replay" in Hookline means re-sending dead letters; see
+//! `hookline_store::dead_letter_replay`.)
 //!
 //! GitHub, Shopify and legacy hex sign neither a timestamp nor the delivery id, so a
 //! captured request verifies for ever and its id can be changed at will. For a request
@@ -30,9 +32,9 @@ use sha2::{Digest, Sha256};
 /// A fixed-size digest of (webhook id, message id) or, for requests whose provider
 /// gives no message id, of (webhook id, signature header, body).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ReplayKey([u8; 16]);
+pub struct MessageKey([u8; 16]);
 
-impl ReplayKey {
+impl MessageKey {
     /// The key of a verified request: its provider's message id (see
     /// `hookline_core::provider`), else `signature_header`, the raw value of the
     /// scheme's signature header (see [`signature_header_name`]), and the body.
@@ -74,7 +76,7 @@ impl ReplayKey {
     }
 }
 
-impl ReplayKey {
+impl MessageKey {
     /// The key of `body` accepted for `webhook_id`, whatever its delivery id.
     pub fn of_body(webhook_id: &str, body: &[u8]) -> Self {
         let mut hash = Sha256::new();
@@ -85,7 +87,7 @@ impl ReplayKey {
     }
 }
 
-/// The header whose value keys replays of requests of `scheme` without a message id:
+/// The header whose value keys repeats of requests of `scheme` without a message id:
 /// the name the provider usually gives its signature (the first of
 /// `provider::signature_headers`, which is never empty).
 pub fn signature_header_name(scheme: Scheme) -> &'static str {
@@ -114,16 +116,16 @@ pub enum Seen {
 }
 
 #[derive(Debug)]
-pub struct ReplayCache {
+pub struct SeenMessages {
     window: Duration,
     capacity: usize,
-    slots: HashMap<ReplayKey, Slot>,
+    slots: HashMap<MessageKey, Slot>,
     /// Accepted keys, oldest first.
-    accepted_order: VecDeque<(Instant, ReplayKey)>,
+    accepted_order: VecDeque<(Instant, MessageKey)>,
     evicted: u64,
 }
 
-impl ReplayCache {
+impl SeenMessages {
     pub fn new(window: Duration, capacity: usize) -> Self {
         Self {
             window,
@@ -135,7 +137,7 @@ impl ReplayCache {
     }
 
     /// Looks `key` up; a new key is marked in flight.
-    pub fn begin(&mut self, key: ReplayKey, now: Instant) -> Seen {
+    pub fn begin(&mut self, key: MessageKey, now: Instant) -> Seen {
         self.expire(now);
         if !self.slots.contains_key(&key) {
             while self.slots.len() >= self.capacity && self.evict_oldest() {}
@@ -153,13 +155,13 @@ impl ReplayCache {
     }
 
     /// The broker has the message: repeats are acknowledged for the window from now.
-    pub fn accepted(&mut self, key: ReplayKey, now: Instant) {
+    pub fn accepted(&mut self, key: MessageKey, now: Instant) {
         self.slots.insert(key, Slot::Accepted { at: now });
         self.accepted_order.push_back((now, key));
     }
 
     /// The message was not stored: a retry must be produced.
-    pub fn abandoned(&mut self, key: ReplayKey) {
+    pub fn abandoned(&mut self, key: MessageKey) {
         if self.slots.get(&key) == Some(&Slot::InFlight) {
             self.slots.remove(&key);
         }
@@ -201,7 +203,7 @@ impl ReplayCache {
     }
 
     /// Removes `key` if it is still the acceptance recorded at `at` (not a later one).
-    fn remove_if_accepted_at(&mut self, key: ReplayKey, at: Instant) -> bool {
+    fn remove_if_accepted_at(&mut self, key: MessageKey, at: Instant) -> bool {
         if self.slots.get(&key) == Some(&Slot::Accepted { at }) {
             self.slots.remove(&key);
             true
@@ -211,27 +213,27 @@ impl ReplayCache {
     }
 }
 
-/// A [`ReplayCache`] shared between requests, handing out guards that abandon the
+/// A [`SeenMessages`] shared between requests, handing out guards that abandon the
 /// key unless the request reports it accepted (so a dropped request frees its key).
 #[derive(Debug, Clone)]
-pub struct SharedReplayCache {
-    cache: Arc<Mutex<ReplayCache>>,
+pub struct SharedSeenMessages {
+    cache: Arc<Mutex<SeenMessages>>,
     entries: Gauge,
     evictions: Counter,
 }
 
-impl SharedReplayCache {
+impl SharedSeenMessages {
     /// A cache that keeps the gauge `entries` and the counter `evictions` current.
     pub fn new(window: Duration, capacity: usize, entries: Gauge, evictions: Counter) -> Self {
         Self {
-            cache: Arc::new(Mutex::new(ReplayCache::new(window, capacity))),
+            cache: Arc::new(Mutex::new(SeenMessages::new(window, capacity))),
             entries,
             evictions,
         }
     }
 
     /// `Ok(guard)` for a new key, else what was seen.
-    pub fn begin(&self, key: ReplayKey) -> Result<InFlightGuard, Seen> {
+    pub fn begin(&self, key: MessageKey) -> Result<InFlightGuard, Seen> {
         let mut cache = self.lock();
         let evicted_before = cache.evicted();
         let seen = cache.begin(key, Instant::now());
@@ -249,7 +251,7 @@ impl SharedReplayCache {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, ReplayCache> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SeenMessages> {
         // Each method leaves the cache consistent, so a panicked holder harms nothing.
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -258,8 +260,8 @@ impl SharedReplayCache {
 /// A key being produced. Dropped without [`accepted`](Self::accepted), it is forgotten.
 #[derive(Debug)]
 pub struct InFlightGuard {
-    cache: SharedReplayCache,
-    key: ReplayKey,
+    cache: SharedSeenMessages,
+    key: MessageKey,
     done: bool,
 }
 
@@ -282,15 +284,15 @@ impl Drop for InFlightGuard {
 mod tests {
     use super::*;
 
-    fn key(n: u8) -> ReplayKey {
-        ReplayKey([n; 16])
+    fn key(n: u8) -> MessageKey {
+        MessageKey([n; 16])
     }
 
     const WINDOW: Duration = Duration::from_secs(300);
 
     #[test]
     fn accepted_keys_are_repeats_until_the_window_ends() {
-        let mut cache = ReplayCache::new(WINDOW, 10);
+        let mut cache = SeenMessages::new(WINDOW, 10);
         let start = Instant::now();
         assert_eq!(cache.begin(key(1), start), Seen::New);
         assert_eq!(cache.begin(key(1), start), Seen::InFlight);
@@ -304,7 +306,7 @@ mod tests {
 
     #[test]
     fn abandoned_keys_may_be_produced_again() {
-        let mut cache = ReplayCache::new(WINDOW, 10);
+        let mut cache = SeenMessages::new(WINDOW, 10);
         let now = Instant::now();
         assert_eq!(cache.begin(key(1), now), Seen::New);
         cache.abandoned(key(1));
@@ -314,7 +316,7 @@ mod tests {
 
     #[test]
     fn capacity_forgets_the_oldest_accepted_first() {
-        let mut cache = ReplayCache::new(WINDOW, 3);
+        let mut cache = SeenMessages::new(WINDOW, 3);
         let now = Instant::now();
         for n in 1..=3 {
             assert_eq!(cache.begin(key(n), now), Seen::New);
@@ -335,24 +337,24 @@ mod tests {
     fn keys_separate_webhooks_and_fall_back_to_signature_and_body() {
         let with_id = |id| Some(id);
         let without_id = None;
-        let a = ReplayKey::of("wh-a", with_id("msg_1"), b"sig", b"body");
+        let a = MessageKey::of("wh-a", with_id("msg_1"), b"sig", b"body");
         assert_eq!(
             a,
-            ReplayKey::of("wh-a", with_id("msg_1"), b"other", b"other")
+            MessageKey::of("wh-a", with_id("msg_1"), b"other", b"other")
         );
-        assert_ne!(a, ReplayKey::of("wh-b", with_id("msg_1"), b"sig", b"body"));
-        assert_ne!(a, ReplayKey::of("wh-a", with_id("msg_2"), b"sig", b"body"));
-        let b = ReplayKey::of("wh-a", without_id, b"sig", b"body");
-        assert_eq!(b, ReplayKey::of("wh-a", without_id, b"sig", b"body"));
-        assert_ne!(b, ReplayKey::of("wh-a", without_id, b"sig2", b"body"));
-        assert_ne!(b, ReplayKey::of("wh-a", without_id, b"sig", b"body2"));
+        assert_ne!(a, MessageKey::of("wh-b", with_id("msg_1"), b"sig", b"body"));
+        assert_ne!(a, MessageKey::of("wh-a", with_id("msg_2"), b"sig", b"body"));
+        let b = MessageKey::of("wh-a", without_id, b"sig", b"body");
+        assert_eq!(b, MessageKey::of("wh-a", without_id, b"sig", b"body"));
+        assert_ne!(b, MessageKey::of("wh-a", without_id, b"sig2", b"body"));
+        assert_ne!(b, MessageKey::of("wh-a", without_id, b"sig", b"body2"));
         assert_eq!(b.to_hex().len(), 32);
     }
 
     #[test]
     fn dropped_guards_free_their_key() {
         let (entries, evictions) = (Gauge::default(), Counter::default());
-        let cache = SharedReplayCache::new(WINDOW, 1, entries.clone(), evictions.clone());
+        let cache = SharedSeenMessages::new(WINDOW, 1, entries.clone(), evictions.clone());
         let guard = cache.begin(key(7)).unwrap();
         assert_eq!(cache.begin(key(7)).unwrap_err(), Seen::InFlight);
         drop(guard);
@@ -366,26 +368,26 @@ mod tests {
     #[test]
     fn a_body_under_a_new_delivery_id_has_the_same_body_key() {
         let body = br#"{"action":"opened"}"#;
-        let mut cache = ReplayCache::new(Duration::from_secs(86_400), 10);
+        let mut cache = SeenMessages::new(Duration::from_secs(86_400), 10);
         let now = Instant::now();
-        let first = ReplayKey::of_body("wh-a", body);
+        let first = MessageKey::of_body("wh-a", body);
         assert_eq!(cache.begin(first, now), Seen::New);
         cache.accepted(first, now);
         // A new delivery id changes the id key, not the body key.
         assert_ne!(
-            ReplayKey::of("wh-a", Some("delivery-1"), b"sig", body),
-            ReplayKey::of("wh-a", Some("delivery-2"), b"sig", body)
+            MessageKey::of("wh-a", Some("delivery-1"), b"sig", body),
+            MessageKey::of("wh-a", Some("delivery-2"), b"sig", body)
         );
-        let again = ReplayKey::of_body("wh-a", body);
+        let again = MessageKey::of_body("wh-a", body);
         assert_eq!(
             cache.begin(again, now + Duration::from_secs(3_600)),
             Seen::Accepted
         );
-        assert_ne!(again, ReplayKey::of_body("wh-b", body), "per webhook");
-        assert_ne!(again, ReplayKey::of_body("wh-a", b"{}"));
+        assert_ne!(again, MessageKey::of_body("wh-b", body), "per webhook");
+        assert_ne!(again, MessageKey::of_body("wh-a", b"{}"));
         assert_ne!(
             again,
-            ReplayKey::of("wh-a", None, b"", body),
+            MessageKey::of("wh-a", None, b"", body),
             "apart from the signature-and-body key"
         );
     }

@@ -20,7 +20,7 @@ use crate::ingest::{self, Ingest, Limits};
 use crate::metrics::Metrics;
 use crate::produce::{EventProducer, ProducerSetupError};
 use crate::rate_limit::SharedRateLimiter;
-use crate::repeats::SharedReplayCache;
+use crate::repeats::SharedSeenMessages;
 use crate::server::{self, ServerLimits};
 use crate::unknown_ids::UnknownIds;
 
@@ -146,13 +146,13 @@ fn ingest(
         registry: view,
         readiness: service.readiness.clone(),
         producer,
-        seen_messages: SharedReplayCache::new(
+        seen_messages: SharedSeenMessages::new(
             config.timestamp_tolerance,
             config.seen_messages_capacity as usize,
             metrics.seen_messages_entries.clone(),
             metrics.seen_messages_evictions.clone(),
         ),
-        seen_bodies: SharedReplayCache::new(
+        seen_bodies: SharedSeenMessages::new(
             config.unsigned_id_repeat_window,
             config.seen_messages_capacity as usize,
             metrics.seen_bodies_entries.clone(),
