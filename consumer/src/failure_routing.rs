@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use hookline_core::record_headers;
+use chrono::{DateTime, Utc};
+use hookline_core::event_record::{EventRecord, Origin, pg_text};
 use hookline_core::retry::DeliveryPolicy;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::event::{Consumed, EventError, Origin};
+use crate::event::{Consumed, EventError};
 
 /// The retry tier topics with their delays, and the dead-letter topic.
 #[derive(Debug, Clone)]
@@ -99,9 +99,7 @@ pub struct Failure<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Copy {
     pub topic: String,
-    pub key: Option<Vec<u8>>,
-    pub payload: Vec<u8>,
-    pub headers: Vec<(String, Vec<u8>)>,
+    pub record: EventRecord<'static>,
 }
 
 /// A row of `dead_letters`.
@@ -133,63 +131,39 @@ pub fn plan(failures: &[Failure<'_>], routes: &Routes, now: DateTime<Utc>) -> Fa
     let mut plan = FailurePlan::default();
     let mut per_tier = vec![0u64; routes.tiers.len()];
     for failure in failures {
-        let consumed = failure.consumed;
+        let record = &failure.consumed.record;
         let error = error_text(&failure.error);
-        let origin = consumed.origin();
-        match fate(&failure.policy, consumed.retries_done(), routes, now) {
+        let origin = failure.consumed.origin();
+        match fate(&failure.policy, record.retries_done(), routes, now) {
             Fate::Retry {
                 tier,
                 retry_count,
                 not_before,
             } => {
                 per_tier[tier] += 1;
-                let mut copy_headers = event_headers(consumed);
-                copy_headers.extend(origin_headers(&origin));
-                copy_headers.push(pair(record_headers::RETRY_COUNT, retry_count.to_string()));
-                copy_headers.push(pair(
-                    record_headers::NOT_BEFORE,
-                    not_before.to_rfc3339_opts(SecondsFormat::Millis, true),
-                ));
-                copy_headers.push(pair(record_headers::ERROR, error));
                 plan.copies.push(Copy {
                     topic: routes.tiers[tier].0.clone(),
-                    key: consumed.key.clone(),
-                    payload: consumed.payload.clone(),
-                    headers: copy_headers,
+                    record: record.retry_copy(&origin, retry_count, not_before, &error),
                 });
             }
             Fate::DeadLetter { attempts } => {
-                let mut copy_headers = event_headers(consumed);
-                copy_headers.extend(origin_headers(&origin));
-                copy_headers.push(pair(
-                    record_headers::RETRY_COUNT,
-                    consumed.retries_done().to_string(),
-                ));
-                copy_headers.push(pair(record_headers::ATTEMPTS, attempts.to_string()));
-                copy_headers.push(pair(record_headers::ERROR, error.clone()));
                 plan.copies.push(Copy {
                     topic: routes.dead_letter_topic.clone(),
-                    key: consumed.key.clone(),
-                    payload: consumed.payload.clone(),
-                    headers: copy_headers,
+                    record: record.dead_letter_copy(&origin, attempts, &error),
                 });
                 plan.dead_letter_rows.push(DeadLetterRow {
-                    webhook_id: pg_text(consumed.webhook_id().unwrap_or_default()),
-                    message_id: pg_text(
-                        consumed
-                            .header(record_headers::MESSAGE_ID)
-                            .unwrap_or_default(),
-                    ),
+                    webhook_id: pg_text(record.webhook_id().unwrap_or_default()),
+                    message_id: pg_text(record.message_id().unwrap_or_default()),
                     reason: pg_text(&error),
                     attempts: i32::try_from(attempts).unwrap_or(i32::MAX),
                     origin,
-                    payload: consumed.payload.clone(),
-                    headers: headers_json(consumed),
+                    payload: record.payload.to_vec(),
+                    headers: record.event_headers_json(),
                 });
             }
             Fate::Drop { .. } => plan
                 .dropped
-                .push(consumed.webhook_id().unwrap_or_default().to_owned()),
+                .push(record.webhook_id().unwrap_or_default().to_owned()),
         }
     }
     plan.retries = per_tier
@@ -198,55 +172,6 @@ pub fn plan(failures: &[Failure<'_>], routes: &Routes, now: DateTime<Utc>) -> Fa
         .filter(|(_, n)| *n > 0)
         .collect();
     plan
-}
-
-/// Headers a copy of an event keeps: the handler's, not the retry bookkeeping, which
-/// each copy sets afresh.
-pub fn event_headers(consumed: &Consumed) -> Vec<(String, Vec<u8>)> {
-    const BOOKKEEPING: [&str; 7] = [
-        record_headers::RETRY_COUNT,
-        record_headers::NOT_BEFORE,
-        record_headers::ERROR,
-        record_headers::ATTEMPTS,
-        record_headers::ORIGIN_TOPIC,
-        record_headers::ORIGIN_PARTITION,
-        record_headers::ORIGIN_OFFSET,
-    ];
-    consumed
-        .headers
-        .iter()
-        .filter(|(name, _)| !BOOKKEEPING.contains(&name.as_str()))
-        .cloned()
-        .collect()
-}
-
-/// The handler's headers as a JSON object, kept with a dead letter for replay.
-fn headers_json(consumed: &Consumed) -> Value {
-    let object: Map<String, Value> = event_headers(consumed)
-        .into_iter()
-        .map(|(name, value)| {
-            (
-                pg_text(&name),
-                Value::String(pg_text(&String::from_utf8_lossy(&value))),
-            )
-        })
-        .collect();
-    Value::Object(object)
-}
-
-fn origin_headers(origin: &Origin) -> [(String, Vec<u8>); 3] {
-    [
-        pair(record_headers::ORIGIN_TOPIC, origin.topic.clone()),
-        pair(
-            record_headers::ORIGIN_PARTITION,
-            origin.partition.to_string(),
-        ),
-        pair(record_headers::ORIGIN_OFFSET, origin.offset.to_string()),
-    ]
-}
-
-fn pair(name: &str, value: String) -> (String, Vec<u8>) {
-    (name.to_owned(), value.into_bytes())
 }
 
 /// Error texts travel in headers and rows; long ones are cut so a copy stays small.
@@ -263,17 +188,12 @@ fn error_text(error: &EventError) -> String {
     text
 }
 
-/// PostgreSQL text cannot hold NUL; a NUL in a header would otherwise make the dead
-/// letter itself unstorable.
-fn pg_text(value: &str) -> String {
-    value.replace('\0', "\u{fffd}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::tests::consumed;
+    use crate::event::tests::{consumed, header as header_of};
     use chrono::TimeZone;
+    use hookline_core::record_headers;
     use hookline_core::retry::BackoffPolicy;
 
     fn routes() -> Routes {
@@ -292,10 +212,7 @@ mod tests {
     }
 
     fn header<'a>(copy: &'a Copy, name: &str) -> Option<&'a str> {
-        copy.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        copy.record.header(name)
     }
 
     #[test]
@@ -345,20 +262,25 @@ mod tests {
     fn a_retry_copy_keeps_the_event_and_carries_fresh_bookkeeping() {
         let mut event = consumed("not json");
         event
+            .record
             .headers
-            .push((record_headers::RETRY_COUNT.into(), b"1".to_vec()));
+            .push(header_of(record_headers::RETRY_COUNT, b"1"));
         event
+            .record
             .headers
-            .push((record_headers::ERROR.into(), b"old".to_vec()));
+            .push(header_of(record_headers::ERROR, b"old"));
         event
+            .record
             .headers
-            .push((record_headers::ORIGIN_TOPIC.into(), b"events".to_vec()));
+            .push(header_of(record_headers::ORIGIN_TOPIC, b"events"));
         event
+            .record
             .headers
-            .push((record_headers::ORIGIN_PARTITION.into(), b"0".to_vec()));
+            .push(header_of(record_headers::ORIGIN_PARTITION, b"0"));
         event
+            .record
             .headers
-            .push((record_headers::ORIGIN_OFFSET.into(), b"7".to_vec()));
+            .push(header_of(record_headers::ORIGIN_OFFSET, b"7"));
         let failure = Failure {
             consumed: &event,
             error: EventError::Unstorable("invalid byte sequence".into()),
@@ -371,8 +293,8 @@ mod tests {
         assert_eq!(plan.retries, [(1, 1)]);
         let copy = &plan.copies[0];
         assert_eq!(copy.topic, "events.retry.1");
-        assert_eq!(copy.payload, b"not json");
-        assert_eq!(copy.key.as_deref(), Some(&b"wh-1"[..]));
+        assert_eq!(copy.record.payload.as_ref(), b"not json");
+        assert_eq!(copy.record.key.as_deref(), Some(&b"wh-1"[..]));
         assert_eq!(header(copy, record_headers::RETRY_COUNT), Some("2"));
         assert_eq!(header(copy, record_headers::MESSAGE_ID), Some("msg-1"));
         assert_eq!(
@@ -385,7 +307,13 @@ mod tests {
                 .unwrap()
                 .contains("cannot store")
         );
-        let count = |name: &str| copy.headers.iter().filter(|(k, _)| k == name).count();
+        let count = |name: &str| {
+            copy.record
+                .headers
+                .iter()
+                .filter(|(k, _)| k == name)
+                .count()
+        };
         assert_eq!(
             (
                 count(record_headers::ERROR),
@@ -406,11 +334,13 @@ mod tests {
     fn a_spent_budget_makes_a_dead_letter_copy_and_row_or_a_counted_drop() {
         let mut event = consumed("not json");
         event
+            .record
             .headers
-            .push((record_headers::RETRY_COUNT.into(), b"2".to_vec()));
+            .push(header_of(record_headers::RETRY_COUNT, b"2"));
         event
+            .record
             .headers
-            .push((record_headers::MESSAGE_ID.into(), b"m\0x".to_vec()));
+            .push(header_of(record_headers::MESSAGE_ID, b"m\0x"));
         let failures = [
             Failure {
                 consumed: &event,

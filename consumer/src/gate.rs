@@ -46,7 +46,7 @@ impl DelayGate {
             waiting.held.push_back(record);
             return Admission::Held { pause: false };
         }
-        match record.not_before() {
+        match record.record.not_before() {
             Some(until) if until > now => {
                 self.waiting.insert(
                     key,
@@ -70,7 +70,7 @@ impl DelayGate {
                 continue;
             }
             while let Some(front) = waiting.held.front() {
-                match front.not_before() {
+                match front.record.not_before() {
                     Some(until) if until > now => {
                         waiting.until = until;
                         break;
@@ -120,9 +120,9 @@ mod tests {
         record.partition = partition;
         record.offset = offset;
         if let Some(second) = not_before {
-            record.headers.push((
+            record.record.headers.push((
                 record_headers::NOT_BEFORE.into(),
-                at(second).to_rfc3339().into_bytes(),
+                at(second).to_rfc3339().into_bytes().into(),
             ));
         }
         record

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use chrono::{NaiveDate, Utc};
 use futures::future::try_join_all;
 use hookline_core::retry::DeliveryPolicy;
+use hookline_runtime::kafka;
 use hookline_runtime::producer::AckedProducer;
 use hookline_runtime::registry_view::{Lookup, RegistryView};
 use hookline_store::database::{is_data_error, is_undefined_table};
@@ -24,8 +25,6 @@ use hookline_store::day_partitions::DayPartitions;
 use hookline_store::dead_letters;
 use hookline_store::events::{self, EventColumns, Inserted};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::FutureRecord;
 use sqlx::PgPool;
 use thiserror::Error;
 use tracing::Instrument;
@@ -269,6 +268,7 @@ impl Processor {
     /// Decodes a record and checks it against the registry and the failure injection.
     fn admit<'a>(&self, consumed: &'a Consumed) -> Result<(EventRow, DeliveryPolicy), Failure<'a>> {
         let lookup = consumed
+            .record
             .webhook_id()
             .map(|id| self.registry.lookup(id))
             .unwrap_or(Lookup::Unknown);
@@ -376,21 +376,7 @@ impl Processor {
     async fn send(&self, copies: &[Copy]) -> Result<(), InfrastructureError> {
         let mut deliveries = Vec::with_capacity(copies.len());
         for copy in copies {
-            let headers = copy.headers.iter().fold(
-                OwnedHeaders::new_with_capacity(copy.headers.len()),
-                |headers, (key, value)| {
-                    headers.insert(Header {
-                        key: key.as_str(),
-                        value: Some(value.as_slice()),
-                    })
-                },
-            );
-            let mut record = FutureRecord::<[u8], [u8]>::to(&copy.topic)
-                .payload(&copy.payload)
-                .headers(headers);
-            if let Some(key) = &copy.key {
-                record = record.key(key.as_slice());
-            }
+            let record = kafka::future_record(&copy.topic, &copy.record);
             let delivery =
                 self.producer
                     .send(record)
@@ -429,9 +415,9 @@ mod tests {
                     offset: i64::from(n),
                     ..consumed("{}")
                 };
-                for (key, value) in &mut record.headers {
+                for (key, value) in &mut record.record.headers {
                     if key == hookline_core::record_headers::MESSAGE_ID {
-                        *value = format!("m-{}", n % 20).into_bytes();
+                        *value = format!("m-{}", n % 20).into_bytes().into();
                     }
                 }
                 record

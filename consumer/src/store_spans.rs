@@ -47,7 +47,7 @@ impl<'a> StoreSpans<'a> {
                     messaging.destination.name = %consumed.topic,
                     messaging.destination.partition.id = consumed.partition,
                     messaging.kafka.offset = consumed.offset,
-                    webhook_id = consumed.webhook_id(),
+                    webhook_id = consumed.record.webhook_id(),
                 );
                 traces::continue_trace(&span, &headers);
                 traces::link(&batch_span, &headers);
@@ -84,9 +84,11 @@ impl<'a> StoreSpans<'a> {
 fn trace_headers(consumed: &Consumed) -> TraceHeaders {
     TraceHeaders {
         traceparent: consumed
+            .record
             .header(record_headers::TRACEPARENT)
             .map(str::to_owned),
         tracestate: consumed
+            .record
             .header(record_headers::TRACESTATE)
             .map(str::to_owned),
     }

@@ -3,6 +3,7 @@
 //! body that is JSON; what is missing or garbled is a named error.
 
 use hookline_consumer::event::{Consumed, EventError, decode};
+use hookline_core::event_record::{EventRecord, RecordError};
 use hookline_core::record_headers;
 use proptest::prelude::*;
 
@@ -11,9 +12,14 @@ fn consumed(key: Option<Vec<u8>>, headers: Vec<(String, Vec<u8>)>, payload: Vec<
         topic: "hookline.events".into(),
         partition: 0,
         offset: 7,
-        key,
-        payload,
-        headers,
+        record: EventRecord {
+            key: key.map(Into::into),
+            payload: payload.into(),
+            headers: headers
+                .into_iter()
+                .map(|(name, value)| (name.into(), value.into()))
+                .collect(),
+        },
     }
 }
 
@@ -77,8 +83,8 @@ proptest! {
         let record = consumed(key, headers, payload.clone());
         match decode(&record) {
             Ok(row) => {
-                prop_assert_eq!(Some(row.webhook_id.as_str()), record.webhook_id());
-                prop_assert_eq!(Some(row.message_id.as_str()), record.header(record_headers::MESSAGE_ID));
+                prop_assert_eq!(Some(row.webhook_id.as_str()), record.record.webhook_id());
+                prop_assert_eq!(Some(row.message_id.as_str()), record.record.header(record_headers::MESSAGE_ID));
                 prop_assert!(!row.message_id.is_empty());
                 prop_assert_eq!(row.body.as_slice(), payload.as_slice());
                 if let Some(json) = &row.payload {
@@ -111,7 +117,7 @@ proptest! {
         let (name, _) = without.remove(drop);
         let record = consumed(None, without, br#"{"event_id":"e"}"#.to_vec());
         let named = match decode(&record) {
-            Err(EventError::MissingHeader(missing)) => missing == name,
+            Err(EventError::Record(RecordError::MissingHeader(missing))) => missing == name,
             _ => false,
         };
         prop_assert!(named, "dropping {} is not reported", name);
