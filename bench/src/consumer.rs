@@ -27,6 +27,7 @@ use anyhow::{Context as _, bail};
 use chrono::Utc;
 use hookline_api::topics::TopicSpec;
 use hookline_core::event_record::{EventRecord, VerifiedEvent};
+use hookline_core::ids::{MessageId, WebhookId};
 use hookline_core::provider::EventIdentity;
 use hookline_core::registry::{self, Keyring, RateLimit, RegistryEntry};
 use hookline_core::retry::DeliveryPolicy;
@@ -302,9 +303,11 @@ pub(crate) fn event_body(n: u64, bytes: usize) -> String {
 /// The headers the handler would write for a JSON event received now.
 pub(crate) fn event_headers(webhook_id: &str, message_id: &str) -> OwnedHeaders {
     let identity = EventIdentity::default();
+    let webhook_id = WebhookId::from(webhook_id);
+    let message_id = MessageId::parse(message_id).expect("the bench's message ids are valid");
     let event = VerifiedEvent {
-        webhook_id,
-        message_id,
+        webhook_id: &webhook_id,
+        message_id: &message_id,
         received_at: Utc::now(),
         scheme: Scheme::Standard,
         content_type: Some(b"application/json"),

@@ -256,7 +256,7 @@ pub(crate) async fn publish_senders(
     for scheme in [Scheme::Standard, Scheme::LegacyHex] {
         let secret = signature::generate_standard_secret();
         let entry = RegistryEntry {
-            webhook_id: format!("bench-{scheme}-{suffix}"),
+            webhook_id: format!("bench-{scheme}-{suffix}").into(),
             namespace: "bench".into(),
             name: scheme.to_string(),
             customer_id: "bench".into(),
@@ -283,14 +283,14 @@ pub(crate) async fn publish_senders(
         producer
             .send(
                 FutureRecord::to(topic)
-                    .key(&entry.webhook_id)
+                    .key(entry.webhook_id.as_str())
                     .payload(&value),
                 Duration::from_secs(30),
             )
             .await
             .map_err(|(err, _)| err)?;
         senders.push(Sender {
-            webhook_id: entry.webhook_id,
+            webhook_id: entry.webhook_id.into(),
             scheme,
             secret: SigningSecret::parse(scheme, &secret)?,
         });

@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
+use crate::ids::{MessageId, WebhookId};
 use crate::provider::EventIdentity;
 use crate::record_headers;
 use crate::signature::Scheme;
@@ -30,8 +31,8 @@ pub struct EventRecord<'a> {
 /// What the handler knows about an event it verified, borrowed from the request.
 #[derive(Debug, Clone, Copy)]
 pub struct VerifiedEvent<'a> {
-    pub webhook_id: &'a str,
-    pub message_id: &'a str,
+    pub webhook_id: &'a WebhookId,
+    pub message_id: &'a MessageId,
     pub received_at: DateTime<Utc>,
     pub scheme: Scheme,
     pub content_type: Option<&'a [u8]>,
@@ -407,6 +408,7 @@ pub fn pg_text(value: &str) -> String {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use std::sync::LazyLock;
 
     fn names_and_values<'r>(record: &'r EventRecord<'_>) -> Vec<(&'r str, &'r [u8])> {
         record
@@ -416,10 +418,13 @@ mod tests {
             .collect()
     }
 
+    static WEBHOOK: LazyLock<WebhookId> = LazyLock::new(|| WebhookId::from("wh-1"));
+    static MESSAGE: LazyLock<MessageId> = LazyLock::new(|| MessageId::parse("msg_1").unwrap());
+
     fn event(identity: &EventIdentity) -> VerifiedEvent<'_> {
         VerifiedEvent {
-            webhook_id: "wh-1",
-            message_id: "msg_1",
+            webhook_id: &WEBHOOK,
+            message_id: &MESSAGE,
             received_at: Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap(),
             scheme: Scheme::LegacyHex,
             content_type: Some(b"application/json"),
@@ -448,7 +453,7 @@ mod tests {
             ]
         );
         let identity = EventIdentity {
-            message_id: Some("evt_1".into()),
+            message_id: Some(MessageId::parse("evt_1").unwrap()),
             event_id: Some("evt_1".into()),
             event_type: Some("invoice.paid".into()),
             occurred_at: Some(Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 0).unwrap()),
@@ -475,7 +480,7 @@ mod tests {
     #[test]
     fn what_the_handler_writes_the_reader_reads_back() {
         let identity = EventIdentity {
-            message_id: Some("evt_1".into()),
+            message_id: Some(MessageId::parse("evt_1").unwrap()),
             event_id: Some("evt_1".into()),
             event_type: Some("invoice.paid".into()),
             occurred_at: Some(Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 0).unwrap()),

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod event_record;
+pub mod ids;
 pub mod provider;
 pub mod record_headers;
 pub mod registry;

@@ -187,7 +187,7 @@ mod tests {
         );
         assert_eq!(identity.event_type.as_deref(), Some("push"));
         let no_hook = id(Scheme::Github, &headers[..2], "{}");
-        assert_eq!(no_hook.message_id, no_hook.event_id);
+        assert_eq!(no_hook.message_id.as_deref(), no_hook.event_id.as_deref());
     }
 
     #[test]

@@ -41,6 +41,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use chrono::{DateTime, Utc};
 use hookline_core::event_record::VerifiedEvent;
+use hookline_core::ids::{MessageId, WebhookId};
 use hookline_core::provider::{self, EventIdentity};
 use hookline_core::registry::{ActiveEntry, RegistryEntry};
 use hookline_core::signature::{self, Scheme, Verified};
@@ -122,10 +123,10 @@ pub fn router(ingest: Arc<Ingest>) -> Router {
 #[derive(Debug, PartialEq, Eq)]
 enum Accepted {
     Stored {
-        message_id: String,
+        message_id: MessageId,
     },
     Repeat {
-        message_id: String,
+        message_id: MessageId,
     },
     /// Slack's signed `url_verification` handshake, answered with its challenge.
     SlackChallenge(String),
@@ -133,13 +134,13 @@ enum Accepted {
 
 /// A verified request on its way to Kafka, borrowed from the request.
 struct Delivery<'r> {
-    webhook_id: &'r str,
+    webhook_id: &'r WebhookId,
     scheme: Scheme,
     headers: &'r HeaderMap,
     body: &'r [u8],
     received_at: DateTime<Utc>,
     identity: &'r EventIdentity,
-    message_id: &'r str,
+    message_id: &'r MessageId,
 }
 
 async fn receive(
@@ -308,7 +309,10 @@ impl Ingest {
             signature_header,
             &body,
         );
-        let message_id = identity.message_id.clone().unwrap_or_else(|| key.to_hex());
+        let message_id = identity
+            .message_id
+            .clone()
+            .unwrap_or_else(|| key.message_id());
         let in_flight = self.begin_unless_repeat(
             key,
             // Nothing signed dates the request, and its id is not signed either.
@@ -329,7 +333,7 @@ impl Ingest {
             .try_acquire(webhook_id, entry.rate_limit)
             .map_err(|retry_after| Rejection::RateLimited { retry_after })?;
         self.produce(&Delivery {
-            webhook_id,
+            webhook_id: &entry.webhook_id,
             scheme: entry.scheme,
             headers,
             body: &body,

@@ -23,6 +23,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use hookline_core::ids::MessageId;
 use hookline_core::provider;
 use hookline_core::signature::Scheme;
 use prometheus_client::metrics::counter::Counter;
@@ -69,10 +70,11 @@ impl MessageKey {
         Self(key)
     }
 
-    /// Hex of the key, the message id given to events whose sender sent none (so a
-    /// repeat gets the same id downstream).
-    pub fn to_hex(self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    /// The message id given to events whose sender sent none: the key in hex, so a
+    /// repeat gets the same id downstream.
+    pub fn message_id(self) -> MessageId {
+        let hex: String = self.0.iter().map(|b| format!("{b:02x}")).collect();
+        MessageId::parse(hex).expect("32 hex digits are a message id")
     }
 }
 
@@ -348,7 +350,7 @@ mod tests {
         assert_eq!(b, MessageKey::of("wh-a", without_id, b"sig", b"body"));
         assert_ne!(b, MessageKey::of("wh-a", without_id, b"sig2", b"body"));
         assert_ne!(b, MessageKey::of("wh-a", without_id, b"sig", b"body2"));
-        assert_eq!(b.to_hex().len(), 32);
+        assert_eq!(b.message_id().len(), 32);
     }
 
     #[test]

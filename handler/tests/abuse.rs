@@ -120,7 +120,7 @@ async fn hostile_requests_get_their_status_and_a_valid_sender_is_served_througho
     let stop = Arc::new(AtomicBool::new(false));
     let sender = tokio::spawn(valid_sender(
         handler.clone(),
-        steady.webhook_id.clone(),
+        steady.webhook_id.to_string(),
         steady_secret.clone(),
         stop.clone(),
     ));

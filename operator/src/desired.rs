@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
+use hookline_core::ids::WebhookId;
 use hookline_core::registry::{RateLimit, RegistryEntry, RegistrySecret};
 use hookline_core::retry::{BackoffPolicy, DeliveryPolicy};
 use k8s_openapi::ByteString;
@@ -61,11 +62,12 @@ pub const SECRET_MOUNT_PATH: &str = "/var/run/hookline/signing";
 const OPS_PORT: i32 = 9090;
 
 /// The id senders use in `POST /webhooks/{id}`: the resource's uid, unique for its life.
-pub fn webhook_id(webhook: &Webhook) -> Result<String, DesiredError> {
+pub fn webhook_id(webhook: &Webhook) -> Result<WebhookId, DesiredError> {
     webhook
         .metadata
         .uid
-        .clone()
+        .as_deref()
+        .map(WebhookId::from)
         .ok_or(DesiredError::MissingMetadata("uid"))
 }
 
@@ -499,7 +501,7 @@ pub fn delivery_policy(spec: &WebhookSpec) -> DeliveryPolicy {
 pub fn registry_entry(
     webhook: &Webhook,
     settings: &Settings,
-    id: &str,
+    id: &WebhookId,
     keys: &SigningKeys,
     now: DateTime<Utc>,
 ) -> RegistryEntry {
@@ -515,7 +517,7 @@ pub fn registry_entry(
         });
     }
     RegistryEntry {
-        webhook_id: id.to_owned(),
+        webhook_id: id.clone(),
         namespace: webhook.namespace().unwrap_or_default(),
         name: webhook.name_any(),
         customer_id: spec.customer_id.clone(),
@@ -777,7 +779,7 @@ mod tests {
             rotation_generation: 1,
             rotated_at: Some(at(2)),
         };
-        let entry = registry_entry(&w, &settings(), "7f6c-uid", &keys, at(2));
+        let entry = registry_entry(&w, &settings(), &"7f6c-uid".into(), &keys, at(2));
         let values: Vec<_> = entry.secrets.iter().map(|s| s.value.as_str()).collect();
         assert_eq!(values, ["whsec_two", "whsec_one"]);
         assert_eq!(entry.secrets[1].expires_at, Some(at(3)));
@@ -803,7 +805,7 @@ mod tests {
             rotation_generation: 1,
             rotated_at: None,
         };
-        let entry = registry_entry(&webhook(spec()), &settings(), "id", &keys, at(2));
+        let entry = registry_entry(&webhook(spec()), &settings(), &"id".into(), &keys, at(2));
         assert_eq!(SigningKeys::from_registry_entry(&entry, 1), Some(keys));
     }
 

@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use hookline_core::ids::WebhookId;
 use hookline_core::registry::{self, Keyring, RegistryEntry};
 use hookline_runtime::kafka::{KafkaConnection, reliable_producer_config};
 use hookline_runtime::producer::AckedProducer;
@@ -62,7 +63,7 @@ struct Published {
 #[derive(Default)]
 struct State {
     /// The last entry acknowledged per webhook, compared without `updated_at`.
-    published: HashMap<String, Published>,
+    published: HashMap<WebhookId, Published>,
     /// The last version this process gave each webhook id, sent or not.
     versions: HashMap<String, u64>,
 }
@@ -159,7 +160,11 @@ impl RegistryPublisher {
     }
 
     /// Sends the deletion of `webhook_id` under a new version, if `claim` allows.
-    async fn send_deletion(&self, webhook_id: &str, claim: Claim) -> Result<(), PublishError> {
+    async fn send_deletion(
+        &self,
+        webhook_id: &WebhookId,
+        claim: Claim,
+    ) -> Result<(), PublishError> {
         let keyring = self.keys.borrow().clone();
         let sent = self
             .produce(webhook_id, claim, |version| {
@@ -242,7 +247,7 @@ impl RegistryPublisher {
         }
     }
 
-    fn count_old_key(&self, published: &HashMap<String, Published>) {
+    fn count_old_key(&self, published: &HashMap<WebhookId, Published>) {
         let primary = self.keys.borrow().primary_id().to_owned();
         let old = published.values().filter(|p| p.key_id != primary).count();
         self.sealed_with_old_key
@@ -305,7 +310,7 @@ impl RegistryPublisher {
     }
 
     /// Sends the deletion record that tells readers the webhook is gone.
-    pub async fn remove(&self, webhook_id: &str) -> Result<(), PublishError> {
+    pub async fn remove(&self, webhook_id: &WebhookId) -> Result<(), PublishError> {
         self.send_deletion(webhook_id, Claim::Always).await
     }
 }

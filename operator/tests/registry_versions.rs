@@ -200,7 +200,11 @@ async fn a_replayed_record_is_answered_with_the_newer_one_again() {
     assert!(matches!(operator.view.lookup("wh-a"), Lookup::Active(e) if e.suspended));
 
     // A deleted Webhook: the deletion, not the replayed entry, stays the newest record.
-    operator.publisher.remove("wh-a").await.expect("deleted");
+    operator
+        .publisher
+        .remove(&"wh-a".into())
+        .await
+        .expect("deleted");
     let deletion = newest(&topic, "wh-a").await;
     assert!(matches!(deletion.update, RegistryUpdate::Deleted { .. }));
     assert!(deletion.version > current.version);

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use crate::kafka::{KafkaConnection, client_config};
 use crate::ops::Readiness;
 use crate::shutdown::Shutdown;
+use hookline_core::ids::WebhookId;
 use hookline_core::registry::{
     ActiveEntry, Keyring, RegistryRecord, RegistryUpdate, decode, version_at,
 };
@@ -43,13 +44,13 @@ pub enum Lookup {
 
 #[derive(Default)]
 struct State {
-    active: HashMap<String, Arc<ActiveEntry>>,
-    deleted: HashSet<String>,
+    active: HashMap<WebhookId, Arc<ActiveEntry>>,
+    deleted: HashSet<WebhookId>,
     /// The version of the record held for each id, active or deleted.
-    versions: HashMap<String, u64>,
+    versions: HashMap<WebhookId, u64>,
     /// Ids a stale record arrived for since [`RegistryView::stale_ids`] last took them
     /// (at most one per id held).
-    stale: HashSet<String>,
+    stale: HashSet<WebhookId>,
 }
 
 /// What [`RegistryView::apply`] did with a record.
@@ -210,7 +211,7 @@ impl RegistryView {
     /// never seals two records of one id at one version.
     pub fn apply(&self, record: impl Into<RegistryRecord>) -> Applied {
         let RegistryRecord { version, update } = record.into();
-        let id = update.webhook_id().to_owned();
+        let id = update.webhook_id().clone();
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(&held) = state.versions.get(&id)
             && (version < held || (version == held && held > 0))
@@ -255,9 +256,9 @@ impl RegistryView {
     /// the last call (the operator publishes their records again, so that a replay does
     /// not stay the newest record of its key and outlive, through compaction, what it
     /// replayed).
-    pub async fn stale_ids(&self) -> Vec<String> {
+    pub async fn stale_ids(&self) -> Vec<WebhookId> {
         loop {
-            let ids: Vec<String> = self
+            let ids: Vec<WebhookId> = self
                 .state
                 .write()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -469,14 +470,14 @@ impl<F: Fn(&RegistryUpdate)> Follower<F> {
                         > version_at(chrono::Utc::now() + UNAUTHENTICATED_VERSION_LEAD) =>
             {
                 tracing::warn!(
-                    webhook_id = record.update.webhook_id(),
+                    webhook_id = %record.update.webhook_id(),
                     version = record.version,
                     "refusing a registry record whose version is far ahead of this reader's clock"
                 );
                 self.view.count_refused("future");
             }
             Ok(record) => {
-                self.pending.remove(record.update.webhook_id());
+                self.pending.remove(record.update.webhook_id().as_str());
                 apply_and_tell(&self.view, record, &self.on_update);
             }
             Err(err) if err.is_unknown_key() => {

@@ -291,7 +291,7 @@ async fn a_replayed_older_record_neither_rolls_an_entry_back_nor_revives_a_delet
         &producer,
         &topic,
         "wh-b",
-        Some(&registry::encode_deletion("wh-b", 2, &ring)),
+        Some(&registry::encode_deletion(&"wh-b".into(), 2, &ring)),
     )
     .await;
 

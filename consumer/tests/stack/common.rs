@@ -113,7 +113,7 @@ impl Harness {
     /// Publishes the deletion of `webhook_id`, as the operator does.
     pub async fn unregister(&self, webhook_id: &str) {
         let value = registry::encode_deletion(
-            webhook_id,
+            &webhook_id.into(),
             registry::version_at(Utc::now()),
             &fixtures::keyring(),
         );

@@ -29,6 +29,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::ids::WebhookId;
 use crate::retry::DeliveryPolicy;
 use crate::signature::Scheme;
 
@@ -64,7 +65,7 @@ pub struct RateLimit {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RegistryEntry<S = Vec<RegistrySecret>> {
-    pub webhook_id: String,
+    pub webhook_id: WebhookId,
     pub namespace: String,
     pub name: String,
     pub customer_id: String,
@@ -180,11 +181,11 @@ impl RegistryDecodeError {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RegistryUpdate {
     Upsert(Box<RegistryEntry>),
-    Deleted { webhook_id: String },
+    Deleted { webhook_id: WebhookId },
 }
 
 impl RegistryUpdate {
-    pub fn webhook_id(&self) -> &str {
+    pub fn webhook_id(&self) -> &WebhookId {
         match self {
             Self::Upsert(entry) => &entry.webhook_id,
             Self::Deleted { webhook_id } => webhook_id,
@@ -243,7 +244,7 @@ struct WireEntry {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct WireDeletion {
-    webhook_id: String,
+    webhook_id: WebhookId,
     deleted: Deleted,
     #[serde(default)]
     version: u64,
@@ -302,9 +303,9 @@ pub fn encode(entry: &RegistryEntry, version: u64, keyring: &Keyring) -> Vec<u8>
 }
 
 /// Encodes the deletion of `webhook_id` at `version`.
-pub fn encode_deletion(webhook_id: &str, version: u64, keyring: &Keyring) -> Vec<u8> {
+pub fn encode_deletion(webhook_id: &WebhookId, version: u64, keyring: &Keyring) -> Vec<u8> {
     to_json(&WireDeletion {
-        webhook_id: webhook_id.to_owned(),
+        webhook_id: webhook_id.clone(),
         deleted: Deleted,
         version,
         secrets: WireSecrets::Sealed(keyring.seal(webhook_id, version, &[], DELETION_CONTEXT)),
@@ -329,7 +330,7 @@ pub fn decode(
     let key = std::str::from_utf8(key).map_err(|_| RegistryDecodeError::KeyNotUtf8)?;
     let Some(value) = value else {
         return Ok(RegistryUpdate::Deleted {
-            webhook_id: key.to_owned(),
+            webhook_id: key.into(),
         }
         .into());
     };
@@ -481,7 +482,7 @@ pub(crate) mod tests {
                 update: deleted.clone()
             }
         );
-        let deletion = encode_deletion("9b2f", 8, &ring);
+        let deletion = encode_deletion(&"9b2f".into(), 8, &ring);
         for keyring in [Some(&ring), None] {
             assert_eq!(
                 decode(Some(b"9b2f"), Some(&deletion), keyring).unwrap(),
@@ -610,7 +611,7 @@ pub(crate) mod tests {
         let ring = keyring();
         for (value, what) in [
             (encode(&entry(), 3, &ring), "an entry"),
-            (encode_deletion("9b2f", 3, &ring), "a deletion"),
+            (encode_deletion(&"9b2f".into(), 3, &ring), "a deletion"),
         ] {
             for forged in [serde_json::json!(4), serde_json::json!(u64::MAX)] {
                 let reason = refusal(&ring, &value, |fields| fields["version"] = forged);
@@ -630,7 +631,7 @@ pub(crate) mod tests {
     #[test]
     fn a_deletion_is_refused_under_another_id_or_unsealed() {
         let ring = keyring();
-        let deletion = encode_deletion("9b2f", 3, &ring);
+        let deletion = encode_deletion(&"9b2f".into(), 3, &ring);
         assert!(matches!(
             decode(Some(b"other"), Some(&deletion), Some(&ring)),
             Err(RegistryDecodeError::KeyMismatch { .. })

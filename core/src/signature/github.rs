@@ -6,7 +6,7 @@
 //! is `{hook id}:{delivery id}`, as one event delivered to several hooks shares its
 //! delivery id.
 
-use super::identity::{EventIdentity, header_text};
+use super::identity::{ReadIdentity, header_text};
 use super::request_headers::{self, HeaderLookup};
 use super::secret::SecretForm;
 use super::tag;
@@ -55,14 +55,14 @@ impl Provider for Github {
         ]
     }
 
-    fn identify(&self, headers: &dyn HeaderLookup, _body: &[u8]) -> EventIdentity {
+    fn identify(&self, headers: &dyn HeaderLookup, _body: &[u8]) -> ReadIdentity {
         let delivery = header_text(headers, DELIVERY);
         let message_id = match (header_text(headers, HOOK_ID), &delivery) {
             (Some(hook), Some(delivery)) => Some(format!("{hook}:{delivery}")),
             (None, delivery) => delivery.clone(),
             (Some(_), None) => None,
         };
-        EventIdentity {
+        ReadIdentity {
             message_id,
             event_id: delivery,
             event_type: header_text(headers, EVENT),

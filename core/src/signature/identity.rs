@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::{HeaderLookup, check_message_id};
+use super::HeaderLookup;
+use crate::ids::MessageId;
 
 /// The longest event id or type kept (longer ones are dropped, not cut).
 pub const MAX_FIELD_LEN: usize = 256;
@@ -18,24 +19,33 @@ pub const MAX_FIELD_LEN: usize = 256;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventIdentity {
     /// The idempotency key: the same on every retry of the event by its provider.
+    pub message_id: Option<MessageId>,
+    pub event_id: Option<String>,
+    pub event_type: Option<String>,
+    pub occurred_at: Option<DateTime<Utc>>,
+}
+
+/// What a provider's request says about its event, as read, before it is checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ReadIdentity {
     pub message_id: Option<String>,
     pub event_id: Option<String>,
     pub event_type: Option<String>,
     pub occurred_at: Option<DateTime<Utc>>,
 }
 
-impl EventIdentity {
+impl ReadIdentity {
     /// Drops what cannot serve: a message id that is not 1 to 256 visible ASCII
     /// characters (the handler then derives one), fields that are too long or hold
     /// control characters.
-    pub(crate) fn checked(self) -> Self {
+    pub(crate) fn checked(self) -> EventIdentity {
         let field = |value: Option<String>| {
             value.filter(|v| {
                 !v.is_empty() && v.len() <= MAX_FIELD_LEN && !v.chars().any(char::is_control)
             })
         };
-        Self {
-            message_id: self.message_id.filter(|id| check_message_id(id).is_ok()),
+        EventIdentity {
+            message_id: self.message_id.and_then(|id| MessageId::parse(id).ok()),
             event_id: field(self.event_id),
             event_type: field(self.event_type),
             occurred_at: self.occurred_at,

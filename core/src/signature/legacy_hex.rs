@@ -3,7 +3,7 @@
 //! Webhooks; a captured request verifies forever. The body's `event_id` is the
 //! idempotency key, `event_type` and `timestamp` the event's type and time.
 
-use super::identity::{BodyFields, EventIdentity, rfc3339};
+use super::identity::{BodyFields, ReadIdentity, rfc3339};
 use super::request_headers::{self, HeaderLookup};
 use super::secret::SecretForm;
 use super::tag;
@@ -36,9 +36,9 @@ impl Provider for LegacyHex {
         vec![(SIGNATURE, hex::encode(tag))]
     }
 
-    fn identify(&self, _headers: &dyn HeaderLookup, body: &[u8]) -> EventIdentity {
+    fn identify(&self, _headers: &dyn HeaderLookup, body: &[u8]) -> ReadIdentity {
         let fields = BodyFields::read(body);
-        EventIdentity {
+        ReadIdentity {
             message_id: fields.event_id.clone(),
             event_id: fields.event_id,
             event_type: fields.event_type,

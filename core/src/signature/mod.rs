@@ -44,10 +44,9 @@ mod tag;
 mod tests;
 
 pub use request_headers::HeaderLookup;
-pub(crate) use request_headers::check_message_id;
 pub use secret::{STANDARD_SECRET_PREFIX, SecretError, SigningSecret, generate_standard_secret};
 
-use identity::EventIdentity;
+use identity::ReadIdentity;
 use secret::SecretForm;
 use tag::Tag;
 
@@ -58,7 +57,7 @@ pub const MAX_SIGNATURES: usize = 10;
 /// The longest signature header read; longer ones are malformed before being parsed.
 pub const MAX_SIGNATURE_HEADER_LEN: usize = 2048;
 /// The longest message id accepted or produced.
-pub const MAX_MESSAGE_ID_LEN: usize = 256;
+pub use crate::ids::MAX_MESSAGE_ID_LEN;
 
 /// A signature scheme. Its name (`standard`, `github`, `stripe`, `shopify`, `slack`,
 /// `legacy-hex`) is the same in serde, [`FromStr`] and [`Display`](fmt::Display): the
@@ -260,7 +259,8 @@ pub fn sign(
     body: &[u8],
 ) -> Result<Vec<(&'static str, String)>, SignError> {
     let (current, _) = secrets.split_first().ok_or(SignError::NoSecrets)?;
-    request_headers::check_message_id(msg_id).map_err(|why| SignError::InvalidMessageId { why })?;
+    crate::ids::MessageId::check(msg_id)
+        .map_err(|err| SignError::InvalidMessageId { why: err.reason() })?;
     let seconds = timestamp.timestamp();
     if seconds < 0 {
         return Err(SignError::TimestampBeforeEpoch(seconds));
@@ -284,8 +284,8 @@ pub(crate) trait Provider: Sync {
     fn read<'h>(&self, headers: &'h dyn HeaderLookup) -> Result<Claim<'h>, VerifyError>;
     /// The headers a sender puts on `message`.
     fn sign(&self, message: &Outgoing<'_>) -> Vec<(&'static str, String)>;
-    /// What the request says about its event, before [`EventIdentity::checked`].
-    fn identify(&self, headers: &dyn HeaderLookup, body: &[u8]) -> EventIdentity;
+    /// What the request says about its event, before [`ReadIdentity::checked`].
+    fn identify(&self, headers: &dyn HeaderLookup, body: &[u8]) -> ReadIdentity;
 }
 
 /// The facts of a [`Provider`], as data.

@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use http::HeaderMap;
 
-use super::{MAX_MESSAGE_ID_LEN, VerifyError};
+use super::VerifyError;
+use crate::ids::{MAX_MESSAGE_ID_LEN, MessageId};
 
 /// Request headers as the verifier reads them.
 ///
@@ -80,31 +81,19 @@ pub(super) fn required<'h, H: HeaderLookup + ?Sized>(
     optional(headers, name, max_len)?.ok_or(VerifyError::MissingHeader { name })
 }
 
-/// The message id in header `name`, if present; see [`check_message_id`].
+/// The message id in header `name`, if present; see [`MessageId::check`].
 pub(super) fn optional_message_id<'h, H: HeaderLookup + ?Sized>(
     headers: &'h H,
     name: &'static str,
 ) -> Result<Option<&'h str>, VerifyError> {
     let id = optional(headers, name, MAX_MESSAGE_ID_LEN)?;
     if let Some(id) = id {
-        check_message_id(id).map_err(|why| VerifyError::MalformedHeader { name, why })?;
+        MessageId::check(id).map_err(|err| VerifyError::MalformedHeader {
+            name,
+            why: err.reason(),
+        })?;
     }
     Ok(id)
-}
-
-/// Message ids are 1 to [`MAX_MESSAGE_ID_LEN`] visible ASCII characters (no spaces),
-/// so they are safe as header values, log fields and cache keys.
-pub(crate) fn check_message_id(id: &str) -> Result<(), &'static str> {
-    if id.is_empty() {
-        return Err("empty");
-    }
-    if id.len() > MAX_MESSAGE_ID_LEN {
-        return Err("longer than 256 bytes");
-    }
-    if !id.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err("not visible ASCII");
-    }
-    Ok(())
 }
 
 /// Seconds since 1970 as plain decimal digits (no sign, no fraction, no spaces).

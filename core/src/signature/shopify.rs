@@ -9,7 +9,7 @@
 
 use base64::Engine;
 
-use super::identity::{EventIdentity, header_text, rfc3339};
+use super::identity::{ReadIdentity, header_text, rfc3339};
 use super::request_headers::{self, HeaderLookup};
 use super::secret::SecretForm;
 use super::tag::{self, BASE64};
@@ -77,7 +77,7 @@ impl Provider for Shopify {
         ]
     }
 
-    fn identify(&self, headers: &dyn HeaderLookup, _body: &[u8]) -> EventIdentity {
+    fn identify(&self, headers: &dyn HeaderLookup, _body: &[u8]) -> ReadIdentity {
         let events = uses_events_names(headers);
         let [webhook_id, event_id, topic, triggered_at] = if events {
             [
@@ -96,7 +96,7 @@ impl Provider for Shopify {
             (Some(event), Some(topic)) if !events => Some(format!("{event}:{topic}")),
             _ => webhook_id.clone(),
         };
-        EventIdentity {
+        ReadIdentity {
             message_id,
             event_id: event_id.or(webhook_id),
             event_type: topic,

@@ -3,7 +3,7 @@
 //! `event_id` is the idempotency key, `event.type` (else `type`) and `event_time` the
 //! event's type and time. Slash commands (form bodies) carry none of them.
 
-use super::identity::{BodyFields, EventIdentity, unix};
+use super::identity::{BodyFields, ReadIdentity, unix};
 use super::request_headers::{self, HeaderLookup};
 use super::secret::SecretForm;
 use super::tag;
@@ -59,9 +59,9 @@ impl Provider for Slack {
         ]
     }
 
-    fn identify(&self, _headers: &dyn HeaderLookup, body: &[u8]) -> EventIdentity {
+    fn identify(&self, _headers: &dyn HeaderLookup, body: &[u8]) -> ReadIdentity {
         let fields = BodyFields::read(body);
-        EventIdentity {
+        ReadIdentity {
             message_id: fields.event_id.clone(),
             event_id: fields.event_id,
             event_type: fields.inner_kind.or(fields.kind),

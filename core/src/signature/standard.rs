@@ -13,7 +13,7 @@
 
 use base64::Engine;
 
-use super::identity::{BodyFields, EventIdentity, header_text, rfc3339};
+use super::identity::{BodyFields, ReadIdentity, header_text, rfc3339};
 use super::request_headers::{self, HeaderLookup};
 use super::secret::SecretForm;
 use super::tag::{self, BASE64};
@@ -125,10 +125,10 @@ impl Provider for Standard {
         ]
     }
 
-    fn identify(&self, headers: &dyn HeaderLookup, body: &[u8]) -> EventIdentity {
+    fn identify(&self, headers: &dyn HeaderLookup, body: &[u8]) -> ReadIdentity {
         let fields = BodyFields::read(body);
         let id = header_text(headers, names_of(headers).id);
-        EventIdentity {
+        ReadIdentity {
             message_id: id.clone(),
             event_id: id,
             event_type: fields.kind,

@@ -4,7 +4,7 @@
 //! body's event `id` is the idempotency key, its `type` and `created` the event's type
 //! and time.
 
-use super::identity::{BodyFields, EventIdentity, unix};
+use super::identity::{BodyFields, ReadIdentity, unix};
 use super::request_headers::{self, HeaderLookup};
 use super::secret::SecretForm;
 use super::tag;
@@ -80,9 +80,9 @@ impl Provider for Stripe {
         vec![(SIGNATURE, value)]
     }
 
-    fn identify(&self, _headers: &dyn HeaderLookup, body: &[u8]) -> EventIdentity {
+    fn identify(&self, _headers: &dyn HeaderLookup, body: &[u8]) -> ReadIdentity {
         let fields = BodyFields::read(body);
-        EventIdentity {
+        ReadIdentity {
             message_id: fields.id.clone(),
             event_id: fields.id,
             event_type: fields.kind,

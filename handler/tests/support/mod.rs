@@ -365,7 +365,7 @@ pub async fn publish_sealed(
     producer
         .send(
             FutureRecord::to(topic)
-                .key(&entry.webhook_id)
+                .key(entry.webhook_id.as_str())
                 .payload(&value),
             TIMEOUT,
         )
@@ -379,7 +379,7 @@ pub async fn publish_tombstone(bootstrap: &KafkaConnection, topic: &str, webhook
     let producer: FutureProducer = client_config(bootstrap, "handler-test-registry-writer")
         .create()
         .expect("producer");
-    let value = registry::encode_deletion(webhook_id, next_version(), &KEYRING);
+    let value = registry::encode_deletion(&webhook_id.into(), next_version(), &KEYRING);
     producer
         .send(
             FutureRecord::to(topic).key(webhook_id).payload(&value),

@@ -10,6 +10,7 @@
 //!
 //! Only stages 1, 4 and 5's patch, and `registry`, talk to the outside.
 
+use hookline_core::ids::WebhookId;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -234,7 +235,7 @@ async fn apply(webhook: &Webhook, ctx: &Context) -> Result<Action, Error> {
 /// The Webhook a reconcile is about: the object, its id and its namespace.
 struct Target<'w> {
     webhook: &'w Webhook,
-    id: &'w str,
+    id: &'w WebhookId,
     namespace: &'w str,
 }
 
@@ -360,7 +361,7 @@ async fn register(entry: &RegistryEntry, ctx: &Context) -> Result<(), PublishErr
 }
 
 /// Publishes the deletion record of `id`, counting it.
-async fn unregister(id: &str, ctx: &Context) -> Result<(), PublishError> {
+async fn unregister(id: &WebhookId, ctx: &Context) -> Result<(), PublishError> {
     ctx.registry.remove(id).await?;
     ctx.metrics.registry_publishes.inc();
     Ok(())

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use hookline_api::webhook::Webhook;
+use hookline_core::ids::WebhookId;
 use hookline_core::registry::RegistryEntry;
 use hookline_core::signature::SigningSecret;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -111,7 +112,7 @@ pub fn plan(
     webhook: &Webhook,
     observed: &Observed,
     settings: &Settings,
-    id: &str,
+    id: &WebhookId,
     now: DateTime<Utc>,
     generate: impl FnOnce() -> String,
 ) -> Result<Decision, DesiredError> {
@@ -186,7 +187,7 @@ fn build(
     webhook: &Webhook,
     observed: &Observed,
     settings: &Settings,
-    id: &str,
+    id: &WebhookId,
     now: DateTime<Utc>,
     referenced: Option<&str>,
     generate: impl FnOnce() -> String,

@@ -48,6 +48,7 @@ use std::time::Duration;
 
 use hookline_api::topics::TopicSpec;
 use hookline_api::webhook::Webhook;
+use hookline_core::ids::WebhookId;
 use hookline_core::registry::{self, Keyring, RegistryUpdate};
 use hookline_operator::desired::Settings;
 use hookline_operator::metrics::Metrics;
@@ -222,9 +223,9 @@ impl Operator {
 pub struct RegistryReader {
     consumer: StreamConsumer,
     keys: tokio::sync::watch::Receiver<Arc<Keyring>>,
-    latest: HashMap<String, RegistryUpdate>,
+    latest: HashMap<WebhookId, RegistryUpdate>,
     /// The key id the newest record of each webhook was sealed under.
-    latest_key: HashMap<String, String>,
+    latest_key: HashMap<WebhookId, String>,
     pub raw_values: Vec<Vec<u8>>,
 }
 
