@@ -30,11 +30,11 @@ use hookline_core::event_record::{EventRecord, VerifiedEvent};
 use hookline_core::ids::{MessageId, WebhookId};
 use hookline_core::provider::EventIdentity;
 use hookline_core::registry::{self, Keyring, RateLimit, RegistryEntry};
-use hookline_core::retry::DeliveryPolicy;
 use hookline_core::signature::Scheme;
 use hookline_runtime::kafka::{
     self, KafkaConnection, client_config, ensure_topics, reliable_producer_config,
 };
+use hookline_testkit::fixtures;
 use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
@@ -248,22 +248,15 @@ pub(crate) async fn publish_registry(
     let keyring = Keyring::new("k1", [("k1", Keyring::generate_key().as_str())])?;
     for &webhook_id in webhook_ids {
         let entry = RegistryEntry {
-            webhook_id: webhook_id.into(),
             namespace: "bench".into(),
-            name: webhook_id.into(),
             customer_id: "bench".into(),
-            url: format!("http://hookline-handler/webhooks/{webhook_id}"),
-            scheme: Scheme::Standard,
             secrets: vec![],
-            suspended: false,
             rate_limit: RateLimit {
                 requests_per_second: 1_000_000,
                 burst: 1_000_000,
             },
-            delivery: DeliveryPolicy::default(),
-            allowed_source_ranges: vec![],
-            generation: 1,
             updated_at: Utc::now(),
+            ..fixtures::registry_entry(webhook_id)
         };
         let value = registry::encode(&entry, registry::version_at(entry.updated_at), &keyring);
         producer

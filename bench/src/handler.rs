@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use chrono::Utc;
 use hookline_api::topics::TopicSpec;
-use hookline_core::registry::{self, RateLimit, RegistryEntry, RegistrySecret};
-use hookline_core::retry::DeliveryPolicy;
+use hookline_core::registry::{self, RateLimit, RegistryEntry};
 use hookline_core::signature::{self, Scheme, SigningSecret};
 use hookline_runtime::kafka::{KafkaConnection, client_config, ensure_topics};
+use hookline_testkit::fixtures;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper::body::Bytes;
@@ -256,28 +256,21 @@ pub(crate) async fn publish_senders(
     for scheme in [Scheme::Standard, Scheme::LegacyHex] {
         let secret = signature::generate_standard_secret();
         let entry = RegistryEntry {
-            webhook_id: format!("bench-{scheme}-{suffix}").into(),
             namespace: "bench".into(),
             name: scheme.to_string(),
             customer_id: "bench".into(),
-            url: String::new(),
             scheme,
-            secrets: vec![RegistrySecret {
-                value: secret.clone(),
-                expires_at: None,
-            }],
-            suspended: false,
+            secrets: vec![fixtures::secret(&secret)],
             rate_limit: RateLimit {
                 requests_per_second: 1_000_000,
                 burst: 1_000_000,
             },
-            delivery: DeliveryPolicy::default(),
             allowed_source_ranges: allowed_source_ranges
                 .iter()
                 .map(|range| (*range).to_owned())
                 .collect(),
-            generation: 1,
             updated_at: Utc::now(),
+            ..fixtures::registry_entry(&format!("bench-{scheme}-{suffix}"))
         };
         let value = registry::encode(&entry, registry::version_at(entry.updated_at), keyring);
         producer
