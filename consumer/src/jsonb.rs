@@ -2,7 +2,7 @@
 //! batch is not refused for one event's body. `jsonb` is stricter than JSON: it
 //! refuses the escape `\u0000`, a surrogate escape that is not part of a pair, and a
 //! number `numeric` cannot represent. Whatever else it refuses, the store's row by row
-//! path catches (`store::insert_events_one_by_one`).
+//! path catches (`hookline_store::events::insert_one_by_one`).
 
 use serde::de::IgnoredAny;
 

@@ -51,7 +51,7 @@ acl "$@" --add --allow-principal User:hookline-operator --operation Write --topi
 
 # The handlers and the consumers follow the registry, and so does the operator (each
 # entry's version must grow past the one on the topic); each reader is in a group of its
-# own (hookline-registry-reader-<uuid>, core/src/registry/view.rs) that commits nothing.
+# own (hookline-registry-reader-<uuid>, runtime/src/registry_view.rs) that commits nothing.
 acl "$@" --add --allow-principal User:hookline-operator --allow-principal User:hookline-handler \
   --allow-principal User:hookline-consumer --operation Read --topic "$registry"
 acl "$@" --add --allow-principal User:hookline-operator --allow-principal User:hookline-handler \
