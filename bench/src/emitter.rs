@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use axum::Router;
 use axum::routing::post;
+use hookline_emitter::metrics::EMITTED;
 use tokio::process::Command;
 
 use crate::report::{Report, round, rss_mb};
@@ -136,13 +137,9 @@ async fn measure(
 
 async fn emitted(port: u16) -> anyhow::Result<f64> {
     let (_, body) = crate::local::http_get(port, "/metrics").await?;
-    match body
-        .lines()
-        .find(|l| l.starts_with("hookline_emitter_emitted_total "))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-    {
+    let series = EMITTED.exported();
+    match hookline_testkit::prometheus::sample(&body, &series) {
         Some(value) => Ok(value),
-        None => bail!("no hookline_emitter_emitted_total in the emitter's /metrics"),
+        None => bail!("no {series} in the emitter's /metrics"),
     }
 }

@@ -24,12 +24,10 @@ fn main() -> ExitCode {
     let config = Config::parse();
     let common = config.common.clone();
     // The console exports no spans: logs only.
-    let no_traces = TraceArgs {
-        otlp_endpoint: String::new(),
-        trace_sample_ratio: 1.0,
-        service_name: None,
-    };
-    hookline_runtime::service::main("hookline-console", &common, &no_traces, async move {
-        service::run(config, Shutdown::on_signal()).await
-    })
+    hookline_runtime::service::main(
+        "hookline-console",
+        &common,
+        &TraceArgs::off(),
+        service::run(config, Shutdown::on_signal()),
+    )
 }

@@ -12,8 +12,9 @@ use axum::response::Response;
 use futures::StreamExt;
 use hookline_api::webhook::Webhook;
 use hookline_runtime::ops::Readiness;
-use hookline_runtime::service::Service;
+use hookline_runtime::service::{OpsBindError, Service, bind_ops};
 use hookline_runtime::shutdown::Shutdown;
+use hookline_store::database;
 use hookline_store::dead_letter_replay::{ReplayError, Replayer};
 use kube::runtime::reflector::Store;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
@@ -31,7 +32,10 @@ use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::throttle::ThrottleSettings;
 
-const DATABASE: &str = "database";
+/// Ready while PostgreSQL answers and the console may read its tables (the consumer's
+/// migrations made them and granted them to the console's login), not merely while it
+/// answers.
+const TABLES_READABLE: &str = "SELECT 1 FROM replays LIMIT 0";
 const KUBERNETES: &str = "kubernetes";
 
 #[derive(Debug, Error)]
@@ -52,6 +56,8 @@ pub enum ConsoleError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Ops(#[from] OpsBindError),
     #[error("the server stopped: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -69,16 +75,17 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ConsoleError>
     let mut service = Service::new(shutdown);
     service
         .readiness
-        .require(DATABASE, "PostgreSQL not checked yet");
+        .require(database::READINESS_CONDITION, "PostgreSQL not checked yet");
     service
         .readiness
         .require(KUBERNETES, "Webhooks not listed yet");
     let metrics = Arc::new(Metrics::register(&mut service.metrics));
-    let service = service.serve_ops(bind(config.ops.ops_addr).await?);
+    let service = service.serve_ops(bind_ops(config.ops.ops_addr).await?);
 
     let pool = pool(&config)?;
-    tokio::spawn(watch_database(
+    tokio::spawn(database::watch(
         pool.clone(),
+        TABLES_READABLE,
         service.readiness.clone(),
         service.shutdown.clone(),
     ));
@@ -131,12 +138,6 @@ fn auth_settings(config: &Config) -> AuthSettings {
     }
 }
 
-async fn bind(addr: SocketAddr) -> Result<TcpListener, ConsoleError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| ConsoleError::Listen { addr, source })
-}
-
 /// The Webhooks the console sees, kept current by a reflector, and the flag set (with
 /// the readiness condition `kubernetes`) once they have been listed.
 async fn reflect_webhooks(
@@ -179,8 +180,11 @@ async fn reflect_webhooks(
 
 /// Serves `app` on --listen-addr until `shutdown`, then for --shutdown-grace at most.
 async fn serve(app: Router, config: &Config, shutdown: &Shutdown) -> Result<(), ConsoleError> {
-    let listener = bind(config.listen_addr).await?;
-    tracing::info!(addr = %config.listen_addr, "console listening");
+    let addr = config.listen_addr;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ConsoleError::Listen { addr, source })?;
+    tracing::info!(%addr, "console listening");
     let stopping = shutdown.clone();
     let served = axum::serve(
         listener,
@@ -228,23 +232,4 @@ fn pool(config: &Config) -> Result<PgPool, ConsoleError> {
         .max_connections(8)
         .acquire_timeout(std::time::Duration::from_secs(5))
         .connect_lazy_with(options))
-}
-
-/// Ready while PostgreSQL answers and has the console's tables (the consumer's
-/// migrations made them).
-async fn watch_database(pool: PgPool, readiness: Readiness, shutdown: Shutdown) {
-    const INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
-    while !shutdown.is_triggered() {
-        match sqlx::query("SELECT 1 FROM replays LIMIT 0")
-            .execute(&pool)
-            .await
-        {
-            Ok(_) => readiness.set_ready(DATABASE),
-            Err(err) => readiness.set_not_ready(DATABASE, err.to_string()),
-        }
-        tokio::select! {
-            () = tokio::time::sleep(INTERVAL) => {}
-            () = shutdown.wait() => {}
-        }
-    }
 }

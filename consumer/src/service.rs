@@ -8,14 +8,13 @@ use hookline_core::registry::RegistryUpdate;
 use hookline_runtime::kafka::{KafkaConnection, reliable_producer_config};
 use hookline_runtime::producer::AckedProducer;
 use hookline_runtime::registry_view::{self, FollowError, RegistryView};
-use hookline_runtime::service::{RunningService, Service};
+use hookline_runtime::service::{OpsBindError, RunningService, Service, bind_ops};
 use hookline_runtime::shutdown::Shutdown;
 use hookline_runtime::webhook_labels::WebhookLabels;
 use hookline_store::database::{self, DbError};
 use hookline_store::day_partitions::DayPartitions;
 use rdkafka::error::KafkaError;
 use thiserror::Error;
-use tokio::net::TcpListener;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
 use crate::config::RunArgs;
@@ -43,8 +42,8 @@ pub enum RunError {
     PipelineCrashed(#[source] tokio::task::JoinError),
     #[error("the registry follower stopped: {0}")]
     Registry(#[source] FollowError),
-    #[error("cannot serve the operational endpoints: {0}")]
-    Ops(#[source] std::io::Error),
+    #[error(transparent)]
+    Ops(#[from] OpsBindError),
     #[error(
         "--database-max-connections {max} is too few for --database-parallel-transactions \
          {parallel}: the events and retries pipelines need {parallel} each, plus 2 \
@@ -64,9 +63,7 @@ pub async fn run(database_url: &str, args: RunArgs, shutdown: Shutdown) -> Resul
         return Err(RunError::TooFewConnections { max, parallel });
     }
     let kafka = args.kafka.connection()?;
-    let listener = TcpListener::bind(args.ops.ops_addr)
-        .await
-        .map_err(RunError::Ops)?;
+    let listener = bind_ops(args.ops.ops_addr).await?;
     let mut service = Service::new(shutdown);
     let view = RegistryView::default();
     view.register_metrics(&mut service.metrics);
@@ -153,6 +150,7 @@ async fn connect_and_consume(
     tracing::info!("database schema is current");
     tokio::spawn(database::watch(
         pool.clone(),
+        database::PING,
         readiness.clone(),
         shutdown.clone(),
     ));

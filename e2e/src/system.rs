@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use hookline_api::webhook::Webhook;
 use hookline_core::signature::{self, Scheme, SigningSecret};
+use hookline_emitter::metrics;
 use hookline_testkit::eventually;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -21,24 +22,27 @@ pub fn repo_root() -> PathBuf {
         .to_owned()
 }
 
-/// HOOKLINE_RUN_BIN_DIR, else the debug binaries `cargo build --bins` made (make test
-/// builds them first).
+/// HOOKLINE_RUN_BIN_DIR, else the debug binaries `cargo build --bins` made here and in
+/// dev/ (make test builds them first; dev/'s workspace builds into the same target/).
 fn bin_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| repo_root().join("target"), PathBuf::from);
     let dir = std::env::var_os("HOOKLINE_RUN_BIN_DIR")
         .map_or_else(|| target.join("debug"), PathBuf::from);
-    for binary in [
-        "hookline-operator",
-        "hookline-handler",
-        "hookline-consumer",
-        "hookline-emitter",
-        "hookline-console",
-        "dev-pod-runner",
+    const WORKSPACE: &str = "cargo build --workspace --bins";
+    // dev-pod-runner is a development tool, in dev/'s workspace of its own.
+    const DEV_TOOLS: &str = "cd dev && cargo build --bins";
+    for (binary, build) in [
+        ("hookline-operator", WORKSPACE),
+        ("hookline-handler", WORKSPACE),
+        ("hookline-consumer", WORKSPACE),
+        ("hookline-emitter", WORKSPACE),
+        ("hookline-console", WORKSPACE),
+        ("dev-pod-runner", DEV_TOOLS),
     ] {
         assert!(
             dir.join(binary).is_file(),
-            "{} is missing: run `cargo build --workspace --bins` (make test does)",
+            "{} is missing: run `{build}` (make test does)",
             dir.join(binary).display()
         );
     }
@@ -236,9 +240,9 @@ impl System {
         for port in self.ports_of(|labels| labels["hookline.io/webhook"] == webhook, "9090") {
             if let Some((_, body)) = hookline_testkit::http::get(port, "/metrics") {
                 let sum = |name: &str| hookline_testkit::prometheus::family_sum(&body, name);
-                totals.0 += sum("hookline_emitter_emitted_total");
-                totals.1 += sum("hookline_emitter_delivered_total");
-                totals.2 += sum("hookline_emitter_failed_total");
+                totals.0 += sum(&metrics::EMITTED.exported());
+                totals.1 += sum(&metrics::DELIVERED.exported());
+                totals.2 += sum(&metrics::FAILED.exported());
             }
         }
         totals

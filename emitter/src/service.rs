@@ -1,13 +1,13 @@
 //! Wires the emitter together: the generator that keeps the rate, a bounded queue,
 //! delivery workers, the secret watcher and the ops endpoints; drains on shutdown.
 
-use std::net::SocketAddr;
+use std::process::{ExitCode, Termination};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
-use hookline_runtime::service::Service;
+use hookline_runtime::service::{OpsBindError, Service, bind_ops};
 use hookline_runtime::shutdown::Shutdown;
 use hyper::Uri;
 use hyper_rustls::HttpsConnectorBuilder;
@@ -16,7 +16,6 @@ use hyper_util::rt::TokioExecutor;
 use prometheus_client::registry::Registry;
 use rand::SeedableRng;
 use thiserror::Error;
-use tokio::net::TcpListener;
 use tokio::sync::{Mutex, mpsc};
 
 use crate::config::Config;
@@ -34,12 +33,8 @@ pub enum StartError {
     Config(String),
     #[error("no CA certificates found for the https target: {0}")]
     NoRoots(#[source] std::io::Error),
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Ops(#[from] OpsBindError),
 }
 
 /// What the emitter did, for its exit log and for tests.
@@ -66,6 +61,20 @@ impl Summary {
     /// Whether every event emitted was delivered: none failed, none abandoned.
     pub fn all_delivered(&self) -> bool {
         self.failed == 0 && self.abandoned == 0
+    }
+}
+
+/// The exit code when the emitter ran but not every event was delivered.
+const UNDELIVERED: u8 = 3;
+
+/// The emitter's exit code: 0 when every event was delivered, else `UNDELIVERED`.
+impl Termination for Summary {
+    fn report(self) -> ExitCode {
+        if self.all_delivered() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(UNDELIVERED)
+        }
     }
 }
 
@@ -363,13 +372,7 @@ pub async fn run(config: Config) -> Result<Summary, StartError> {
     // queue drains after SIGTERM.
     let mut service = Service::new(Shutdown::new());
     let emitter = Emitter::new(config, &mut service.metrics)?;
-    let listener = TcpListener::bind(ops_addr)
-        .await
-        .map_err(|source| StartError::Listen {
-            addr: ops_addr,
-            source,
-        })?;
-    let service = service.serve_ops(listener);
+    let service = service.serve_ops(bind_ops(ops_addr).await?);
     let summary = emitter.run(shutdown).await;
     service.shutdown.trigger();
     service.stopped().await;

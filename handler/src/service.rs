@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use hookline_core::registry::RegistryUpdate;
 use hookline_runtime::keyring_files;
 use hookline_runtime::registry_view::{FollowError, RegistryView};
-use hookline_runtime::service::Service;
+use hookline_runtime::service::{OpsBindError, Service, bind_ops};
 use hookline_runtime::shutdown::Shutdown;
 use hookline_runtime::webhook_labels::WebhookLabels;
 use thiserror::Error;
@@ -33,6 +33,8 @@ pub enum ServiceError {
         source: std::io::Error,
     },
     #[error(transparent)]
+    Ops(#[from] OpsBindError),
+    #[error(transparent)]
     Producer(#[from] ProducerSetupError),
     #[error(transparent)]
     KafkaSettings(#[from] hookline_runtime::kafka::KafkaSettingsError),
@@ -46,13 +48,11 @@ pub enum ServiceError {
 
 /// Listens on the configured addresses and serves until SIGTERM or Ctrl-C.
 pub async fn run(config: Config) -> Result<(), ServiceError> {
-    let bind = |addr| async move {
-        TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServiceError::Bind { addr, source })
-    };
-    let listener = bind(config.listen_addr).await?;
-    let ops_listener = bind(config.ops.ops_addr).await?;
+    let addr = config.listen_addr;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServiceError::Bind { addr, source })?;
+    let ops_listener = bind_ops(config.ops.ops_addr).await?;
     serve(listener, ops_listener, config, Shutdown::on_signal()).await
 }
 

@@ -11,7 +11,7 @@ use hookline_runtime::kafka::{self, KafkaConnection, KafkaSettingsError};
 use hookline_runtime::keyring_files;
 use hookline_runtime::ops::Readiness;
 use hookline_runtime::registry_view::{self, FollowError, RegistryView};
-use hookline_runtime::service::{RunningService, Service};
+use hookline_runtime::service::{OpsBindError, RunningService, Service, bind_ops};
 use hookline_runtime::shutdown::Shutdown;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
@@ -26,7 +26,6 @@ use kube::runtime::{
 };
 use kube::{Api, Client};
 use thiserror::Error;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::config::RunArgs;
@@ -58,8 +57,8 @@ pub enum RunError {
     },
     #[error("lost the leader Lease {0}; exiting so that only one replica acts")]
     LostLeadership(String),
-    #[error("cannot serve the operational endpoints: {0}")]
-    Ops(#[source] std::io::Error),
+    #[error(transparent)]
+    Ops(#[from] OpsBindError),
     #[error("the registry follower stopped: {0}")]
     Follow(#[from] FollowError),
 }
@@ -103,9 +102,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         shutdown.clone(),
     )
     .await?;
-    let listener = TcpListener::bind(args.ops.ops_addr)
-        .await
-        .map_err(RunError::Ops)?;
+    let listener = bind_ops(args.ops.ops_addr).await?;
     let mut service = Service::new(shutdown);
     service
         .readiness

@@ -73,6 +73,15 @@ pub struct TraceArgs {
 }
 
 impl TraceArgs {
+    /// No spans exported, logs only: for the binaries that take no trace flags.
+    pub fn off() -> Self {
+        Self {
+            otlp_endpoint: String::new(),
+            trace_sample_ratio: 0.0,
+            service_name: None,
+        }
+    }
+
     /// The OTLP base URL, or `None` when traces are off.
     pub fn endpoint(&self) -> Option<&str> {
         Some(self.otlp_endpoint.as_str()).filter(|endpoint| !endpoint.is_empty())

@@ -4,7 +4,6 @@
 //! `hookline_readiness_condition_unmet{condition}`, and the process's resource use).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Router;
@@ -207,11 +206,6 @@ async fn metrics(State(state): State<OpsState>) -> Response {
         )
             .into_response(),
     }
-}
-
-/// Binds `addr` and serves `router` until `shutdown` triggers.
-pub async fn serve(addr: SocketAddr, router: Router, shutdown: Shutdown) -> std::io::Result<()> {
-    serve_on(TcpListener::bind(addr).await?, router, shutdown).await
 }
 
 /// Serves `router` on a bound `listener` until `shutdown` triggers.

@@ -6,11 +6,13 @@
 
 use std::fmt::Display;
 use std::future::Future;
-use std::process::ExitCode;
+use std::net::SocketAddr;
+use std::process::{ExitCode, Termination};
 use std::sync::Arc;
 
 use hookline_core::registry::{Keyring, RegistryUpdate};
 use prometheus_client::registry::Registry;
+use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -34,13 +36,14 @@ macro_rules! use_mimalloc {
 }
 
 /// A binary's `main`: the runtime of `--worker-threads`, logs and traces as `binary`,
-/// then `run`. An error is logged and gives exit code 1; spans still queued are
+/// then `run`. What `run` returns gives the exit code (`()`: 0; a service's own outcome
+/// says its own code); an error is logged and gives exit code 1. Spans still queued are
 /// exported before the process exits.
-pub fn main<E: Display>(
+pub fn main<T: Termination, E: Display>(
     binary: &'static str,
     common: &CommonArgs,
     trace_args: &TraceArgs,
-    run: impl Future<Output = Result<(), E>>,
+    run: impl Future<Output = Result<T, E>>,
 ) -> ExitCode {
     common.block_on(binary, async move {
         let traces = match traces::init(common.log_format, trace_args, binary) {
@@ -51,7 +54,7 @@ pub fn main<E: Display>(
             }
         };
         let exit = match run.await {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(outcome) => outcome.report(),
             Err(err) => {
                 tracing::error!(%err, "{binary} failed");
                 ExitCode::FAILURE
@@ -60,6 +63,23 @@ pub fn main<E: Display>(
         traces.shutdown().await;
         exit
     })
+}
+
+/// The ops endpoints' address could not be bound.
+#[derive(Debug, Error)]
+#[error("cannot listen on {addr} for /healthz, /readyz and /metrics: {source}")]
+pub struct OpsBindError {
+    pub addr: SocketAddr,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Binds the ops endpoints' `addr`, for [`Service::serve_ops`]. Apart from it so that a
+/// service can refuse to start on a taken port before it starts anything else.
+pub async fn bind_ops(addr: SocketAddr) -> Result<TcpListener, OpsBindError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| OpsBindError { addr, source })
 }
 
 /// What every running service shares. Components register their metrics in
@@ -121,8 +141,8 @@ impl Service {
         })
     }
 
-    /// Serves `/healthz`, `/readyz` and `/metrics` on `listener` until shutdown. The
-    /// metrics registered so far are the ones served.
+    /// Serves `/healthz`, `/readyz` and `/metrics` on `listener` (from [`bind_ops`], or
+    /// one a test bound) until shutdown. The metrics registered so far are the ones served.
     pub fn serve_ops(self, listener: TcpListener) -> RunningService {
         let ops = tokio::spawn(ops::serve_on(
             listener,

@@ -87,12 +87,16 @@ fn is_connection_failure(err: &MigrateError) -> bool {
     }
 }
 
-/// Keeps the readiness condition `database` in step with whether PostgreSQL answers.
-pub async fn watch(pool: PgPool, readiness: Readiness, shutdown: Shutdown) {
+/// The statement [`watch`] runs when whether PostgreSQL answers is all that matters.
+pub const PING: &str = "select 1";
+
+/// Keeps the readiness condition `database` in step with whether PostgreSQL answers
+/// `probe` (a statement that succeeds when the database is usable, e.g. [`PING`]).
+pub async fn watch(pool: PgPool, probe: &'static str, readiness: Readiness, shutdown: Shutdown) {
     const INTERVAL: Duration = Duration::from_secs(5);
     readiness.require(READINESS_CONDITION, "PostgreSQL not checked yet");
     while !shutdown.is_triggered() {
-        let ping = sqlx::query("select 1").execute(&pool);
+        let ping = sqlx::query(probe).execute(&pool);
         match tokio::time::timeout(INTERVAL, ping).await {
             Ok(Ok(_)) => readiness.set_ready(READINESS_CONDITION),
             Ok(Err(err)) => readiness.set_not_ready(READINESS_CONDITION, err.to_string()),

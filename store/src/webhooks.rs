@@ -25,7 +25,7 @@ pub async fn upsert(pool: &PgPool, entry: &RegistryEntry) -> Result<(), sqlx::Er
              updated_at = EXCLUDED.updated_at, deleted_at = NULL \
          WHERE webhooks.updated_at <= EXCLUDED.updated_at",
     )
-    .bind(&entry.webhook_id)
+    .bind(entry.webhook_id.as_str())
     .bind(&entry.namespace)
     .bind(&entry.name)
     .bind(&entry.customer_id)
