@@ -23,7 +23,9 @@ pub fn limit(asked: Option<u32>) -> Result<i64, ApiError> {
 }
 
 pub fn encode<K: Serialize>(key: &K) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(key).unwrap_or_default())
+    URL_SAFE_NO_PAD.encode(
+        serde_json::to_vec(key).expect("a page key of strings, numbers and times serializes"),
+    )
 }
 
 pub fn decode<K: DeserializeOwned>(cursor: &str) -> Result<K, ApiError> {

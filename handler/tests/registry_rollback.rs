@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use hookline_core::registry::{self, RegistryEntry};
 use hookline_core::signature::{self, Scheme};
+use hookline_runtime::registry_view::ENTRIES_REFUSED;
 use hookline_testkit::fixtures;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use support::{Handler, KEYRING, TIMEOUT, entry, stack_kafka};
@@ -34,13 +35,15 @@ async fn answered(handler: &Handler, id: &str, secret: &str, status: u16) {
 }
 
 /// The runtime's count of registry records refused as not newer than the one held.
-const STALE_REFUSALS: &str = r#"hookline_registry_entries_refused_total{reason="stale"}"#;
+fn stale_refusals() -> String {
+    format!(r#"{}{{reason="stale"}}"#, ENTRIES_REFUSED.exported())
+}
 
 #[tokio::test]
 async fn replayed_registry_records_neither_restore_a_secret_nor_revive_a_webhook() {
     let kafka = stack_kafka();
     let handler = Handler::start(&kafka, &[], &[]).await;
-    assert_eq!(handler.metric(STALE_REFUSALS).await, Some(0.0));
+    assert_eq!(handler.metric(&stale_refusals()).await, Some(0.0));
     let topic = handler.registry_topic.clone();
     let producer: FutureProducer = hookline_runtime::kafka::client_config(&kafka, "test-attacker")
         .create()
@@ -100,6 +103,6 @@ async fn replayed_registry_records_neither_restore_a_secret_nor_revive_a_webhook
         .post_signed(&deleted.webhook_id, &deleted_secret)
         .await;
     assert_eq!(revived.status, 410, "the deleted Webhook is served again");
-    assert_eq!(handler.metric(STALE_REFUSALS).await, Some(2.0));
+    assert_eq!(handler.metric(&stale_refusals()).await, Some(2.0));
     handler.stop().await;
 }

@@ -16,6 +16,7 @@ use thiserror::Error;
 use tokio::sync::watch;
 
 use crate::kafka::{KafkaConnection, client_config};
+use crate::metrics::{Kind, MetricDef};
 use crate::ops::Readiness;
 use crate::shutdown::Shutdown;
 use hookline_core::ids::WebhookId;
@@ -52,6 +53,14 @@ struct State {
     /// (at most one per id held).
     stale: HashSet<WebhookId>,
 }
+
+/// `hookline_registry_entries_refused_total{reason}`, the same in every reader.
+pub const ENTRIES_REFUSED: MetricDef = MetricDef::new(
+    "hookline_registry",
+    "entries_refused",
+    "Registry records a reader refused, by reason: stale (not newer than the record held), future (a version far ahead of the clock, readers without keyring), malformed, unsealed, not_authentic",
+    Kind::Counter,
+);
 
 /// What [`RegistryView::apply`] did with a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,20 +285,15 @@ impl RegistryView {
         self.refused.get_or_create(&RefusedLabels { reason }).inc();
     }
 
-    /// Registers `hookline_registry_entries_refused_total{reason}` on `registry`, which
-    /// should be unprefixed: every process that follows the registry shows it under
-    /// this one name.
+    /// Registers [`ENTRIES_REFUSED`] on `registry`: every process that follows the
+    /// registry shows it under this one name.
     pub fn register_metrics(&self, registry: &mut Registry) {
         // Present at 0 from the start, so an alert on its increase sees the first one.
         drop(
             self.refused
                 .get_or_create(&RefusedLabels { reason: "stale" }),
         );
-        registry.register(
-            "hookline_registry_entries_refused",
-            "Registry records a reader refused, by reason: stale (not newer than the record held), future (a version far ahead of the clock, readers without keyring), malformed, unsealed, not_authentic",
-            self.refused.clone(),
-        );
+        ENTRIES_REFUSED.register(registry, self.refused.clone());
     }
 
     /// How many webhooks are active.
@@ -788,7 +792,10 @@ mod tests {
         let mut body = String::new();
         prometheus_client::encoding::text::encode(&mut body, &unprefixed).unwrap();
         assert!(
-            body.contains("hookline_registry_entries_refused_total{reason=\"stale\"} 0"),
+            body.contains(&format!(
+                "{}{{reason=\"stale\"}} 0",
+                ENTRIES_REFUSED.exported()
+            )),
             "{body}"
         );
     }

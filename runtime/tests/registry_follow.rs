@@ -10,7 +10,7 @@ use hookline_api::topics::TopicSpec;
 use hookline_core::registry::{self, Keyring, RegistryEntry, RegistrySecret};
 use hookline_runtime::kafka::{ensure_topics, reliable_producer_config};
 use hookline_runtime::ops::Readiness;
-use hookline_runtime::registry_view::{Lookup, RegistryView};
+use hookline_runtime::registry_view::{ENTRIES_REFUSED, Lookup, RegistryView};
 use hookline_runtime::shutdown::Shutdown;
 use hookline_testkit::fixtures::registry_entry;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -211,7 +211,7 @@ async fn loads_everything_before_ready_then_follows_changes() {
     follower.await.expect("task").expect("follow ends cleanly");
 }
 
-/// What `hookline_registry_entries_refused_total{reason}` of `view` says.
+/// What [`ENTRIES_REFUSED`] of `view` says for `reason`.
 fn refusals(view: &RegistryView, reason: &str) -> u64 {
     let mut metrics = prometheus_client::registry::Registry::default();
     view.register_metrics(&mut metrics);
@@ -220,7 +220,8 @@ fn refusals(view: &RegistryView, reason: &str) -> u64 {
     body.lines()
         .find_map(|line| {
             line.strip_prefix(&format!(
-                "hookline_registry_entries_refused_total{{reason=\"{reason}\"}} "
+                "{}{{reason=\"{reason}\"}} ",
+                ENTRIES_REFUSED.exported()
             ))
         })
         .and_then(|value| value.parse().ok())

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use hookline_core::registry::RegistryEntry;
+use hookline_runtime::registry_view::ENTRIES_REFUSED;
 use hookline_testkit::{eventually, fixtures};
 
 use crate::common::Harness;
@@ -54,7 +55,10 @@ async fn replayed_registry_records_are_neither_applied_nor_mirrored() {
     assert_eq!(rows, settled);
     assert_eq!(
         consumer
-            .metric("hookline_registry_entries_refused_total{reason=\"stale\"}")
+            .metric(&format!(
+                "{}{{reason=\"stale\"}}",
+                ENTRIES_REFUSED.exported()
+            ))
             .await,
         2.0
     );
