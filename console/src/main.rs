@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         "hookline-console",
         &common,
         &TraceArgs::off(),
-        service::run(config, Shutdown::on_signal()),
+        // The signal handler needs the runtime `main` builds: made inside it.
+        async move { service::run(config, Shutdown::on_signal()).await },
     )
 }
